@@ -1,0 +1,1 @@
+"""Subcommands of the `edgeanon` CLI, one module each."""

