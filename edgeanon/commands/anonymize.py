@@ -1,0 +1,289 @@
+"""`edgeanon anonymize`: anonymize image files, folders and videos offline, with the same chain as the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edgeanon.anonymize import METHODS, Anonymizer
+from edgeanon.frames import Detection, Frame
+from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
+from edgeanon.inference.backend import ModelError
+from edgeanon.redactor import DEFAULT_HOLD_S, Redactor
+from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
+
+log = logging.getLogger(__name__)
+
+# Detector input scale for video frames: measured on bench/make_clip.py's 720p clip (bench/anonymize_bench.py):
+# with the tracker covering single-frame misses it leaks no more than full scale, at a fraction of the cost.
+DEFAULT_VIDEO_SCALE = 1.0
+
+DESCRIPTION = """\
+Find every face in images and videos and anonymize it, on this machine.
+
+INPUT may be image files, folders (their images and videos) and video files.
+With one video INPUT, -o is the output video (.mp4, .mov, .mkv, .avi); otherwise
+-o is a folder that receives files with the same names (created if missing).
+Videos keep their frame count, frame rate and size (no audio).
+
+examples:
+  edgeanon anonymize street.mp4 -o street.anon.mp4
+  edgeanon anonymize photos/ -o photos-anon/ --method pixelate
+  edgeanon anonymize a.jpg b.png -o out/ --boxes boxes.json     # your own regions, no detector
+"""
+
+BOXES_HELP = """JSON {"file name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions (pixels) instead
+of detecting; for a video they apply to every frame. Boxes reaching outside the image are clamped; inverted or
+malformed boxes are rejected."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix; reported as one line."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("anonymize", help="anonymize images, folders and videos offline",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or video")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output video (one video input) or folder")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="gan: a generated face (default when models/generator.onnx exists), "
+                        "else blur; pixelate; fill (solid colour). Faces too small for gan get blur.")
+    p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
+                   help="detector score threshold in (0, 1); lower finds more faces (default: the detector's)")
+    p.add_argument("--mask-scale", type=float, default=1.3, metavar="S",
+                   help="grow each face box by this factor before anonymizing (default 1.3)")
+    p.add_argument("--mask-shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default ellipse)")
+    p.add_argument("--detect-scale", type=float, default=None, metavar="F",
+                   help=f"detector input scale for video frames (default {DEFAULT_VIDEO_SCALE}; images: 1.0)")
+    p.add_argument("--no-track", action="store_true",
+                   help="video: don't keep covering faces the detector loses for a frame or two")
+    p.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, metavar="SECONDS",
+                   help=f"video: how long to keep covering a lost face (default {DEFAULT_HOLD_S})")
+    p.add_argument("--detector-model", type=Path, metavar="PATH",
+                   help="detector model (default models/detector*.onnx)")
+    p.add_argument("--generator-model", type=Path, metavar="PATH",
+                   help="generator model (default models/generator.onnx)")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    files, failures = expand_inputs(args.inputs)
+    if not files:
+        raise UserError("no image or video to process" + (" (see the errors above)" if failures else ""))
+    single_video = (len(args.inputs) == 1 and len(files) == 1 and is_video(files[0])
+                    and not Path(args.inputs[0]).is_dir())
+    out_dir = None if single_video else prepare_folder(args.output)
+    boxes = load_boxes(args.boxes) if args.boxes else None
+    method = args.method or default_method(args.generator_model)
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if not (math.isfinite(args.mask_scale) and 0 < args.mask_scale <= 10):
+        raise UserError(f"--mask-scale must be in (0, 10], got {args.mask_scale}")
+    image_chain = video_chain = None
+    try:
+        if boxes is None:
+            common = dict(detector_model=args.detector_model, generator_model=args.generator_model, method=method,
+                          threshold=args.threshold, mask_scale=args.mask_scale, mask_shape=args.mask_shape,
+                          threads=args.threads)
+            if any(not is_video(f) for f in files):
+                image_chain = Redactor.from_options(track=False, **common)
+            if any(is_video(f) for f in files):
+                scale = DEFAULT_VIDEO_SCALE if args.detect_scale is None else args.detect_scale
+                video_chain = Redactor.from_options(track=not args.no_track, hold_s=args.hold, input_scale=scale,
+                                                    **common)
+        else:
+            generator = None
+            if method == "gan":
+                from edgeanon.redactor import load_generator
+                generator = load_generator(args.generator_model)
+            anonymizer = Anonymizer(method, generator=generator, mask_scale=args.mask_scale,
+                                    mask_shape=args.mask_shape)
+            image_chain = video_chain = BoxChain(anonymizer, boxes)
+    except (ModelError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+
+    bar = tqdm([f for f in files if not is_video(f)], desc="images", unit="img", disable=None) \
+        if any(not is_video(f) for f in files) else None
+    for path in files:
+        target = Path(args.output) if single_video else out_dir / path.name
+        try:
+            if path.resolve() == target.resolve():
+                raise UserError(f"{path}: output would overwrite the input; choose another -o")
+            if is_video(path):
+                anonymize_video(path, target, video_chain)
+            else:
+                anonymize_image(path, target, image_chain)
+                bar.update()
+        except (UserError, ImageError, VideoError) as exc:
+            if bar is not None:
+                bar.clear()
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+    if bar is not None:
+        bar.close()
+    if failures:
+        print(f"{failures} input(s) failed; the others were written to {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+class BoxChain:
+    """Bring-your-own-detections: anonymize exactly the given regions, per file name."""
+
+    def __init__(self, anonymizer: Anonymizer, boxes: dict[str, np.ndarray]):
+        self.anonymizer = anonymizer
+        self.boxes = boxes
+        self.current: list[Detection] = []
+
+    def start(self, path: Path, width: int, height: int) -> None:
+        raw = self.boxes.get(path.name)
+        if raw is None:
+            log.warning("%s: no boxes for it in --boxes; written without any region anonymized", path)
+            raw = np.zeros((0, 4), np.float32)
+        clamped = raw.copy()
+        clamped[:, 0::2] = clamped[:, 0::2].clip(0, width)
+        clamped[:, 1::2] = clamped[:, 1::2].clip(0, height)
+        for i, (a, b) in enumerate(zip(raw, clamped, strict=True)):
+            if b[2] - b[0] <= 0 or b[3] - b[1] <= 0:
+                raise UserError(f"--boxes: box {i + 1} of {path.name} {a.tolist()} lies outside the "
+                                f"{width}x{height} image")
+            if not np.array_equal(a, b):
+                log.info("%s: box %d %s clamped to the image: %s", path.name, i + 1, a.tolist(), b.tolist())
+        self.current = [Detection(b, 1.0) for b in clamped]
+
+    def process(self, frame: Frame):
+        return self.anonymizer.redact(frame, self.current)
+
+    def reset(self) -> None:
+        pass
+
+
+def anonymize_image(path: Path, target: Path, chain) -> None:
+    image = load_image(path)
+    if isinstance(chain, BoxChain):
+        chain.start(path, image.shape[1], image.shape[0])
+    else:
+        chain.reset()
+    redacted = chain.process(Frame(0, 0.0, image))
+    suffix = target.suffix.lower() if target.suffix.lower() in IMAGE_SUFFIXES else ".png"
+    ok, data = cv2.imencode(suffix, redacted.image)
+    if not ok:
+        raise UserError(f"{target}: cannot encode the image as {suffix}")
+    tmp = target.with_name(f".{target.name}.partial")
+    try:
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
+
+
+def anonymize_video(path: Path, target: Path, chain) -> None:
+    with VideoReader(path) as reader:
+        info = reader.info
+        if isinstance(chain, BoxChain):
+            chain.start(path, info.width, info.height)
+        else:
+            chain.reset()
+        with VideoWriter(target, info.fps, (info.width, info.height)) as writer, \
+                tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
+            for frame in reader:
+                writer.write(chain.process(frame).image)
+                bar.update()
+        if not reader.complete:
+            raise VideoError(f"{path}: truncated or corrupt: decoded {reader.frames_read} of {info.frame_count} "
+                             f"frames; the {writer.frames_written} anonymized frames were kept in {target}"
+                             if writer.frames_written else
+                             f"{path}: truncated or corrupt: no frame could be decoded")
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], int]:
+    """Files to process (folders expand to their images and videos, sorted) and the count of bad inputs."""
+    files: list[Path] = []
+    failures = 0
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file()
+                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            if not found:
+                print(f"error: {item}: folder holds no image or video", file=sys.stderr)
+                failures += 1
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            print(f"error: {item}: no such file or folder", file=sys.stderr)
+            failures += 1
+    return files, failures
+
+
+def prepare_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: -o must be a folder when there are several inputs or images")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the output folder ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{path}: output folder is not writable")
+    return path
+
+
+def load_boxes(path: Path) -> dict[str, np.ndarray]:
+    """Parse and check --boxes: {file name: [[x1, y1, x2, y2], ...]} with finite numbers, x2 > x1, y2 > y1."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"--boxes {path}: cannot read ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise UserError(f"--boxes {path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"--boxes {path}: expected an object {{\"file name\": [[x1, y1, x2, y2], ...]}}")
+    boxes: dict[str, np.ndarray] = {}
+    for name, items in data.items():
+        if not isinstance(items, list):
+            raise UserError(f"--boxes {path}: {name!r} must map to a list of [x1, y1, x2, y2] boxes")
+        parsed = []
+        for i, box in enumerate(items):
+            if (not isinstance(box, list) or len(box) != 4
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+                    or not all(math.isfinite(v) for v in box)):
+                raise UserError(f"--boxes {path}: box {i + 1} of {name!r} is not [x1, y1, x2, y2] numbers: {box!r}")
+            if box[2] <= box[0] or box[3] <= box[1]:
+                raise UserError(f"--boxes {path}: box {i + 1} of {name!r} is inverted or empty "
+                                f"(need x2 > x1 and y2 > y1): {box!r}")
+            parsed.append(box)
+        boxes[name] = np.array(parsed, np.float32).reshape(-1, 4)
+    return boxes
+
+
+def default_method(generator_model: Path | None) -> str:
+    """gan when a generator model and its runtime are there, else blur."""
+    from edgeanon.models import DEFAULT_GENERATOR
+
+    if not Path(generator_model or DEFAULT_GENERATOR).is_file():
+        return "blur"
+    try:
+        import edgeanon.anonymize.gan  # noqa: F401
+    except ImportError:
+        return "blur"
+    return "gan"

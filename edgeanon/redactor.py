@@ -1,0 +1,78 @@
+"""The one per-frame chain, shared by the offline CLI and the daemon: detect -> track -> anonymize."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.frames import Frame, RedactedFrame
+from edgeanon.inference.backend import ModelError
+from edgeanon.tracker import Tracker
+
+DEFAULT_HOLD_S = 1.0
+
+
+class Redactor:
+    """Finds the faces of a frame, keeps lost ones covered (when tracking), and anonymizes them all."""
+
+    def __init__(self, detector: Any, anonymizer: Anonymizer, tracker: Tracker | None = None):
+        self.detector = detector
+        self.anonymizer = anonymizer
+        self.tracker = tracker
+
+    def process(self, frame: Frame) -> RedactedFrame:
+        """Redact one frame in place; every face the detector or tracker knows is handled."""
+        faces = self.detector.detect(frame.image)
+        if self.tracker is not None:
+            faces = self.tracker.update(faces, frame.timestamp)
+        return self.anonymizer.redact(frame, faces)
+
+    def reset(self) -> None:
+        """Forget tracked faces (call between unrelated videos or streams)."""
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    @classmethod
+    def from_options(
+        cls,
+        detector_model: str | Path | None = None,
+        generator_model: str | Path | None = None,
+        method: str = "gan",
+        threshold: float | None = None,
+        mask_scale: float = 1.3,
+        track: bool = True,
+        hold_s: float = DEFAULT_HOLD_S,
+        input_scale: float = 1.0,
+        mask_shape: str = "ellipse",
+        backend: str = "auto",
+        threads: int | None = None,
+    ) -> Redactor:
+        """Build the chain from model paths and options (defaults: the project's models).
+
+        Raises ModelError for a missing or broken model, ValueError for a bad option.
+        """
+        from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
+        from edgeanon.models import default_detector
+
+        detector = FaceDetector.from_path(
+            Path(detector_model) if detector_model else default_detector(), backend=backend, threads=threads,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold, input_scale=input_scale,
+        )
+        generator = load_generator(generator_model, backend=backend) if method == "gan" else None
+        anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape)
+        return cls(detector, anonymizer, Tracker(hold_s=hold_s) if track else None)
+
+
+def load_generator(path: str | Path | None = None, backend: str = "auto") -> Any:
+    """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""
+    from edgeanon.models import DEFAULT_GENERATOR
+
+    path = Path(path) if path else DEFAULT_GENERATOR
+    if not path.is_file():
+        raise ModelError(f"{path}: generator model not found (use --method blur, or build it)")
+    try:
+        from edgeanon.anonymize.gan import FaceGenerator
+    except ImportError as exc:
+        raise ModelError(f"{path}: the generator runtime is not available ({exc})") from exc
+    return FaceGenerator.from_path(path)
