@@ -1,0 +1,113 @@
+"""`edgeanon run`: the camera daemon — read a source, anonymize every face, publish only redacted frames."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from edgeanon.config import METHODS, Config, ConfigError, load_config
+
+log = logging.getLogger("edgeanon.run")
+
+EPILOG = """\
+examples:
+  edgeanon run --config /etc/edgeanon/edgeanon.toml
+  edgeanon run --source file:///data/clip.mp4 --method blur --mqtt-host localhost
+  edgeanon run --source v4l2:///dev/video0 --camera-id door --mqtt-host broker.lan
+
+topics (prefix 'edgeanon' by default): <prefix>/<camera>/frame (JPEG), /events (JSON per frame),
+/stats (periodic JSON), /available (online | offline | stopped).
+Every key of the config file is documented in deploy/edgeanon.example.toml.
+exit codes: 0 stopped cleanly or file finished, 1 model or runtime failure, 2 bad configuration.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the camera daemon (anonymize and publish over MQTT)",
+        description="Read frames from a camera or file, replace every face in place, and publish only "
+                    "redacted frames over MQTT. Fails closed: a frame that could not be redacted in time "
+                    "is dropped, never sent raw.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML config (without it: built-in defaults)")
+    p.add_argument("--source", metavar="URI",
+                   help="csi://0, v4l2:///dev/video0, rtsp://..., gst://PIPELINE or file:///clip.mp4")
+    p.add_argument("--camera-id", metavar="ID", help="camera name used in topics")
+    p.add_argument("--mqtt-host", metavar="H", help="broker host")
+    p.add_argument("--mqtt-port", metavar="P", type=int, help="broker port")
+    p.add_argument("--method", choices=METHODS, help="how faces are replaced")
+    p.add_argument("--detector-model", metavar="PATH", help="detector model (.onnx or .engine)")
+    p.add_argument("--generator-model", metavar="PATH", help="generator model (.onnx or .engine)")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {
+        "source.uri": args.source, "camera_id": args.camera_id, "mqtt.host": args.mqtt_host,
+        "mqtt.port": args.mqtt_port, "model.method": args.method, "model.detector": args.detector_model,
+        "model.generator": args.generator_model,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, _overrides(args))
+    except ConfigError as exc:
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        return 2
+    return run_daemon(cfg)
+
+
+def run_daemon(cfg: Config) -> int:
+    """Assemble source, publisher, models and loop; user-fixable problems end in one line, not a traceback."""
+    from edgeanon.encode import JpegEncoder
+    from edgeanon.inference.backend import ModelError
+    from edgeanon.pipeline import Pipeline
+    from edgeanon.publish.mqtt import MqttPublisher, PublishError
+    from edgeanon.redactor import Redactor
+    from edgeanon.sources import SourceError, open_source
+    from edgeanon.systemd import Notifier
+    from edgeanon.telemetry import open_telemetry
+
+    notifier = Notifier()
+    stop_requested = []
+    pipeline: Pipeline | None = None
+
+    def on_signal(signum, _frame) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop_requested.append(signum)
+        if pipeline is not None:
+            pipeline.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    encoder = JpegEncoder(cfg.encode.quality, cfg.encode.min_quality, cfg.mqtt.max_payload, cfg.encode.min_scale)
+    try:
+        publisher = MqttPublisher(cfg.mqtt, cfg.camera_id, encoder)
+        source = open_source(cfg.source)
+    except (PublishError, SourceError) as exc:
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        return 2
+    publisher.start()
+    notifier.status("loading models")
+    m = cfg.model
+    try:
+        redactor = Redactor.from_options(
+            detector_model=m.detector, generator_model=m.generator, method=m.method, threshold=m.threshold,
+            mask_scale=m.mask_scale, track=m.track, threads=m.threads or None)
+    except (ModelError, ValueError) as exc:
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        source.close()
+        publisher.close(timeout=1.0)
+        return 1
+    telemetry = open_telemetry(cfg.telemetry.jtop) if cfg.telemetry.enabled else None
+    pipeline = Pipeline(cfg, source, redactor, publisher, notifier, telemetry)
+    if stop_requested:
+        pipeline.request_stop()
+    log.info("running: %s -> mqtt %s:%d as '%s' (method %s)", source.uri.split("@")[-1], cfg.mqtt.host,
+             cfg.mqtt.port, cfg.camera_id, m.method)
+    return pipeline.run()

@@ -1,0 +1,310 @@
+"""Daemon configuration: TOML in, validated frozen dataclasses out (every problem named by its dotted key)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeanon.detector import DEFAULT_THRESHOLD
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+METHODS = ("gan", "blur", "pixelate", "fill")
+SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "gst", "file")
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message names the key and gives a hint."""
+
+
+def _check(ok: bool, message: str) -> str | None:
+    return None if ok else message
+
+
+def _positive(v: Any) -> str | None:
+    return _check(v > 0, "must be greater than 0")
+
+
+def _non_negative(v: Any) -> str | None:
+    return _check(v >= 0, "must be 0 or more")
+
+
+def _one_of(*choices: str):
+    def check(v: str) -> str | None:
+        return _check(v in choices, f"must be one of {', '.join(repr(c) for c in choices)}")
+
+    return check
+
+
+def _between(lo: float, hi: float):
+    def check(v: float) -> str | None:
+        return _check(lo <= v <= hi, f"must be between {lo} and {hi}")
+
+    return check
+
+
+def _source_uri(v: str) -> str | None:
+    scheme, sep, rest = v.partition("://")
+    if not sep or scheme not in SOURCE_SCHEMES:
+        return ("must be a URI like csi://0, v4l2:///dev/video0, rtsp://host/path, gst://PIPELINE or "
+                f"file:///path.mp4 (scheme one of {', '.join(SOURCE_SCHEMES)})")
+    if not rest:
+        return "has nothing after '://'"
+    return None
+
+
+def _topic_part(v: str) -> str | None:
+    bad = [c for c in "+#/" if c in v]
+    return _check(bool(v) and not bad, "must be non-empty and contain no '+', '#' or '/'")
+
+
+def _prefix(v: str) -> str | None:
+    return _check(bool(v) and "+" not in v and "#" not in v and not v.startswith("/") and not v.endswith("/"),
+                  "must be non-empty, without '+' or '#', and not start or end with '/'")
+
+
+def _opt(check):
+    def wrapped(v):
+        return None if v is None else check(v)
+
+    return wrapped
+
+
+def _f(default: Any, check=None, doc: str = ""):
+    """A config field with a default, an optional value check, and a one-line description."""
+    if isinstance(default, (list, dict)):
+        raise TypeError("use immutable defaults")
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def _sub(cls):
+    return field(default_factory=cls, metadata={"check": None, "doc": ""})
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = _f("csi://0", _source_uri, "camera or file to read")
+    width: int = _f(1280, _positive, "capture width for csi/v4l2")
+    height: int = _f(720, _positive, "capture height for csi/v4l2")
+    fps: float = _f(30.0, _positive, "capture frame rate for csi/v4l2")
+    realtime: bool = _f(False, None, "file://: pace at the file's frame rate instead of as fast as possible")
+    loop: bool = _f(False, None, "file://: start again at the end instead of exiting")
+    reconnect_min_s: float = _f(0.5, _positive, "first wait before reopening a lost source")
+    reconnect_max_s: float = _f(30.0, _positive, "longest wait between reopen attempts")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    detector: str | None = _f(None, None, "detector ONNX/engine path (default models/detector.onnx)")
+    generator: str | None = _f(None, None, "generator ONNX/engine path (default models/generator.onnx)")
+    method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
+    threshold: float = _f(DEFAULT_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
+    mask_scale: float = _f(1.3, _between(1.0, 3.0), "grow each face box by this factor before redacting")
+    track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
+    threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    deadline_ms: float = _f(1000.0, _positive, "a frame not redacted within this time is dropped")
+    on_failure: str = _f("drop", _one_of("drop", "mask"), "what a failed or late frame becomes")
+    stats_interval_s: float = _f(10.0, _positive, "seconds between stats messages")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    quality: int = _f(85, _between(1, 100), "JPEG quality to start from")
+    min_quality: int = _f(40, _between(1, 100), "lowest JPEG quality before scaling down")
+    min_scale: float = _f(0.25, _between(0.05, 1.0), "smallest scale factor before giving the frame up")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca: str | None = _f(None, None, "CA certificate file (PEM); setting it turns TLS on")
+    cert: str | None = _f(None, None, "client certificate file (PEM)")
+    key: str | None = _f(None, None, "client private key file (PEM)")
+    insecure: bool = _f(False, None, "skip the server host-name check (testing only)")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = _f("localhost", lambda v: _check(bool(v), "must not be empty"), "broker host name")
+    port: int = _f(1883, _between(1, 65535), "broker port")
+    client_id: str = _f("", None, "MQTT client id ('' = edgeanon-<camera_id>)")
+    username: str | None = _f(None, None, "user name")
+    password: str | None = _f(None, None, "password")
+    keepalive_s: int = _f(30, _between(5, 3600), "MQTT keep-alive")
+    prefix: str = _f("edgeanon", _prefix, "topic prefix")
+    frame_expiry_s: int = _f(5, _positive, "message-expiry interval of frame messages")
+    queue_size: int = _f(8, _between(1, 1000), "frames held while the broker is away (oldest dropped)")
+    max_payload: int = _f(1_900_000, _between(10_000, 268_435_455), "largest frame payload in bytes")
+    reconnect_min_s: int = _f(1, _positive, "first wait before reconnecting")
+    reconnect_max_s: int = _f(60, _positive, "longest wait between reconnects")
+    homeassistant: bool = _f(False, None, "publish Home Assistant MQTT discovery")
+    discovery_prefix: str = _f("homeassistant", _prefix, "Home Assistant discovery prefix")
+    tls: TlsConfig = _sub(TlsConfig)
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    enabled: bool = _f(True, None, "add device telemetry to stats")
+    jtop: bool = _f(True, None, "use jetson-stats when installed and its service runs")
+
+
+@dataclass(frozen=True)
+class Config:
+    camera_id: str = _f("cam0", _topic_part, "camera name used in topics")
+    source: SourceConfig = _sub(SourceConfig)
+    model: ModelConfig = _sub(ModelConfig)
+    pipeline: PipelineConfig = _sub(PipelineConfig)
+    encode: EncodeConfig = _sub(EncodeConfig)
+    mqtt: MqttConfig = _sub(MqttConfig)
+    telemetry: TelemetryConfig = _sub(TelemetryConfig)
+
+
+def _type_name(tp: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args:
+        return names.get(args[0], str(args[0]))
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - schema bug
+        raise TypeError(f"unsupported config type {tp}")
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            raise ConfigError(f"{prefix}{name}: unknown key ({hint})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            sub = data.get(name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{key}: expected a table [{key}], got {type(sub).__name__}")
+            kwargs[name] = _build(tp, sub, f"{key}.")
+            continue
+        if name not in data:
+            continue
+        value = _coerce(data[name], tp, key)
+        check = f.metadata.get("check")
+        problem = check(value) if check and value is not None else None
+        if problem:
+            raise ConfigError(f"{key} = {value!r}: {problem}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: Config) -> None:
+    if cfg.source.reconnect_max_s < cfg.source.reconnect_min_s:
+        raise ConfigError("source.reconnect_max_s: must not be less than source.reconnect_min_s")
+    if cfg.mqtt.reconnect_max_s < cfg.mqtt.reconnect_min_s:
+        raise ConfigError("mqtt.reconnect_max_s: must not be less than mqtt.reconnect_min_s")
+    if cfg.encode.min_quality > cfg.encode.quality:
+        raise ConfigError("encode.min_quality: must not be more than encode.quality")
+    tls = cfg.mqtt.tls
+    if (tls.cert is None) != (tls.key is None):
+        raise ConfigError("mqtt.tls.cert: a client certificate needs mqtt.tls.key too (set both or neither)")
+    if tls.cert is not None and tls.ca is None:
+        raise ConfigError("mqtt.tls.ca: required when a client certificate is set")
+    for key, path in (("mqtt.tls.ca", tls.ca), ("mqtt.tls.cert", tls.cert), ("mqtt.tls.key", tls.key)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{key} = {path!r}: file not found")
+    if cfg.mqtt.password is not None and cfg.mqtt.username is None:
+        raise ConfigError("mqtt.password: set mqtt.username too")
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: cannot override, '{part}' is not a table")
+    node[last] = value
+
+
+def config_from_dict(data: dict, overrides: dict[str, Any] | None = None) -> Config:
+    """Validate a parsed TOML document (plus dotted-key overrides) into a Config."""
+    data = _deep_copy(data)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    cfg = _build(Config, data, "")
+    _cross_checks(cfg)
+    return cfg
+
+
+def _deep_copy(data: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a TOML file (or only defaults when path is None), apply overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc})") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return config_from_dict(data, overrides)
+    except ConfigError as exc:
+        if path is not None:
+            raise ConfigError(f"{path}: {exc}") from None
+        raise
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, description) for every key: the documentation of the config schema."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += describe(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append((f"{prefix}{f.name}", f.default, f.metadata.get("doc", "")))
+    return out

@@ -1,0 +1,220 @@
+"""The daemon's frame loop: source -> Redactor -> publisher, with a per-frame deadline, fail-closed, counters.
+
+Any exception or missed deadline while detecting or anonymizing drops the frame (or, with
+on_failure = "mask", publishes a fully masked frame instead): a raw face never reaches the publisher.
+The loop itself pings the systemd watchdog, so a hung detector gets the service restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeanon.config import Config
+from edgeanon.frames import Frame, RedactedFrame
+from edgeanon.sources import FileSource, Source, SourceEnded
+from edgeanon.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 0.5
+# While the first frame has not come (camera still away), keep extending systemd's start timeout by this.
+START_EXTEND_USEC = 10_000_000
+
+
+@dataclass
+class Counters:
+    frames_in: int = 0
+    published: int = 0
+    dropped_error: int = 0
+    dropped_deadline: int = 0
+    dropped_publish: int = 0
+    masked: int = 0
+    fallbacks: int = 0
+    faces: int = 0
+
+
+def _percentiles(values: deque[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p90": None, "p99": None}
+    p50, p90, p99 = np.percentile(np.fromiter(values, dtype=np.float64), [50, 90, 99])
+    return {"p50": round(float(p50), 1), "p90": round(float(p90), 1), "p99": round(float(p99), 1)}
+
+
+def _short(exc: BaseException) -> str:
+    """Exception type and the first line of its message, cut short (never a dump of arrays)."""
+    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Pipeline:
+    """Runs frames from a source through the redactor to the publisher until stopped or the file ends."""
+
+    def __init__(self, cfg: Config, source: Source, redactor: Any, publisher: Any,
+                 notifier: Notifier | None = None, telemetry: Any = None):
+        self.cfg = cfg
+        self.source = source
+        self.redactor = redactor
+        self.publisher = publisher
+        self.notifier = notifier or Notifier(socket_path="")
+        self.telemetry = telemetry
+        self.counters = Counters()
+        self._latencies: deque[float] = deque(maxlen=1000)
+        self._stop = threading.Event()
+        self._deadline_s = cfg.pipeline.deadline_ms / 1000.0
+        self._started = time.monotonic()
+        self._last_stats = self._started
+        self._last_stats_counts = (0, 0)
+        self._error_logged_at = 0.0
+
+    def request_stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        """The frame loop; returns the process exit code (0 on a clean stop or at the end of a file)."""
+        if isinstance(self.source, FileSource) and hasattr(self.publisher, "wait_connected"):
+            # A file is processed as fast as possible: let the broker connection come first.
+            self.publisher.wait_connected(5.0)
+        ready = False
+        self.notifier.status("waiting for the first frame")
+        try:
+            while not self._stop.is_set():
+                self.notifier.watchdog()
+                try:
+                    frame = self.source.read(timeout=READ_TIMEOUT_S)
+                except SourceEnded:
+                    log.info("end of %s", self.source.uri)
+                    break
+                if frame is None:
+                    if not ready:
+                        self.notifier.extend_timeout(START_EXTEND_USEC)
+                else:
+                    self.handle(frame)
+                    if not ready:
+                        ready = True
+                        self.notifier.ready(status="running")
+                        log.info("ready: first frame processed")
+                self._maybe_stats()
+        finally:
+            self.shutdown()
+        return 0
+
+    def handle(self, frame: Frame) -> RedactedFrame | None:
+        """Redact one frame and hand it to the publisher; None when it was dropped (fail closed)."""
+        started = time.monotonic()
+        c = self.counters
+        c.frames_in += 1
+        redacted: RedactedFrame | None = None
+        try:
+            redacted = self.redactor.process(frame)
+            if not isinstance(redacted, RedactedFrame):
+                raise TypeError(f"redactor returned {type(redacted).__name__}, not RedactedFrame")
+        except Exception as exc:
+            c.dropped_error += 1
+            redacted = None
+            now = time.monotonic()
+            if now - self._error_logged_at > 10.0:  # one line per 10 s, not one per frame
+                self._error_logged_at = now
+                log.error("frame %d: redaction failed (%s); dropped (%d so far)", frame.index, _short(exc),
+                          c.dropped_error)
+        else:
+            if time.monotonic() - started > self._deadline_s:
+                c.dropped_deadline += 1
+                log.debug("frame %d: past the %.0f ms deadline; dropped", frame.index, self._deadline_s * 1000)
+                redacted = None
+        if redacted is None:
+            if self.cfg.pipeline.on_failure != "mask":
+                return None
+            try:
+                redacted = self.redactor.anonymizer.mask_all(frame)
+                c.masked += 1
+            except Exception as exc:
+                log.error("frame %d: masking failed (%s); dropped", frame.index, _short(exc))
+                return None
+        method = self.cfg.model.method
+        c.faces += len(redacted.faces)
+        c.fallbacks += sum(1 for f in redacted.faces if f.method != method)
+        event = {
+            "camera": self.cfg.camera_id,
+            "frame_index": redacted.index,
+            "timestamp": round(redacted.timestamp, 3),
+            "faces": len(redacted.faces),
+            "boxes": [[round(v, 1) for v in f.box] for f in redacted.faces],
+            "methods": [f.method for f in redacted.faces],
+            "track_ids": [f.track_id for f in redacted.faces],
+            "fully_masked": redacted.fully_masked,
+        }
+        if self.publisher.publish_frame(redacted, event, started=started):
+            c.published += 1
+            self._latencies.append(event.get("latency_ms", (time.monotonic() - started) * 1000.0))
+            return redacted
+        c.dropped_publish += 1
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        """The stats message: rates over the last interval, latency percentiles, counters, telemetry."""
+        now = time.monotonic()
+        c = self.counters
+        dt = max(1e-6, now - self._last_stats)
+        fps = (c.published - self._last_stats_counts[0]) / dt
+        fps_in = (c.frames_in - self._last_stats_counts[1]) / dt
+        self._last_stats, self._last_stats_counts = now, (c.published, c.frames_in)
+        out: dict[str, Any] = {
+            "camera": self.cfg.camera_id,
+            "time": round(time.time(), 3),
+            "uptime_s": round(now - self._started, 1),
+            "fps": round(fps, 2),
+            "fps_in": round(fps_in, 2),
+            "latency_ms": _percentiles(self._latencies),
+            **asdict(c),
+            "drops": c.dropped_error + c.dropped_deadline + c.dropped_publish,
+            "method": self.cfg.model.method,
+            "source": self.source.stats(),
+        }
+        if hasattr(self.publisher, "stats"):
+            out["mqtt"] = self.publisher.stats()
+        if self.telemetry is not None:
+            try:
+                out["telemetry"] = self.telemetry.read()
+            except Exception as exc:  # telemetry is nice to have, never a reason to stop
+                log.debug("telemetry failed: %s", exc)
+        return out
+
+    def _maybe_stats(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_stats < self.cfg.pipeline.stats_interval_s:
+            return
+        stats = self.stats()
+        self.publisher.publish_stats(stats)
+        lat = stats["latency_ms"]["p50"]
+        self.notifier.status(
+            f"{stats['fps']:.1f} fps, p50 {lat if lat is not None else '-'} ms, {self.counters.faces} faces, "
+            f"{stats['drops']} dropped")
+
+    def shutdown(self) -> None:
+        """Final stats, `stopped`, flush, disconnect: well within systemd's 5 s stop budget."""
+        self.notifier.stopping()
+        self.notifier.status("stopping")
+        try:
+            final = self.stats()
+            final["final"] = True
+            self.publisher.publish_stats(final)
+            c = self.counters
+            log.info("stopped: %d in, %d published, %d dropped (error %d, deadline %d, publish %d), %d faces",
+                     c.frames_in, c.published, final["drops"], c.dropped_error, c.dropped_deadline,
+                     c.dropped_publish, c.faces)
+        finally:
+            self.publisher.close(timeout=3.0)
+            self.source.close()
+            if self.telemetry is not None and hasattr(self.telemetry, "close"):
+                self.telemetry.close()

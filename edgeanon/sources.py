@@ -1,0 +1,300 @@
+"""Frame sources by URI (csi, v4l2, rtsp, gst, file): newest frame for live ones, every frame for files.
+
+Live sources run a grabber thread that keeps only the latest frame, and reopen a lost camera with
+backoff instead of giving up. A file source reads in order in the caller's thread and ends (or loops).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+
+from edgeanon.config import SourceConfig
+from edgeanon.frames import Frame
+
+log = logging.getLogger(__name__)
+
+APPSINK = "appsink drop=true max-buffers=1"
+
+
+class SourceError(ValueError):
+    """A source URI or setup that cannot work (a user-fixable problem)."""
+
+
+class SourceEnded(Exception):
+    """A non-looping file source has handed over its last frame."""
+
+
+class Source(Protocol):
+    uri: str
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """The next frame, or None when none came within timeout (camera away, reconnecting)."""
+        ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Backoff:
+    """Doubling wait between reopen attempts, from min_s up to max_s; reset after a good frame."""
+
+    def __init__(self, min_s: float, max_s: float):
+        self.min_s, self.max_s = min_s, max_s
+        self._next = min_s
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.max_s, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.min_s
+
+
+def csi_pipeline(sensor_id: int, width: int, height: int, fps: float) -> str:
+    """GStreamer pipeline for a Jetson CSI camera, ending in an appsink that keeps only the newest buffer."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM),width={width},height={height},framerate={int(round(fps))}/1 ! "
+        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+        f"{APPSINK}"
+    )
+
+
+def gst_pipeline(pipeline: str) -> str:
+    """A user pipeline, completed with a BGR appsink that drops old buffers when it has none."""
+    pipeline = pipeline.strip().rstrip("!").strip()
+    if "appsink" in pipeline:
+        return pipeline
+    return f"{pipeline} ! videoconvert ! video/x-raw,format=BGR ! {APPSINK}"
+
+
+def _gstreamer_available() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if "GStreamer:" in line:
+            return "YES" in line
+    return False
+
+
+def parse_uri(uri: str, cfg: SourceConfig | None = None) -> tuple[str, str]:
+    """(kind, target): kind is one of csi, v4l2, rtsp, gst, file; target what OpenCV opens."""
+    cfg = cfg or SourceConfig(uri=uri)
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not rest:
+        raise SourceError(f"source {uri!r}: expected SCHEME://..., e.g. csi://0 or file:///clip.mp4")
+    if scheme == "csi":
+        if not rest.isdigit():
+            raise SourceError(f"source {uri!r}: csi:// takes a sensor number, e.g. csi://0")
+        return "csi", csi_pipeline(int(rest), cfg.width, cfg.height, cfg.fps)
+    if scheme == "v4l2":
+        return "v4l2", f"/dev/video{rest}" if rest.isdigit() else rest
+    if scheme in ("rtsp", "rtsps"):
+        return "rtsp", uri
+    if scheme == "gst":
+        return "gst", gst_pipeline(rest)
+    if scheme == "file":
+        return "file", rest
+    raise SourceError(f"source {uri!r}: unknown scheme {scheme!r} (use csi, v4l2, rtsp, gst or file)")
+
+
+def open_source(cfg: SourceConfig) -> Source:
+    """Build the source for cfg.uri. Raises SourceError for a URI that can never work here."""
+    kind, target = parse_uri(cfg.uri, cfg)
+    backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+    if kind == "file":
+        return FileSource(target, realtime=cfg.realtime, loop=cfg.loop, backoff=backoff, uri=cfg.uri)
+    if kind in ("csi", "gst"):
+        if not _gstreamer_available():
+            raise SourceError(f"source {cfg.uri!r}: this OpenCV was built without GStreamer "
+                              "(on a Jetson use the system OpenCV: python3-opencv from JetPack)")
+        return LiveSource(cfg.uri, lambda: cv2.VideoCapture(target, cv2.CAP_GSTREAMER), backoff)
+    if kind == "v4l2":
+        def open_v4l2():
+            if not os.path.exists(target):
+                return None
+            cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
+            cap.set(cv2.CAP_PROP_FPS, cfg.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            return cap
+
+        return LiveSource(cfg.uri, open_v4l2, backoff, missing_hint=f"{target} not present")
+
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+    return LiveSource(cfg.uri, lambda: cv2.VideoCapture(target, cv2.CAP_FFMPEG, params), backoff)
+
+
+def _safe_uri(uri: str) -> str:
+    """The URI without credentials, for logs."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+class LiveSource:
+    """A camera or stream read by a grabber thread that keeps only the newest frame; reopens with backoff."""
+
+    def __init__(self, uri: str, opener: Callable[[], Any], backoff: Backoff, missing_hint: str = "cannot open"):
+        self.uri = uri
+        self._opener = opener
+        self._backoff = backoff
+        self._missing_hint = missing_hint
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._stop = threading.Event()
+        self._index = 0
+        self.skipped = 0
+        self.reconnects = 0
+        self.connected = False
+        self._thread = threading.Thread(target=self._grab_loop, name="grabber", daemon=True)
+        self._thread.start()
+
+    def _grab_loop(self) -> None:
+        name = _safe_uri(self.uri)
+        first = True
+        while not self._stop.is_set():
+            cap = None
+            try:
+                cap = self._opener()
+            except Exception as exc:  # a broken driver must not kill the daemon
+                log.warning("source %s: open failed (%s)", name, exc)
+            if cap is None or not cap.isOpened():
+                delay = self._backoff.next()
+                log.warning("source %s: %s; retrying in %.1f s", name, self._missing_hint, delay)
+                if cap is not None:
+                    cap.release()
+                self._stop.wait(delay)
+                continue
+            if not first:
+                self.reconnects += 1
+            first = False
+            log.info("source %s: opened", name)
+            self.connected = True
+            while not self._stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                self._backoff.reset()
+                with self._cond:
+                    if self._latest is not None:
+                        self.skipped += 1
+                    self._latest = Frame(self._index, time.time(), image)
+                    self._index += 1
+                    self._cond.notify()
+            self.connected = False
+            cap.release()
+            if not self._stop.is_set():
+                delay = self._backoff.next()
+                log.warning("source %s: lost; reopening in %.1f s", name, delay)
+                self._stop.wait(delay)
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout)
+            frame, self._latest = self._latest, None
+        return frame
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self.connected, "skipped": self.skipped, "reconnects": self.reconnects}
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+
+class FileSource:
+    """A video file read frame by frame in order; optional real-time pacing and looping.
+
+    Timestamps are the position in the video (seconds, continuing across loops). A file that is
+    missing or cannot be opened is retried with backoff rather than ending the daemon.
+    """
+
+    def __init__(self, path: str, realtime: bool = False, loop: bool = False, backoff: Backoff | None = None,
+                 uri: str | None = None):
+        self.uri = uri or f"file://{path}"
+        self.path = Path(path)
+        self.realtime = realtime
+        self.loop = loop
+        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._cap: Any = None
+        self._next_try = 0.0
+        self._index = 0
+        self._offset_s = 0.0  # video time of the frames of earlier loops
+        self._pos = 0  # frame number within the current pass
+        self._fps = 25.0
+        self._t0 = 0.0
+        self.reconnects = 0
+        self.loops = 0
+        self._opened_once = False
+
+    def _open(self) -> bool:
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY) if self.path.is_file() else None
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
+            delay = self._backoff.next()
+            why = "not found" if not self.path.exists() else "cannot be opened as video"
+            log.warning("source %s: %s; retrying in %.1f s", self.uri, why, delay)
+            self._next_try = time.monotonic() + delay
+            return False
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self._fps = fps if fps and 1.0 <= fps <= 240.0 else 25.0
+        self._cap = cap
+        self._pos = 0
+        self._t0 = time.monotonic()
+        if self._opened_once:
+            self.reconnects += 1
+        self._opened_once = True
+        return True
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        if self._cap is None:
+            wait = self._next_try - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, timeout))
+                return None
+            if not self._open():
+                return None
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self._cap.release()
+            self._cap = None
+            if self._pos == 0:  # opened but gave nothing: treat like a broken file, retry later
+                self._next_try = time.monotonic() + self._backoff.next()
+                return None
+            self._offset_s += self._pos / self._fps
+            if not self.loop:
+                raise SourceEnded(self.uri)
+            self.loops += 1
+            return self.read(timeout)
+        self._backoff.reset()
+        if self.realtime:
+            due = self._t0 + self._pos / self._fps
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        frame = Frame(self._index, self._offset_s + self._pos / self._fps, image)
+        self._index += 1
+        self._pos += 1
+        return frame
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self._cap is not None, "loops": self.loops, "reconnects": self.reconnects}
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

@@ -1,0 +1,218 @@
+"""Host-side helpers for the daemon's tests, demo and benchmark: a face clip, a local broker, a subscriber.
+
+Not part of the device runtime (needs scikit-image); raw clips written here are test inputs made from
+public sample images, never camera frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- sample faces ---------------------------------------------------------------------------------
+
+def sample_faces(data_dir: Path | None = None) -> list[np.ndarray]:
+    """BGR face pictures: scikit-image's astronaut head (public domain), plus a shared-data face when present."""
+    from skimage import data
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    faces = [np.ascontiguousarray(astronaut[0:260, 90:350])]  # head and shoulders, no mission patch
+    data_dir = data_dir or Path(os.environ.get("EDGEANON_DATA", REPO.parent / "shared" / "data"))
+    boxes_file = data_dir / "wider-train" / "boxes.json"
+    if boxes_file.is_file():
+        boxes = json.loads(boxes_file.read_text())
+        # one large, isolated, frontal-ish face (deterministic pick)
+        for name in sorted(boxes):
+            b = boxes[name]
+            if len(b) == 1 and 150 <= b[0][3] - b[0][1] <= 300:
+                image = cv2.imread(str(data_dir / "wider-train" / name))
+                if image is None:
+                    continue
+                x1, y1, x2, y2 = (int(v) for v in b[0])
+                m = int(0.6 * (y2 - y1))
+                crop = image[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]
+                if crop.size:
+                    faces.append(np.ascontiguousarray(crop))
+                break
+    return faces
+
+
+def render_frame(faces: list[np.ndarray], t: float, size: tuple[int, int]) -> np.ndarray:
+    """One frame at time t in [0, 1]: faces pan across a textured background while zooming slowly."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[..., 0] = (80 + 60 * np.sin(xx / 37.0 + t * 6)).astype(np.uint8)
+    frame[..., 1] = (90 + 40 * np.cos(yy / 23.0)).astype(np.uint8)
+    frame[..., 2] = 110
+    slots = len(faces)
+    for i, face in enumerate(faces):
+        zoom = 0.55 + 0.25 * t if i == 0 else 0.45 + 0.2 * (1 - t)
+        target_h = max(16, int(height * zoom))
+        fh, fw = face.shape[:2]
+        target_w = max(16, int(fw * target_h / fh))
+        target_w = min(target_w, width // slots)
+        target_h = min(target_h, height)
+        patch = cv2.resize(face, (target_w, target_h), interpolation=cv2.INTER_AREA)
+        lane = width // slots
+        x = int(i * lane + (lane - target_w) * (t if i % 2 == 0 else 1 - t))
+        y = int((height - target_h) * (0.3 + 0.4 * t))
+        frame[y:y + target_h, x:x + target_w] = patch
+    return frame
+
+
+def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (640, 360), fps: float = 12.0,
+              data_dir: Path | None = None) -> Path:
+    """Write a short MJPEG .avi (or mp4v .mp4) clip of moving real faces; returns path."""
+    faces = sample_faces(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: cannot write video")
+    try:
+        for k in range(frames):
+            writer.write(render_frame(faces, k / max(1, frames - 1), size))
+    finally:
+        writer.release()
+    return path
+
+
+# -- a local broker -------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+class Mosquitto:
+    """A plain mosquitto on 127.0.0.1:port in a work folder; stop() and start() again on the same port."""
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).exists():
+            raise FileNotFoundError("mosquitto not installed (apt-get install mosquitto)")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = self.workdir / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Mosquitto:
+        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# -- a subscriber ---------------------------------------------------------------------------------
+
+@dataclass
+class Received:
+    frames: list[tuple[int, bytes]] = field(default_factory=list)  # (frame_index property, JPEG)
+    events: list[dict] = field(default_factory=list)
+    stats: list[dict] = field(default_factory=list)
+    available: list[str] = field(default_factory=list)
+    other: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Collector:
+    """Subscribes to <prefix>/<camera>/# and keeps everything that arrives, in order."""
+
+    def __init__(self, port: int, prefix: str = "edgeanon", camera: str = "+", host: str = "127.0.0.1",
+                 tls: dict | None = None, auth: tuple[str, str] | None = None, extra_topics: tuple[str, ...] = ()):
+        import paho.mqtt.client as mqtt
+
+        self.received = Received()
+        self.lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.topics = [f"{prefix}/{camera}/#", *extra_topics]
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"collector-{os.getpid()}-{port}",
+                                  protocol=mqtt.MQTTv5)
+        if tls:
+            self.client.tls_set(**tls)
+        if auth:
+            self.client.username_pw_set(*auth)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect_async(host, port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("collector could not subscribe")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client, userdata, msg) -> None:
+        topic = msg.topic
+        with self.lock:
+            r = self.received
+            if topic.endswith("/frame"):
+                props = dict(getattr(msg.properties, "UserProperty", []) or [])
+                r.frames.append((int(props.get("frame_index", -1)), bytes(msg.payload)))
+            elif topic.endswith("/events"):
+                r.events.append(json.loads(msg.payload))
+            elif topic.endswith("/stats"):
+                r.stats.append(json.loads(msg.payload))
+            elif topic.endswith("/available"):
+                r.available.append(msg.payload.decode())
+            else:
+                r.other.append((topic, bytes(msg.payload)))
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(self.received):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a JPEG")
+    return image
