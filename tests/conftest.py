@@ -13,6 +13,8 @@ import pytest
 from export.paths import REPO_ROOT, shared_data_dir
 
 DETECTOR = REPO_ROOT / "models" / "detector.onnx"
+# Real mosquitto brokers (plain and TLS + ACL): fixtures mosquitto_broker and secure_broker.
+pytest_plugins = ["tests.broker"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,240 @@
+"""A real mosquitto for tests: plain and open, or secured with deploy/ (certs.sh, mosquitto/edgeanon.conf, acl).
+
+    from tests.broker import Broker
+
+    with Broker(tmp_path) as broker:                 # plain: anonymous, loopback only
+        client.connect(broker.host, broker.port)
+
+    with Broker(tmp_path, tls=True) as broker:       # the production config from deploy/mosquitto/
+        cert, key = broker.cert_for("cam1")          # client certificate with CN=cam1 (made on demand)
+        client.tls_set(ca_certs=broker.ca_path, certfile=cert, keyfile=key)
+        client.connect(broker.host, broker.tls_port) # cam1 may write only edgeanon/cam1/#
+        broker.restart()                             # same ports; broker.kill() for an abrupt death
+
+Secure broker ports: `tls_port` (cameras, mutual TLS, certificate CN = user name), `password_tls_port`
+(TLS + user name/password, for viewers) and `port` (loopback, user name/password). `passwords` maps user
+to password; user "viewer" may read edgeanon/# (see deploy/mosquitto/acl). Server certificate names:
+localhost and 127.0.0.1.
+
+Fixtures (expose them with `pytest_plugins = ["tests.broker"]` in tests/conftest.py):
+`mosquitto_broker` (plain, started) and `secure_broker` (TLS + ACL, started). Both skip when mosquitto or
+openssl is missing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+CERTS_SH = DEPLOY / "certs.sh"
+CONF_TEMPLATE = DEPLOY / "mosquitto" / "edgeanon.conf"
+ACL_TEMPLATE = DEPLOY / "mosquitto" / "acl"
+# The template's production values, replaced for a test run.
+_PROD_DIR = "/etc/mosquitto/edgeanon/"
+_PROD_PORTS = {"listener 1883 127.0.0.1": "port", "listener 8883": "tls_port", "listener 8884": "password_tls_port"}
+
+
+def mosquitto_binary() -> str | None:
+    """Path of the mosquitto executable (often in /usr/sbin, outside a user's PATH), or None."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def render_config(template: str, directory: Path, ports: dict[str, int]) -> str:
+    """deploy/mosquitto/edgeanon.conf with its files in `directory` and its listeners on `ports`."""
+    out = []
+    for line in template.splitlines():
+        stripped = line.strip()
+        if stripped in _PROD_PORTS:
+            line = f"listener {ports[_PROD_PORTS[stripped]]} 127.0.0.1"
+        out.append(line.replace(_PROD_DIR, f"{directory}/"))
+    return "\n".join(out) + "\n"
+
+
+class Broker:
+    """One mosquitto subprocess in `workdir`; see the module docstring for the API."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: str | Path, tls: bool = False, devices: tuple[str, ...] = ("cam1", "cam2"),
+                 passwords: dict[str, str] | None = None):
+        self.workdir = Path(workdir)
+        self.tls = tls
+        self.devices = devices
+        self.passwords = dict(passwords or {"viewer": "viewer-secret"})
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.password_tls_port = free_port() if tls else None
+        self.pki = self.workdir / "pki"
+        self.ca_path: str | None = None
+        self.config_path = self.workdir / "mosquitto.conf"
+        self.log_path = self.workdir / "mosquitto.log"
+        self._proc: subprocess.Popen | None = None
+        self._prepared = False
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        user = f"user {getpass.getuser()}\n"  # as root, mosquitto would otherwise switch to user 'mosquitto'
+        common = f"{user}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+        if not self.tls:
+            self.config_path.write_text(f"{common}listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        else:
+            self._certs("ca")
+            self._certs("server", "localhost", "127.0.0.1")
+            for device in self.devices:
+                self._certs("device", device)
+            shutil.copy(ACL_TEMPLATE, self.pki / "acl")
+            passwd = self.pki / "passwd"
+            passwd.touch(mode=0o600)
+            for user_name, password in self.passwords.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user_name, password],
+                               check=True, capture_output=True)
+            ports = {"port": self.port, "tls_port": self.tls_port, "password_tls_port": self.password_tls_port}
+            self.config_path.write_text(common + render_config(CONF_TEMPLATE.read_text(), self.pki, ports))
+            self.ca_path = str(self.pki / "ca.crt")
+        self._prepared = True
+
+    def _certs(self, *args: str) -> None:
+        result = subprocess.run([str(CERTS_SH), "--dir", str(self.pki), *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"certs.sh {' '.join(args)} failed: {result.stderr.strip()}")
+
+    def cert_for(self, device_id: str) -> tuple[str, str]:
+        """(certificate, key) paths of a client certificate with CN=device_id, made on first use."""
+        if not self.tls:
+            raise RuntimeError("cert_for needs Broker(..., tls=True)")
+        self._prepare()
+        cert, key = self.pki / f"{device_id}.crt", self.pki / f"{device_id}.key"
+        if not cert.is_file():
+            self._certs("device", device_id)
+        return str(cert), str(key)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    @property
+    def ports(self) -> list[int]:
+        return [p for p in (self.port, self.tls_port, self.password_tls_port) if p is not None]
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> Broker:
+        """Start mosquitto and return once every listener accepts TCP connections."""
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed (apt install mosquitto)")
+        self._prepare()
+        if self.running:
+            return self
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
+        self._proc = subprocess.Popen([binary, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT)
+        self._log = log
+        deadline = time.monotonic() + timeout
+        pending = set(self.ports)
+        while pending:
+            if self._proc.poll() is not None:
+                self._close_log()
+                raise RuntimeError(f"mosquitto exited ({self._proc.returncode}): {self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen on {sorted(pending)} within {timeout}s: "
+                                   f"{self.log_tail()}")
+            for port in list(pending):
+                with socket.socket() as sock:
+                    sock.settimeout(0.2)
+                    if sock.connect_ex((self.host, port)) == 0:
+                        pending.discard(port)
+            if pending:
+                time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop mosquitto cleanly (SIGTERM, then SIGKILL after `timeout`)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        self._close_log()
+
+    def kill(self) -> None:
+        """Kill mosquitto abruptly (SIGKILL): clients see the connection drop without a DISCONNECT."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+        self._close_log()
+
+    def restart(self, down_for: float = 0.0) -> Broker:
+        """Stop, stay down `down_for` seconds, start again on the same ports with the same config."""
+        self.stop()
+        if down_for:
+            time.sleep(down_for)
+        return self.start()
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def _close_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+            self._log = None
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _require_tools(*tools: str) -> None:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path_factory):
+    """A started plain broker on loopback: anonymous clients allowed, no TLS."""
+    _require_tools()
+    with Broker(tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
+
+
+@pytest.fixture
+def secure_broker(tmp_path_factory):
+    """A started broker with the production TLS + ACL config; devices cam1, cam2; user viewer."""
+    _require_tools("openssl", "mosquitto_passwd")
+    with Broker(tmp_path_factory.mktemp("mosquitto-tls"), tls=True) as broker:
+        yield broker
