@@ -1,4 +1,4 @@
-"""Host-side helpers for the daemon's tests, demo and benchmark: a face clip, a local broker, a subscriber.
+"""Host-side helpers for the daemon's tests, demo and benchmark: a clip of real faces and a subscriber.
 
 Not part of the device runtime (needs scikit-image); raw clips written here are test inputs made from
 public sample images, never camera frames.
@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -91,61 +88,12 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (640, 360), 
     return path
 
 
-# -- a local broker -------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-class Mosquitto:
-    """A plain mosquitto on 127.0.0.1:port in a work folder; stop() and start() again on the same port."""
-
-    def __init__(self, workdir: Path, port: int | None = None):
-        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(self.binary).exists():
-            raise FileNotFoundError("mosquitto not installed (apt-get install mosquitto)")
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.conf = self.workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Mosquitto:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-
 # -- a subscriber ---------------------------------------------------------------------------------
 
 @dataclass
 class Received:
     frames: list[tuple[int, bytes]] = field(default_factory=list)  # (frame_index property, JPEG)
+    frame_properties: list[dict] = field(default_factory=list)  # MQTT v5 properties of each frame
     events: list[dict] = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)
     available: list[str] = field(default_factory=list)
@@ -186,8 +134,10 @@ class Collector:
         with self.lock:
             r = self.received
             if topic.endswith("/frame"):
-                props = dict(getattr(msg.properties, "UserProperty", []) or [])
-                r.frames.append((int(props.get("frame_index", -1)), bytes(msg.payload)))
+                props = msg.properties.json() if msg.properties is not None else {}
+                user = dict(props.get("UserProperty", []) or [])
+                r.frames.append((int(user.get("frame_index", -1)), bytes(msg.payload)))
+                r.frame_properties.append({**props, "retain": msg.retain, "qos": msg.qos})
             elif topic.endswith("/events"):
                 r.events.append(json.loads(msg.payload))
             elif topic.endswith("/stats"):

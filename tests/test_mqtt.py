@@ -1,0 +1,180 @@
+"""The MQTT publisher and JPEG encoder against a real mosquitto: topics, properties, type boundary, limits, TLS+ACL."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.config import MqttConfig, TlsConfig
+from edgeanon.detector import FaceDetector
+from edgeanon.encode import JpegEncoder, PayloadTooLarge
+from edgeanon.frames import Frame, RedactedFrame
+from edgeanon.publish.mqtt import MqttPublisher, Topics
+from scripts.daemon_kit import Collector, decode_jpeg
+from tests.broker import Broker, free_port
+
+
+@pytest.fixture(scope="module")
+def redact(detector_model, face_image):
+    """Returns a function making the index-th RedactedFrame of the astronaut, the real way."""
+    detector = FaceDetector.from_path(detector_model)
+    faces = detector.detect(face_image)
+    assert faces, "the astronaut has a face"
+    anonymizer = Anonymizer("blur")
+
+    def make(index: int) -> RedactedFrame:
+        return anonymizer.redact(Frame(index, index / 10.0, face_image.copy()), faces)
+
+    return make
+
+
+def cfg_for(port: int, **kw) -> MqttConfig:
+    return MqttConfig(host="127.0.0.1", port=port, reconnect_min_s=1, reconnect_max_s=2, **kw)
+
+
+def event_for(frame: RedactedFrame) -> dict:
+    return {"frame_index": frame.index, "faces": len(frame.faces)}
+
+
+def test_frames_events_and_availability(mosquitto_broker, redact):
+    collector = Collector(mosquitto_broker.port, camera="cam")
+    pub = MqttPublisher(cfg_for(mosquitto_broker.port, frame_expiry_s=7), "cam")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        for i in range(3):
+            assert pub.publish_frame(redact(i), event_for(redact(i)), started=time.monotonic())
+        pub.publish_stats({"fps": 1.0})
+        assert collector.wait_for(lambda r: len(r.frames) == 3 and len(r.events) == 3 and r.stats, 10)
+    finally:
+        pub.close()
+    assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 5)
+    r = collector.received
+    collector.close()
+    assert [i for i, _ in r.frames] == [0, 1, 2]
+    image = decode_jpeg(r.frames[0][1])
+    assert image.shape == (512, 512, 3)
+    props = r.frame_properties[0]
+    assert props["MessageExpiryInterval"] == 7 and props["ContentType"] == "image/jpeg"
+    assert props["qos"] == 0 and not props["retain"]
+    assert [e["frame_index"] for e in r.events] == [0, 1, 2]
+    assert all(e["faces"] == 1 and e["latency_ms"] >= 0 for e in r.events)
+    assert r.stats == [{"fps": 1.0}]
+    assert r.available == ["online", "stopped"]
+    assert pub.stats()["sent"] == 3
+
+
+def test_only_redacted_frames_cross(face_image):
+    pub = MqttPublisher(cfg_for(free_port()), "cam")
+    raw = Frame(0, 0.0, face_image.copy())
+    with pytest.raises(TypeError, match="only RedactedFrame"):
+        pub.publish_frame(raw, {})
+    with pytest.raises(TypeError, match="only RedactedFrame"):
+        pub.publish_frame(face_image, {})
+    with pytest.raises(TypeError, match="only RedactedFrame"):
+        JpegEncoder().encode(raw)
+    with pytest.raises(TypeError, match="only be made by the anonymizer"):
+        RedactedFrame(0, 0.0, face_image)
+    assert pub.queue_length() == 0
+
+
+def test_encoder_keeps_under_the_limit(redact):
+    frame = redact(0)
+    big = JpegEncoder(quality=95).encode(frame)
+    limit = len(big.data) // 4
+    small = JpegEncoder(quality=95, min_quality=40, max_bytes=limit).encode(frame)
+    assert len(small.data) <= limit
+    assert small.quality < 95 or small.width < 512
+    assert decode_jpeg(small.data).shape[:2] == (small.height, small.width)
+    with pytest.raises(PayloadTooLarge):
+        JpegEncoder(max_bytes=10, min_scale=0.5).encode(frame)
+
+
+def test_too_large_frame_is_dropped_not_sent(mosquitto_broker, redact):
+    pub = MqttPublisher(cfg_for(mosquitto_broker.port), "cam", JpegEncoder(max_bytes=100, min_scale=0.5))
+    assert not pub.publish_frame(redact(0), {})
+    assert pub.counters["too_large"] == 1 and pub.queue_length() == 0
+
+
+def test_queue_is_bounded_while_broker_away(tmp_path, redact):
+    broker = Broker(tmp_path / "late")  # its port is chosen, nothing listens yet
+    pub = MqttPublisher(cfg_for(broker.port, queue_size=4), "cam")
+    pub.start()
+    try:
+        for i in range(20):
+            pub.publish_frame(redact(i), event_for(redact(i)))
+        assert pub.queue_length() == 4
+        assert pub.counters["queue_dropped"] == 16
+        with broker:
+            collector = Collector(broker.port, camera="cam")
+            assert pub.wait_connected(15)
+            deadline = time.monotonic() + 10
+            while pub.stats()["sent"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pub.stats()["sent"] == 4, "the newest frames are sent once the broker is back"
+            assert all(16 <= i <= 19 for i, _ in collector.received.frames), "only the newest were kept"
+            pub.close()
+            collector.close()
+    finally:
+        pub.close()
+
+
+def test_home_assistant_discovery(mosquitto_broker):
+    pub = MqttPublisher(cfg_for(mosquitto_broker.port, homeassistant=True), "porch")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        collector = Collector(mosquitto_broker.port, camera="porch", extra_topics=("homeassistant/#",))
+        assert collector.wait_for(lambda r: r.other, 5), "discovery is retained"
+        topic, payload = collector.received.other[0]
+        collector.close()
+    finally:
+        pub.close()
+    assert topic == "homeassistant/camera/edgeanon_porch/config"
+    config = json.loads(payload)
+    topics = Topics.for_camera("edgeanon", "porch")
+    assert config["topic"] == topics.frame
+    assert config["availability"][0]["topic"] == topics.available
+    assert config["unique_id"] == "edgeanon_porch"
+
+
+def test_tls_device_certificate_and_acl(secure_broker, redact):
+    cert, key = secure_broker.cert_for("cam1")
+    tls = {"ca_certs": secure_broker.ca_path}
+    viewer = Collector(secure_broker.password_tls_port, camera="+", tls=tls,
+                       auth=("viewer", secure_broker.passwords["viewer"]))
+
+    def publisher(camera_id: str) -> MqttPublisher:
+        cfg = cfg_for(secure_broker.tls_port, client_id=f"edgeanon-{camera_id}-test",
+                      tls=TlsConfig(ca=secure_broker.ca_path, cert=cert, key=key))
+        pub = MqttPublisher(cfg, camera_id)
+        pub.start()
+        assert pub.wait_connected(10), secure_broker.log_tail()
+        return pub
+
+    own = publisher("cam1")
+    try:
+        own.publish_frame(redact(5), event_for(redact(5)))
+        assert viewer.wait_for(lambda r: r.frames and r.events, 10)
+    finally:
+        own.close()
+    # The same certificate may not write another camera's topics: the broker drops those writes.
+    other = publisher("cam2")
+    try:
+        other.publish_frame(redact(6), event_for(redact(6)))
+        deadline = time.monotonic() + 10
+        while other.stats()["sent"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        other.close()
+    viewer.wait_for(lambda r: r.available.count("stopped") >= 1, 5)
+    r = viewer.received
+    viewer.close()
+    assert [i for i, _ in r.frames] == [5], "cam1's frame arrived, cam2's write was refused"
+    assert r.available[:2] == ["online", "stopped"]
+    assert np.asarray(decode_jpeg(r.frames[0][1])).shape == (512, 512, 3)
