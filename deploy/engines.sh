@@ -8,13 +8,13 @@
 # Used by edgeanon-engines.service (ExecCondition=stale, ExecStart=build, ExecStartPost=stamp). "Fresh" means built for the
 # same L4T release, the same TensorRT and the same ONNX files: a JetPack upgrade or new models trigger a
 # rebuild on the next boot. Each engine's own manifest (edgeanon.inference.manifest) is the final word.
-# The builder's command line lives only here: change build_engines() to change how engines are built.
+# The builder's command line lives only here: change cmd_build() to change how engines are built.
 set -eu
 
 PREFIX=${EDGEANON_PREFIX:-/opt/edgeanon}
 PYTHON=${EDGEANON_PYTHON:-$PREFIX/.venv/bin/python}
 MODELS=${EDGEANON_MODELS:-/var/lib/edgeanon/models}
-ENGINES=${EDGEANON_ENGINES:-/var/cache/edgeanon/engines}
+ENGINES=${EDGEANON_ENGINES:-$MODELS}
 TEGRA_RELEASE=${EDGEANON_TEGRA_RELEASE:-/etc/nv_tegra_release}
 STAMP=$ENGINES/.built-for
 

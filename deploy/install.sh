@@ -12,8 +12,8 @@ Installs edgeanon from this source tree:
   /opt/edgeanon/.venv          Python venv with --system-site-packages (JetPack's TensorRT and OpenCV)
   /etc/edgeanon/CAMERA.toml    the camera's config (never overwritten once there)
   /etc/edgeanon/tls/           broker CA and this device's client certificate (with --tls-dir)
-  /var/lib/edgeanon/models     the ONNX models (from models/, see `make setup`)
-  /var/cache/edgeanon/engines  TensorRT engines, built on first boot by edgeanon-engines.service
+  /var/lib/edgeanon/models     the ONNX models (from models/, see `make setup`), and beside them the
+                               TensorRT engines built on first boot by edgeanon-engines.service
   /etc/systemd/system          edgeanon@.service, edgeanon-engines.service (enabled, not started)
 and a system user `edgeanon` in the `video` group (and `jtop` when jetson-stats is installed).
 
@@ -280,7 +280,7 @@ EOF
 
 install_models() {
     info "models -> $STATE/models"
-    fs mkdir -p "$ROOT$STATE/models" "$ROOT$CACHE/engines"
+    fs mkdir -p "$ROOT$STATE/models" "$ROOT$CACHE"
     found=0
     for model in "$SRC"/models/*.onnx; do
         [ -f "$model" ] || continue

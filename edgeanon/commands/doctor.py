@@ -1,0 +1,467 @@
+"""`edgeanon doctor`: check that this device has what the daemon needs, and say what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import glob
+import grp
+import importlib
+import os
+import pwd
+import re
+import socket
+import ssl
+import stat
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from edgeanon.config import Config, ConfigError, MqttConfig, load_config
+
+OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
+SERVICE_USER = "edgeanon"
+UNIT_CANDIDATES = ("/etc/systemd/system/edgeanon@.service", "/opt/edgeanon/app/systemd/edgeanon@.service")
+# Device nodes the daemon may need on a Jetson (camera, GPU, memory manager, host1x engines).
+DEVICE_GLOBS = ("video*", "nvmap", "nvhost-*", "nvgpu/*/*", "host1x*")
+
+EPILOG = """\
+checks: platform (L4T/JetPack), Python, ONNX Runtime, TensorRT, models, engines (present and built for
+this device), camera, device access of the systemd unit, broker (with the configured TLS), jtop, permissions.
+Each line is OK, WARN (works, but worse than it could), FAIL (the daemon will not work) or SKIP (does not
+apply here). Exit status: 1 when any check FAILs, else 0.
+
+examples:
+  edgeanon doctor
+  sudo -u edgeanon /opt/edgeanon/.venv/bin/edgeanon doctor --config /etc/edgeanon/cam0.toml
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    name: str
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SystemPaths:
+    """Where the checks look; tests point them at a fake tree."""
+
+    tegra_release: Path = Path("/etc/nv_tegra_release")
+    dev: Path = Path("/dev")
+    argus_socket: Path = Path("/tmp/argus_socket")
+    jtop_socket: Path = Path("/run/jtop.sock")
+    proc_devices: Path = Path("/proc/devices")
+    units: tuple[Path, ...] = tuple(Path(p) for p in UNIT_CANDIDATES)
+
+
+# -- platform and libraries -------------------------------------------------------------------------
+
+def check_platform(paths: SystemPaths) -> Check:
+    from edgeanon.inference.manifest import jetpack_for_l4t, read_l4t_release
+
+    if not paths.tegra_release.exists():
+        return Check("platform", OK, "generic Linux, not a Jetson (no /etc/nv_tegra_release): ONNX Runtime only")
+    l4t = read_l4t_release(paths.tegra_release)
+    if l4t == "none":
+        return Check("platform", FAIL, f"{paths.tegra_release}: cannot read the L4T release")
+    major = l4t.split(".")[0]
+    if major not in ("35", "36"):
+        return Check("platform", FAIL, f"L4T R{l4t} is not supported: flash JetPack 5 (L4T R35) or 6 (L4T R36)")
+    return Check("platform", OK, f"Jetson, L4T R{l4t} (JetPack {jetpack_for_l4t(l4t)})")
+
+
+def is_jetson(paths: SystemPaths) -> bool:
+    return paths.tegra_release.exists()
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    return Check("python", OK, f"Python {version} ({sys.prefix})")
+
+
+def check_onnxruntime() -> Check:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return Check("onnxruntime", FAIL, f"does not import ({exc}): pip install -r requirements-jetson.txt")
+    return Check("onnxruntime", OK, f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}")
+
+
+def check_tensorrt(paths: SystemPaths) -> Check:
+    from edgeanon.inference.trt import supported_tensorrt
+
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError:
+        if not is_jetson(paths):
+            return Check("tensorrt", SKIP, "not installed (not a Jetson): models run on ONNX Runtime")
+        return Check("tensorrt", WARN, "does not import: make the venv with --system-site-packages so JetPack's "
+                                       "TensorRT is seen (deploy/install.sh does); ONNX Runtime until then")
+    if not supported_tensorrt(trt.__version__):
+        return Check("tensorrt", WARN, f"TensorRT {trt.__version__} is older than 8.5: engines cannot be used")
+    try:
+        from edgeanon.inference.trt import _import_cudart
+
+        _import_cudart()
+    except ImportError:
+        return Check("tensorrt", WARN, f"TensorRT {trt.__version__}, but cuda-python does not import "
+                                       "(pip install the cuda-python pin of requirements-jetson.txt)")
+    return Check("tensorrt", OK, f"TensorRT {trt.__version__} with cuda-python")
+
+
+# -- models and engines -----------------------------------------------------------------------------
+
+def model_paths(cfg: Config) -> dict[str, Path]:
+    """The model files the daemon will open for this config (the built-in defaults when unset)."""
+    from edgeanon import models
+
+    out = {"detector": Path(cfg.model.detector) if cfg.model.detector else models.default_detector()}
+    if cfg.model.method == "gan":
+        out["generator"] = Path(cfg.model.generator) if cfg.model.generator else models.DEFAULT_GENERATOR
+    return out
+
+
+def check_models(cfg: Config) -> Check:
+    paths = model_paths(cfg)
+    missing = [f"{role} {path}" for role, path in paths.items() if not path.is_file()]
+    if missing:
+        return Check("models", FAIL, f"missing: {'; '.join(missing)} (install.sh copies models/*.onnx)")
+    return Check("models", OK, ", ".join(f"{role} {path}" for role, path in paths.items()))
+
+
+def engine_files(cfg: Config) -> list[Path]:
+    """Engines the daemon may pick: configured ones, and those beside the configured ONNX models."""
+    found: set[Path] = set()
+    dirs = {p.parent for p in model_paths(cfg).values()}
+    if os.environ.get("EDGEANON_ENGINES"):
+        dirs.add(Path(os.environ["EDGEANON_ENGINES"]))
+    for path in model_paths(cfg).values():
+        if path.suffix == ".engine":
+            found.add(path)
+    for directory in dirs:
+        found.update(directory.glob("*.engine"))
+    return sorted(found)
+
+
+def check_engines(engines: list[Path], environment: Callable[[], object] | None = None) -> Check:
+    """Every engine present must have been built for this device (its manifest says so)."""
+    from edgeanon.inference.backend import ModelError
+    from edgeanon.inference.manifest import check_engine
+
+    if environment is None:
+        try:
+            importlib.import_module("tensorrt")
+        except ImportError:
+            if engines:
+                return Check("engines", WARN, f"{len(engines)} engine(s) present but TensorRT does not import, so "
+                                              "they cannot be checked or used: ONNX Runtime is used")
+            return Check("engines", SKIP, "no TensorRT here: ONNX models run on ONNX Runtime")
+        from edgeanon.inference.trt import current_environment as environment
+    if not engines:
+        return Check("engines", WARN, "no TensorRT engines yet: `sudo systemctl start edgeanon-engines` builds "
+                                      "them (ONNX Runtime until then)")
+    try:
+        env = environment()
+    except (ModelError, ImportError, RuntimeError) as exc:
+        return Check("engines", WARN, f"cannot read this device's CUDA/TensorRT environment ({exc})")
+    problems = []
+    for engine in engines:
+        try:
+            check_engine(engine, env)
+        except ModelError as exc:
+            problems.append(str(exc))
+    if problems:
+        return Check("engines", FAIL, " | ".join(problems))
+    return Check("engines", OK, f"{len(engines)} engine(s) built for this device: "
+                                f"{', '.join(e.name for e in engines)}")
+
+
+# -- camera and devices -----------------------------------------------------------------------------
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def check_camera(uri: str | None, paths: SystemPaths, timeout: float = 3.0) -> Check:
+    if uri is None:
+        nodes = sorted(str(p) for p in paths.dev.glob("video*"))
+        argus = _is_socket(paths.argus_socket)
+        if not nodes and not argus:
+            return Check("camera", WARN, f"no {paths.dev}/video* and no {paths.argus_socket} (no --config given)")
+        found = nodes + ([f"{paths.argus_socket} (CSI via nvargus-daemon)"] if argus else [])
+        return Check("camera", OK, f"found {', '.join(found)} (no --config given)")
+    parsed = urlparse(uri)
+    scheme = parsed.scheme
+    if scheme == "csi":
+        if not is_jetson(paths):
+            return Check("camera", FAIL, f"{uri}: a CSI camera needs a Jetson (nvarguscamerasrc)")
+        if not _is_socket(paths.argus_socket):
+            return Check("camera", FAIL, f"{uri}: {paths.argus_socket} missing: is nvargus-daemon running? "
+                                         "(sudo systemctl restart nvargus-daemon)")
+        return Check("camera", OK, f"{uri}: nvargus-daemon socket {paths.argus_socket} present")
+    if scheme == "v4l2":
+        node = Path(parsed.path or parsed.netloc)
+        if not node.exists():
+            return Check("camera", FAIL, f"{uri}: {node} does not exist (present: "
+                                         f"{', '.join(sorted(str(p) for p in paths.dev.glob('video*'))) or 'none'})")
+        if not os.access(node, os.R_OK | os.W_OK):
+            return Check("camera", FAIL, f"{uri}: no read/write permission on {node} for this user "
+                                         "(the service user needs the video group)")
+        return Check("camera", OK, f"{uri}: {node} readable and writable")
+    if scheme == "file":
+        path = Path(parsed.path)
+        return Check("camera", OK, f"{uri}: file present") if path.is_file() else \
+            Check("camera", FAIL, f"{uri}: file not found")
+    if scheme in ("rtsp", "rtsps"):
+        port = parsed.port or (322 if scheme == "rtsps" else 554)
+        try:
+            with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+                pass
+        except OSError as exc:
+            return Check("camera", FAIL, f"{scheme}://{parsed.hostname}:{port} unreachable ({exc})")
+        return Check("camera", OK, f"{scheme}://{parsed.hostname}:{port} accepts connections")
+    return Check("camera", SKIP, f"{uri}: a GStreamer pipeline is only checked by running it")
+
+
+def parse_proc_devices(text: str) -> dict[int, str]:
+    """Character-device majors -> driver names, from /proc/devices."""
+    majors: dict[int, str] = {}
+    in_char = False
+    for line in text.splitlines():
+        if line.strip().startswith("Character devices"):
+            in_char = True
+        elif line.strip().startswith("Block devices"):
+            in_char = False
+        elif in_char and (m := re.match(r"\s*(\d+)\s+(\S+)", line)):
+            majors[int(m.group(1))] = m.group(2)
+    return majors
+
+
+def parse_device_allow(unit_text: str) -> list[str]:
+    """The device specifiers (path or char-NAME glob) of a unit's DeviceAllow= lines."""
+    out = []
+    for line in unit_text.splitlines():
+        m = re.match(r"\s*DeviceAllow\s*=\s*(\S+)", line)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def uncovered_devices(nodes: dict[str, int], majors: dict[int, str], allowed: list[str]) -> list[str]:
+    """Device nodes (path -> major) that no DeviceAllow= entry lets through, with their driver names."""
+    out = []
+    for node, major in sorted(nodes.items()):
+        name = majors.get(major, "?")
+        covered = any(entry == node or (entry.startswith("char-") and fnmatch.fnmatchcase(name, entry[5:]))
+                      for entry in allowed)
+        if not covered:
+            out.append(f"{node} (driver '{name}')")
+    return out
+
+
+def check_device_access(paths: SystemPaths) -> Check:
+    unit = next((u for u in paths.units if u.is_file()), None)
+    nodes: dict[str, int] = {}
+    for pattern in DEVICE_GLOBS:
+        for node in glob.glob(str(paths.dev / pattern)):
+            try:
+                st = os.stat(node)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode):
+                nodes[node] = os.major(st.st_rdev)
+    if not nodes:
+        return Check("devices", SKIP, "no camera or Tegra device nodes here")
+    if unit is None:
+        return Check("devices", SKIP, f"{len(nodes)} device node(s), but edgeanon@.service is not installed")
+    try:
+        majors = parse_proc_devices(paths.proc_devices.read_text())
+    except OSError as exc:
+        return Check("devices", WARN, f"cannot read {paths.proc_devices} ({exc})")
+    missing = uncovered_devices(nodes, majors, parse_device_allow(unit.read_text()))
+    if missing:
+        return Check("devices", FAIL, f"{unit.name} does not allow {', '.join(missing)}: add "
+                                      "`DeviceAllow=<node or char-DRIVER> rw` with `systemctl edit edgeanon@<camera>`")
+    return Check("devices", OK, f"{unit} allows all {len(nodes)} camera/GPU node(s)")
+
+
+# -- broker -----------------------------------------------------------------------------------------
+
+def check_broker(mqtt_cfg: MqttConfig, camera_id: str, timeout: float = 5.0) -> Check:
+    """Connect with the configured address, TLS files and credentials; disconnect at once."""
+    import paho.mqtt.client as mqtt
+
+    where = f"{mqtt_cfg.host}:{mqtt_cfg.port}"
+    tls = mqtt_cfg.tls
+    # A client id of its own: reusing the daemon's would kick the running daemon off the broker.
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"edgeanon-doctor-{camera_id}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    if mqtt_cfg.username is not None:
+        client.username_pw_set(mqtt_cfg.username, mqtt_cfg.password)
+    mode = "plain TCP (no TLS)"
+    if tls.ca is not None:
+        try:
+            client.tls_set(ca_certs=tls.ca, certfile=tls.cert, keyfile=tls.key,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            return Check("broker", FAIL, f"mqtt.tls: cannot load the CA/certificate/key ({exc})")
+        client.tls_insecure_set(tls.insecure)
+        mode = "TLS with client certificate" if tls.cert else "TLS"
+    done = threading.Event()
+    result: dict[str, object] = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        done.set()
+
+    def on_disconnect(client, userdata, flags, reason_code, properties):
+        result.setdefault("dropped", reason_code)
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    try:
+        client.connect(mqtt_cfg.host, mqtt_cfg.port, keepalive=max(5, int(timeout) + 1))
+    except ssl.SSLCertVerificationError as exc:
+        return Check("broker", FAIL, f"{where}: the broker's certificate does not verify ({exc.verify_message})")
+    except (ssl.SSLError, OSError) as exc:
+        return Check("broker", FAIL, f"{where}: cannot connect ({exc})")
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    rc = result.get("rc")
+    if rc is None:
+        why = "connection dropped before CONNACK (client certificate refused?)" if "dropped" in result \
+            else f"no answer within {timeout:g}s"
+        return Check("broker", FAIL, f"{where} over {mode}: {why}")
+    if rc.is_failure:
+        return Check("broker", FAIL, f"{where} over {mode}: refused ({rc})")
+    if tls.ca is None:
+        return Check("broker", WARN, f"{where}: connected over plain TCP: set [mqtt.tls] outside a lab")
+    return Check("broker", OK, f"{where}: connected over {mode}")
+
+
+# -- services and permissions -----------------------------------------------------------------------
+
+def _user_groups(user: str) -> set[str]:
+    entry = pwd.getpwnam(user)
+    groups = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
+    with contextlib.suppress(KeyError):
+        groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+    return groups
+
+
+def check_jtop(cfg: Config, paths: SystemPaths) -> Check:
+    if not cfg.telemetry.enabled or not cfg.telemetry.jtop:
+        return Check("jtop", SKIP, "telemetry.jtop is off in the config")
+    if not is_jetson(paths):
+        return Check("jtop", SKIP, "not a Jetson: telemetry is read from /sys")
+    if not _is_socket(paths.jtop_socket):
+        return Check("jtop", WARN, f"jtop service not running ({paths.jtop_socket} missing): telemetry falls back "
+                                   "to /sys (sudo pip3 install jetson-stats; sudo systemctl enable --now jtop)")
+    try:
+        importlib.import_module("jtop")
+    except ImportError:
+        return Check("jtop", WARN, "jtop service runs, but jetson-stats does not import in this venv "
+                                   "(pip install jetson-stats)")
+    try:
+        if "jtop" not in _user_groups(SERVICE_USER):
+            return Check("jtop", WARN, f"user {SERVICE_USER} is not in group jtop "
+                                       f"(sudo usermod -aG jtop {SERVICE_USER})")
+    except KeyError:
+        pass
+    return Check("jtop", OK, f"service socket {paths.jtop_socket} and jetson-stats present")
+
+
+def check_permissions(cfg: Config | None, config_path: Path | None) -> Check:
+    problems, notes = [], []
+    try:
+        groups = _user_groups(SERVICE_USER)
+    except KeyError:
+        notes.append(f"no user {SERVICE_USER} (deploy/install.sh creates it)")
+    else:
+        if "video" not in groups:
+            problems.append(f"user {SERVICE_USER} is not in group video (sudo usermod -aG video {SERVICE_USER})")
+    secrets: list[tuple[str, Path]] = []
+    if config_path is not None and cfg is not None and cfg.mqtt.password is not None:
+        secrets.append(("config with mqtt.password", config_path))
+    if cfg is not None and cfg.mqtt.tls.key is not None:
+        secrets.append(("mqtt.tls.key", Path(cfg.mqtt.tls.key)))
+    for what, path in secrets:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IROTH:
+            problems.append(f"{what} {path} is world-readable (chmod o-r)")
+    if config_path is not None and not os.access(config_path, os.R_OK):
+        problems.append(f"{config_path} is not readable by this user")
+    if problems:
+        return Check("permissions", FAIL, "; ".join(problems + notes))
+    if notes:
+        return Check("permissions", WARN, "; ".join(notes))
+    return Check("permissions", OK, f"user {SERVICE_USER} in group video; secrets not world-readable")
+
+
+# -- the checklist ----------------------------------------------------------------------------------
+
+def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), timeout: float = 5.0) -> list[Check]:
+    """Every check, in checklist order; never raises for a problem of the device or the config."""
+    checks = [check_platform(paths), check_python(), check_onnxruntime(), check_tensorrt(paths)]
+    cfg: Config | None = None
+    if config_path is not None:
+        try:
+            cfg = load_config(config_path)
+            checks.append(Check("config", OK, f"{config_path} is valid (camera {cfg.camera_id})"))
+        except ConfigError as exc:
+            checks.append(Check("config", FAIL, str(exc)))
+    defaults = cfg or load_config(None)
+    checks += [check_models(defaults), check_engines(engine_files(defaults))]
+    checks.append(check_camera(cfg.source.uri if cfg else None, paths, timeout))
+    checks.append(check_device_access(paths))
+    if cfg is not None:
+        checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))
+    else:
+        checks.append(Check("broker", SKIP, "give --config to check the broker"))
+    checks += [check_jtop(defaults, paths), check_permissions(cfg, config_path)]
+    return checks
+
+
+def format_checklist(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"[{c.status:^4}] {c.name:<{width}}  {c.detail}" for c in checks]
+    counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL, SKIP)}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "doctor", help="check this device for what the daemon needs",
+        description="Check the device for what the edgeanon daemon needs (JetPack, TensorRT, models and "
+                    "engines, camera, device access, broker, jtop, permissions) and say what is missing.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, metavar="FILE", help="the camera's config (e.g. /etc/edgeanon/cam0.toml)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="network timeout in seconds (default 5)")
+    p.set_defaults(func=doctor)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    checks = run_checks(args.config, timeout=args.timeout)
+    print(format_checklist(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0

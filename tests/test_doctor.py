@@ -1,0 +1,223 @@
+"""`edgeanon doctor`: each check against real files, sockets and a real mosquitto; the CLI's checklist and exit code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeanon.commands import doctor
+from edgeanon.commands.doctor import FAIL, OK, SKIP, WARN, SystemPaths
+from edgeanon.config import config_from_dict
+from edgeanon.inference.manifest import DeviceEnvironment, EngineManifest, sha256_file, write_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+UNIT = REPO / "systemd" / "edgeanon@.service"
+JP6 = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 2025\n"
+
+# /proc/devices as a Jetson reports it (driver names vary by L4T release; majors are dynamic).
+JETSON_PROC_DEVICES = """Character devices:
+  1 mem
+ 10 misc
+ 81 video4linux
+489 nvhost-gpu
+490 nvhost-ctrl-gpu
+491 nvgpu-igpu0
+492 17000000.ga10b
+493 nvsciipc
+
+Block devices:
+  8 sd
+"""
+
+
+def fake_paths(tmp_path: Path, release: str | None = None) -> SystemPaths:
+    etc = tmp_path / "etc"
+    etc.mkdir(exist_ok=True)
+    if release is not None:
+        (etc / "nv_tegra_release").write_text(release)
+    (tmp_path / "dev").mkdir(exist_ok=True)
+    return SystemPaths(tegra_release=etc / "nv_tegra_release", dev=tmp_path / "dev",
+                       argus_socket=tmp_path / "argus_socket", jtop_socket=tmp_path / "jtop.sock",
+                       proc_devices=tmp_path / "devices", units=(tmp_path / "no-unit.service",))
+
+
+@pytest.mark.parametrize("release, status, words", [
+    (None, OK, "not a Jetson"),
+    (JP6, OK, "L4T R36.4.3 (JetPack 6.2)"),
+    ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64\n", OK, "JetPack 5.1.2"),
+    ("# R32 (release), REVISION: 7.4, GCID: 33514132, BOARD: t210ref, EABI: aarch64\n", FAIL, "not supported"),
+    ("garbage\n", FAIL, "cannot read"),
+])
+def test_platform(tmp_path, release, status, words):
+    check = doctor.check_platform(fake_paths(tmp_path, release))
+    assert check.status == status and words in check.detail, check
+
+
+def test_unit_device_allow_covers_jetson_nodes_and_names_the_rest():
+    allowed = doctor.parse_device_allow(UNIT.read_text())
+    assert "char-video4linux" in allowed and "/dev/nvmap" in allowed
+    majors = doctor.parse_proc_devices(JETSON_PROC_DEVICES)
+    assert majors[81] == "video4linux" and 8 not in majors  # block devices are not char majors
+    nodes = {"/dev/video0": 81, "/dev/nvmap": 10, "/dev/nvhost-gpu": 489, "/dev/nvhost-ctrl-gpu": 490,
+             "/dev/nvgpu/igpu0/ctrl": 491, "/dev/nvgpu/igpu0/as": 492}
+    assert doctor.uncovered_devices(nodes, majors, allowed) == []
+    # A misc device other than nvmap, and a driver the unit does not name, are reported.
+    missing = doctor.uncovered_devices({"/dev/nvsciipc": 493, "/dev/watchdog": 10}, majors, allowed)
+    assert missing == ["/dev/nvsciipc (driver 'nvsciipc')", "/dev/watchdog (driver 'misc')"]
+
+
+def test_device_access_skips_without_nodes(tmp_path):
+    assert doctor.check_device_access(fake_paths(tmp_path)).status == SKIP
+
+
+def _listening_unix_socket(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1)
+    return sock
+
+
+def test_camera_checks(tmp_path):
+    off_jetson = fake_paths(tmp_path)
+    assert doctor.check_camera("csi://0", off_jetson).status == FAIL
+    assert doctor.check_camera("v4l2:///dev/video77", off_jetson).status == FAIL
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\0")
+    assert doctor.check_camera(f"file://{clip}", off_jetson).status == OK
+    assert doctor.check_camera(f"file://{tmp_path}/none.mp4", off_jetson).status == FAIL
+    assert doctor.check_camera(None, off_jetson).status == WARN
+
+    (tmp_path / "jetson").mkdir()
+    jetson = fake_paths(tmp_path / "jetson", JP6)
+    missing = doctor.check_camera("csi://0", jetson)
+    assert missing.status == FAIL and "nvargus-daemon" in missing.detail
+    with _listening_unix_socket(jetson.argus_socket):
+        assert doctor.check_camera("csi://0", jetson).status == OK
+        assert doctor.check_camera(None, jetson).status == OK
+
+
+def test_rtsp_reachability(tmp_path):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert doctor.check_camera(f"rtsp://127.0.0.1:{port}/stream", fake_paths(tmp_path)).status == OK
+    closed = doctor.check_camera(f"rtsp://127.0.0.1:{port}/stream", fake_paths(tmp_path), timeout=1)
+    assert closed.status == FAIL and "unreachable" in closed.detail
+
+
+def _engine(tmp_path: Path, env: DeviceEnvironment) -> Path:
+    onnx = tmp_path / "detector.onnx"
+    onnx.write_bytes(b"onnx bytes")
+    engine = tmp_path / "detector.fp16.engine"
+    engine.write_bytes(b"engine bytes")
+    write_manifest(engine, EngineManifest(
+        engine_sha256=sha256_file(engine), onnx_file=onnx.name, onnx_sha256=sha256_file(onnx), precision="fp16",
+        tensorrt_version=env.tensorrt_version, cuda_version=env.cuda_version, device_name=env.device_name,
+        l4t_release=env.l4t_release, jetpack_version=env.jetpack_version))
+    return engine
+
+
+def test_engines_fresh_and_foreign(tmp_path):
+    here = DeviceEnvironment("10.3.0", "12.6", "Orin", "36.4.3", "6.2")
+    engine = _engine(tmp_path, here)
+    assert doctor.check_engines([engine], environment=lambda: here).status == OK
+    upgraded = DeviceEnvironment("10.7.0", "12.6", "Orin", "36.4.4", "6.2.1")
+    check = doctor.check_engines([engine], environment=lambda: upgraded)
+    assert check.status == FAIL and "TensorRT 10.3.0" in check.detail and "rebuild" in check.detail
+    (tmp_path / "detector.onnx").write_bytes(b"new model")
+    assert "stale" in doctor.check_engines([engine], environment=lambda: here).detail
+    assert doctor.check_engines([], environment=lambda: here).status == WARN
+
+
+def test_engines_without_tensorrt(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here")
+    engine = _engine(tmp_path, DeviceEnvironment("10.3.0", "12.6", "Orin", "36.4.3", "6.2"))
+    assert doctor.check_engines([engine]).status == WARN
+    assert doctor.check_engines([]).status == SKIP
+
+
+def _mqtt_cfg(**mqtt):
+    return config_from_dict({"camera_id": "cam1", "mqtt": mqtt}).mqtt
+
+
+def test_broker_with_device_certificate(secure_broker):
+    cert, key = secure_broker.cert_for("cam1")
+    tls = {"ca": secure_broker.ca_path, "cert": cert, "key": key}
+    check = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port, tls=tls), "cam1")
+    assert check.status == OK and "client certificate" in check.detail, check
+
+
+def test_broker_refusals(secure_broker, tmp_path):
+    no_cert = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port,
+                                            tls={"ca": secure_broker.ca_path}), "cam1", timeout=3)
+    assert no_cert.status == FAIL, no_cert
+    anonymous = doctor.check_broker(_mqtt_cfg(host="127.0.0.1", port=secure_broker.port), "cam1", timeout=3)
+    assert anonymous.status == FAIL and "refused" in anonymous.detail, anonymous
+
+    from tests.broker import Broker
+
+    other = Broker(tmp_path / "other", tls=True)
+    cert, key = other.cert_for("cam1")
+    foreign_ca = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port,
+                                               tls={"ca": other.ca_path, "cert": cert, "key": key}), "cam1")
+    assert foreign_ca.status == FAIL and "does not verify" in foreign_ca.detail, foreign_ca
+
+
+def test_plain_broker_is_a_warning(mosquitto_broker):
+    check = doctor.check_broker(_mqtt_cfg(host="127.0.0.1", port=mosquitto_broker.port), "cam1")
+    assert check.status == WARN and "plain TCP" in check.detail
+
+
+def test_jtop_on_a_jetson_without_its_service(tmp_path):
+    cfg = config_from_dict({})
+    assert doctor.check_jtop(cfg, fake_paths(tmp_path)).status == SKIP
+    check = doctor.check_jtop(cfg, fake_paths(tmp_path, JP6))
+    assert check.status == WARN and "jtop service not running" in check.detail
+
+
+def test_world_readable_key_fails(secure_broker):
+    cert, key = secure_broker.cert_for("cam9")
+    cfg = config_from_dict({"mqtt": {"tls": {"ca": secure_broker.ca_path, "cert": cert, "key": key}}})
+    os.chmod(key, 0o644)
+    check = doctor.check_permissions(cfg, None)
+    assert check.status == FAIL and "world-readable" in check.detail
+
+
+def _doctor_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeanon", "doctor", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+def test_cli_fails_on_an_unreachable_broker(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "cam1.toml"
+    config.write_text(f'camera_id = "cam1"\n[source]\nuri = "file://{tmp_path}/clip.mp4"\n'
+                      f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+    result = _doctor_cli("--config", str(config), "--timeout", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("[FAIL] broker") and f"127.0.0.1:{port}" in line for line in lines), result.stdout
+    assert any(line.startswith("[ OK ] config") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_names_a_bad_config_in_one_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[mqtt]\nprot = 1883\n")
+    result = _doctor_cli("--config", str(config))
+    assert result.returncode == 1
+    assert any(line.startswith("[FAIL] config") and "mqtt.prot" in line for line in result.stdout.splitlines())
+    assert "Traceback" not in result.stderr
