@@ -206,6 +206,8 @@ class Pipeline:
         self.notifier.stopping()
         self.notifier.status("stopping")
         try:
+            if hasattr(self.publisher, "flush"):
+                self.publisher.flush(timeout=1.5)
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)

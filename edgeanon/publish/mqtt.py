@@ -90,6 +90,7 @@ class MqttPublisher:
         self._queue: deque[_Item] = deque(maxlen=cfg.queue_size)
         self._cond = threading.Condition()
         self._closing = False
+        self._sending = False
         self._connected = threading.Event()
         self.counters = {"sent": 0, "queue_dropped": 0, "too_large": 0, "send_failed": 0, "connects": 0}
         self._client = self._make_client()
@@ -206,8 +207,14 @@ class MqttPublisher:
                         return
                     continue
                 item = self._queue.popleft()
+                self._sending = True
                 self._cond.notify_all()
-            self._send(item)
+            try:
+                self._send(item)
+            finally:
+                with self._cond:
+                    self._sending = False
+                    self._cond.notify_all()
 
     def _send(self, item: _Item) -> None:
         info = self._client.publish(self.topics.frame, item.encoded.data, qos=0,
@@ -220,6 +227,12 @@ class MqttPublisher:
         except (RuntimeError, ValueError):
             ok = False
         self.counters["sent" if ok else "send_failed"] += 1
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every queued frame was sent (while connected); False when some are still waiting."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._sending and (not self._queue or not self._connected.is_set()), timeout)
 
     def queue_length(self) -> int:
         return len(self._queue)

@@ -1,0 +1,350 @@
+"""`edgeanon run` as a real subprocess: real mosquitto, real ONNX Runtime, real faces, real sd_notify socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from scripts.daemon_kit import Collector, decode_jpeg, make_clip
+from tests.broker import Broker, mosquitto_binary
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP_FRAMES = 12
+CLIP_FPS = 12.0
+
+pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto is not installed")
+
+
+class NotifySocket:
+    """A bound datagram socket standing in for systemd's NOTIFY_SOCKET; collects what the daemon sends."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ea-n-", dir="/tmp"))  # sun_path is 108 bytes at most
+        self.path = str(self.dir / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def first(self, prefix: str) -> int:
+        return next((i for i, m in enumerate(self.messages) if m.startswith(prefix)), -1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    log: Path
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"daemon did not exit in {timeout}s:\n{self.stderr()[-3000:]}") from None
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+
+def start_daemon(tmp: Path, config: str, notify: NotifySocket | None = None, *args: str) -> Daemon:
+    cfg = tmp / "daemon.toml"
+    cfg.write_text(config)
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    if notify is not None:
+        env.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
+    log = tmp / "daemon.log"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeanon", "run", "--config", str(cfg), *args],
+                            cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    return Daemon(proc, log)
+
+
+def base_config(port: int, uri: str, extra: str = "") -> str:
+    return (f'camera_id = "cam1"\n[source]\nuri = "{uri}"\nreconnect_min_s = 0.2\nreconnect_max_s = 0.5\n'
+            f'[model]\nmethod = "blur"\n[pipeline]\nstats_interval_s = 1.0\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nreconnect_min_s = 1\nreconnect_max_s = 2\n{extra}')
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "faces.avi", frames=CLIP_FRAMES, size=(640, 360),
+                     fps=CLIP_FPS)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    with Broker(tmp_path_factory.mktemp("broker")) as b:
+        yield b
+
+
+@dataclass
+class Run:
+    rc: int
+    log: str
+    received: object
+    notify: list[str]
+
+
+@pytest.fixture(scope="module")
+def file_run(tmp_path_factory, clip, broker) -> Run:
+    """One end-to-end run of the daemon over the clip, shared by the checks below."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    notify = NotifySocket()
+    collector = Collector(broker.port, camera="cam1")
+    daemon = start_daemon(tmp, base_config(broker.port, f"file://{clip}"), notify)
+    rc = daemon.wait()
+    collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and any(s.get("final") for s in r.stats), 10)
+    time.sleep(0.3)
+    collector.close()
+    notify.close()
+    return Run(rc, daemon.stderr(), collector.received, notify.messages)
+
+
+def test_file_source_end_to_end(file_run):
+    r = file_run.received
+    assert file_run.rc == 0, file_run.log
+    assert [i for i, _ in r.frames] == list(range(CLIP_FRAMES)), "every frame, in order, with frame_index"
+    assert all(decode_jpeg(jpeg).shape == (360, 640, 3) for _, jpeg in r.frames)
+    assert [e["frame_index"] for e in r.events] == list(range(CLIP_FRAMES))
+    for e in r.events:
+        assert e["faces"] >= 1 and len(e["boxes"]) == e["faces"] == len(e["methods"])
+        assert set(e["methods"]) == {"blur"} and e["latency_ms"] > 0 and not e["fully_masked"]
+        assert abs(e["timestamp"] - e["frame_index"] / CLIP_FPS) < 1e-2
+    assert r.available == ["online", "stopped"]
+    final = [s for s in r.stats if s.get("final")][-1]
+    assert final["frames_in"] == final["published"] == CLIP_FRAMES
+    assert final["drops"] == 0 and final["faces"] == sum(e["faces"] for e in r.events)
+    assert final["latency_ms"]["p50"] > 0 and final["mqtt"]["sent"] == CLIP_FRAMES
+    assert final["telemetry"]["source"] in ("sys", "jtop")
+
+
+def test_systemd_notify_for_real(file_run):
+    messages = file_run.notify
+    ready, stopping = next(i for i, m in enumerate(messages) if "READY=1" in m), messages.index("STOPPING=1")
+    assert 0 < ready < stopping, messages
+    assert "WATCHDOG=1" in messages
+    assert any(m.startswith("STATUS=") and "fps" in m for m in messages)
+
+
+def test_no_face_survives_by_a_different_detector(file_run, clip):
+    """dlib's HOG detector (not CenterFace) finds the faces of the source, and none of them in what arrived."""
+    import dlib
+
+    hog = dlib.get_frontal_face_detector()
+
+    def faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return [(d.left(), d.top(), d.right(), d.bottom()) for d in hog(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 1)]
+
+    def overlaps(a, b) -> bool:
+        ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+        iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = ix * iy
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union > 0.2
+
+    source = read_frames(clip)
+    received = dict(file_run.received.frames)
+    assert len(received) == len(source) == CLIP_FRAMES
+    source_faces = [faces(image) for image in source]
+    assert sum(len(f) for f in source_faces) >= CLIP_FRAMES, "dlib must see the faces of the source"
+    survivors = []
+    for index, original in enumerate(source_faces):
+        for found in faces(decode_jpeg(received[index])):
+            survivors += [(index, found) for face in original if overlaps(face, found)]
+    assert survivors == [], f"faces still recognisable after redaction: {survivors}"
+
+
+def test_broker_killed_and_restarted_mid_stream(tmp_path, clip, broker):
+    lo = Broker(tmp_path / "broker")
+    lo.start()
+    collector = Collector(lo.port, camera="cam1")
+    extra = "queue_size = 4\n"
+    config = base_config(lo.port, f"file://{clip}", extra).replace("reconnect_max_s = 0.5\n",
+                                                                    "reconnect_max_s = 0.5\nloop = true\n"
+                                                                    "realtime = true\n")
+    daemon = start_daemon(tmp_path, config)
+    try:
+        assert collector.wait_for(lambda r: len(r.frames) >= 8, 60), daemon.stderr()
+        rss_before = daemon.rss_mb()
+        lo.kill()
+        time.sleep(3.0)  # the daemon keeps reading and redacting; its queue keeps only the newest
+        assert daemon.proc.poll() is None, daemon.stderr()
+        last_before = collector.received.frames[-1][0]
+        lo.start()
+        assert collector.wait_for(lambda r: r.frames[-1][0] > last_before + CLIP_FPS * 2, 60), daemon.stderr()
+        rss_after = daemon.rss_mb()
+        assert daemon.proc.poll() is None
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, daemon.stderr()
+        assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 10)
+        final = [s for s in collector.received.stats if s.get("final")]
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        collector.close()
+        lo.stop()
+    assert rss_after < rss_before + 64, f"RSS grew from {rss_before:.0f} to {rss_after:.0f} MB"
+    assert "disconnected" in daemon.stderr()
+    assert final and final[-1]["mqtt"]["connects"] >= 2
+    assert final[-1]["mqtt"]["queue_dropped"] > 0, "frames made while the broker was away were dropped, not hoarded"
+    assert collector.received.available.count("online") >= 2
+
+
+def failing_detector(path: Path) -> Path:
+    """An ONNX model that loads fine and fails on every run (a reshape no frame can satisfy)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [7, 7, 7, 7])
+    nodes = [helper.make_node("Reshape", ["input.1", "shape"], ["r"])]
+    outputs = []
+    for name in ("heatmap", "scale", "offset", "landmarks"):
+        nodes.append(helper.make_node("Identity", ["r"], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "fails", [helper.make_tensor_value_info(
+        "input.1", TensorProto.FLOAT, [1, 3, "h", "w"])], outputs, initializer=[shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("on_failure", ["drop", "mask"])
+def test_failing_detector_fails_closed(tmp_path, clip, broker, on_failure):
+    bad = failing_detector(tmp_path / "bad.onnx")
+    notify = NotifySocket()
+    collector = Collector(broker.port, camera="cam1")
+    extra = f'[pipeline]\non_failure = "{on_failure}"\n'
+    config = base_config(broker.port, f"file://{clip}").replace("[pipeline]\n", "[pipeline]\n" + extra[11:])
+    daemon = start_daemon(tmp_path, config, notify, "--detector-model", str(bad))
+    rc = daemon.wait()
+    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
+    time.sleep(0.3)
+    collector.close()
+    notify.close()
+    r = collector.received
+    assert rc == 0, daemon.stderr()
+    final = [s for s in r.stats if s.get("final")][-1]
+    assert final["frames_in"] == final["dropped_error"] == CLIP_FRAMES
+    assert "redaction failed" in daemon.stderr()
+    if on_failure == "drop":
+        assert r.frames == [] and r.events == [], "nothing published when redaction fails"
+        assert final["published"] == 0
+    else:
+        assert len(r.frames) == final["masked"] == final["published"] == CLIP_FRAMES
+        for _, jpeg in r.frames:
+            assert decode_jpeg(jpeg).max() <= 8, "a masked frame shows nothing of the scene"
+        assert all(e["fully_masked"] and e["faces"] == 0 for e in r.events)
+    assert any("READY=1" in m for m in notify.messages)
+
+
+def test_missing_camera_retries_and_last_will(tmp_path, broker):
+    notify = NotifySocket()
+    collector = Collector(broker.port, camera="cam1")
+    daemon = start_daemon(tmp_path, base_config(broker.port, "v4l2:///dev/video97"), notify)
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.stderr().count("retrying") < 4 and time.monotonic() < deadline:
+            assert daemon.proc.poll() is None, daemon.stderr()
+            time.sleep(0.2)
+        assert daemon.stderr().count("/dev/video97 not present; retrying") >= 4
+        assert collector.wait_for(lambda r: r.available[-1:] == ["online"], 10)
+        assert daemon.proc.poll() is None
+        daemon.proc.kill()  # an abrupt death: the broker publishes the last will
+        daemon.proc.wait(10)
+        assert collector.wait_for(lambda r: r.available[-1:] == ["offline"], 10)
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        collector.close()
+        notify.close()
+    assert any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notify.messages), "start timeout extended"
+    assert not any("READY=1" in m for m in notify.messages), "not ready before a first frame"
+    assert "WATCHDOG=1" in notify.messages, "the loop stays alive while the camera is away"
+
+
+def test_file_that_appears_later(tmp_path, clip, broker):
+    target = tmp_path / "later" / "clip.avi"
+    collector = Collector(broker.port, camera="cam1")
+    daemon = start_daemon(tmp_path, base_config(broker.port, f"file://{target}"))
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.stderr().count("not found; retrying") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert daemon.proc.poll() is None, daemon.stderr()
+        target.parent.mkdir()
+        shutil.copy(clip, target)
+        assert daemon.wait() == 0, daemon.stderr()
+        collector.wait_for(lambda r: len(r.frames) == CLIP_FRAMES, 10)
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        collector.close()
+    assert [i for i, _ in collector.received.frames] == list(range(CLIP_FRAMES))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_device_certificate_with_acl(tmp_path, clip):
+    with Broker(tmp_path / "secure", tls=True) as secure:
+        cert, key = secure.cert_for("cam1")
+        viewer = Collector(secure.password_tls_port, camera="+", tls={"ca_certs": secure.ca_path},
+                           auth=("viewer", secure.passwords["viewer"]))
+        tls = f'[mqtt.tls]\nca = "{secure.ca_path}"\ncert = "{cert}"\nkey = "{key}"\n'
+        daemon = start_daemon(tmp_path, base_config(secure.tls_port, f"file://{clip}", tls))
+        rc = daemon.wait()
+        viewer.wait_for(lambda r: r.available[-1:] == ["stopped"], 10)
+        viewer.close()
+    r = viewer.received
+    assert rc == 0, daemon.stderr()
+    assert [i for i, _ in r.frames] == list(range(CLIP_FRAMES))
+    assert len(r.events) == CLIP_FRAMES and r.available == ["online", "stopped"]
+    assert json.loads(json.dumps(r.stats[-1]))["published"] == CLIP_FRAMES
