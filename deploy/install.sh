@@ -19,7 +19,9 @@ and a system user `edgeanon` in the `video` group (and `jtop` when jetson-stats 
 
 Options:
   --camera NAME     camera id: config /etc/edgeanon/NAME.toml, unit edgeanon@NAME (default: cam0)
-  --tls-dir DIR     install DIR/ca.crt, DIR/NAME.crt and DIR/NAME.key (from deploy/certs.sh)
+  --broker HOST     the site broker's host name, written into a new config
+  --tls-dir DIR     install DIR/ca.crt, DIR/NAME.crt and DIR/NAME.key (from deploy/certs.sh) and
+                    point a new config at them (TLS, port 8883)
   --python PYTHON   interpreter for the venv (default: python3 on JetPack 6, python3.10 on JetPack 5)
   --dry-run         change nothing on the system: print every command that would run
   --root DIR        with --dry-run: lay the files out under DIR instead of / (for tests and review)
@@ -28,7 +30,7 @@ Options:
   -h, --help        show this help
 
 Examples:
-  sudo deploy/install.sh --camera front-door --tls-dir ./pki/out
+  sudo deploy/install.sh --camera front-door --broker broker.site1.lan --tls-dir ./pki
   deploy/install.sh --dry-run --root /tmp/preview && find /tmp/preview
   sudo deploy/install.sh --uninstall
 EOF
@@ -37,6 +39,7 @@ EOF
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 CAMERA=cam0
 TLS_DIR=
+BROKER=
 PYTHON=
 DRY_RUN=0
 ROOT=
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --camera) [ $# -ge 2 ] || die "--camera needs a name"; CAMERA=$2; shift ;;
         --tls-dir) [ $# -ge 2 ] || die "--tls-dir needs a directory"; TLS_DIR=$2; shift ;;
+        --broker) [ $# -ge 2 ] || die "--broker needs a host name"; BROKER=$2; shift ;;
         --python) [ $# -ge 2 ] || die "--python needs an interpreter"; PYTHON=$2; shift ;;
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
         --dry-run) DRY_RUN=1 ;;
@@ -65,6 +69,14 @@ done
 case "$CAMERA" in
     ''|*[!A-Za-z0-9_-]*) die "--camera '$CAMERA': use letters, digits, '-' and '_' only (it names a topic and a unit)" ;;
 esac
+case "$BROKER" in
+    *[!A-Za-z0-9.:-]*) die "--broker '$BROKER': not a host name or address" ;;
+esac
+if [ -n "$TLS_DIR" ]; then
+    for f in ca.crt "$CAMERA.crt" "$CAMERA.key"; do
+        [ -f "$TLS_DIR/$f" ] || die "--tls-dir $TLS_DIR: $f missing (make it with: deploy/certs.sh device $CAMERA)"
+    done
+fi
 if [ -n "$ROOT" ]; then
     [ "$DRY_RUN" = 1 ] || die "--root is only for --dry-run (it lays files out without installing)"
     mkdir -p "$ROOT"
@@ -112,7 +124,7 @@ fs() {
 # systemctl on the files only: under --root it runs for real (offline, touches only DIR).
 systemctl_files() {
     if [ -n "$ROOT" ]; then
-        systemctl --root="$ROOT" "$@"
+        systemctl --quiet --root="$ROOT" "$@"
     else
         run systemctl "$@"
     fi
@@ -229,29 +241,22 @@ install_config() {
     else
         info "config -> $dest"
         example=$SRC/deploy/edgeanon.example.toml
-        if [ -f "$example" ]; then
-            sed_script="s/^camera_id *=.*/camera_id = \"$CAMERA\"/"
-            if [ "$WRITE_FILES" = 1 ]; then
-                sed "$sed_script" "$example" > "$ROOT$dest.tmp"
-                mv "$ROOT$dest.tmp" "$ROOT$dest"
-            else
-                printf 'would run: sed %s %s > %s\n' "'$sed_script'" "$example" "$dest"
-            fi
-        else
+        if [ ! -f "$example" ]; then
             warn "deploy/edgeanon.example.toml missing: writing a minimal config"
-            if [ "$WRITE_FILES" = 1 ]; then
-                minimal_config > "$ROOT$dest"
-            else
-                printf 'would run: write a minimal config to %s\n' "$dest"
-            fi
+            example=$(mktemp)
+            minimal_config > "$example"
+            trap 'rm -f "$example"' EXIT
+        fi
+        if [ "$WRITE_FILES" = 1 ]; then
+            sed -e "$(config_edits)" "$example" > "$ROOT$dest.tmp"
+            mv "$ROOT$dest.tmp" "$ROOT$dest"
+        else
+            printf 'would run: sed -e %s %s > %s\n' "'$(config_edits)'" "$example" "$dest"
         fi
         fs chmod 0640 "$ROOT$dest"
     fi
     run chown "root:$USER_NAME" "$dest"
     if [ -n "$TLS_DIR" ]; then
-        for f in ca.crt "$CAMERA.crt" "$CAMERA.key"; do
-            [ -f "$TLS_DIR/$f" ] || die "--tls-dir $TLS_DIR: $f missing (make it with deploy/certs.sh device $CAMERA)"
-        done
         put "$TLS_DIR/ca.crt" "$CONF/tls/ca.crt" 0644
         put "$TLS_DIR/$CAMERA.crt" "$CONF/tls/$CAMERA.crt" 0644
         put "$TLS_DIR/$CAMERA.key" "$CONF/tls/$CAMERA.key" 0640
@@ -259,22 +264,37 @@ install_config() {
     fi
 }
 
+# The sed script that turns the example config into this camera's: its id, and with --broker and
+# --tls-dir the broker's address and this device's certificate (TLS on port 8883).
+config_edits() {
+    printf 's|^camera_id *=.*|camera_id = "%s"|\n' "$CAMERA"
+    if [ -n "$BROKER" ]; then
+        printf 's|^host *=.*|host = "%s"|\n' "$BROKER"
+    fi
+    if [ -n "$TLS_DIR" ]; then
+        printf 's|^port *= *1883$|port = 8883|\n'
+        printf 's|^#* *ca *=.*|ca = "%s"|\n' "$CONF/tls/ca.crt"
+        printf 's|^#* *cert *=.*|cert = "%s"|\n' "$CONF/tls/$CAMERA.crt"
+        printf 's|^#* *key *=.*|key = "%s"|\n' "$CONF/tls/$CAMERA.key"
+    fi
+}
+
 minimal_config() {
-    cat <<EOF
-# edgeanon config for camera $CAMERA (written by deploy/install.sh). Every key: deploy/DEPLOY.md.
-camera_id = "$CAMERA"
+    cat <<'EOF'
+# edgeanon config (written by deploy/install.sh). Every key: deploy/edgeanon.example.toml.
+camera_id = "cam0"
 
 [source]
 uri = "csi://0"
 
 [mqtt]
-host = "broker.example.net"
-port = 8883
+host = "localhost"
+port = 1883
 
 [mqtt.tls]
-ca = "$CONF/tls/ca.crt"
-cert = "$CONF/tls/$CAMERA.crt"
-key = "$CONF/tls/$CAMERA.key"
+# ca = ""
+# cert = ""
+# key = ""
 EOF
 }
 
