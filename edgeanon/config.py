@@ -109,6 +109,7 @@ class ModelConfig:
     method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
     threshold: float = _f(DEFAULT_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
     mask_scale: float = _f(1.3, _between(1.0, 3.0), "grow each face box by this factor before redacting")
+    input_scale: float = _f(1.0, _between(0.1, 2.0), "detector input scale (0.5: detect at half size, faster)")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
     threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
 
@@ -139,6 +140,7 @@ class TlsConfig:
 class MqttConfig:
     host: str = _f("localhost", lambda v: _check(bool(v), "must not be empty"), "broker host name")
     port: int = _f(1883, _between(1, 65535), "broker port")
+    protocol: str = _f("5", _one_of("5", "3.1.1"), "MQTT version; 3.1.1 loses the frame_index property and expiry")
     client_id: str = _f("", None, "MQTT client id ('' = edgeanon-<camera_id>)")
     username: str | None = _f(None, None, "user name")
     password: str | None = _f(None, None, "password")

@@ -104,7 +104,8 @@ class Collector:
     """Subscribes to <prefix>/<camera>/# and keeps everything that arrives, in order."""
 
     def __init__(self, port: int, prefix: str = "edgeanon", camera: str = "+", host: str = "127.0.0.1",
-                 tls: dict | None = None, auth: tuple[str, str] | None = None, extra_topics: tuple[str, ...] = ()):
+                 tls: dict | None = None, auth: tuple[str, str] | None = None, extra_topics: tuple[str, ...] = (),
+                 protocol: str = "5"):
         import paho.mqtt.client as mqtt
 
         self.received = Received()
@@ -112,7 +113,7 @@ class Collector:
         self._subscribed = threading.Event()
         self.topics = [f"{prefix}/{camera}/#", *extra_topics]
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"collector-{os.getpid()}-{port}",
-                                  protocol=mqtt.MQTTv5)
+                                  protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
         if tls:
             self.client.tls_set(**tls)
         if auth:
@@ -134,7 +135,7 @@ class Collector:
         with self.lock:
             r = self.received
             if topic.endswith("/frame"):
-                props = msg.properties.json() if msg.properties is not None else {}
+                props = msg.properties.json() if getattr(msg, "properties", None) is not None else {}
                 user = dict(props.get("UserProperty", []) or [])
                 r.frames.append((int(user.get("frame_index", -1)), bytes(msg.payload)))
                 r.frame_properties.append({**props, "retain": msg.retain, "qos": msg.qos})

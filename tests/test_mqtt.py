@@ -178,3 +178,20 @@ def test_tls_device_certificate_and_acl(secure_broker, redact):
     assert [i for i, _ in r.frames] == [5], "cam1's frame arrived, cam2's write was refused"
     assert r.available[:2] == ["online", "stopped"]
     assert np.asarray(decode_jpeg(r.frames[0][1])).shape == (512, 512, 3)
+
+
+def test_mqtt_311_for_older_brokers(mosquitto_broker, redact):
+    collector = Collector(mosquitto_broker.port, camera="old", protocol="3.1.1")
+    pub = MqttPublisher(cfg_for(mosquitto_broker.port, protocol="3.1.1"), "old")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        pub.publish_frame(redact(3), event_for(redact(3)))
+        assert collector.wait_for(lambda r: r.frames and r.events, 10)
+    finally:
+        pub.close()
+    assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 5)
+    collector.close()
+    r = collector.received
+    assert r.frame_properties[0].get("UserProperty") is None, "no MQTT 5 properties in 3.1.1"
+    assert r.events[0]["frame_index"] == 3 and r.available == ["online", "stopped"]

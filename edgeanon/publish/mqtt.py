@@ -93,6 +93,7 @@ class MqttPublisher:
         self._sending = False
         self._connected = threading.Event()
         self.counters = {"sent": 0, "queue_dropped": 0, "too_large": 0, "send_failed": 0, "connects": 0}
+        self._protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._started = False
@@ -102,7 +103,7 @@ class MqttPublisher:
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or f"edgeanon-{self.camera_id}",
-            protocol=mqtt.MQTTv5,
+            protocol=self._protocol,
         )
         client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
         if cfg.username is not None:
@@ -191,7 +192,9 @@ class MqttPublisher:
         if self.connected:
             self._client.publish(self.topics.stats, json.dumps(stats, separators=(",", ":")), qos=0)
 
-    def _frame_properties(self, index: int) -> Properties:
+    def _frame_properties(self, index: int) -> Properties | None:
+        if self._protocol != mqtt.MQTTv5:
+            return None
         props = Properties(PacketTypes.PUBLISH)
         props.MessageExpiryInterval = int(self.cfg.frame_expiry_s)
         props.ContentType = "image/jpeg"
