@@ -59,12 +59,26 @@ cmd_stale() {
 }
 
 cmd_build() {
-    # The export helper's engine builder: needs only tensorrt (no torch) and reports progress to
-    # systemd (STATUS=, EXTEND_TIMEOUT_USEC=) through edgeanon.systemd.Notifier. exec keeps the
-    # service's main PID, so NotifyAccess=main accepts those messages.
+    # The export helper's engine builder (export/trt_build.py): needs only tensorrt, no torch or onnx,
+    # so it is called without `python -m export`, which imports every export command. It reports
+    # progress to systemd (STATUS=, EXTEND_TIMEOUT_USEC=) through edgeanon.systemd.Notifier; exec keeps
+    # the service's main PID, so NotifyAccess=main accepts those messages.
+    models=
+    for name in detector generator; do
+        [ -f "$MODELS/$name.onnx" ] && models="${models:+$models,}$name"
+    done
+    [ -n "$models" ] || { say "no detector.onnx or generator.onnx in $MODELS"; return 1; }
     mkdir -p "$ENGINES"
     cd "$PREFIX/app"
-    exec "$PYTHON" -m export engine --onnx-dir "$MODELS" --out "$ENGINES"
+    exec "$PYTHON" -c '
+import argparse, logging, sys
+from export import trt_build
+parser = argparse.ArgumentParser(prog="engines.sh build")
+trt_build.register(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+sys.exit(args.func(args))
+' engine --model "$models" --onnx-dir "$MODELS" --out "$ENGINES"
 }
 
 cmd_stamp() {

@@ -344,3 +344,22 @@ def test_jetson_pins_follow_the_jetpack():
     assert "opencv-python-headless" in jp5 and "opencv-python-headless" not in jp6  # JetPack 6: system cv2
     assert "tensorrt" not in jp5 and "tensorrt" not in jp6  # always JetPack's own
     assert "<2" in jp6["numpy"] and "paho-mqtt" in jp6 and "onnxruntime" in jp6
+
+
+def test_engines_build_runs_the_export_builder(installed, tmp_path):
+    """`engines.sh build` reaches export/trt_build.py with arguments it accepts (TensorRT is absent here)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here: a real build would start")
+    root, _ = installed
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "detector.onnx").write_bytes(b"not built here")
+    env = {**os.environ, "EDGEANON_PREFIX": str(root / "opt/edgeanon"), "EDGEANON_PYTHON": sys.executable,
+           "EDGEANON_MODELS": str(models)}
+    result = engines("build", env)
+    assert result.returncode != 0
+    assert "usage:" not in result.stderr and "TensorRT is not installed" in result.stderr, result.stderr
