@@ -134,7 +134,8 @@ def check_models(cfg: Config) -> Check:
     paths = model_paths(cfg)
     missing = [f"{role} {path}" for role, path in paths.items() if not path.is_file()]
     if missing:
-        return Check("models", FAIL, f"missing: {'; '.join(missing)} (install.sh copies models/*.onnx)")
+        return Check("models", FAIL, f"missing: {'; '.join(missing)} (`make setup` makes models/, "
+                                     "deploy/install.sh copies them to the device)")
     return Check("models", OK, ", ".join(f"{role} {path}" for role, path in paths.items()))
 
 
