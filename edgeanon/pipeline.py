@@ -72,6 +72,7 @@ class Pipeline:
         self._last_stats = self._started
         self._last_stats_counts = (0, 0)
         self._error_logged_at = 0.0
+        self._first_frame_at: float | None = None
 
     def request_stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -113,6 +114,8 @@ class Pipeline:
     def handle(self, frame: Frame) -> RedactedFrame | None:
         """Redact one frame and hand it to the publisher; None when it was dropped (fail closed)."""
         started = time.monotonic()
+        if self._first_frame_at is None:
+            self._first_frame_at = started
         c = self.counters
         c.frames_in += 1
         redacted: RedactedFrame | None = None
@@ -176,6 +179,8 @@ class Pipeline:
             "uptime_s": round(now - self._started, 1),
             "fps": round(fps, 2),
             "fps_in": round(fps_in, 2),
+            # since the first frame: the number to compare runs with (fps is over the last interval only)
+            "fps_avg": round(c.published / max(1e-6, now - self._first_frame_at), 2) if self._first_frame_at else 0.0,
             "latency_ms": _percentiles(self._latencies),
             **asdict(c),
             "drops": c.dropped_error + c.dropped_deadline + c.dropped_publish,

@@ -6,6 +6,7 @@ public sample images, never camera frames.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -21,15 +22,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 # -- sample faces ---------------------------------------------------------------------------------
 
-def sample_faces(data_dir: Path | None = None) -> list[np.ndarray]:
-    """BGR face pictures: scikit-image's astronaut head (public domain), plus a shared-data face when present."""
+def sample_faces(data_dir: Path | None = None, use_shared: bool = True, cameraman: bool = False) -> list[np.ndarray]:
+    """BGR face pictures: scikit-image's astronaut head (public domain), optionally its cameraman, plus one
+    shared-data face when present and wanted."""
     from skimage import data
 
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     faces = [np.ascontiguousarray(astronaut[0:260, 90:350])]  # head and shoulders, no mission patch
+    if cameraman:
+        faces.append(np.ascontiguousarray(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)[40:340, 110:380]))
     data_dir = data_dir or Path(os.environ.get("EDGEANON_DATA", REPO.parent / "shared" / "data"))
     boxes_file = data_dir / "wider-train" / "boxes.json"
-    if boxes_file.is_file():
+    if use_shared and boxes_file.is_file():
         boxes = json.loads(boxes_file.read_text())
         # one large, isolated, frontal-ish face (deterministic pick)
         for name in sorted(boxes):
@@ -72,9 +76,9 @@ def render_frame(faces: list[np.ndarray], t: float, size: tuple[int, int]) -> np
 
 
 def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (640, 360), fps: float = 12.0,
-              data_dir: Path | None = None) -> Path:
+              data_dir: Path | None = None, faces: list[np.ndarray] | None = None) -> Path:
     """Write a short MJPEG .avi (or mp4v .mp4) clip of moving real faces; returns path."""
-    faces = sample_faces(data_dir)
+    faces = faces if faces is not None else sample_faces(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
@@ -167,3 +171,69 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     if image is None:
         raise ValueError("not a JPEG")
     return image
+
+
+# -- a broker for machines without mosquitto ----------------------------------------------------
+
+class EmbeddedBroker:
+    """amqtt (pure Python, MQTT 3.1.1 only) in a background thread on 127.0.0.1:port.
+
+    Only for the demo on machines without mosquitto: clients must use protocol 3.1.1.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, port: int):
+        self.port = port
+        self._loop = None
+        self._broker = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> EmbeddedBroker:
+        import asyncio
+
+        from amqtt.broker import Broker as AmqttBroker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def go() -> None:
+                self._broker = AmqttBroker(config)
+                await self._broker.start()
+
+            try:
+                loop.run_until_complete(go())
+            except BaseException as exc:  # reported to the caller of start()
+                self._error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="amqtt", daemon=True)
+        self._thread.start()
+        self._ready.wait(20)
+        if self._error is not None or not self._ready.is_set():
+            raise RuntimeError(f"amqtt broker did not start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        import asyncio
+
+        if self._loop is None or self._broker is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        with contextlib.suppress(Exception):  # best effort at exit
+            future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
