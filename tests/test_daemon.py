@@ -348,3 +348,18 @@ def test_tls_device_certificate_with_acl(tmp_path, clip):
     assert [i for i, _ in r.frames] == list(range(CLIP_FRAMES))
     assert len(r.events) == CLIP_FRAMES and r.available == ["online", "stopped"]
     assert json.loads(json.dumps(r.stats[-1]))["published"] == CLIP_FRAMES
+
+
+def test_missed_deadline_drops_frames(tmp_path, clip, broker):
+    collector = Collector(broker.port, camera="cam1")
+    config = base_config(broker.port, f"file://{clip}").replace("[pipeline]\n", "[pipeline]\ndeadline_ms = 0.5\n")
+    daemon = start_daemon(tmp_path, config)
+    rc = daemon.wait()
+    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
+    time.sleep(0.3)
+    collector.close()
+    r = collector.received
+    assert rc == 0, daemon.stderr()
+    final = [s for s in r.stats if s.get("final")][-1]
+    assert final["dropped_deadline"] == final["frames_in"] == CLIP_FRAMES
+    assert r.frames == [] and final["published"] == 0, "a late frame is dropped, never sent"

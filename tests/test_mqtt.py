@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -195,3 +196,25 @@ def test_mqtt_311_for_older_brokers(mosquitto_broker, redact):
     r = collector.received
     assert r.frame_properties[0].get("UserProperty") is None, "no MQTT 5 properties in 3.1.1"
     assert r.events[0]["frame_index"] == 3 and r.available == ["online", "stopped"]
+
+
+def test_username_password(tmp_path, redact):
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("openssl and mosquitto_passwd are needed")
+    passwords = {"viewer": "viewer-secret", "cam2": "cam2-secret"}
+    with Broker(tmp_path / "pw", tls=True, passwords=passwords) as broker:
+        viewer = Collector(broker.port, camera="cam2", auth=("viewer", passwords["viewer"]))
+        wrong = MqttPublisher(cfg_for(broker.port, username="cam2", password="wrong"), "cam2")
+        wrong.start()
+        assert not wrong.wait_connected(2), "a wrong password is refused"
+        wrong.close()
+        pub = MqttPublisher(cfg_for(broker.port, username="cam2", password=passwords["cam2"]), "cam2")
+        pub.start()
+        try:
+            assert pub.wait_connected(10)
+            pub.publish_frame(redact(9), event_for(redact(9)))
+            assert viewer.wait_for(lambda r: r.frames, 10)
+        finally:
+            pub.close()
+            viewer.close()
+    assert viewer.received.frames[0][0] == 9
