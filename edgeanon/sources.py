@@ -134,7 +134,7 @@ def open_source(cfg: SourceConfig) -> Source:
     return LiveSource(cfg.uri, lambda: cv2.VideoCapture(target, cv2.CAP_FFMPEG, params), backoff)
 
 
-def _safe_uri(uri: str) -> str:
+def safe_uri(uri: str) -> str:
     """The URI without credentials, for logs."""
     scheme, sep, rest = uri.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
@@ -161,7 +161,7 @@ class LiveSource:
         self._thread.start()
 
     def _grab_loop(self) -> None:
-        name = _safe_uri(self.uri)
+        name = safe_uri(self.uri)
         first = True
         while not self._stop.is_set():
             cap = None
@@ -247,7 +247,7 @@ class FileSource:
                 cap.release()
             delay = self._backoff.next()
             why = "not found" if not self.path.exists() else "cannot be opened as video"
-            log.warning("source %s: %s; retrying in %.1f s", self.uri, why, delay)
+            log.warning("source %s: %s; retrying in %.1f s", safe_uri(self.uri), why, delay)
             self._next_try = time.monotonic() + delay
             return False
         fps = cap.get(cv2.CAP_PROP_FPS)

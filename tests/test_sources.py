@@ -153,3 +153,10 @@ def test_live_source_hands_over_newest_frame_and_reopens(clip):
     stats = source.stats()
     assert stats["reconnects"] >= 2
     assert stats["skipped"] > 0, "older frames were replaced by newer ones"
+
+
+def test_credentials_never_reach_logs():
+    from edgeanon.sources import safe_uri
+
+    assert safe_uri("rtsp://admin:hunter2@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"
+    assert safe_uri("file:///a@b/clip.mp4") == "file:///a@b/clip.mp4"

@@ -68,7 +68,7 @@ def run_daemon(cfg: Config) -> int:
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import MqttPublisher, PublishError
     from edgeanon.redactor import Redactor
-    from edgeanon.sources import SourceError, open_source
+    from edgeanon.sources import SourceError, open_source, safe_uri
     from edgeanon.systemd import Notifier
     from edgeanon.telemetry import open_telemetry
 
@@ -108,6 +108,6 @@ def run_daemon(cfg: Config) -> int:
     pipeline = Pipeline(cfg, source, redactor, publisher, notifier, telemetry)
     if stop_requested:
         pipeline.request_stop()
-    log.info("running: %s -> mqtt %s:%d as '%s' (method %s)", source.uri.split("@")[-1], cfg.mqtt.host,
+    log.info("running: %s -> mqtt %s:%d as '%s' (method %s)", safe_uri(source.uri), cfg.mqtt.host,
              cfg.mqtt.port, cfg.camera_id, m.method)
     return pipeline.run()
