@@ -212,7 +212,7 @@ class Pipeline:
         self.notifier.status("stopping")
         try:
             if hasattr(self.publisher, "flush"):
-                self.publisher.flush(timeout=1.5)
+                self.publisher.flush(timeout=1.0)
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)
@@ -221,7 +221,7 @@ class Pipeline:
                      c.frames_in, c.published, final["drops"], c.dropped_error, c.dropped_deadline,
                      c.dropped_publish, c.faces)
         finally:
-            self.publisher.close(timeout=3.0)
+            self.publisher.close(timeout=2.5)
             self.source.close()
             if self.telemetry is not None and hasattr(self.telemetry, "close"):
                 self.telemetry.close()
