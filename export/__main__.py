@@ -28,16 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMANDS:
+    for module_name, command in COMMANDS.items():
         try:
             module = importlib.import_module(f"export.{module_name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"export.{module_name}":
-                raise
+            if exc.name == f"export.{module_name}":
+                continue
+            # A device has TensorRT but no torch/onnx: keep the other commands usable and say what is missing.
+            unavailable(sub, command, exc.name or "a dependency")
             continue
         if hasattr(module, "register"):
             module.register(sub)
     return parser
+
+
+def unavailable(sub: argparse._SubParsersAction, command: str, missing: str) -> None:
+    p = sub.add_parser(command, help=f"(unavailable here: needs {missing})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def refuse(_args: argparse.Namespace) -> int:
+        print(f"python -m export {command}: needs the Python package '{missing}', which is not installed here "
+              "(install requirements-dev.txt on a host machine)", file=sys.stderr)
+        return 2
+    p.set_defaults(func=refuse)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,8 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="heatmap score a face needs (default: %(default)s; lower finds more, with more false hits)")
     p.add_argument("--nms-iou", type=float, default=DEFAULT_NMS_IOU, help="NMS overlap (default: %(default)s)")
-    p.add_argument("--input-scale", type=float, default=1.0,
-                   help="scale images by this before detecting (>1 finds smaller faces, slower)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="scale images by this before detecting (>1 finds smaller faces, slower; default: images "
+                        "smaller than 1280 px are scaled up to 1280, at most 2x)")
     p.add_argument("--detector-model", default=str(default_detector()), help="ONNX or engine (default: %(default)s)")
     p.add_argument("--backend", choices=("auto", "ort", "trt"), default="auto", help="inference backend")
     p.add_argument("--draw", metavar="DIR", help="also save each image with its faces drawn into DIR")
