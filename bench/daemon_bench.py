@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edgeanon.models import DEFAULT_GENERATOR  # noqa: E402
 from scripts.daemon_kit import Collector, make_clip  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 
@@ -52,12 +53,15 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: Path, frames: int) -> dict:
+def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: Path, frames: int,
+               generator: Path | None = None) -> dict:
     camera = f"bench-{method}-{str(scale).replace('.', '')}"
     config = workdir / f"{camera}.toml"
     config.write_text(
         f'camera_id = "{camera}"\n[source]\nuri = "file://{clip}"\n'
-        f'[model]\nmethod = "{method}"\ninput_scale = {scale}\n[pipeline]\ndeadline_ms = 60000.0\n'
+        f'[model]\nmethod = "{method}"\ninput_scale = {scale}\n'
+        + (f'generator = "{generator}"\n' if generator else "")
+        + f'[pipeline]\ndeadline_ms = 60000.0\n'
         f'stats_interval_s = 5.0\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nqueue_size = 64\n')
     collector = Collector(broker.port, camera=camera)
     log = workdir / f"{camera}.log"
@@ -83,8 +87,15 @@ def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: P
         "rss": peak,
         "arrived": f"{len(collector.received.frames)}/{frames}",
         "faces": final["faces"],
-        "note": f"{fallbacks} fallbacks" if method == "gan" else "",
+        "note": gan_note(fallbacks, generator) if method == "gan" else "",
     }
+
+
+def gan_note(fallbacks: int, generator: Path | None) -> str:
+    note = f"{fallbacks} faces fell back to blur"
+    if generator is not None and generator.resolve() != DEFAULT_GENERATOR.resolve():
+        note += f"; generator {generator.name}"
+    return note
 
 
 def run_deface(clip: Path, workdir: Path, frames: int) -> dict:
@@ -134,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="blur,gan", help="comma-separated methods (default blur,gan)")
     parser.add_argument("--scales", default="1.0,0.5", help="detector input scales (default 1.0,0.5)")
     parser.add_argument("--no-anchor", action="store_true", help="skip the deface row")
+    parser.add_argument("--generator", type=Path, help="generator model for gan rows (default models/generator.onnx)")
     args = parser.parse_args(argv)
-    from edgeanon.models import DEFAULT_GENERATOR
-
     methods = [m for m in args.methods.split(",") if m]
-    if "gan" in methods and not DEFAULT_GENERATOR.is_file():
-        print(f"note: {DEFAULT_GENERATOR} not found: gan rows skipped", file=sys.stderr)
+    generator = args.generator or DEFAULT_GENERATOR
+    if "gan" in methods and not generator.is_file():
+        print(f"note: {generator} not found: gan rows skipped", file=sys.stderr)
         methods.remove("gan")
     scales = [float(s) for s in args.scales.split(",") if s]
     work = Path(tempfile.mkdtemp(prefix="edgeanon-bench-"))
@@ -150,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with Broker(work / "broker") as broker:
         for method in tqdm([(m, s) for m in methods for s in scales], desc="daemon runs", unit="run"):
-            rows.append(run_daemon(clip, broker, method[0], method[1], work, cap_frames))
+            rows.append(run_daemon(clip, broker, method[0], method[1], work, cap_frames, generator.resolve()))
     print_table(rows, desc, cap_frames)
     shutil.rmtree(work, ignore_errors=True)
     return 0
