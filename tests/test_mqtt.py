@@ -101,7 +101,7 @@ def test_too_large_frame_is_dropped_not_sent(mosquitto_broker, redact):
     assert pub.counters["too_large"] == 1 and pub.queue_length() == 0
 
 
-def test_queue_is_bounded_while_broker_away(tmp_path, redact):
+def test_queue_is_bounded_while_broker_away(tmp_path, redact, caplog):
     broker = Broker(tmp_path / "late")  # its port is chosen, nothing listens yet
     pub = MqttPublisher(cfg_for(broker.port, queue_size=4), "cam")
     pub.start()
@@ -110,6 +110,10 @@ def test_queue_is_bounded_while_broker_away(tmp_path, redact):
             pub.publish_frame(redact(i), event_for(redact(i)))
         assert pub.queue_length() == 4
         assert pub.counters["queue_dropped"] == 16
+        deadline = time.monotonic() + 10
+        while "unreachable; retrying" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"mqtt 127.0.0.1:{broker.port} unreachable; retrying" in caplog.text
         with broker:
             collector = Collector(broker.port, camera="cam")
             assert pub.wait_connected(15)

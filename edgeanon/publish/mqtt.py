@@ -91,6 +91,7 @@ class MqttPublisher:
         self._cond = threading.Condition()
         self._closing = False
         self._sending = False
+        self._fail_logged_at = -1e9
         self._connected = threading.Event()
         self.counters = {"sent": 0, "queue_dropped": 0, "too_large": 0, "send_failed": 0, "connects": 0}
         self._protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
@@ -118,6 +119,7 @@ class MqttPublisher:
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     # -- connection -----------------------------------------------------------------------------
@@ -149,6 +151,14 @@ class MqttPublisher:
         with self._cond:
             self._connected.set()
             self._cond.notify_all()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        now = time.monotonic()
+        if now - self._fail_logged_at > 60.0:  # the first failure, then once a minute
+            self._fail_logged_at = now
+            tls = " (TLS)" if self.cfg.tls.ca else ""
+            log.warning("mqtt %s:%d%s unreachable; retrying with backoff up to %d s", self.cfg.host, self.cfg.port,
+                        tls, self.cfg.reconnect_max_s)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self._connected.is_set()
