@@ -1,0 +1,113 @@
+"""The face generator at runtime: crop and condition every servable face, one batched call, feathered paste-back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeanon.anonymize import crops
+from edgeanon.inference.backend import Backend, ModelError, open_backend
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GENERATOR = Path(__file__).resolve().parents[2] / "models" / "generator.onnx"
+# Below this longest box side (pixels) a generated face is not worth a generator slot: the classic
+# fallback hides it as well and the detector's landmarks get unreliable (see bench/generator_bench.py).
+MIN_FACE = 16
+# Above this the 128 px output would be blown up more than 6x: the classic fallback serves it.
+MAX_FACE = 800
+# The crop window must lie at least this much inside the frame (zero padding fills the rest).
+MIN_INSIDE = 0.5
+MAX_BATCH = 32
+
+
+def latent_for_seed(seed: int, size: int) -> np.ndarray:
+    """The latent vector of a seed (a track id): the same seed always gives the same synthetic face."""
+    return np.random.default_rng(abs(int(seed))).standard_normal(size).astype(np.float32)
+
+
+class FaceGenerator:
+    """Replaces faces with generated ones; `.replace` says which faces it served (the rest need a fallback)."""
+
+    def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
+                 max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH):
+        backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
+        if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
+            raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
+        self.backend = backend
+        self.latent_size = self._latent_size(backend)
+        self.min_face = float(min_face)
+        self.max_face = float(max_face)
+        self.min_inside = float(min_inside)
+        self.max_batch = int(max_batch)
+
+    @classmethod
+    def from_path(cls, path: str | Path = DEFAULT_GENERATOR, backend: str = "auto", threads: int | None = None,
+                  **kwargs: Any) -> FaceGenerator:
+        return cls(open_backend(path, backend, threads=threads), **kwargs)
+
+    @staticmethod
+    def _latent_size(backend: Backend) -> int:
+        session = getattr(backend, "session", None)
+        if session is not None:
+            dim = session.get_inputs()[1].shape[-1]
+            if isinstance(dim, int):
+                return dim
+        return int(backend.metadata().get("latent", 32))
+
+    def servable(self, image_shape: tuple[int, ...], face: Any) -> bool:
+        """Whether the generator can serve this face (size, landmarks, crop inside the frame)."""
+        box = np.asarray(face.box, dtype=np.float64)[:4]
+        if not np.all(np.isfinite(box)):
+            return False
+        side = max(box[2] - box[0], box[3] - box[1])
+        if not self.min_face <= side <= self.max_face:
+            return False
+        if not crops.landmarks_plausible(box, getattr(face, "landmarks", None)):
+            return False
+        h, w = image_shape[:2]
+        return crops.crop_region(box).inside_fraction(w, h) >= self.min_inside
+
+    def replace(self, image: np.ndarray, faces: Sequence[Any], seeds: Sequence[int]) -> list[bool]:
+        """Generate a face for every servable face in place; returns which were served.
+
+        All crops are cut before anything is pasted (overlapping faces see the original scene), and
+        all go through the model in one call (chunks of `max_batch` only for crowds).
+        """
+        if len(seeds) != len(faces):
+            raise ValueError(f"{len(faces)} faces but {len(seeds)} seeds")
+        served = [False] * len(faces)
+        jobs = [i for i, face in enumerate(faces) if self.servable(image.shape, face)]
+        if not jobs:
+            return served
+        regions, conds = [], []
+        for i in jobs:
+            box = np.asarray(faces[i].box, dtype=np.float64)[:4]
+            region, crop, mask, heat = crops.crop_inputs(image, box, np.asarray(faces[i].landmarks))
+            regions.append(region)
+            conds.append(crops.network_input(crop, mask, heat))
+        latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])
+        condition = np.stack(conds)
+        try:
+            outs = [self._run(condition[s : s + self.max_batch], latents[s : s + self.max_batch])
+                    for s in range(0, len(jobs), self.max_batch)]
+        except Exception as exc:  # an inference failure must leave the faces to the fallback, never raw
+            log.warning("generator inference failed (%s); %d face(s) need the fallback", exc, len(jobs))
+            return served
+        out = np.concatenate(outs)
+        for k, i in enumerate(jobs):
+            crops.paste_back(image, crops.network_output_to_bgr(out[k]), regions[k],
+                             np.asarray(faces[i].box, dtype=np.float64)[:4])
+            served[i] = True
+        return served
+
+    def _run(self, condition: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        name_c, name_z = self.backend.input_names[:2]
+        out = self.backend.run({name_c: condition, name_z: latent})[self.backend.output_names[0]]
+        if out.shape != (condition.shape[0], 3) + condition.shape[2:] or not np.all(np.isfinite(out)):
+            raise ModelError(f"{self.backend.path}: generator returned {out.shape} / non-finite values")
+        return out

@@ -1,0 +1,211 @@
+"""`python -m export.eval utility`: DeepPrivacy's protocol — an independent detector's AP on anonymized images.
+
+Every ground-truth face of the held-back wider-train images is anonymized with each method through
+edgeanon's Anonymizer; dlib's face detector (not our CenterFace) then measures AP on the anonymized
+images and on the originals. Also reports the detail ratio: variance of the Laplacian inside the inner
+80% of each face box >= 48 px, anonymized / original (median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.frames import Detection, Frame
+from export import facecrops
+
+log = logging.getLogger(__name__)
+
+METHODS = ("gan", "blur", "pixelate", "fill")
+DETAIL_MIN_FACE = 48
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "utility",
+        help="AP retention of an independent detector (dlib) and detail ratio, per anonymization method",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        epilog="Example: python -m export.eval utility --data ../shared/data --limit 30",
+    )
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
+                   help="our detector, only for the generator's landmarks (default models/detector.onnx)")
+    p.add_argument("--generator", type=Path, default=Path("models/generator.onnx"))
+    p.add_argument("--methods", default=",".join(METHODS), help="comma list (default all four)")
+    p.add_argument("--judge", choices=("cnn", "hog"), default="cnn",
+                   help="dlib detector that measures AP: cnn (mmod, default) or hog (faster)")
+    p.add_argument("--upsample", type=int, default=1, help="judge's upsampling passes (default 1)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N held-back images (0 = all)")
+    p.add_argument("--all-images", action="store_true", help="use all wider-train images, not only held-back")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.set_defaults(func=run)
+
+
+class Judge:
+    """dlib's CNN (mmod) or HOG face detector: boxes (x1, y1, x2, y2) and scores."""
+
+    def __init__(self, kind: str, upsample: int):
+        import dlib
+        import face_recognition_models as frm
+
+        self.kind, self.upsample = kind, upsample
+        if kind == "cnn":
+            self.model = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+        else:
+            self.model = dlib.get_frontal_face_detector()
+
+    def __call__(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        if self.kind == "cnn":
+            found = self.model(rgb, self.upsample)
+            boxes = [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()) for d in found]
+            scores = [d.confidence for d in found]
+        else:
+            rects, scores, _ = self.model.run(rgb, self.upsample, -0.5)
+            boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+        return np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def average_precision(per_image: list[tuple[np.ndarray, np.ndarray, np.ndarray]], iou: float) -> float:
+    """VOC all-point AP over images of (gt boxes, detected boxes, scores)."""
+    records, n_gt = [], 0
+    for gt, boxes, scores in per_image:
+        n_gt += len(gt)
+        taken = np.zeros(len(gt), bool)
+        order = np.argsort(-scores)
+        ious = iou_matrix(boxes[order], gt) if len(gt) and len(boxes) else np.zeros((len(boxes), len(gt)))
+        for k, j in enumerate(order):
+            hit = False
+            if len(gt):
+                cand = np.where(taken, -1.0, ious[k])
+                best = int(np.argmax(cand))
+                if cand[best] >= iou:
+                    taken[best] = hit = True
+            records.append((float(scores[j]), hit))
+    if n_gt == 0 or not records:
+        return 0.0
+    records.sort(key=lambda r: -r[0])
+    tp = np.cumsum([r[1] for r in records])
+    fp = np.cumsum([not r[1] for r in records])
+    recall = tp / n_gt
+    precision = tp / np.maximum(tp + fp, 1e-9)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    for i in range(len(mpre) - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    idx = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+
+
+def laplacian_variance(image: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian of the gray inner 80% of a box."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dx, dy = (x2 - x1) * 0.1, (y2 - y1) * 0.1
+    h, w = image.shape[:2]
+    xa, ya = max(int(round(x1 + dx)), 0), max(int(round(y1 + dy)), 0)
+    xb, yb = min(int(round(x2 - dx)), w), min(int(round(y2 - dy)), h)
+    if xb - xa < 3 or yb - ya < 3:
+        return float("nan")
+    gray = cv2.cvtColor(image[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def faces_with_landmarks(gt: np.ndarray, found: list[facecrops.Face]) -> list[Detection]:
+    """Ground-truth boxes, each with the landmarks of our detector's best-overlapping face (IoU >= 0.4)."""
+    if not len(gt):
+        return []
+    boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+    ious = iou_matrix(gt, boxes) if len(boxes) else np.zeros((len(gt), 0))
+    out = []
+    for i, box in enumerate(gt):
+        lm = None
+        if ious.shape[1]:
+            j = int(np.argmax(ious[i]))
+            if ious[i, j] >= 0.4:
+                lm = found[j].landmarks
+        out.append(Detection(box.astype(np.float32), 1.0, lm))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        log.error("unknown method(s) %s: choose from %s", ", ".join(bad), ", ".join(METHODS))
+        return 2
+    boxes_file = args.data / facecrops.WIDER / "boxes.json"
+    if not boxes_file.is_file():
+        log.error("%s: not found (set --data)", boxes_file)
+        return 2
+    gt_all = json.loads(boxes_file.read_text())
+    names = sorted(n for n in gt_all if args.all_images or facecrops.held_out(n))
+    if args.limit:
+        names = names[: args.limit]
+    anonymizers = {}
+    for m in methods:
+        if m == "gan":
+            from edgeanon.anonymize.gan import FaceGenerator
+
+            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator))
+        else:
+            anonymizers[m] = Anonymizer(m)
+    found = facecrops.wider_detections(args.data, args.detector)
+    judge = Judge(args.judge, args.upsample)
+    per: dict[str, list] = {m: [] for m in ["original", *methods]}
+    detail: dict[str, list[float]] = {m: [] for m in methods}
+    served = []
+    for name in tqdm(names, desc="utility", unit="img"):
+        image = cv2.imread(str(args.data / facecrops.WIDER / name))
+        gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
+        faces = faces_with_landmarks(gt, found.get(name, []))
+        per["original"].append((gt, *judge(image)))
+        big = [f.box for f in faces if max(f.width, f.height) >= DETAIL_MIN_FACE]
+        base = [laplacian_variance(image, b) for b in big]
+        for m in methods:
+            work = image.copy()
+            red = anonymizers[m].redact(Frame(0, 0.0, work), faces)
+            if m == "gan":
+                served += [r.method == "gan" for r in red.faces]
+            per[m].append((gt, *judge(work)))
+            for b, v0 in zip(big, base, strict=True):
+                v1 = laplacian_variance(work, b)
+                if v0 > 1e-6 and np.isfinite(v1):
+                    detail[m].append(v1 / v0)
+    ap = {m: average_precision(v, args.iou) for m, v in per.items()}
+    rows = []
+    for m in methods:
+        rows.append({"method": m, "ap": ap[m], "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
+                     "detail_median": float(np.median(detail[m])) if detail[m] else float("nan"),
+                     "faces_detail": len(detail[m])})
+    n_gt = sum(len(g) for g, _, _ in per["original"])
+    print(f"images: {len(names)} (held-back wider-train), faces: {n_gt}, judge: dlib {args.judge} "
+          f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
+    if served:
+        print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback)")
+    print(f"{'method':<10} {'AP':>8} {'retention':>10} {'detail median':>14} {'faces>=48':>10}")
+    for r in rows:
+        print(f"{r['method']:<10} {r['ap']:8.4f} {r['retention'] * 100:9.1f}% {r['detail_median']:14.3f} "
+              f"{r['faces_detail']:10d}")
+    if args.json:
+        args.json.write_text(json.dumps({"original_ap": ap["original"], "rows": rows, "images": len(names),
+                                         "faces": n_gt, "judge": args.judge}, indent=2))
+    return 0

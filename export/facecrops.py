@@ -1,0 +1,182 @@
+"""Generator training data: held-back split, cached detector landmarks, and the compact crop file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edgeanon.anonymize import crops
+from edgeanon.detector import FaceDetector
+
+log = logging.getLogger(__name__)
+
+UTK_ZIP = "utkface-crops.zip"
+WIDER = "wider-train"
+CACHE_DIR = Path(".cache")
+MIN_WIDER_FACE = 48  # smaller faces upscaled to 128 px teach the generator blur
+HELD_OUT_PERCENT = 10
+
+
+def held_out(name: str) -> bool:
+    """True for the ~10% of files (by name hash, stable everywhere) kept out of training for evaluation."""
+    return int.from_bytes(hashlib.sha1(Path(name).name.encode()).digest()[:4], "big") % 100 < HELD_OUT_PERCENT
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
+@dataclass
+class Face:
+    box: np.ndarray  # (4,) image pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2) image pixels
+
+
+def cached_detections(paths: dict[str, object], read, detector_path: Path, tag: str,
+                      cache_dir: Path = CACHE_DIR) -> dict[str, list[Face]]:
+    """Our detector's faces for each named image, computed once per (image set, detector file) and cached."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"detections-{tag}-{_file_digest(Path(detector_path))}.json"
+    if cache.is_file():
+        raw = json.loads(cache.read_text())
+        if set(raw) >= set(paths):
+            return {k: [Face(np.array(f["box"], np.float32), f["score"], np.array(f["landmarks"], np.float32))
+                        for f in raw[k]] for k in paths}
+    detector = FaceDetector.from_path(detector_path)
+    out: dict[str, list[Face]] = {}
+    for name, src in tqdm(paths.items(), desc=f"detect {tag}", unit="img"):
+        image = read(src)
+        out[name] = [Face(d.box, d.score, d.landmarks) for d in detector.detect(image) if d.landmarks is not None]
+    cache.write_text(json.dumps({k: [{"box": f.box.tolist(), "score": f.score, "landmarks": f.landmarks.tolist()}
+                                     for f in v] for k, v in out.items()}))
+    return out
+
+
+def decode(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("undecodable image")
+    return image
+
+
+UTK_PAD = 80  # UTK crops are tight: pad them so the detector sees the whole face
+
+
+def utk_detections(data_dir: Path, detector_path: Path) -> tuple[zipfile.ZipFile, dict[str, list[Face]]]:
+    """Faces in the UTKFace crops (coordinates of the crop padded by UTK_PAD on each side)."""
+    zf = zipfile.ZipFile(data_dir / UTK_ZIP)
+    names = {n: n for n in sorted(zf.namelist()) if n.lower().endswith(".jpg")}
+
+    def read(name: str) -> np.ndarray:
+        return cv2.copyMakeBorder(decode(zf.read(name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+
+    return zf, cached_detections(names, read, detector_path, "utk")
+
+
+def wider_detections(data_dir: Path, detector_path: Path) -> dict[str, list[Face]]:
+    paths = {p.name: p for p in sorted((data_dir / WIDER).glob("*.jpg"))}
+    return cached_detections(paths, lambda p: cv2.imread(str(p)), detector_path, "wider")
+
+
+def _background_patch(rng: np.random.Generator, backgrounds: list[np.ndarray], side: int) -> np.ndarray:
+    bg = backgrounds[rng.integers(len(backgrounds))]
+    h, w = bg.shape[:2]
+    s = int(min(h, w, max(side, 64)))
+    y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
+    return cv2.resize(bg[y : y + s, x : x + s], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, quality: int = 92,
+                       limit: int | None = None) -> Path:
+    """Write every usable face as a 128x128 crop (JPEG bytes) with its box and landmarks in crop pixels.
+
+    UTKFace crops are tight (no scene around the face), so each is laid on a random scene patch from a
+    wider-train image; the generator regenerates the face ellipse anyway and learns the seam against a scene.
+    """
+    rng = np.random.default_rng(0)
+    blobs: list[bytes] = []
+    boxes, lms, held, names = [], [], [], []
+
+    def add(name: str, image: np.ndarray, face: Face) -> None:
+        region, crop, _, _ = crops.crop_inputs(image, face.box, face.landmarks)
+        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        blobs.append(jpg.tobytes())
+        boxes.append(region.box_to_crop(face.box))
+        lms.append(region.to_crop(face.landmarks))
+        held.append(held_out(name))
+        names.append(name)
+
+    wider = wider_detections(data_dir, detector_path)
+    backgrounds = []
+    for name, faces in tqdm(sorted(wider.items())[:limit], desc="wider crops", unit="img"):
+        image = cv2.imread(str(data_dir / WIDER / name))
+        if not held_out(name) and len(backgrounds) < 120:
+            backgrounds.append(image)
+        for f in faces:
+            if f.score >= 0.5 and max(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= MIN_WIDER_FACE \
+                    and crops.landmarks_plausible(f.box, f.landmarks):
+                add(name, image, f)
+    zf, utk = utk_detections(data_dir, detector_path)
+    for name, faces in tqdm(sorted(utk.items())[:limit], desc="utk crops", unit="img"):
+        if not faces:
+            continue
+        f = max(faces, key=lambda d: d.score)
+        if f.score < 0.5 or not crops.landmarks_plausible(f.box, f.landmarks):
+            continue
+        face = decode(zf.read(name))
+        region = crops.crop_region(f.box)
+        side = int(np.ceil(region.side)) + 2 * UTK_PAD + 4
+        canvas = _background_patch(rng, backgrounds, side + 2 * UTK_PAD)
+        h, w = face.shape[:2]
+        # The tight UTK square blends into the scene over a soft rim.
+        alpha = np.clip(np.minimum.outer(np.minimum(np.arange(h), np.arange(h)[::-1]),
+                                         np.minimum(np.arange(w), np.arange(w)[::-1])) / 8.0, 0, 1)[..., None]
+        c = canvas.shape[0] // 2
+        y0, x0 = c - h // 2, c - w // 2
+        win = canvas[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
+        canvas[y0 : y0 + h, x0 : x0 + w] = (face * alpha + win * (1 - alpha)).astype(np.uint8)
+        shift = np.array([x0 - UTK_PAD, y0 - UTK_PAD], np.float32)
+        add(name, canvas, Face(f.box + np.tile(shift, 2), f.score, f.landmarks + shift))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    lengths = np.array([len(b) for b in blobs], np.int64)
+    np.savez(out_file, jpeg=np.frombuffer(b"".join(blobs), np.uint8), lengths=lengths,
+             boxes=np.array(boxes, np.float32), landmarks=np.array(lms, np.float32),
+             held_out=np.array(held, bool), names=np.array(names))
+    log.info("wrote %d faces (%d held back) to %s (%.1f MiB)", len(blobs), int(np.sum(held)), out_file,
+             out_file.stat().st_size / 2**20)
+    return out_file
+
+
+@dataclass
+class CropSet:
+    """Decoded training crops: images (N, 128, 128, 3) BGR uint8, boxes/landmarks in crop pixels."""
+
+    images: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    held_out: np.ndarray
+    names: np.ndarray
+
+    def conditions(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask (n, 128, 128), heatmaps (n, 5, 128, 128)) for the given samples, via edgeanon's crop code."""
+        size = self.images.shape[1]
+        masks = np.stack([crops.ellipse_mask(self.boxes[i], size, crops.MASK_SCALE) for i in idx])
+        heats = np.stack([crops.landmark_heatmaps(self.landmarks[i], size) for i in idx])
+        return masks, heats
+
+
+def load_training_set(path: Path) -> CropSet:
+    with np.load(path) as z:
+        jpeg, lengths = z["jpeg"], z["lengths"]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        images = np.stack([decode(jpeg[offsets[i] : offsets[i + 1]].tobytes()) for i in range(len(lengths))])
+        return CropSet(images, z["boxes"], z["landmarks"], z["held_out"], z["names"])

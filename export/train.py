@@ -1,0 +1,254 @@
+"""`python -m export train-generator`: train the face generator (GAN) on CPU or CUDA, resumable, time-boxed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from export import facecrops
+from export.models.generator import LATENT, Discriminator, Generator, count_parameters
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SET = facecrops.CACHE_DIR / "gentrain" / "faces.npz"
+FLIP_CHANNELS = [0, 1, 2, 3, 4 + 1, 4 + 0, 4 + 2, 4 + 4, 4 + 3]  # rgb, mask, heatmaps with left/right swapped
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-generator",
+        help="train the face generator (GAN) on UTKFace + wider-train crops",
+        description="Train the conditional face generator. Builds (once) a compact crop file from the data "
+                    "with our detector's landmarks, then trains generator + discriminator for a time budget, "
+                    "saving a resumable checkpoint, a fixed-seed preview grid and fp16 weights to --out.",
+        epilog="Example: python -m export train-generator --data ../shared/data --out runs/gen --minutes 30",
+    )
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with utkface-crops.zip and "
+                   "wider-train/ (default ../shared/data)")
+    p.add_argument("--out", type=Path, default=Path("runs/gen"), help="output folder (default runs/gen)")
+    p.add_argument("--train-set", type=Path, default=DEFAULT_SET, help=f"crop file; built when missing "
+                   f"(default {DEFAULT_SET})")
+    p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
+                   help="our face detector, for landmarks (default models/detector.onnx)")
+    p.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (default 30)")
+    p.add_argument("--batch", type=int, default=16, help="batch size (default 16; use 128+ on a GPU)")
+    p.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate for both nets (default 4e-4)")
+    p.add_argument("--rec-weight", type=float, default=4.0, help="L1 reconstruction weight (default 4)")
+    p.add_argument("--fm-weight", type=float, default=10.0, help="feature-matching weight (default 10)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
+    p.add_argument("--light-checkpoints", action="store_true",
+                   help="fp16 checkpoints without optimizer state (small, for copying off a lent machine)")
+    p.add_argument("--prepare-only", action="store_true", help="only build the crop file, then stop")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.train_set.is_file():
+        if not (args.data / facecrops.UTK_ZIP).is_file() or not (args.data / facecrops.WIDER).is_dir():
+            log.error("%s: needs %s and %s/ (set --data)", args.data, facecrops.UTK_ZIP, facecrops.WIDER)
+            return 2
+        if not args.detector.is_file():
+            log.error("%s: detector model not found (run make setup)", args.detector)
+            return 2
+        facecrops.build_training_set(args.data, args.detector, args.train_set)
+    if args.prepare_only:
+        return 0
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    Trainer(args, device).train()
+    return 0
+
+
+class GpuData:
+    """All crops with their masks and heatmaps as uint8 tensors on the training device; batches with flips/shifts."""
+
+    def __init__(self, cropset: facecrops.CropSet, idx: np.ndarray, device: torch.device):
+        masks, heats = [], []
+        for start in range(0, len(idx), 512):
+            m, h = cropset.conditions(idx[start : start + 512])
+            masks.append(m)
+            heats.append(h)
+        rgb = cropset.images[idx][..., ::-1].transpose(0, 3, 1, 2)
+        stack = np.concatenate([rgb, np.concatenate(masks)[:, None] * 255, np.concatenate(heats) * 255], 1)
+        self.data = torch.from_numpy(np.ascontiguousarray(stack.round().astype(np.uint8))).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def batch(self, n: int, gen: torch.Generator, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real RGB in [-1, 1], condition (masked RGB, mask, heatmaps)) for n random samples."""
+        idx = torch.randint(0, len(self), (n,), generator=gen, device="cpu").to(self.device)
+        x = self.data[idx].float() / 255.0
+        if augment:
+            flip = torch.rand(n, generator=gen) < 0.5
+            flip = flip.to(self.device)
+            x = torch.where(flip[:, None, None, None], x[:, FLIP_CHANNELS].flip(3), x)
+            # Small random zoom and shift: the detector's boxes wobble too.
+            theta = torch.zeros(n, 2, 3)
+            s = 1.0 + (torch.rand(n, generator=gen) - 0.5) * 0.16
+            theta[:, 0, 0] = s
+            theta[:, 1, 1] = s
+            theta[:, :, 2] = (torch.rand(n, 2, generator=gen) - 0.5) * 0.12
+            grid = F.affine_grid(theta.to(self.device), list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return split(x)
+
+
+def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked [rgb 0..1, mask, heatmaps] -> (real in [-1, 1], network condition)."""
+    real = x[:, :3] * 2.0 - 1.0
+    mask = (x[:, 3:4] > 0.5).float()
+    cond = torch.cat([real * (1.0 - mask), mask, x[:, 4:9]], 1)
+    return real, cond
+
+
+def color_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Differentiable brightness/saturation/contrast jitter for the discriminator's inputs (DiffAugment)."""
+    n = x.shape[0]
+    r = torch.rand(n, 3, 1, 1, 1, generator=gen).to(x.device, x.dtype)
+    x = x + (r[:, 0] - 0.5) * 0.4
+    mean = x.mean(1, keepdim=True)
+    x = (x - mean) * (r[:, 1] * 2.0) + mean
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * (r[:, 2] + 0.5) + mean
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace, device: torch.device):
+        self.args = args
+        self.device = device
+        torch.manual_seed(args.seed)
+        cropset = facecrops.load_training_set(args.train_set)
+        train_idx = np.nonzero(~cropset.held_out)[0]
+        held_idx = np.nonzero(cropset.held_out)[0]
+        log.info("%d training faces, %d held back", len(train_idx), len(held_idx))
+        self.data = GpuData(cropset, train_idx, device)
+        rng = np.random.default_rng(1)
+        self.preview = GpuData(cropset, np.sort(rng.choice(held_idx, min(8, len(held_idx)), replace=False)), device)
+        self.G = Generator().to(device)
+        self.G_ema = Generator().to(device).eval()
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.D = Discriminator().to(device)
+        if device.type == "cuda":
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        log.info("generator %d params, discriminator %d params", count_parameters(self.G), count_parameters(self.D))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=args.lr, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=args.lr, betas=(0.0, 0.99))
+        self.step = 0
+        self.images = 0
+        self.out = args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt = self.out / "checkpoint.pt"
+        if self.ckpt.is_file():
+            self._load(self.ckpt)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def train(self) -> None:
+        args = self.args
+        gen = torch.Generator().manual_seed(args.seed + self.step)
+        deadline = time.monotonic() + args.minutes * 60.0
+        last_save = time.monotonic()
+        bar = tqdm(desc="train", unit="step", initial=self.step, dynamic_ncols=True)
+        t0, n0 = time.monotonic(), self.images
+        ema_decay = 0.999 if self.device.type == "cuda" else 0.995
+        while time.monotonic() < deadline:
+            real, cond = self.data.batch(args.batch, gen)
+            if self.device.type == "cuda":
+                real = real.contiguous(memory_format=torch.channels_last)
+                cond = cond.contiguous(memory_format=torch.channels_last)
+            z = torch.randn(args.batch, LATENT, generator=gen).to(self.device)
+            mask = cond[:, 3:4]
+            with self._autocast():
+                fake = self.G(cond, z)
+                # Discriminator: hinge loss.
+                d_real, _ = self.D(color_augment(real, gen), cond)
+                d_fake, _ = self.D(color_augment(fake.detach(), gen), cond)
+                loss_d = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            with self._autocast():
+                d_fake, f_fake = self.D(fake, cond)
+                with torch.no_grad():
+                    _, f_real = self.D(real, cond)
+                adv = -d_fake.float().mean()
+                fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(f_fake, f_real, strict=True)) / len(f_fake)
+                rec = (torch.abs(fake.float() - real) * mask).sum() / (mask.sum() * 3.0 + 1.0)
+                loss_g = adv + args.fm_weight * fm + args.rec_weight * rec
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            with torch.no_grad():
+                for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                    pe.lerp_(p, 1.0 - ema_decay)
+            self.step += 1
+            self.images += args.batch
+            if self.step % 10 == 0:
+                rate = (self.images - n0) / max(time.monotonic() - t0, 1e-6)
+                bar.set_postfix(d=f"{loss_d.item():.3f}", adv=f"{adv.item():.3f}", fm=f"{fm.item():.3f}",
+                                rec=f"{rec.item():.3f}", img_s=f"{rate:.0f}")
+            bar.update(1)
+            if time.monotonic() - last_save > args.preview_every:
+                self.save()
+                last_save = time.monotonic()
+        bar.close()
+        self.save()
+        log.info("stopped after %d steps (%d images); weights in %s", self.step, self.images,
+                 self.out / "generator.pt")
+
+    def save(self) -> None:
+        light = self.args.light_checkpoints
+
+        def sd(m: torch.nn.Module) -> dict:
+            return {k: (v.half() if light and v.is_floating_point() else v).cpu() for k, v in m.state_dict().items()}
+
+        state = {"generator": sd(self.G), "generator_ema": sd(self.G_ema), "discriminator": sd(self.D),
+                 "step": self.step, "images": self.images}
+        if not light:
+            state["opt_g"] = self.opt_g.state_dict()
+            state["opt_d"] = self.opt_d.state_dict()
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.ckpt)
+        torch.save({k: v.half().cpu() for k, v in self.G_ema.state_dict().items()}, self.out / "generator.pt")
+        cv2.imwrite(str(self.out / "preview.jpg"), self.preview_grid(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+    def _load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.G.load_state_dict({k: v.float() for k, v in state["generator"].items()})
+        self.G_ema.load_state_dict({k: v.float() for k, v in state["generator_ema"].items()})
+        self.D.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                for k, v in state["discriminator"].items()})
+        if "opt_g" in state:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.step, self.images = int(state["step"]), int(state["images"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    @torch.no_grad()
+    def preview_grid(self) -> np.ndarray:
+        """Rows: held-back originals, masked inputs, then generated faces for fixed seeds 0, 1, 2."""
+        real, cond = split(self.preview.data.float() / 255.0)
+        rows = [real, cond[:, :3]]
+        for seed in range(3):
+            z = torch.randn(real.shape[0], LATENT, generator=torch.Generator().manual_seed(seed)).to(self.device)
+            rows.append(self.G_ema(cond, z).float())
+        grid = torch.cat([torch.cat(list(r), 2) for r in rows], 1)
+        img = ((grid.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return np.ascontiguousarray(img[:, :, ::-1])
+

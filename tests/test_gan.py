@@ -1,0 +1,155 @@
+"""FaceGenerator on real images with real faces: faces replaced, no seam, one batched call, safe fallbacks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import Anonymizer, crops
+from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
+from edgeanon.detector import FaceDetector
+from edgeanon.frames import Detection, Frame
+from edgeanon.inference.backend import ModelError
+from edgeanon.inference.ort import OrtBackend
+
+
+class CountingBackend:
+    """The real ONNX Runtime backend, counting how often it is called."""
+
+    def __init__(self, path):
+        self.inner = OrtBackend(path, providers=["CPUExecutionProvider"])
+        self.path = self.inner.path
+        self.input_names, self.output_names = self.inner.input_names, self.inner.output_names
+        self.calls: list[int] = []
+        self.session = self.inner.session
+
+    def run(self, inputs):
+        self.calls.append(len(next(iter(inputs.values()))))
+        return self.inner.run(inputs)
+
+    def metadata(self):
+        return self.inner.metadata()
+
+
+@pytest.fixture(scope="module")
+def faces(face_image, detector_model) -> list[Detection]:
+    found = FaceDetector.from_path(detector_model).detect(face_image)
+    assert found and found[0].landmarks is not None
+    return found[:1]
+
+
+@pytest.fixture(scope="module")
+def generator() -> FaceGenerator:
+    return FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort")
+
+
+def _ring(shape, box, lo, hi) -> np.ndarray:
+    """Pixels between the lo- and hi-scaled ellipses of a box."""
+    outer = crops.ellipse_mask(box, shape[:2], hi) > 0
+    inner = crops.ellipse_mask(box, shape[:2], lo) > 0
+    return outer & ~inner
+
+
+def test_face_is_replaced_inside_and_untouched_outside(face_image, faces, generator):
+    image = face_image.copy()
+    assert generator.replace(image, faces, [0]) == [True]
+    box = faces[0].box
+    x1, y1, x2, y2 = (int(v) for v in box)
+    inner = slice(y1 + (y2 - y1) // 5, y2 - (y2 - y1) // 5), slice(x1 + (x2 - x1) // 5, x2 - (x2 - x1) // 5)
+    changed = np.abs(image[inner].astype(int) - face_image[inner].astype(int)).mean()
+    assert changed > 8, f"face barely changed (mean abs diff {changed:.1f})"
+    outside = crops.ellipse_mask(box, image.shape[:2], crops.MASK_SCALE * 1.05) == 0
+    assert np.array_equal(image[outside], face_image[outside])
+
+
+def test_no_seam_at_the_paste_rim(face_image, faces, generator):
+    image = face_image.copy()
+    generator.replace(image, faces, [3])
+    box = faces[0].box
+    ring = _ring(image.shape, box, crops.MASK_SCALE - 0.04, crops.MASK_SCALE + 0.04)
+
+    def edge_energy(img):
+        g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        return float(np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))[ring].mean())
+
+    before, after = edge_energy(face_image), edge_energy(image)
+    assert after < before * 1.5 + 10, f"edge energy on the rim {after:.1f} vs {before:.1f} before"
+    # A hard, unfeathered paste of a flat patch does show up on the same measure.
+    hard = face_image.copy()
+    hard[crops.ellipse_mask(box, hard.shape[:2], crops.MASK_SCALE) > 0] = (40, 200, 40)
+    assert edge_energy(hard) > before * 1.5 + 10
+
+
+def test_deterministic_per_seed(face_image, faces, generator):
+    a, b, c = face_image.copy(), face_image.copy(), face_image.copy()
+    generator.replace(a, faces, [11])
+    generator.replace(b, faces, [11])
+    generator.replace(c, faces, [12])
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_all_faces_of_a_frame_in_one_call(face_image, faces):
+    backend = CountingBackend(DEFAULT_GENERATOR)
+    gen = FaceGenerator(backend)
+    # Three copies of the astronaut side by side: three real faces in one frame.
+    frame = np.concatenate([face_image] * 3, axis=1)
+    w = face_image.shape[1]
+    shifted = [Detection(faces[0].box + [k * w, 0, k * w, 0], faces[0].score, faces[0].landmarks + [k * w, 0])
+               for k in range(3)]
+    assert gen.replace(frame, shifted, [1, 2, 3]) == [True, True, True]
+    assert backend.calls == [3]
+
+
+def _face(box, landmarks) -> Detection:
+    return Detection(np.array(box, np.float32), 0.9, None if landmarks is None else np.array(landmarks, np.float32))
+
+
+def _landmarks_for(box):
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    return [[x1 + 0.3 * w, y1 + 0.4 * h], [x1 + 0.7 * w, y1 + 0.4 * h], [x1 + 0.5 * w, y1 + 0.6 * h],
+            [x1 + 0.35 * w, y1 + 0.8 * h], [x1 + 0.65 * w, y1 + 0.8 * h]]
+
+
+@pytest.mark.parametrize("case", ["tiny", "no_landmarks", "absurd_landmarks", "outside_frame", "nan_box"])
+def test_unservable_faces_return_false_and_stay_untouched(face_image, faces, generator, case):
+    real = faces[0]
+    if case == "tiny":
+        box = [100, 100, 108, 110]
+        face = _face(box, _landmarks_for(box))
+    elif case == "no_landmarks":
+        face = Detection(real.box, real.score, None)
+    elif case == "absurd_landmarks":
+        face = Detection(real.box, real.score, real.landmarks[::-1] + [0, 400])
+    elif case == "outside_frame":
+        h, w = face_image.shape[:2]
+        box = [w - 20, h - 20, w + 100, h + 120]
+        face = _face(box, _landmarks_for(box))
+    else:
+        face = _face([np.nan, 10, 80, 90], _landmarks_for([0, 10, 80, 90]))
+    image = face_image.copy()
+    assert generator.replace(image, [face, real], [0, 1]) == [False, True]
+    # Only the served face changed.
+    untouched = crops.ellipse_mask(real.box, image.shape[:2], crops.MASK_SCALE * 1.05) == 0
+    assert np.array_equal(image[untouched], face_image[untouched])
+
+
+def test_anonymizer_covers_every_face_with_gan_or_fallback(face_image, faces, generator):
+    frame = Frame(0, 0.0, face_image.copy())
+    tiny = _face([10, 10, 18, 20], _landmarks_for([10, 10, 18, 20]))
+    red = Anonymizer("gan", generator=generator).redact(frame, [faces[0], tiny])
+    assert [r.method for r in red.faces] == ["gan", "blur"]
+
+
+def test_corrupt_model_file_is_a_model_error(tmp_path):
+    bad = tmp_path / "generator.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx model at all")
+    with pytest.raises(ModelError):
+        FaceGenerator.from_path(bad, backend="ort")
+
+
+def test_a_detector_model_is_not_taken_for_a_generator(detector_model):
+    with pytest.raises(ModelError, match="not a face generator"):
+        FaceGenerator.from_path(detector_model, backend="ort")
