@@ -185,13 +185,21 @@ def calibration_images(folder: str | Path, limit: int | None) -> list[Path]:
 def detector_feeds(fp32_path: str | Path, images: Sequence[Path]) -> Iterator[dict[str, np.ndarray]]:
     """Detector inputs exactly as the runtime builds them (edgeanon.detector.FaceDetector.prepare)."""
     from edgeanon.detector import FaceDetector
-    from edgeanon.images import load_image
     from edgeanon.inference.ort import OrtBackend
 
     detector = FaceDetector(OrtBackend(fp32_path, threads=1))
     for path in images:
-        prepared = detector.prepare(load_image(path))
+        prepared = detector.prepare(_read(path))
         yield {detector.input_name: prepared.blob.copy()}  # prepare() reuses its buffer
+
+
+def _read(path: Path) -> np.ndarray:
+    from edgeanon.images import ImageError, load_image
+
+    try:
+        return load_image(path)
+    except ImageError as exc:
+        raise QuantizeError(f"calibration image {exc}") from exc
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[dict[str, np.ndarray]],
@@ -275,12 +283,11 @@ def face_conditions(detector_path: str | Path, images: Sequence[Path], limit: in
     """Generator conditions (9, 128, 128) for the faces our detector finds, cut with the runtime's crop geometry."""
     from edgeanon.anonymize import crops
     from edgeanon.detector import FaceDetector
-    from edgeanon.images import load_image
 
     detector = FaceDetector.from_path(detector_path, backend="ort")
     out: list[np.ndarray] = []
     for path in tqdm(images, desc="cutting face crops", unit="img", leave=False):
-        image = load_image(path)
+        image = _read(path)
         for face in detector.detect(image):
             if max(face.width, face.height) < min_face or not crops.landmarks_plausible(face.box, face.landmarks):
                 continue

@@ -140,7 +140,8 @@ def held_back_images(data_dir: Path) -> list[Path]:
 
 
 def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: Path = CENTERFACE_WEIGHTS,
-           generator_weights: Path | None = None, psnr_crops: int = PSNR_CROPS) -> dict:
+           generator_weights: Path | None = None, psnr_crops: int = PSNR_CROPS,
+           parity_count: int = PARITY_IMAGES) -> dict:
     """Run every gate that applies to the files present; returns the report (see `passed`)."""
     start = time.perf_counter()
     gates: list[Gate] = []
@@ -152,7 +153,7 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
         raise QuantizeError(f"{data_dir}: no wider-train/boxes.json (pass --data pointing at the shared data folder)")
 
     if weights.is_file():
-        diff, info = detector_parity(detector, weights, parity_images(data_dir))
+        diff, info = detector_parity(detector, weights, parity_images(data_dir, parity_count))
         gates.append(Gate("detector pytorch-vs-onnx max abs diff", diff, MAX_ABS_DIFF, diff <= MAX_ABS_DIFF))
         details["detector_parity"] = info
     else:

@@ -1,0 +1,99 @@
+"""INT8 QDQ quantization on real calibration images: both flavours, kept-float layers, faces still found."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgeanon.detector import FaceDetector
+from export.quantize import FLAVOURS, QuantizeError, quantize_detector, resolve_keep_float
+
+CALIB_IMAGES = 8
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, detector_model, shared_data):
+    folder = tmp_path_factory.mktemp("quant")
+    fp32 = folder / "detector.onnx"
+    shutil.copy(detector_model, fp32)
+    results = quantize_detector(fp32, shared_data / "wider-calib", ("cpu", "trt"), ("first", "heads"),
+                                limit=CALIB_IMAGES)
+    return fp32, {r.flavour: r for r in results}
+
+
+def _initializers(model):
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def _zero_points(model):
+    inits = _initializers(model)
+    return [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+
+
+def test_both_flavours_written_with_provenance(quantized):
+    fp32, results = quantized
+    assert set(results) == {"cpu", "trt"}
+    assert (fp32.parent / "detector.int8.onnx").is_file() and (fp32.parent / "detector.int8-trt.onnx").is_file()
+    for result in results.values():
+        assert result.calibration_inputs == CALIB_IMAGES and result.nodes_quantized > 50
+        meta = {p.key: p.value for p in onnx.load(result.output).metadata_props}
+        assert "edgeanon.input" in meta and '"flavour": "' + result.flavour in meta["edgeanon.quantization"]
+    assert not list(fp32.parent.glob(".*tmp*"))
+
+
+def test_cpu_flavour_uint8_activations_int8_per_channel_weights(quantized):
+    model = onnx.load(quantized[1]["cpu"].output)
+    zps = _zero_points(model)
+    assert zps and all(z.dtype == np.uint8 for z in zps)
+    assert any(int(z) != 0 for z in zps)  # asymmetric
+    inits = _initializers(model)
+    weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                 and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].ndim == 4]
+    assert weight_dq and all(inits[n.input[1]].size == inits[n.input[0]].shape[0] for n in weight_dq)
+
+
+def test_trt_flavour_symmetric_int8_zero_points_zero(quantized):
+    model = onnx.load(quantized[1]["trt"].output)
+    zps = _zero_points(model)
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+
+
+def test_kept_float_layers_read_float_weights(quantized):
+    fp32, results = quantized
+    kept = results["cpu"].keep_float
+    assert "/heatmap/Conv" in kept and "/landmarks/Conv" in kept and len(kept) == 6
+    model = onnx.load(results["cpu"].output)
+    inits = _initializers(model)
+    for node in model.graph.node:
+        if node.name in kept and node.op_type == "Conv":
+            assert inits[node.input[1]].dtype == np.float32, node.name
+
+
+def test_int8_models_still_find_the_face(quantized, face_image):
+    fp32, results = quantized
+    reference = FaceDetector.from_path(fp32, backend="ort").detect(face_image)
+    assert len(reference) == 1
+    for result in results.values():
+        faces = FaceDetector.from_path(result.output, backend="ort").detect(face_image)
+        assert len(faces) == 1
+        assert np.abs(faces[0].box - reference[0].box).max() < 6
+        assert abs(faces[0].score - reference[0].score) < 0.05
+
+
+def test_keep_float_roles_resolve_on_the_real_graph(detector_model):
+    model = onnx.load(str(detector_model))
+    assert resolve_keep_float(model, ["first"]) == ["/backbone/features.0/features.0.0/Conv"]
+    heads = resolve_keep_float(model, ["heads"])
+    assert set(heads) == {"/Sigmoid", "/heatmap/Conv", "/scale/Conv", "/offset/Conv", "/landmarks/Conv"}
+    assert resolve_keep_float(model, ["/up4/Add", ""]) == ["/up4/Add"]
+    with pytest.raises(QuantizeError, match="'nope': not a role"):
+        resolve_keep_float(model, ["nope"])
+
+
+def test_flavour_table():
+    assert FLAVOURS["cpu"].suffix == ".int8.onnx" and FLAVOURS["cpu"].activation == "QUInt8"
+    assert FLAVOURS["trt"].suffix == ".int8-trt.onnx" and FLAVOURS["trt"].symmetric_activations

@@ -1,0 +1,77 @@
+"""The verify gates on real models and real wider-train images: a faithful model passes, a lossy one fails."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from export.all_steps import reject_failed
+from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT
+from export.verify import MAX_ABS_DIFF, psnr, verify
+
+LIMIT = 3  # wider-train images per accuracy check: enough to tell a faithful model from a broken one
+
+
+def blind_copy(src, dst):
+    """The detector with its heatmap bias pushed down: it finds almost nothing (a model that leaks faces)."""
+    model = onnx.load(str(src))
+    conv = next(n for n in model.graph.node if n.name == "/heatmap/Conv")
+    for init in model.graph.initializer:
+        if init.name == conv.input[2]:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) - 8.0, init.name))
+    onnx.save(model, str(dst))
+
+
+@pytest.fixture
+def models(tmp_path, detector_model):
+    if not CENTERFACE_WEIGHTS.is_file():
+        pytest.skip(f"{CENTERFACE_WEIGHTS} missing (make setup imports it)")
+    shutil.copy(detector_model, tmp_path / "detector.onnx")
+    return tmp_path
+
+
+def test_psnr():
+    a = np.zeros((3, 8, 8))
+    assert math.isinf(psnr(a, a, 255.0))
+    assert psnr(a, a + 255.0, 255.0) == pytest.approx(0.0)
+    assert psnr(a, a + 2.55, 255.0) == pytest.approx(40.0)
+
+
+def test_faithful_int8_passes_and_absent_generator_is_skipped(models, shared_data):
+    shutil.copy(models / "detector.onnx", models / "detector.int8.onnx")  # identical: zero drop
+    report = verify(models, shared_data, limit=LIMIT, parity_count=2)
+    gates = {g["name"]: g for g in report["gates"]}
+    parity = gates["detector pytorch-vs-onnx max abs diff"]
+    assert parity["passed"] and parity["value"] <= MAX_ABS_DIFF
+    assert gates["detector int8 recall drop vs fp32"]["value"] == 0.0
+    assert gates["generator gates"]["passed"] is None and "missing" in gates["generator gates"]["note"]
+    assert report["passed"] and report["details"]["detector_accuracy"]["fp32"]["faces"] > 0
+
+
+def test_lossy_int8_fails_the_gate_exits_1_and_is_rejected(models, shared_data):
+    blind_copy(models / "detector.onnx", models / "detector.int8.onnx")
+    report_path = models / "report.json"
+    result = subprocess.run([sys.executable, "-m", "export", "verify", "--models", str(models), "--data",
+                             str(shared_data), "--limit", str(LIMIT), "--report", str(report_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert "FAIL  detector int8 recall drop vs fp32" in result.stderr
+    report = json.loads(report_path.read_text())
+    assert not report["passed"] and "detector int8 recall drop vs fp32" in report["failed"]
+    rejected = reject_failed(models, report)
+    assert rejected == [str(models / "detector.int8.rejected.onnx")]
+    assert not (models / "detector.int8.onnx").exists()
+
+
+def test_missing_data_is_a_clear_error(models, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "export", "verify", "--models", str(models), "--data",
+                             str(tmp_path / "nowhere")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "boxes.json" in result.stderr
