@@ -77,7 +77,7 @@ class Tracker:
     """
 
     def __init__(self, hold_s: float = 1.0, iou_threshold: float = 0.2, smoothing: float = 0.5,
-                 growth: float = 0.5, max_speed: float = 4.0):
+                 growth: float = 0.5, max_speed: float = 20.0):
         if hold_s < 0:
             raise ValueError(f"hold time must be >= 0 seconds, got {hold_s}")
         if not 0.0 < iou_threshold <= 1.0:

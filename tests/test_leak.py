@@ -1,0 +1,107 @@
+"""Leak rate: unchanged faces count as leaked, anonymized ones don't, codec noise doesn't change that."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import classic
+from edgeanon.video import VideoReader, VideoWriter
+from export.eval.__main__ import main as eval_main
+from export.eval.leak import LeakError, face_differences, leak_rate
+
+FACE = [181, 58, 270, 178]
+FRAMES = 6
+
+
+def pan(face_image: np.ndarray) -> list[tuple[np.ndarray, list[float]]]:
+    """Frames of a 320x240 pan over the astronaut with her face box in each."""
+    out = []
+    for i in range(FRAMES):
+        x0 = 100 + 5 * i
+        out.append((face_image[20:260, x0:x0 + 320].copy(), [FACE[0] - x0, FACE[1] - 20, FACE[2] - x0, FACE[3] - 20]))
+    return out
+
+
+def write(path: Path, frames: list[np.ndarray]) -> None:
+    with VideoWriter(path, 10.0, (320, 240)) as w:
+        for f in frames:
+            w.write(f)
+
+
+@pytest.fixture
+def clip(tmp_path, face_image):
+    frames = pan(face_image)
+    src = tmp_path / "src.mp4"
+    write(src, [f for f, _ in frames])
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"frames": [{"index": i, "faces": [{"id": 1, "box": b}, {"id": 2, "box": [0, 0, 8, 8]}]}
+                                            for i, (_, b) in enumerate(frames)]}))
+    with VideoReader(src) as r:
+        decoded = [f.image for f in r]
+    return src, truth, decoded, [b for _, b in frames]
+
+
+def test_reencode_leaks_everything_anonymized_leaks_nothing(tmp_path, clip):
+    src, truth, decoded, boxes = clip
+    same = tmp_path / "same.mp4"
+    write(same, decoded)  # codec noise only
+    result = leak_rate(same, src, truth)
+    assert result.faces == FRAMES  # the 8 px face doesn't count
+    assert result.rate == 1.0 and result.identity_rate == 1.0
+    blurred = [f.copy() for f in decoded]
+    for f, b in zip(blurred, boxes, strict=True):
+        classic.blur(f, np.array(b, np.float32))
+    anon = tmp_path / "anon.mp4"
+    write(anon, blurred)
+    assert leak_rate(anon, src, truth).rate == 0.0
+
+
+def test_one_missed_frame_is_counted(tmp_path, clip):
+    src, truth, decoded, boxes = clip
+    frames = [f.copy() for f in decoded]
+    for i, (f, b) in enumerate(zip(frames, boxes, strict=True)):
+        if i != 3:
+            classic.pixelate(f, np.array(b, np.float32))
+    out = tmp_path / "flicker.mp4"
+    write(out, frames)
+    result = leak_rate(out, src, truth)
+    assert result.leaked == 1 and result.rate == pytest.approx(1 / FRAMES)
+    assert result.identity_rate == 1.0  # that one person was exposed in one frame
+
+
+def test_folder_of_images_and_the_command(tmp_path, face_image, capsys):
+    src_dir, out_dir = tmp_path / "src", tmp_path / "out"
+    src_dir.mkdir()
+    out_dir.mkdir()
+    cv2.imwrite(str(src_dir / "a.png"), face_image)
+    cv2.imwrite(str(src_dir / "b.png"), face_image)
+    blurred = face_image.copy()
+    classic.blur(blurred, np.array(FACE, np.float32))
+    cv2.imwrite(str(out_dir / "a.png"), blurred)
+    cv2.imwrite(str(out_dir / "b.png"), face_image)
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"a.png": [FACE], "b.png": [FACE]}))
+    report = tmp_path / "leak.json"
+    assert eval_main(["leak", "--output", str(out_dir), "--source", str(src_dir), "--truth", str(truth),
+                      "--json", str(report)]) == 0
+    assert "leak rate 50.00%" in capsys.readouterr().out
+    assert json.loads(report.read_text())["leaked"] == 1
+
+
+def test_mismatches_are_clear_errors(tmp_path, clip, capsys):
+    src, truth, decoded, _ = clip
+    short = tmp_path / "short.mp4"
+    write(short, decoded[:3])
+    with pytest.raises(LeakError, match="only 3 frames"):
+        leak_rate(short, src, truth)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert eval_main(["leak", "--output", str(src), "--source", str(src), "--truth", str(bad)]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    with pytest.raises(LeakError, match="320x240"):
+        face_differences(np.zeros((240, 320, 3), np.uint8), np.zeros((100, 100, 3), np.uint8), [[0, 0, 50, 50]])

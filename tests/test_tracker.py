@@ -1,0 +1,84 @@
+"""Tracker: keeps lost faces covered for the hold time, follows their motion, never shrinks, matches by IoU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeanon.frames import Detection
+from edgeanon.tracker import Tracker, iou_matrix
+
+
+def det(x1, y1, x2, y2, score=0.9) -> Detection:
+    return Detection(np.array([x1, y1, x2, y2], np.float32), score)
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)
+    iou = iou_matrix(a, b)
+    assert iou.shape == (2, 2)
+    assert iou[0, 0] == pytest.approx(1.0) and iou[0, 1] == pytest.approx(50 / 150) and iou[1].max() == 0
+
+
+def test_a_moving_face_keeps_its_id():
+    tracker = Tracker()
+    ids = set()
+    for i in range(5):
+        tracks = tracker.update([det(100 + 4 * i, 50, 140 + 4 * i, 100)], i / 25)
+        assert len(tracks) == 1 and tracks[0].fresh
+        ids.add(tracks[0].track_id)
+    assert len(ids) == 1
+
+
+def test_lost_face_is_held_and_follows_its_motion_then_dropped():
+    tracker = Tracker(hold_s=0.2, growth=0.0)
+    for i in range(4):  # moving right at 10 px per frame = 250 px/s
+        tracker.update([det(100 + 10 * i, 50, 140 + 10 * i, 100)], i / 25)
+    lost = tracker.update([], 4 / 25)
+    assert len(lost) == 1 and not lost[0].fresh
+    np.testing.assert_allclose(lost[0].box, [140, 50, 180, 100], atol=0.5)  # where it would be now
+    assert tracker.update([], 7 / 25)[0].box[0] == pytest.approx(170, abs=0.5)
+    assert tracker.update([], 3 / 25 + 0.21) == []  # past the hold time: gone
+
+
+def test_coverage_never_shrinks_below_the_last_detection():
+    tracker = Tracker(hold_s=1.0, growth=0.0)
+    for i in range(4):  # zooming out: the face shrinks by 4 px a frame
+        tracker.update([det(100 + 2 * i, 100 + 2 * i, 200 - 2 * i, 200 - 2 * i)], i / 25)
+    last_w = 200 - 2 * 3 - (100 + 2 * 3)
+    for k in range(1, 10):
+        (track,) = tracker.update([], (3 + k) / 25)
+        assert track.width >= last_w - 1e-3 and track.height >= last_w - 1e-3
+
+
+def test_coasting_box_grows_and_reacquires_the_same_id():
+    tracker = Tracker(hold_s=1.0, growth=0.5)
+    first = tracker.update([det(100, 100, 150, 150)], 0.0)[0]
+    held = tracker.update([], 0.2)[0]
+    assert held.width > 50 and held.track_id == first.track_id
+    back = tracker.update([det(101, 100, 151, 150)], 0.24)
+    assert [t.track_id for t in back] == [first.track_id] and back[0].fresh
+
+
+def test_two_faces_get_two_ids_and_a_new_face_a_new_one():
+    tracker = Tracker()
+    a, b = tracker.update([det(0, 0, 50, 50), det(200, 0, 250, 50)], 0.0)
+    assert a.track_id != b.track_id
+    tracks = tracker.update([det(202, 0, 252, 50), det(2, 0, 52, 50), det(400, 400, 450, 450)], 0.04)
+    by_x = {round(float(t.box[0])): t.track_id for t in tracks}
+    assert by_x[2] == a.track_id and by_x[202] == b.track_id
+    assert by_x[400] not in (a.track_id, b.track_id)
+
+
+def test_time_going_backwards_starts_over():
+    tracker = Tracker(hold_s=5.0)
+    tracker.update([det(0, 0, 50, 50)], 10.0)
+    assert tracker.update([], 1.0) == []
+
+
+def test_bad_options():
+    with pytest.raises(ValueError):
+        Tracker(hold_s=-1)
+    with pytest.raises(ValueError):
+        Tracker(iou_threshold=0)
