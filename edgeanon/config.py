@@ -109,7 +109,8 @@ class ModelConfig:
     method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
     threshold: float = _f(DEFAULT_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
     mask_scale: float = _f(1.3, _between(1.0, 3.0), "grow each face box by this factor before redacting")
-    input_scale: float = _f(1.0, _between(0.1, 2.0), "detector input scale (0.5: detect at half size, faster)")
+    input_scale: float = _f(0.0, lambda v: _check(v == 0 or 0.1 <= v <= 4.0, "must be 0 (automatic) or 0.1 - 4.0"),
+                            "detector input scale; 0 = automatic (small frames upscaled), 0.5 = half size, faster")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
     threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
 

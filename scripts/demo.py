@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     config = out / "demo.toml"
     config.write_text(
         f'camera_id = "demo"\n[source]\nuri = "file://{clip}"\n[model]\nmethod = "{method}"\n'
-        f'[pipeline]\nstats_interval_s = 2.0\n'
+        f'[pipeline]\nstats_interval_s = 2.0\ndeadline_ms = 10000.0\n'  # a busy laptop: show frames, not drops
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nprotocol = "{protocol}"\n')
     log = out / "daemon.log"
     print(f"demo: edgeanon run --config {config}  (method {method}, log {log})")
