@@ -60,16 +60,41 @@ def export_detector_onnx(weights: str | Path = CENTERFACE_WEIGHTS,
     return out_path
 
 
+def export_generator(weights: str | Path, out_path: str | Path) -> Path:
+    """Generator -> ONNX (export.models.generator's export), then simplified, checked, with input metadata."""
+    from export.models.generator import export_generator_onnx
+
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.raw")
+    try:
+        export_generator_onnx(weights, tmp)
+        raw = onnx.load(str(tmp))
+        meta = {p.key: p.value for p in raw.metadata_props}
+        graph = simplify(raw)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta.update({
+        "edgeanon.model": "generator",
+        "edgeanon.input": json.dumps({
+            "condition": {"layout": "NCHW", "channels": ["R", "G", "B", "mask", "lm0", "lm1", "lm2", "lm3", "lm4"],
+                          "rgb_range": [-1, 1], "rgb_masked": True, "mask_range": [0, 1],
+                          "built_by": "edgeanon.anonymize.crops.network_input"},
+            "latent": {"distribution": "standard normal", "seeded_by": "track id"}}),
+        "edgeanon.outputs": json.dumps({"face": {"layout": "NCHW", "color": "RGB", "range": [-1, 1]}}),
+    })
+    save_checked(graph, out_path, meta)
+    log.info("wrote %s", out_path)
+    return out_path
+
+
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     export_detector_onnx(args.detector_weights, out_dir / "detector.onnx")
     if not args.no_generator:
-        try:
-            from export.generator_onnx import export_generator_onnx
-        except ImportError:
-            log.warning("generator export not available yet; skipped")
+        if Path(args.generator_weights).is_file():
+            export_generator(args.generator_weights, out_dir / "generator.onnx")
         else:
-            export_generator_onnx(args.generator_weights, out_dir / "generator.onnx")
+            log.warning("%s not found: generator not exported", args.generator_weights)
     return 0
 
 
