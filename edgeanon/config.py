@@ -100,6 +100,7 @@ class SourceConfig:
     loop: bool = _f(False, None, "file://: start again at the end instead of exiting")
     reconnect_min_s: float = _f(0.5, _positive, "first wait before reopening a lost source")
     reconnect_max_s: float = _f(30.0, _positive, "longest wait between reopen attempts")
+    stall_timeout_s: float = _f(30.0, _positive, "exit (for a restart) when an open camera gives nothing this long")
 
 
 @dataclass(frozen=True)

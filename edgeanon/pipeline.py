@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeanon.config import Config
 from edgeanon.frames import Frame, RedactedFrame
-from edgeanon.sources import FileSource, Source, SourceEnded
+from edgeanon.sources import FileSource, Source, SourceEnded, safe_uri
 from edgeanon.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,12 @@ class Pipeline:
         return self._stop.is_set()
 
     def run(self) -> int:
-        """The frame loop; returns the process exit code (0 on a clean stop or at the end of a file)."""
+        """The frame loop; returns the exit code: 0 on a clean stop or at the end of a file, 1 for a hung camera."""
         if isinstance(self.source, FileSource) and hasattr(self.publisher, "wait_connected"):
             # A file is processed as fast as possible: let the broker connection come first.
             self.publisher.wait_connected(5.0)
         ready = False
+        exit_code = 0
         self.notifier.status("waiting for the first frame")
         try:
             while not self._stop.is_set():
@@ -100,6 +101,12 @@ class Pipeline:
                 if frame is None:
                     if not ready:
                         self.notifier.extend_timeout(START_EXTEND_USEC)
+                    stalled = getattr(self.source, "stalled_s", lambda: 0.0)()
+                    if stalled > self.cfg.source.stall_timeout_s:
+                        log.error("source %s: open but no frame for %.0f s (driver hung); exiting so the service "
+                                  "manager restarts the daemon", safe_uri(self.source.uri), stalled)
+                        exit_code = 1
+                        break
                 else:
                     self.handle(frame)
                     if not ready:
@@ -109,7 +116,7 @@ class Pipeline:
                 self._maybe_stats()
         finally:
             self.shutdown()
-        return 0
+        return exit_code
 
     def handle(self, frame: Frame) -> RedactedFrame | None:
         """Redact one frame and hand it to the publisher; None when it was dropped (fail closed)."""

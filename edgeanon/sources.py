@@ -157,6 +157,7 @@ class LiveSource:
         self.skipped = 0
         self.reconnects = 0
         self.connected = False
+        self._last_progress = time.monotonic()  # last open or frame: a capture silent since is stalled
         self._thread = threading.Thread(target=self._grab_loop, name="grabber", daemon=True)
         self._thread.start()
 
@@ -180,12 +181,14 @@ class LiveSource:
                 self.reconnects += 1
             first = False
             log.info("source %s: opened", name)
+            self._last_progress = time.monotonic()
             self.connected = True
             while not self._stop.is_set():
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
                 self._backoff.reset()
+                self._last_progress = time.monotonic()
                 with self._cond:
                     if self._latest is not None:
                         self.skipped += 1
@@ -204,6 +207,10 @@ class LiveSource:
             self._cond.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout)
             frame, self._latest = self._latest, None
         return frame
+
+    def stalled_s(self) -> float:
+        """Seconds an open capture has given nothing (a driver hung inside read()); 0 when not open."""
+        return time.monotonic() - self._last_progress if self.connected else 0.0
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self.connected, "skipped": self.skipped, "reconnects": self.reconnects}

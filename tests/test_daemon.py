@@ -364,3 +364,24 @@ def test_missed_deadline_drops_frames(tmp_path, clip, broker):
     final = [s for s in r.stats if s.get("final")][-1]
     assert final["dropped_deadline"] == final["frames_in"] == CLIP_FRAMES
     assert r.frames == [] and final["published"] == 0, "a late frame is dropped, never sent"
+
+
+def test_hung_camera_exits_for_a_restart(mosquitto_broker):
+    from edgeanon.config import config_from_dict
+    from edgeanon.pipeline import Pipeline
+    from edgeanon.publish.mqtt import MqttPublisher
+    from edgeanon.sources import Backoff, LiveSource
+    from tests.test_sources import HungCapture
+
+    cfg = config_from_dict({"source": {"stall_timeout_s": 0.5},
+                            "mqtt": {"host": "127.0.0.1", "port": mosquitto_broker.port}})
+    hung = HungCapture()
+    source = LiveSource("test://hung", lambda: hung, Backoff(0.05, 0.1))
+    publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
+    publisher.start()
+    try:
+        # No frame ever comes, so the redactor is never asked for one.
+        assert Pipeline(cfg, source, redactor=None, publisher=publisher).run() == 1
+    finally:
+        hung.unblock.set()
+        source.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,33 @@ def test_credentials_never_reach_logs():
 
     assert safe_uri("rtsp://admin:hunter2@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"
     assert safe_uri("file:///a@b/clip.mp4") == "file:///a@b/clip.mp4"
+
+
+class HungCapture:
+    """A capture whose read() never returns, like a hung camera driver (no way to hang real hardware here)."""
+
+    def __init__(self):
+        self.unblock = threading.Event()
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        self.unblock.wait()
+        return False, None
+
+    def release(self) -> None:
+        self.unblock.set()
+
+
+def test_a_hung_capture_is_reported_as_stalled():
+    hung = HungCapture()
+    source = LiveSource("test://hung", lambda: hung, Backoff(0.05, 0.1))
+    try:
+        assert source.read(timeout=0.5) is None
+        assert source.stats()["connected"] is True
+        assert source.stalled_s() >= 0.4
+    finally:
+        hung.unblock.set()
+        source.close()
+    assert source.stalled_s() == 0.0
