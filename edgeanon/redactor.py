@@ -59,12 +59,12 @@ class Redactor:
             Path(detector_model) if detector_model else default_detector(), backend=backend, threads=threads,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold, input_scale=input_scale,
         )
-        generator = load_generator(generator_model, backend=backend) if method == "gan" else None
+        generator = load_generator(generator_model, backend=backend, threads=threads) if method == "gan" else None
         anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape)
         return cls(detector, anonymizer, Tracker(hold_s=hold_s) if track else None)
 
 
-def load_generator(path: str | Path | None = None, backend: str = "auto") -> Any:
+def load_generator(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Any:
     """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""
     from edgeanon.models import DEFAULT_GENERATOR
 
@@ -75,4 +75,4 @@ def load_generator(path: str | Path | None = None, backend: str = "auto") -> Any
         from edgeanon.anonymize.gan import FaceGenerator
     except ImportError as exc:
         raise ModelError(f"{path}: the generator runtime is not available ({exc})") from exc
-    return FaceGenerator.from_path(path)
+    return FaceGenerator.from_path(path, backend=backend, threads=threads)

@@ -175,3 +175,24 @@ def test_missing_generator_for_gan_is_one_line(tmp_path, face_image, cli, capsys
     assert cli(img, "-o", tmp_path / "o", "--method", "gan", "--generator-model", tmp_path / "none.onnx") == 2
     err = capsys.readouterr().err
     assert "none.onnx" in err and len(err.strip().splitlines()) == 1
+
+
+def test_redactor_chain_keeps_covering_a_face_the_detector_loses(detector_model, face_image):
+    from edgeanon.anonymize import classic
+    from edgeanon.frames import Frame
+    from edgeanon.redactor import Redactor
+
+    chain = Redactor.from_options(detector_model=detector_model, method="blur", track=True, hold_s=0.5)
+    first = chain.process(Frame(0, 0.0, face_image.copy()))
+    assert len(first.faces) == 1 and first.faces[0].method == "blur"
+    hidden = face_image.copy()
+    classic.fill(hidden, np.array(FACE, np.float32), color=(128, 128, 128), mask_scale=1.4)
+    from edgeanon.tracker import iou_matrix
+
+    found = np.array([d.box for d in chain.detector.detect(hidden)]).reshape(-1, 4)
+    assert not (iou_matrix(found, np.array([FACE])) > 0.1).any()  # the detector no longer sees her face ...
+    second = chain.process(Frame(1, 0.04, hidden))
+    held = [f for f in second.faces if f.track_id == first.faces[0].track_id]
+    assert len(held) == 1 and held[0].box[0] <= FACE[0] + 1  # ... the tracker still covers it
+    later = chain.process(Frame(2, 1.0, hidden.copy()))
+    assert first.faces[0].track_id not in [f.track_id for f in later.faces]  # until the hold time is over

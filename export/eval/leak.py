@@ -54,7 +54,7 @@ class LeakResult:
 
     def to_json(self) -> dict:
         d = np.asarray(self.differences, np.float64)
-        spread = {p: round(float(np.percentile(d, p)), 2) for p in (1, 5, 50, 95)} if d.size else {}
+        spread = {p: round(float(np.percentile(d, p)), 2) for p in (0, 1, 5, 50, 95, 99, 100)} if d.size else {}
         return {
             "faces": self.faces, "leaked": self.leaked, "leak_rate": round(self.rate, 4),
             "identities": len(self.identities), "leaked_identities": len(self.leaked_identities),
