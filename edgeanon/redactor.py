@@ -43,12 +43,12 @@ class Redactor:
         mask_scale: float = 1.3,
         track: bool = True,
         hold_s: float = DEFAULT_HOLD_S,
-        input_scale: float = 1.0,
+        input_scale: float | None = None,
         mask_shape: str = "ellipse",
         backend: str = "auto",
         threads: int | None = None,
     ) -> Redactor:
-        """Build the chain from model paths and options (defaults: the project's models).
+        """Build the chain from model paths and options (None: the project's models and defaults).
 
         Raises ModelError for a missing or broken model, ValueError for a bad option.
         """
@@ -57,7 +57,7 @@ class Redactor:
 
         detector = FaceDetector.from_path(
             Path(detector_model) if detector_model else default_detector(), backend=backend, threads=threads,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold, input_scale=input_scale,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold, input_scale=input_scale or 1.0,
         )
         generator = load_generator(generator_model, backend=backend, threads=threads) if method == "gan" else None
         anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape)
