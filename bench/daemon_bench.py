@@ -1,6 +1,6 @@
 """End-to-end daemon benchmark at 1280x720: frames/s, latency p50/p99 and peak RSS, side by side with deface.
 
-    nice -n 10 .venv/bin/python bench/daemon_bench.py [--frames 60] [--methods blur,gan] [--scales 1.0,0.5]
+    nice -n 10 .venv/bin/python bench/daemon_bench.py [--frames 60] [--methods blur,gan] [--scales 0,0.5]
 
 Each row runs `edgeanon run` as a real subprocess on a 720p clip (WIDER FACE crowd scenes when
 ../shared/data is there, else moving scikit-image faces) publishing to a real mosquitto, with a
@@ -80,7 +80,7 @@ def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: P
     final = next(s for s in reversed(collector.received.stats) if s.get("final"))
     fallbacks = final["fallbacks"]
     return {
-        "name": f"edgeanon run, {method}, input x{scale}",
+        "name": f"edgeanon run, {method}, detect at {'auto' if scale == 0 else f'x{scale}'}",
         "fps": final["fps_avg"],
         "p50": final["latency_ms"]["p50"],
         "p99": final["latency_ms"]["p99"],
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=60, help="clip length (default 60)")
     parser.add_argument("--methods", default="blur,gan", help="comma-separated methods (default blur,gan)")
-    parser.add_argument("--scales", default="1.0,0.5", help="detector input scales (default 1.0,0.5)")
+    parser.add_argument("--scales", default="0,0.5",
+                        help="detector input scales, 0 = automatic (default 0,0.5)")
     parser.add_argument("--no-anchor", action="store_true", help="skip the deface row")
     parser.add_argument("--generator", type=Path, help="generator model for gan rows (default models/generator.onnx)")
     args = parser.parse_args(argv)
