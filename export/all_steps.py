@@ -27,19 +27,19 @@ def reject_failed(out_dir: Path, report: dict) -> list[str]:
     """Rename INT8 files whose gates failed so no runtime loads them; returns the new names."""
     rejected = []
     for gate in report["gates"]:
-        if gate["passed"] is not False:
+        words = gate["name"].split()
+        if gate["passed"] is not False or len(words) < 2 or words[1] not in ("int8", "int8-trt"):
             continue
-        for model in ("detector", "generator"):
-            path = out_dir / f"{model}.int8.onnx"
-            if gate["name"].startswith(f"{model} int8") and path.is_file():
-                target = path.with_name(f"{model}.int8.rejected.onnx")
-                os.replace(path, target)
-                rejected.append(str(target))
+        path = out_dir / f"{words[0]}.{words[1]}.onnx"
+        if path.is_file():
+            target = path.with_name(f"{words[0]}.{words[1]}.rejected.onnx")
+            os.replace(path, target)
+            rejected.append(str(target))
     return rejected
 
 
 def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, generator_weights: Path | None = None,
-            calib_images: int = 64, limit: int | None = None) -> dict:
+            calib_images: int = 64, limit: int | None = None, trt_flavour: bool = False) -> dict:
     """Every step into `out_dir`; returns the combined report."""
     from export.fp16 import convert_fp16, fp16_path
     from export.onnx_export import export_detector_onnx
@@ -81,7 +81,7 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
     steps["quantize"] = [asdict(r) for r in results]
 
     log.info("step 4/4: verify gates")
-    report = verify(out_dir, data_dir, limit, weights, generator_weights)
+    report = verify(out_dir, data_dir, limit, weights, generator_weights, trt_flavour=trt_flavour)
     steps["verify"] = report
     rejected = reject_failed(out_dir, report)
     return {"passed": report["passed"], "failed": report["failed"], "rejected": rejected, "steps": steps,
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_all(out_dir, shared_data_dir(args.data), Path(args.weights),
                          Path(args.generator_weights) if args.generator_weights else None,
-                         args.calib_images, args.limit or None)
+                         args.calib_images, args.limit or None, args.trt_flavour)
     except (QuantizeError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
@@ -124,4 +124,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator-weights", help="generator state dict (default: models/generator.pt)")
     p.add_argument("--calib-images", type=int, default=64, help="calibration inputs per model (default: %(default)s)")
     p.add_argument("--limit", type=int, default=0, help="verify on the first N wider-train images (default: all)")
+    p.add_argument("--trt-flavour", action="store_true", help="also gate detector.int8-trt.onnx (slow on CPU)")
     p.set_defaults(func=run)

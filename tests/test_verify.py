@@ -75,3 +75,15 @@ def test_missing_data_is_a_clear_error(models, tmp_path):
     result = subprocess.run([sys.executable, "-m", "export", "verify", "--models", str(models), "--data",
                              str(tmp_path / "nowhere")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "boxes.json" in result.stderr
+
+
+def test_only_the_failing_flavour_is_rejected(tmp_path):
+    for name in ("detector.int8.onnx", "detector.int8-trt.onnx", "generator.int8.onnx"):
+        (tmp_path / name).write_bytes(b"model")
+    report = {"gates": [
+        {"name": "detector int8 recall drop vs fp32", "passed": True},
+        {"name": "detector int8-trt ap drop vs fp32", "passed": False},
+        {"name": "generator int8 PSNR vs fp32 (face region, dB)", "passed": None},
+    ]}
+    assert reject_failed(tmp_path, report) == [str(tmp_path / "detector.int8-trt.rejected.onnx")]
+    assert (tmp_path / "detector.int8.onnx").is_file() and (tmp_path / "generator.int8.onnx").is_file()
