@@ -73,11 +73,14 @@ class Tracker:
 
     A lost face follows its last measured motion (constant velocity of all four box edges), and its
     box never shrinks below the last detected one; it grows by `growth` (fraction per second) while
-    coasting, so a face that changes speed stays under the mask.
+    coasting, so a face that changes speed stays under the mask. A track seen in fewer than
+    `confirm_hits` frames (likely a false detection) is held for that fraction of `hold_s` only, and
+    a lost track that overlaps a face detected now is dropped as its duplicate: both keep the
+    covered area close to the faces themselves.
     """
 
     def __init__(self, hold_s: float = 1.0, iou_threshold: float = 0.2, smoothing: float = 0.5,
-                 growth: float = 0.5, max_speed: float = 20.0):
+                 growth: float = 0.5, max_speed: float = 20.0, confirm_hits: int = 3):
         if hold_s < 0:
             raise ValueError(f"hold time must be >= 0 seconds, got {hold_s}")
         if not 0.0 < iou_threshold <= 1.0:
@@ -87,6 +90,7 @@ class Tracker:
         self.smoothing = smoothing  # weight of the newest velocity measurement
         self.growth = growth
         self.max_speed = max_speed  # face sizes per second: a bound against wild velocity from a mismatch
+        self.confirm_hits = max(1, int(confirm_hits))
         self._tracks: list[_State] = []
         self._next_id = 1
         self._last_timestamp: float | None = None
@@ -111,11 +115,13 @@ class Tracker:
             matched_tracks.add(ti)
             out.append(Track(state.track_id, np.asarray(det.box, np.float32), det.landmarks, float(det.score), True))
         matched_dets = {di for _, di in matches}
+        covered = iou_matrix(predicted, boxes).max(axis=1) if len(boxes) else np.zeros(len(predicted))
         kept: list[_State] = []
         for ti, state in enumerate(self._tracks):
+            hold = self.hold_s * min(1.0, state.hits / self.confirm_hits)
             if ti in matched_tracks:
                 kept.append(state)
-            elif timestamp - state.last_seen <= self.hold_s:
+            elif timestamp - state.last_seen <= hold and covered[ti] < self.iou_threshold:
                 kept.append(state)
                 box = state.predict(timestamp, self.growth).astype(np.float32)
                 out.append(Track(state.track_id, box, None, state.score, False))

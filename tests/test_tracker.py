@@ -82,3 +82,19 @@ def test_bad_options():
         Tracker(hold_s=-1)
     with pytest.raises(ValueError):
         Tracker(iou_threshold=0)
+
+
+def test_unconfirmed_track_is_held_briefly():
+    tracker = Tracker(hold_s=0.9, confirm_hits=3)
+    tracker.update([det(0, 0, 50, 50)], 0.0)  # seen once: held a third of the hold time
+    assert len(tracker.update([], 0.2)) == 1
+    assert tracker.update([], 0.4) == []
+
+
+def test_lost_duplicate_of_a_detected_face_is_dropped():
+    tracker = Tracker(hold_s=1.0)
+    (a,) = tracker.update([det(0, 0, 50, 50)], 0.0)
+    a2, b = tracker.update([det(0, 0, 50, 50), det(5, 0, 55, 50)], 0.04)
+    assert a2.track_id == a.track_id and b.track_id != a.track_id
+    tracks = tracker.update([det(5, 0, 55, 50)], 0.08)  # one face now: the other track was its duplicate
+    assert len(tracks) == 1 and tracks[0].fresh
