@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             [PY, "-m", "edgeanon", "anonymize", str(clip), "-o", str(out / "edgeanon_notrack.mp4"), "--method",
              "blur", "--no-track"],
             out / "edgeanon_notrack.mp4"),
+        "edgeanon blur, deface's settings": (  # full-scale detector, thresh 0.2, no tracker: I/O + runtime only
+            [PY, "-m", "edgeanon", "anonymize", str(clip), "-o", str(out / "edgeanon_fullscale.mp4"), "--method",
+             "blur", "--no-track", "--detect-scale", "1", "--threshold", str(args.deface_threshold)],
+            out / "edgeanon_fullscale.mp4"),
     }
     results: dict[str, dict] = {}
     for name, (cmd, path) in runs.items():

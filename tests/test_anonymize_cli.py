@@ -196,3 +196,12 @@ def test_redactor_chain_keeps_covering_a_face_the_detector_loses(detector_model,
     assert len(held) == 1 and held[0].box[0] <= FACE[0] + 1  # ... the tracker still covers it
     later = chain.process(Frame(2, 1.0, hidden.copy()))
     assert first.faces[0].track_id not in [f.track_id for f in later.faces]  # until the hold time is over
+
+
+def test_one_video_into_an_existing_folder_keeps_its_name(tmp_path, face_image, cli):
+    src = tmp_path / "pan.mp4"
+    write_video(src, face_image)
+    (tmp_path / "out").mkdir()
+    assert cli(src, "-o", tmp_path / "out", "--method", "fill", "--no-track") == 0
+    with VideoReader(tmp_path / "out" / "pan.mp4") as r:
+        assert r.info.frame_count == FRAMES

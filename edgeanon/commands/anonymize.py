@@ -138,7 +138,10 @@ def _run(args: argparse.Namespace) -> int:
     bar = tqdm([f for f in files if not is_video(f)], desc="images", unit="img", disable=None) \
         if any(not is_video(f) for f in files) else None
     for path in files:
-        target = Path(args.output) if single_video else out_dir / path.name
+        if single_video:
+            target = args.output / path.name if args.output.is_dir() else args.output
+        else:
+            target = out_dir / path.name
         try:
             if path.resolve() == target.resolve():
                 raise UserError(f"{path}: output would overwrite the input; choose another -o")
