@@ -92,6 +92,10 @@ def test_keep_float_roles_resolve_on_the_real_graph(detector_model):
     assert resolve_keep_float(model, ["/up4/Add", ""]) == ["/up4/Add"]
     with pytest.raises(QuantizeError, match="'nope': not a role"):
         resolve_keep_float(model, ["nope"])
+    neck = resolve_keep_float(model, ["/up*"])
+    assert "/up4/Add" in neck and "/up16/up/ConvTranspose" in neck and not any("backbone" in n for n in neck)
+    with pytest.raises(QuantizeError, match="matches no node"):
+        resolve_keep_float(model, ["/nothing*"])
 
 
 def test_flavour_table():
