@@ -95,8 +95,8 @@ def _background_patch(rng: np.random.Generator, backgrounds: list[np.ndarray], s
     return cv2.resize(bg[y : y + s, x : x + s], (side, side), interpolation=cv2.INTER_AREA)
 
 
-def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, quality: int = 92,
-                       limit: int | None = None) -> Path:
+def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, quality: int = 85,
+                       limit: int | None = None, utk: bool = True) -> Path:
     """Write every usable face as a 128x128 crop (JPEG bytes) with its box and landmarks in crop pixels.
 
     UTKFace crops are tight (no scene around the face), so each is laid on a random scene patch from a
@@ -125,8 +125,8 @@ def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, qual
             if f.score >= 0.5 and max(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= MIN_WIDER_FACE \
                     and crops.landmarks_plausible(f.box, f.landmarks):
                 add(name, image, f)
-    zf, utk = utk_detections(data_dir, detector_path)
-    for name, faces in tqdm(sorted(utk.items())[:limit], desc="utk crops", unit="img"):
+    zf, found = utk_detections(data_dir, detector_path) if utk else (None, {})
+    for name, faces in tqdm(sorted(found.items())[:limit], desc="utk crops", unit="img"):
         if not faces:
             continue
         f = max(faces, key=lambda d: d.score)

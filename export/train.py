@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                    help="our face detector, for landmarks (default models/detector.onnx)")
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (default 30)")
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16; use 128+ on a GPU)")
-    p.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate for both nets (default 4e-4)")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for both nets (default 2e-4)")
     p.add_argument("--rec-weight", type=float, default=4.0, help="L1 reconstruction weight (default 4)")
     p.add_argument("--fm-weight", type=float, default=10.0, help="feature-matching weight (default 10)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
@@ -143,12 +143,15 @@ class Trainer:
         if device.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
+            self.G_ema = self.G_ema.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         log.info("generator %d params, discriminator %d params", count_parameters(self.G), count_parameters(self.D))
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=args.lr, betas=(0.0, 0.99))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=args.lr, betas=(0.0, 0.99))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=args.lr, betas=(0.5, 0.99))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=args.lr, betas=(0.5, 0.99))
         self.step = 0
         self.images = 0
+        self.rec_ema: float | None = None
+        self.best_rec = float("inf")
         self.out = args.out
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.out / "checkpoint.pt"
@@ -163,7 +166,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(args.seed + self.step)
         deadline = time.monotonic() + args.minutes * 60.0
         last_save = time.monotonic()
-        bar = tqdm(desc="train", unit="step", initial=self.step, dynamic_ncols=True)
+        bar = tqdm(desc="train", unit="step", initial=self.step, dynamic_ncols=True, mininterval=2.0)
         t0, n0 = time.monotonic(), self.images
         ema_decay = 0.999 if self.device.type == "cuda" else 0.995
         while time.monotonic() < deadline:
@@ -181,6 +184,7 @@ class Trainer:
                 loss_d = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            torch.nn.utils.clip_grad_norm_(self.D.parameters(), 5.0)
             self.opt_d.step()
             with self._autocast():
                 d_fake, f_fake = self.D(fake, cond)
@@ -192,12 +196,16 @@ class Trainer:
                 loss_g = adv + args.fm_weight * fm + args.rec_weight * rec
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
+            torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
             self.opt_g.step()
             with torch.no_grad():
-                for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-                    pe.lerp_(p, 1.0 - ema_decay)
+                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - ema_decay)
             self.step += 1
             self.images += args.batch
+            if self.step % 10 == 0:
+                r = rec.item()
+                self.rec_ema = r if self.rec_ema is None else 0.9 * self.rec_ema + 0.1 * r
+                self.best_rec = min(self.best_rec, self.rec_ema)
             if self.step % 10 == 0:
                 rate = (self.images - n0) / max(time.monotonic() - t0, 1e-6)
                 bar.set_postfix(d=f"{loss_d.item():.3f}", adv=f"{adv.item():.3f}", fm=f"{fm.item():.3f}",
@@ -225,8 +233,13 @@ class Trainer:
         tmp = self.ckpt.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.ckpt)
-        torch.save({k: v.half().cpu() for k, v in self.G_ema.state_dict().items()}, self.out / "generator.pt")
-        cv2.imwrite(str(self.out / "preview.jpg"), self.preview_grid(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        # A GAN can collapse late: shipped weights are only refreshed while reconstruction stays healthy.
+        if self.rec_ema is None or self.rec_ema <= 1.25 * self.best_rec:
+            torch.save({k: v.half().cpu() for k, v in self.G_ema.state_dict().items()}, self.out / "generator.pt")
+        else:
+            log.warning("step %d: reconstruction %.3f vs best %.3f, keeping the earlier generator.pt",
+                        self.step, self.rec_ema, self.best_rec)
+        cv2.imwrite(str(self.out / "preview.png"), self.preview_grid())
 
     def _load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)

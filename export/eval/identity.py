@@ -20,6 +20,7 @@ from tqdm import tqdm
 from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
 from export import facecrops
+from export.eval.utility import dlib_model
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,10 @@ class Embedder:
 
     def __init__(self):
         import dlib
-        import face_recognition_models as frm
 
         self.dlib = dlib
-        self.shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-        self.net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+        self.shape = dlib.shape_predictor(dlib_model('shape_predictor_5_face_landmarks.dat'))
+        self.net = dlib.face_recognition_model_v1(dlib_model('dlib_face_recognition_resnet_model_v1.dat'))
 
     def __call__(self, bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])

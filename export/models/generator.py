@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -50,7 +51,7 @@ class Up(nn.Module):
 
 
 class Generator(nn.Module):
-    """(condition (B, 9, 128, 128), latent (B, 32)) -> RGB face (B, 3, 128, 128) in [-1, 1].
+    """(condition (B, 9, 128, 128), latent (B, 32)) -> RGB face (B, 3, 128, 128), about [-1, 1] (clip it).
 
     Downsamples at once (the expensive part is resolution, not parameters), keeps the wide
     layers at 8x8, and composites: outside the mask the output is the input crop.
@@ -81,7 +82,7 @@ class Generator(nn.Module):
         z = self.zmap(latent).view(-1, 16, 8, 8)
         x = self.body(self.merge(torch.cat([x, z], 1)))
         x = self.up0(self.up1(self.up2(x, s16), s32), s64)
-        x = torch.tanh(self.head(x))
+        x = self.head(x)  # linear: a saturated tanh cannot recover once a GAN step overshoots
         mask = condition[:, 3:4]
         return condition[:, :3] * (1.0 - mask) + x * mask
 
@@ -131,7 +132,8 @@ def export_generator_onnx(state_dict_path: str | Path, out_path: str | Path) -> 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     cond = torch.zeros(2, IN_CHANNELS, 128, 128)
     z = torch.zeros(2, model.latent)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is the agreed exporter
         torch.onnx.export(
             model, (cond, z), str(out_path), opset_version=17, dynamo=False,
             input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
