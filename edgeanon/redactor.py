@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.backend import ModelError
 from edgeanon.tracker import Tracker
@@ -40,7 +41,7 @@ class Redactor:
         generator_model: str | Path | None = None,
         method: str = "gan",
         threshold: float | None = None,
-        mask_scale: float = 1.3,
+        mask_scale: float = DEFAULT_MASK_SCALE,
         track: bool = True,
         hold_s: float = DEFAULT_HOLD_S,
         input_scale: float | None = None,

