@@ -44,7 +44,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	$(BIN)/python -m edgeanon.demo
+	$(BIN)/python scripts/demo.py
 
 bench: setup
 	$(BIN)/python bench/detector_bench.py
