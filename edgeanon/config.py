@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeanon.detector import DEFAULT_THRESHOLD
+from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
+from edgeanon.detector import VIDEO_THRESHOLD
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,10 +109,11 @@ class ModelConfig:
     detector: str | None = _f(None, None, "detector ONNX/engine path (default models/detector.onnx)")
     generator: str | None = _f(None, None, "generator ONNX/engine path (default models/generator.onnx)")
     method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
-    threshold: float = _f(DEFAULT_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
-    mask_scale: float = _f(1.3, _between(1.0, 3.0), "grow each face box by this factor before redacting")
+    threshold: float = _f(VIDEO_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
+    mask_scale: float = _f(DEFAULT_MASK_SCALE, _between(1.0, 3.0),
+                           "grow each face box by this factor before redacting")
     input_scale: float = _f(0.0, lambda v: _check(v == 0 or 0.1 <= v <= 4.0, "must be 0 (automatic) or 0.1 - 4.0"),
-                            "detector input scale; 0 = automatic (small frames upscaled), 0.5 = half size, faster")
+                            "detector input scale; 0 = automatic (frames over 640 px halved), 1.0 = full size")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
     threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
 

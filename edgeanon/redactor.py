@@ -48,17 +48,28 @@ class Redactor:
         mask_shape: str = "ellipse",
         backend: str = "auto",
         threads: int | None = None,
+        video: bool = False,
     ) -> Redactor:
         """Build the chain from model paths and options (None: the project's models and defaults).
 
+        `video` picks the detector defaults for video and streams (edgeanon.detector.VIDEO_SCALING and
+        VIDEO_THRESHOLD) instead of those for still images; `input_scale` None means automatic.
         Raises ModelError for a missing or broken model, ValueError for a bad option.
         """
-        from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
+        from edgeanon.detector import (
+            DEFAULT_THRESHOLD,
+            IMAGE_SCALING,
+            VIDEO_SCALING,
+            VIDEO_THRESHOLD,
+            FaceDetector,
+        )
         from edgeanon.models import default_detector
 
+        if threshold is None:
+            threshold = VIDEO_THRESHOLD if video else DEFAULT_THRESHOLD
         detector = FaceDetector.from_path(
             Path(detector_model) if detector_model else default_detector(), backend=backend, threads=threads,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold, input_scale=input_scale or 1.0,
+            threshold=threshold, input_scale=input_scale, scaling=VIDEO_SCALING if video else IMAGE_SCALING,
         )
         generator = load_generator(generator_model, backend=backend, threads=threads) if method == "gan" else None
         anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape)

@@ -23,6 +23,9 @@ MAX_FACE = 800
 # The crop window must lie at least this much inside the frame (zero padding fills the rest).
 MIN_INSIDE = 0.5
 MAX_BATCH = 32
+# Landmarks are moved by a per-seed random offset (fraction of the box size) before conditioning: the
+# synthetic face then does not copy the person's exact eye/nose/mouth geometry (an identity cue).
+LANDMARK_JITTER = 0.05
 
 
 def latent_for_seed(seed: int, size: int) -> np.ndarray:
@@ -34,7 +37,8 @@ class FaceGenerator:
     """Replaces faces with generated ones; `.replace` says which faces it served (the rest need a fallback)."""
 
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
-                 max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH):
+                 max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
+                 landmark_jitter: float = LANDMARK_JITTER):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -44,6 +48,7 @@ class FaceGenerator:
         self.max_face = float(max_face)
         self.min_inside = float(min_inside)
         self.max_batch = int(max_batch)
+        self.landmark_jitter = float(landmark_jitter)
 
     @classmethod
     def from_path(cls, path: str | Path = DEFAULT_GENERATOR, backend: str = "auto", threads: int | None = None,
@@ -87,7 +92,12 @@ class FaceGenerator:
         regions, conds = [], []
         for i in jobs:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
-            region, crop, mask, heat = crops.crop_inputs(image, box, np.asarray(faces[i].landmarks))
+            landmarks = np.asarray(faces[i].landmarks, dtype=np.float64)
+            if self.landmark_jitter > 0:
+                size = max(box[2] - box[0], box[3] - box[1])
+                offsets = np.random.default_rng([abs(int(seeds[i])), 1]).standard_normal((5, 2))
+                landmarks = landmarks + offsets * self.landmark_jitter * size
+            region, crop, mask, heat = crops.crop_inputs(image, box, landmarks)
             regions.append(region)
             conds.append(crops.network_input(crop, mask, heat))
         latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])

