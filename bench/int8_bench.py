@@ -1,6 +1,6 @@
 """INT8 vs FP32 detector on ONNX Runtime CPU at 1280x720: ms per frame, side by side, same frames, same run.
 
-Rounds alternate between the models (A, B, C, A, B, C, ...) so machine load hits them alike.
+Every frame goes through each model in turn (A, B, C, A, B, C, ...) so machine load hits them alike.
 Usage: python bench/int8_bench.py [--models models] [--data ../shared/data] [--frames 20] [--rounds 3] [--threads N]
 """
 
@@ -67,8 +67,8 @@ def main() -> int:
     for detector in detectors.values():
         detector.detect(frames[0])  # warm-up
     for _ in range(args.rounds):
-        for name, detector in detectors.items():
-            for frame in frames:
+        for frame in frames:
+            for name, detector in detectors.items():
                 start = time.perf_counter()
                 prepared = detector.prepare(frame)
                 mid = time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> int:
     base_total = statistics.median(total_ms["FP32"])
     threads = args.threads or "all"
     print(f"ONNX Runtime CPU, {threads} threads, 1280x720 frames (input 1280x736), {len(frames)} frames x "
-          f"{args.rounds} rounds, interleaved; median ms per frame\n")
+          f"{args.rounds} rounds, interleaved per frame; median ms per frame\n")
     print("| detector | inference ms | speed-up | whole detect() ms | speed-up | faces found |")
     print("|---|---|---|---|---|---|")
     for name in detectors:

@@ -41,6 +41,12 @@ class DetectorComparison:
         return self.matched / self.reference_faces if self.reference_faces else 1.0
 
 
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical inputs)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
@@ -80,8 +86,6 @@ def compare_detectors(reference: Backend, candidate: Backend, images: list[np.nd
 
 def compare_generators(reference: Backend, candidate: Backend, conditions: list[np.ndarray]) -> dict:
     """PSNR (dB, 8-bit pixels, regenerated region) of the candidate against the reference generator."""
-    from export.verify import psnr
-
     values = []
     for seed, condition in enumerate(conditions):
         latent = np.random.default_rng(seed).standard_normal((1, 32)).astype(np.float32)

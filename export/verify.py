@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from export.atomic_io import atomic_path
+from export.engine_check import psnr
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, shared_data_dir
 from export.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
 
@@ -46,12 +47,6 @@ def _fmt(gate: Gate) -> str:
     state = {True: "PASS", False: "FAIL", None: "SKIP"}[gate.passed]
     value = "-" if gate.value is None else f"{gate.value:.6g}"
     return f"{state}  {gate.name}: {value} (limit {gate.limit:g}) {gate.note}".rstrip()
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    """Peak signal-to-noise ratio in dB (inf for identical inputs)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
 
 
 def parity_images(data_dir: Path, count: int = PARITY_IMAGES) -> list[Path]:
@@ -228,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = verify(Path(args.models), shared_data_dir(args.data), args.limit or None, Path(args.weights),
                         Path(args.generator_weights) if args.generator_weights else None,
-                        trt_flavour=args.trt_flavour)
+                        trt_flavour=args.trt_flavour, parity_count=args.parity_images)
     except (QuantizeError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
@@ -260,5 +255,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trt-flavour", action="store_true",
                    help="also gate detector.int8-trt.onnx (run through ONNX Runtime on CPU, where it is ~2x slower "
                         "than FP32; deploy/verify-on-device.sh checks the real TensorRT engine)")
+    p.add_argument("--parity-images", type=int, default=PARITY_IMAGES,
+                   help="wider-train images for the PyTorch-vs-ONNX check (default: %(default)s)")
     p.add_argument("--report", help="report path (default: MODELS/verify-report.json)")
     p.set_defaults(func=run)
