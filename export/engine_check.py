@@ -86,9 +86,11 @@ def compare_detectors(reference: Backend, candidate: Backend, images: list[np.nd
 
 def compare_generators(reference: Backend, candidate: Backend, conditions: list[np.ndarray]) -> dict:
     """PSNR (dB, 8-bit pixels, regenerated region) of the candidate against the reference generator."""
+    from edgeanon.anonymize.gan import latent_for_seed
+
     values = []
     for seed, condition in enumerate(conditions):
-        latent = np.random.default_rng(seed).standard_normal((1, 32)).astype(np.float32)
+        latent = latent_for_seed(seed, 32)[None]
         names = reference.input_names
         feed = {names[0]: condition[None], names[1]: latent}
         a = reference.run(feed)[reference.output_names[0]][0]

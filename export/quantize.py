@@ -317,18 +317,15 @@ def face_conditions(detector_path: str | Path, images: Sequence[Path], limit: in
     return out
 
 
-def generator_latent(seed: int, size: int) -> np.ndarray:
-    """The latent vector for a seed (same seed, same face)."""
-    return np.random.default_rng(seed).standard_normal((1, size)).astype(np.float32)
-
-
 def generator_feeds(fp32_path: str | Path, conditions: Sequence[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
     """One feed per face crop, each with its own seeded latent (input names and latent size read from the model)."""
+    from edgeanon.anonymize.gan import latent_for_seed
+
     model = onnx.load(str(fp32_path), load_external_data=False)
     cond_name, latent_name = (i.name for i in model.graph.input[:2])
     latent_size = model.graph.input[1].type.tensor_type.shape.dim[1].dim_value
     for seed, condition in enumerate(conditions):
-        yield {cond_name: condition[None], latent_name: generator_latent(seed, latent_size)}
+        yield {cond_name: condition[None], latent_name: latent_for_seed(seed, latent_size)[None]}
 
 
 def quantize_generator(fp32_path: str | Path, detector_path: str | Path, calib_dir: str | Path,
