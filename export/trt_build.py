@@ -152,14 +152,19 @@ def compute_profiles(input_shapes: dict[str, list[int | str]],
 def onnx_input_shapes(path: str | Path) -> dict[str, list[int | str]]:
     """Graph inputs of an ONNX file: fixed dims as ints, dynamic ones by name (read with ONNX Runtime, which
     the device has; the onnx package is host-only)."""
+    return _describe_onnx(path)[0]
+
+
+def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[str, str]]:
     from edgeanon.inference.backend import ModelError
     from edgeanon.inference.ort import OrtBackend
 
     try:
-        session = OrtBackend(path, threads=1, providers=["CPUExecutionProvider"]).session
+        backend = OrtBackend(path, threads=1, providers=["CPUExecutionProvider"])
     except ModelError as exc:
         raise EngineBuildError(str(exc)) from exc
-    return {i.name: [d if isinstance(d, int) else str(d) for d in i.shape] for i in session.get_inputs()}
+    shapes = {i.name: [d if isinstance(d, int) else str(d) for d in i.shape] for i in backend.session.get_inputs()}
+    return shapes, backend.metadata()
 
 
 @dataclass(frozen=True)
@@ -314,7 +319,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     plan = plan_build(trt.__version__, precision)
-    profiles = compute_profiles(onnx_input_shapes(onnx_path), ranges)
+    input_shapes, onnx_metadata = _describe_onnx(onnx_path)
+    profiles = compute_profiles(input_shapes, ranges)
     env = current_environment()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -358,7 +364,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
         onnx_sha256=sha256_file(onnx_path), precision=precision, tensorrt_version=env.tensorrt_version,
         cuda_version=env.cuda_version, device_name=env.device_name, l4t_release=env.l4t_release,
         jetpack_version=env.jetpack_version, profiles=profiles,
-        built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), workspace_mib=int(workspace_mib))
+        built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), workspace_mib=int(workspace_mib),
+        onnx_metadata=onnx_metadata)
     write_manifest(engine_path, manifest)
     log.info("wrote %s in %.0f s (manifest %s.json)", engine_path, time.monotonic() - start, engine_path.name)
     return manifest

@@ -36,7 +36,8 @@ def built(tmp_path, env=ORIN_JP6, precision="fp16"):
         engine_sha256=sha256_file(engine), onnx_file=onnx.name, onnx_sha256=sha256_file(onnx), precision=precision,
         tensorrt_version=env.tensorrt_version, cuda_version=env.cuda_version, device_name=env.device_name,
         l4t_release=env.l4t_release, jetpack_version=env.jetpack_version,
-        profiles={"input": {"min": [1, 3, 320, 320], "opt": [1, 3, 736, 1280], "max": [1, 3, 1088, 1920]}})
+        profiles={"input": {"min": [1, 3, 320, 320], "opt": [1, 3, 736, 1280], "max": [1, 3, 1088, 1920]}},
+        onnx_metadata={"latent": "32"})
     write_manifest(engine, manifest)
     return engine, onnx, manifest
 
@@ -47,7 +48,7 @@ def test_round_trip_keeps_every_key_and_leaves_the_engine_untouched(tmp_path):
     assert engine.read_bytes() == b"serialized engine"  # nothing prepended
     data = json.loads(manifest_path(engine).read_text())
     assert set(REQUIRED_KEYS) <= set(data)
-    assert read_manifest(engine) == manifest
+    assert read_manifest(engine) == manifest and read_manifest(engine).onnx_metadata == {"latent": "32"}
     assert check_engine(engine, ORIN_JP6) == manifest
     assert not list(tmp_path.glob(".*tmp*"))
 

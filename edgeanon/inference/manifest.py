@@ -63,6 +63,7 @@ class EngineManifest:
     profiles: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # input -> min/opt/max shape
     built_at: str = ""
     workspace_mib: int = 0
+    onnx_metadata: dict[str, str] = field(default_factory=dict)  # the source model's properties (latent, input)
     format: int = MANIFEST_FORMAT
 
     @property

@@ -188,7 +188,8 @@ class TensorRTBackend:
     def metadata(self) -> dict[str, str]:
         meta = {"backend": "tensorrt", "tensorrt_version": self._trt.__version__}
         if self.manifest is not None:
-            meta.update({f"engine.{k}": str(v) for k, v in self.manifest.to_dict().items()})
+            meta.update({f"engine.{k}": str(v) for k, v in self.manifest.to_dict().items() if k != "onnx_metadata"})
+            meta.update(self.manifest.onnx_metadata)  # same keys as the ONNX model's own metadata
         return meta
 
     def close(self) -> None:
