@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
                    help="our detector, for the face box and the generator's landmarks")
     p.add_argument("--generator", type=Path, default=Path("models/generator.onnx"))
+    p.add_argument("--landmark-jitter", type=float, default=None,
+                   help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--limit", type=int, default=400, help="number of held-back faces (default 400, 0 = all)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         if m == "gan":
             from edgeanon.anonymize.gan import FaceGenerator
 
-            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator))
+            opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
+            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
         else:
             anonymizers[m] = Anonymizer(m)
     zf, found = facecrops.utk_detections(args.data, args.detector)

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
                    help="our detector, only for the generator's landmarks (default models/detector.onnx)")
     p.add_argument("--generator", type=Path, default=Path("models/generator.onnx"))
+    p.add_argument("--landmark-jitter", type=float, default=None,
+                   help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list (default all four)")
     p.add_argument("--judge", choices=("cnn", "hog"), default="hog",
                    help="dlib judge: hog (default, ~1 s per image here) or cnn (mmod, ~30x slower on CPU)")
@@ -178,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if m == "gan":
             from edgeanon.anonymize.gan import FaceGenerator
 
-            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator))
+            opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
+            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
         else:
             anonymizers[m] = Anonymizer(m)
     found = facecrops.wider_detections(args.data, args.detector)
