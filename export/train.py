@@ -47,6 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
     p.add_argument("--light-checkpoints", action="store_true",
                    help="fp16 checkpoints without optimizer state (small, for copying off a lent machine)")
+    p.add_argument("--init-generator", type=Path,
+                   help="start the generator (and its EMA) from these weights, e.g. models/generator.pt "
+                        "(ignored when --out already holds a checkpoint to resume)")
     p.add_argument("--prepare-only", action="store_true", help="only build the crop file, then stop")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -157,6 +160,12 @@ class Trainer:
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.is_file():
             self._load(self.ckpt)
+        elif args.init_generator:
+            state = torch.load(args.init_generator, map_location=device, weights_only=True)
+            state = state.get("generator_ema", state)
+            self.G.load_state_dict({k: v.float() for k, v in state.items()})
+            self.G_ema.load_state_dict(self.G.state_dict())
+            log.info("generator initialised from %s", args.init_generator)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")

@@ -213,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
                      "detail_median": float(np.median(detail[m])) if detail[m] else float("nan"),
                      "faces_detail": len(detail[m])})
     n_gt = sum(len(g) for g, _, _ in per["original"])
-    print(f"images: {len(names)} (held-back wider-train), faces: {n_gt}, judge: dlib {args.judge} "
+    split = "all" if args.all_images else "held-back"
+    print(f"images: {len(names)} ({split} wider-train), faces: {n_gt}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
     if served:
         print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback)")
