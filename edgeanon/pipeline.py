@@ -208,10 +208,12 @@ class Pipeline:
             return
         stats = self.stats()
         self.publisher.publish_stats(stats)
+        self.notifier.status(self._status_line(stats))
+
+    def _status_line(self, stats: dict) -> str:
         lat = stats["latency_ms"]["p50"]
-        self.notifier.status(
-            f"{stats['fps']:.1f} fps, p50 {lat if lat is not None else '-'} ms, {self.counters.faces} faces, "
-            f"{stats['drops']} dropped")
+        return (f"{stats['fps']:.1f} fps, p50 {lat if lat is not None else '-'} ms, {self.counters.faces} faces, "
+                f"{stats['drops']} dropped")
 
     def shutdown(self) -> None:
         """Final stats, `stopped`, flush, disconnect: well within systemd's 5 s stop budget."""
@@ -223,6 +225,7 @@ class Pipeline:
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)
+            self.notifier.status(f"stopped: {self._status_line(final)}")
             c = self.counters
             log.info("stopped: %d in, %d published, %d dropped (error %d, deadline %d, publish %d), %d faces",
                      c.frames_in, c.published, final["drops"], c.dropped_error, c.dropped_deadline,
