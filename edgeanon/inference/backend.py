@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(RuntimeError):
@@ -24,11 +27,16 @@ class Backend(Protocol):
     def metadata(self) -> dict[str, str]: ...
 
 
+def engine_beside(path: Path) -> Path:
+    """The TensorRT engine built from a model: `detector.engine` for detector.onnx, detector.int8.onnx, ..."""
+    return path.with_name(f"{path.name.split('.')[0]}.engine")
+
+
 def open_backend(path: str | Path, kind: str = "auto", threads: int | None = None) -> Backend:
     """Open a model file with the requested backend: "ort", "trt" or "auto".
 
-    "auto" takes TensorRT for an `.engine` file (or when an engine with a fresh manifest sits
-    beside the ONNX file and TensorRT imports), else ONNX Runtime.
+    "auto" takes TensorRT for an `.engine` file, or when an engine sits beside the ONNX file and TensorRT
+    imports; a stale or foreign engine is reported (with how to rebuild it) and ONNX Runtime is used instead.
     """
     path = Path(path)
     if kind not in ("auto", "ort", "trt"):
@@ -38,7 +46,7 @@ def open_backend(path: str | Path, kind: str = "auto", threads: int | None = Non
 
         return TensorRTBackend(path)
     if kind == "auto":
-        engine = path.with_suffix(".engine")
+        engine = engine_beside(path)
         if engine.exists():
             try:
                 from edgeanon.inference.trt import TensorRTBackend, tensorrt_available
@@ -47,6 +55,8 @@ def open_backend(path: str | Path, kind: str = "auto", threads: int | None = Non
                     return TensorRTBackend(engine)
             except ImportError:
                 pass
+            except ModelError as exc:
+                log.warning("%s; using ONNX Runtime on %s meanwhile", exc, path.name)
     from edgeanon.inference.ort import OrtBackend
 
     return OrtBackend(path, threads=threads)
