@@ -26,7 +26,9 @@ MIN_INSIDE = 0.5
 MAX_BATCH = 32
 # Landmarks are moved by a per-seed random offset (fraction of the box size) before conditioning: the
 # synthetic face then does not copy the person's exact eye/nose/mouth geometry (an identity cue).
-LANDMARK_JITTER = 0.05
+# Measured (dlib HOG AP retention on 250 wider-train images / dlib same-person share on 400 held-back
+# UTKFace faces): 0 -> 111.7% / 12.0%, 0.03 -> 98.6% / 4.8%, 0.05 -> 76.4% / 3.0%.
+LANDMARK_JITTER = 0.03
 
 
 def latent_for_seed(seed: int, size: int) -> np.ndarray:
