@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
 from export.models.generator import LATENT, Discriminator, Generator, count_parameters
+from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,12 @@ def register(subparsers) -> None:
                     "saving a resumable checkpoint, a fixed-seed preview grid and fp16 weights to --out.",
         epilog="Example: python -m export train-generator --data ../shared/data --out runs/gen --minutes 30",
     )
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with utkface-crops.zip and "
+    p.add_argument("--data", type=Path, default=shared_data_dir(), help="folder with utkface-crops.zip and "
                    "wider-train/ (default ../shared/data)")
     p.add_argument("--out", type=Path, default=Path("runs/gen"), help="output folder (default runs/gen)")
     p.add_argument("--train-set", type=Path, default=DEFAULT_SET, help=f"crop file; built when missing "
                    f"(default {DEFAULT_SET})")
-    p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
+    p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR,
                    help="our face detector, for landmarks (default models/detector.onnx)")
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (default 30)")
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16; use 128+ on a GPU)")

@@ -19,8 +19,10 @@ from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
 from export import facecrops
 from export.eval.utility import dlib_model
+from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,10 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         epilog="Example: python -m export.eval identity --data ../shared/data --limit 300",
     )
-    p.add_argument("--data", type=Path, default=Path("../shared/data"))
-    p.add_argument("--detector", type=Path, default=Path("models/detector.onnx"),
+    p.add_argument("--data", type=Path, default=shared_data_dir())
+    p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR,
                    help="our detector, for the face box and the generator's landmarks")
-    p.add_argument("--generator", type=Path, default=Path("models/generator.onnx"))
+    p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
     p.add_argument("--landmark-jitter", type=float, default=None,
                    help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
     p.add_argument("--methods", default=",".join(METHODS))
