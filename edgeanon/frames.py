@@ -7,13 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One face: box (x1, y1, x2, y2) and landmarks (5 x [x, y], or None) in original pixels."""
+class BoxSize:
+    """Width and height of anything with a `box` (x1, y1, x2, y2): detections and tracks alike."""
 
     box: np.ndarray
-    score: float
-    landmarks: np.ndarray | None = None
 
     @property
     def width(self) -> float:
@@ -22,6 +19,15 @@ class Detection:
     @property
     def height(self) -> float:
         return float(self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True)
+class Detection(BoxSize):
+    """One face: box (x1, y1, x2, y2) and landmarks (5 x [x, y], or None) in original pixels."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
 
     def to_json(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4)}

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeanon.frames import Detection
+from edgeanon.frames import BoxSize, Detection
 
 
 @dataclass(frozen=True)
-class Track:
+class Track(BoxSize):
     """A face the tracker covers; same box/score/landmarks attributes as a Detection.
 
     `fresh` is True when a detection matched it on this update, False while it coasts on its motion.
@@ -22,14 +22,6 @@ class Track:
     landmarks: np.ndarray | None
     score: float
     fresh: bool
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
 
 
 @dataclass

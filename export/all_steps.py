@@ -99,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with atomic_path(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    from export.verify import Gate, _fmt
+    from export.verify import print_gates
 
-    for gate in report["steps"]["verify"]["gates"]:
-        print(_fmt(Gate(**gate)), file=sys.stderr)
+    print_gates(report["steps"]["verify"]["gates"])
     for path in report["rejected"]:
         print(f"REJECTED {path}: its gate failed, so the runtime will not use it", file=sys.stderr)
     print(f"{'all gates passed' if report['passed'] else 'GATES FAILED'} in {report['seconds']:.0f} s; "

@@ -43,6 +43,12 @@ class Gate:
     note: str = ""
 
 
+def print_gates(gates: list[dict]) -> None:
+    """One PASS / FAIL / SKIP line per gate of a report, on standard error."""
+    for gate in gates:
+        print(_fmt(Gate(**gate)), file=sys.stderr)
+
+
 def _fmt(gate: Gate) -> str:
     state = {True: "PASS", False: "FAIL", None: "SKIP"}[gate.passed]
     value = "-" if gate.value is None else f"{gate.value:.6g}"
@@ -227,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
     except (QuantizeError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
-    for gate in report["gates"]:
-        print(_fmt(Gate(**gate)), file=sys.stderr)
+    print_gates(report["gates"])
     out = Path(args.report) if args.report else Path(args.models) / "verify-report.json"
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
