@@ -148,7 +148,12 @@ def test_daemon_unit_contract():
 # -- shell ------------------------------------------------------------------------------------------
 
 def shell_scripts() -> list[Path]:
-    skip = {".venv", ".git", "node_modules", "build"}
+    """The project's shell scripts: what git tracks or would track (scratch output under ignored folders is not)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.sh"], cwd=REPO,
+                            capture_output=True, text=True)
+    if listed.returncode == 0:
+        return sorted(REPO / line for line in listed.stdout.splitlines() if (REPO / line).is_file())
+    skip = {".venv", ".git", "node_modules", "build", "out"}
     return sorted(p for p in REPO.rglob("*.sh") if not skip & set(p.relative_to(REPO).parts))
 
 

@@ -26,6 +26,10 @@ class OrtBackend:
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # The daemon alternates detector and generator sessions (and JPEG encoding): threads left spinning
+        # after one session's run steal the cores from the next. Off, interleaved detection at 720p went
+        # from 111 to 79 ms (FP32) and 75 to 48 ms (INT8); a lone session is unchanged within noise.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
