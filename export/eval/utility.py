@@ -20,7 +20,9 @@ from tqdm import tqdm
 from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from edgeanon.tracker import iou_matrix
 from export import facecrops
+from export.eval import boxes as box_eval
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -91,46 +93,10 @@ class Judge:
         return np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def average_precision(per_image: list[tuple[np.ndarray, np.ndarray, np.ndarray]], iou: float) -> float:
-    """VOC all-point AP over images of (gt boxes, detected boxes, scores)."""
-    records, n_gt = [], 0
-    for gt, boxes, scores in per_image:
-        n_gt += len(gt)
-        taken = np.zeros(len(gt), bool)
-        order = np.argsort(-scores)
-        ious = iou_matrix(boxes[order], gt) if len(gt) and len(boxes) else np.zeros((len(boxes), len(gt)))
-        for k, j in enumerate(order):
-            hit = False
-            if len(gt):
-                cand = np.where(taken, -1.0, ious[k])
-                best = int(np.argmax(cand))
-                if cand[best] >= iou:
-                    taken[best] = hit = True
-            records.append((float(scores[j]), hit))
-    if n_gt == 0 or not records:
-        return 0.0
-    records.sort(key=lambda r: -r[0])
-    tp = np.cumsum([r[1] for r in records])
-    fp = np.cumsum([not r[1] for r in records])
-    recall = tp / n_gt
-    precision = tp / np.maximum(tp + fp, 1e-9)
-    mrec = np.concatenate([[0.0], recall, [1.0]])
-    mpre = np.concatenate([[0.0], precision, [0.0]])
-    for i in range(len(mpre) - 2, -1, -1):
-        mpre[i] = max(mpre[i], mpre[i + 1])
-    idx = np.where(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+    """All-point AP over images of (gt boxes, detected boxes, scores); every ground-truth face counts."""
+    return box_eval.average_precision([box_eval.match_image(found, scores, gt, iou=iou, min_face=0)
+                                       for gt, found, scores in per_image])["ap"]
 
 
 def laplacian_variance(image: np.ndarray, box: np.ndarray) -> float:
