@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from export.atomic_io import atomic_path
+from export.atomic_io import save_onnx
 from export.paths import MODELS_DIR
 from export.quantize import QuantizeError, load_checked
 
@@ -55,12 +55,7 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     topological_sort(half.graph)
     meta = {p.key: p.value for p in model.metadata_props}
     meta["edgeanon.precision"] = json.dumps({"weights": "float16", "io": "float32", "source": fp32_path.name})
-    del half.metadata_props[:]
-    for key, value in meta.items():
-        half.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(half)
-    with atomic_path(out_path) as tmp:
-        onnx.save(half, str(tmp))
+    save_onnx(half, out_path, meta)
     log.info("wrote %s", out_path)
     return out_path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from export.atomic_io import atomic_path
+from export.atomic_io import save_onnx
 from export.import_weights import load_centerface
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR
 
@@ -26,13 +26,8 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def save_checked(model: onnx.ModelProto, out_path: Path, metadata: dict[str, str]) -> None:
-    """Attach metadata, run onnx.checker, write atomically."""
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)
-    with atomic_path(out_path) as tmp:
-        onnx.save(model, str(tmp))
+    """Attach metadata, run onnx.checker with shape inference (full check), write atomically."""
+    save_onnx(model, out_path, metadata, full_check=True)
 
 
 def export_detector_onnx(weights: str | Path = CENTERFACE_WEIGHTS,

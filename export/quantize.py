@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from tqdm import tqdm
 
-from export.atomic_io import atomic_path
+from export.atomic_io import save_onnx
 from export.paths import MODELS_DIR, shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -269,12 +269,7 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[
             "calibration_inputs": reader.count, "kept_float": exclude,
         }),
     })
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
-    with atomic_path(out_path) as tmp_out:
-        onnx.save(model, str(tmp_out))
+    save_onnx(model, out_path, meta)
     quantized = sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear")
     result = QuantResult(model_name, str(fp32_path), str(out_path), flavour.name, exclude, reader.count,
                          round(time.perf_counter() - start, 1), quantized)
