@@ -44,6 +44,12 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16; use 128+ on a GPU)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for both nets (default 2e-4)")
     p.add_argument("--rec-weight", type=float, default=4.0, help="L1 reconstruction weight (default 4)")
+    p.add_argument("--rec-pool", type=int, default=4,
+                   help="reconstruction compares images average-pooled by this factor (default 4: colour, light "
+                        "and pose are kept; fine detail and identity are left to the generator; 1 = full L1)")
+    p.add_argument("--detail-weight", type=float, default=2.0,
+                   help="weight of the detail loss: log Laplacian energy inside the mask, generated vs real, "
+                        "at full and half resolution (default 2; 0 = off)")
     p.add_argument("--fm-weight", type=float, default=10.0, help="feature-matching weight (default 10)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
@@ -129,6 +135,37 @@ def color_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x - mean) * (r[:, 2] + 0.5) + mean
 
 
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+
+def laplacian_energy(image: torch.Tensor, mask: torch.Tensor, pool: int = 1) -> torch.Tensor:
+    """Per-sample mean squared Laplacian of the grey image well inside the mask (the boundary seam excluded)."""
+    grey = image.float().mean(1, keepdim=True)
+    if pool > 1:
+        grey, mask = F.avg_pool2d(grey, pool), F.avg_pool2d(mask, pool)
+    lap = F.conv2d(grey, LAPLACIAN.to(grey.device), padding=1)
+    inner = (F.avg_pool2d(mask, 5, 1, 2) > 0.999).float()
+    return (lap * lap * inner).sum((1, 2, 3)) / (inner.sum((1, 2, 3)) + 1.0)
+
+
+def detail_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """|log energy ratio| of the Laplacian, fake vs real, at full and half resolution: an L1 reconstruction
+    pulls towards the mean (blur); this asks for as much fine structure as the real face has, anywhere."""
+    loss = fake.new_zeros(())
+    for pool in (1, 2):
+        ef, er = laplacian_energy(fake, mask, pool), laplacian_energy(real, mask, pool)
+        loss = loss + (torch.log(ef + 1e-5) - torch.log(er + 1e-5)).abs().mean()
+    return loss / 2.0
+
+
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, pool: int = 1) -> torch.Tensor:
+    """Masked L1 after average pooling by `pool`."""
+    fake = fake.float()
+    if pool > 1:
+        fake, real, mask = F.avg_pool2d(fake, pool), F.avg_pool2d(real, pool), F.avg_pool2d(mask, pool)
+    return (torch.abs(fake - real) * mask).sum() / (mask.sum() * 3.0 + 1.0)
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, device: torch.device):
         self.args = args
@@ -203,8 +240,9 @@ class Trainer:
                     _, f_real = self.D(real, cond)
                 adv = -d_fake.float().mean()
                 fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(f_fake, f_real, strict=True)) / len(f_fake)
-                rec = (torch.abs(fake.float() - real) * mask).sum() / (mask.sum() * 3.0 + 1.0)
-                loss_g = adv + args.fm_weight * fm + args.rec_weight * rec
+                rec = reconstruction_loss(fake, real, mask, args.rec_pool)
+                detail = detail_loss(fake, real, mask) if args.detail_weight > 0 else fake.new_zeros(())
+                loss_g = adv + args.fm_weight * fm + args.rec_weight * rec + args.detail_weight * detail
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
@@ -220,7 +258,7 @@ class Trainer:
             if self.step % 10 == 0:
                 rate = (self.images - n0) / max(time.monotonic() - t0, 1e-6)
                 bar.set_postfix(d=f"{loss_d.item():.3f}", adv=f"{adv.item():.3f}", fm=f"{fm.item():.3f}",
-                                rec=f"{rec.item():.3f}", img_s=f"{rate:.0f}")
+                                rec=f"{rec.item():.3f}", detail=f"{detail.item():.2f}", img_s=f"{rate:.0f}")
             bar.update(1)
             if time.monotonic() - last_save > args.preview_every:
                 self.save()
