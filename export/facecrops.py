@@ -167,10 +167,13 @@ class CropSet:
     names: np.ndarray
 
     def conditions(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mask (n, 128, 128), heatmaps (n, 5, 128, 128)) for the given samples, via edgeanon's crop code."""
+        """(mask (n, 128, 128), heatmaps (n, 5, 128, 128)) for the given samples, via edgeanon's crop code.
+
+        The heatmaps mark the generic face fitted to the landmarks, as at run time (FaceGenerator).
+        """
         size = self.images.shape[1]
         masks = np.stack([crops.ellipse_mask(self.boxes[i], size, crops.MASK_SCALE) for i in idx])
-        heats = np.stack([crops.landmark_heatmaps(self.landmarks[i], size) for i in idx])
+        heats = np.stack([crops.landmark_heatmaps(crops.generic_landmarks(self.landmarks[i]), size) for i in idx])
         return masks, heats
 
 

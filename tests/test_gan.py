@@ -153,3 +153,26 @@ def test_corrupt_model_file_is_a_model_error(tmp_path):
 def test_a_detector_model_is_not_taken_for_a_generator(detector_model):
     with pytest.raises(ModelError, match="not a face generator"):
         FaceGenerator.from_path(detector_model, backend="ort")
+
+
+def test_generic_landmarks_keep_the_pose_of_an_affine_template():
+    pose = np.array([[90.0, 12.0], [-20.0, 70.0]])  # scale, roll, shear: any affine pose
+    placed = crops.TEMPLATE_LANDMARKS @ pose.T + [300.0, 150.0]
+    assert np.allclose(crops.generic_landmarks(placed), placed, atol=1e-3)
+
+
+def test_generic_landmarks_drop_the_persons_proportions(faces):
+    """Fitted to a real face they stay close to it (same pose) but are an affine image of the template,
+    and two people who differ only in their proportions get the same generic points."""
+    lm = np.asarray(faces[0].landmarks, dtype=np.float64)
+    generic = crops.generic_landmarks(lm)
+    eye_dist = float(np.hypot(*(lm[1] - lm[0])))
+    assert np.abs(generic - lm).max() < 0.35 * eye_dist
+    assert crops.landmarks_plausible(faces[0].box, generic)
+    assert np.allclose(crops.generic_landmarks(generic), generic, atol=1e-3)
+    # Add a pure non-affine change (orthogonal to every affine map of the template): nothing changes.
+    basis = np.hstack([crops.TEMPLATE_LANDMARKS, np.ones((5, 1))])
+    residual_maker = np.eye(5) - basis @ np.linalg.pinv(basis)
+    other_person = lm + residual_maker @ np.random.default_rng(0).normal(0, 0.1 * eye_dist, (5, 2))
+    assert np.abs(other_person - lm).max() > 0.02 * eye_dist
+    assert np.allclose(crops.generic_landmarks(other_person), generic, atol=1e-3)

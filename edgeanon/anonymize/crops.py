@@ -17,6 +17,10 @@ MASK_SCALE = 1.3
 # ... and its output is pasted back fully opaque up to PASTE_INNER, feathered out to MASK_SCALE.
 PASTE_INNER = 1.15
 HEATMAP_SIGMA = 3.0
+# A generic face's 5 points (eyes, nose, mouth corners) in a unit square: the widely used 112 px
+# alignment template of face recognition, divided by 112.
+TEMPLATE_LANDMARKS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                               [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
 # Left/right landmark order swap under a horizontal flip (eye, eye, nose, mouth, mouth).
 FLIP_ORDER = (1, 0, 2, 4, 3)
 
@@ -108,6 +112,18 @@ def landmark_heatmaps(landmarks: np.ndarray, size: int = CROP_SIZE, sigma: float
     gx = np.exp(-((ax[None, :] - lm[:, :1]) ** 2) / (2 * sigma * sigma))  # (5, size)
     gy = np.exp(-((ax[None, :] - lm[:, 1:]) ** 2) / (2 * sigma * sigma))
     return (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
+
+
+def generic_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The template face's points placed by the affine map that best fits `landmarks` (least squares).
+
+    An affine map carries position, size, roll, yaw/pitch foreshortening and shear (the pose) but not
+    the four remaining degrees of freedom of five points: the person's own proportions, an identity cue.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    src = np.hstack([TEMPLATE_LANDMARKS, np.ones((5, 1))])
+    affine, *_ = np.linalg.lstsq(src, lm, rcond=None)
+    return (src @ affine).astype(np.float32)
 
 
 def landmarks_plausible(box: np.ndarray, landmarks: np.ndarray | None) -> bool:

@@ -41,7 +41,7 @@ class FaceGenerator:
 
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
                  max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
-                 landmark_jitter: float = LANDMARK_JITTER):
+                 landmark_jitter: float = LANDMARK_JITTER, generic: bool = True):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -52,6 +52,7 @@ class FaceGenerator:
         self.min_inside = float(min_inside)
         self.max_batch = int(max_batch)
         self.landmark_jitter = float(landmark_jitter)
+        self.generic = bool(generic)
 
     @classmethod
     def from_path(cls, path: str | Path = DEFAULT_GENERATOR, backend: str = "auto", threads: int | None = None,
@@ -96,6 +97,8 @@ class FaceGenerator:
         for i in jobs:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             landmarks = np.asarray(faces[i].landmarks, dtype=np.float64)
+            if self.generic:
+                landmarks = crops.generic_landmarks(landmarks)
             if self.landmark_jitter > 0:
                 size = max(box[2] - box[0], box[3] - box[1])
                 offsets = np.random.default_rng([abs(int(seeds[i])), 1]).standard_normal((5, 2))

@@ -3,7 +3,14 @@
 For each held-back UTKFace crop, the face (box and landmarks from our detector, cached) is anonymized
 with each method; dlib's face-recognition ResNet embeds the original and the anonymized face (same
 rectangle, 5-point alignment re-fitted on each image). A distance under 0.6 is dlib's "same person":
-the share under 0.6 is the identity leak (lower is better).
+the share under 0.6 is the identity leak (lower is better). Re-identification is the attacker's view:
+the share of anonymized faces whose nearest original, among all evaluated people, is their own
+(chance is 1 / faces).
+
+For scale, the "stranger" row is the same share over pairs of two different held-back people of the
+same gender, race and age (within 5 years, from UTKFace's file names): what a realistic face of a
+look-alike stranger scores. A generator that keeps age, gender and skin tone cannot be expected to
+score below it; only methods that leave no face (fill, pixelation) can.
 """
 
 from __future__ import annotations
@@ -28,6 +35,38 @@ log = logging.getLogger(__name__)
 
 METHODS = ("gan", "blur", "pixelate", "fill")
 SAME_PERSON = 0.6
+STRANGER_AGE_GAP = 5
+
+
+def demographics(name: str) -> tuple[int, int, int] | None:
+    """(age, gender, race) from a UTKFace file name such as utkface/26_1_2_2017...jpg.chip.jpg."""
+    parts = Path(name).name.split("_")
+    try:
+        return int(parts[0]), int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def reidentified(anonymized: list[np.ndarray], originals: list[np.ndarray]) -> float:
+    """Share of anonymized faces whose nearest original embedding is their own."""
+    if not anonymized:
+        return float("nan")
+    a, o = np.array(anonymized), np.array(originals)
+    nearest = np.argmin(np.linalg.norm(a[:, None] - o[None], axis=2), axis=1)
+    return float(np.mean(nearest == np.arange(len(a))))
+
+
+def stranger_distances(names: list[str], embeddings: list[np.ndarray]) -> np.ndarray:
+    """Distances between all pairs of different people with the same gender and race, ages within 5 years."""
+    info = [demographics(n) for n in names]
+    emb = np.array(embeddings)
+    out = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = info[i], info[j]
+            if a and b and a[1:] == b[1:] and abs(a[0] - b[0]) <= STRANGER_AGE_GAP:
+                out.append(float(np.linalg.norm(emb[i] - emb[j])))
+    return np.array(out)
 
 
 def register(subparsers) -> None:
@@ -43,6 +82,8 @@ def register(subparsers) -> None:
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
     p.add_argument("--landmark-jitter", type=float, default=None,
                    help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
+    p.add_argument("--detected-landmarks", action="store_true",
+                   help="condition the generator on the detected landmarks, not the generic face fitted to them")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--limit", type=int, default=400, help="number of held-back faces (default 400, 0 = all)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -81,38 +122,52 @@ def run(args: argparse.Namespace) -> int:
             from edgeanon.anonymize.gan import FaceGenerator
 
             opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
+            opts["generic"] = not args.detected_landmarks
             anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
         else:
             anonymizers[m] = Anonymizer(m)
     zf, found = facecrops.utk_detections(args.data, args.detector)
     names = [n for n in sorted(found) if facecrops.held_out(n) and found[n]]
     if args.limit:
-        names = names[: args.limit]
+        # Evenly spread over the sorted names (they sort by age): every age group, not only the first.
+        names = names[:: max(1, len(names) // args.limit)][: args.limit]
     embed = Embedder()
     dists: dict[str, list[float]] = {m: [] for m in methods}
+    anonymized: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     served = 0
+    refs = []
     pad = facecrops.UTK_PAD
     for name in tqdm(names, desc="identity", unit="face"):
         # The same padded canvas the detector saw, so its box and landmarks apply as they are.
         image = cv2.copyMakeBorder(facecrops.decode(zf.read(name)), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         f = max(found[name], key=lambda d: d.score)
         ref = embed(image, f.box)
+        refs.append(ref)
         for m in methods:
             work = image.copy()
             red = anonymizers[m].redact(Frame(0, 0.0, work), [Detection(f.box, f.score, f.landmarks)])
             served += m == "gan" and red.faces[0].method == "gan"
-            dists[m].append(float(np.linalg.norm(embed(work, f.box) - ref)))
+            anonymized[m].append(embed(work, f.box))
+            dists[m].append(float(np.linalg.norm(anonymized[m][-1] - ref)))
     print(f"faces: {len(names)} held-back UTKFace crops; dlib ResNet distance, same person < {SAME_PERSON}")
+    print(f"re-identification chance level: {100.0 / max(len(names), 1):.2f}%")
     if "gan" in methods:
         print(f"gan served {served}/{len(names)} faces (rest: classic fallback)")
-    print(f"{'method':<10} {'share < 0.6':>12} {'median dist':>12}")
+    print(f"{'method':<10} {'share < 0.6':>12} {'median dist':>12} {'re-id rank-1':>13}")
     rows = []
     for m in methods:
         d = np.array(dists[m])
         share = float(np.mean(d < SAME_PERSON)) if len(d) else float("nan")
         med = float(np.median(d)) if len(d) else float("nan")
-        rows.append({"method": m, "share_same": share, "median_distance": med})
-        print(f"{m:<10} {share * 100:11.1f}% {med:12.3f}")
+        reid = reidentified(anonymized[m], refs)
+        rows.append({"method": m, "share_same": share, "median_distance": med, "reid_rank1": reid})
+        print(f"{m:<10} {share * 100:11.1f}% {med:12.3f} {reid * 100:12.1f}%")
+    strangers = stranger_distances(names, refs)
+    if len(strangers):
+        share, med = float(np.mean(strangers < SAME_PERSON)), float(np.median(strangers))
+        print(f"{'stranger':<10} {share * 100:11.1f}% {med:12.3f} {'-':>13}  "
+              f"({len(strangers)} look-alike pairs, reference)")
+        rows.append({"method": "stranger", "share_same": share, "median_distance": med, "pairs": len(strangers)})
     if args.json:
         args.json.write_text(json.dumps({"faces": len(names), "rows": rows}, indent=2))
     return 0

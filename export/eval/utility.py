@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
     p.add_argument("--landmark-jitter", type=float, default=None,
                    help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
+    p.add_argument("--detected-landmarks", action="store_true",
+                   help="condition the generator on the detected landmarks, not the generic face fitted to them")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list (default all four)")
     p.add_argument("--judge", choices=("cnn", "hog"), default="hog",
                    help="dlib judge: hog (default, ~1 s per image here) or cnn (mmod, ~30x slower on CPU)")
@@ -149,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             from edgeanon.anonymize.gan import FaceGenerator
 
             opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
+            opts["generic"] = not args.detected_landmarks
             anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
         else:
             anonymizers[m] = Anonymizer(m)

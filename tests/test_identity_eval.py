@@ -1,0 +1,27 @@
+"""Identity evaluation's pure parts: UTKFace name parsing, look-alike pairs, re-identification rank-1."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.eval.identity import demographics, reidentified, stranger_distances
+
+
+def test_demographics_from_utkface_names():
+    assert demographics("utkface/26_1_2_20170116174525125.jpg.chip.jpg") == (26, 1, 2)
+    assert demographics("utkface/notes.txt") is None
+
+
+def test_strangers_pair_only_look_alikes():
+    names = ["u/30_0_1_a.jpg", "u/33_0_1_b.jpg", "u/40_0_1_c.jpg", "u/31_1_1_d.jpg", "u/29_0_2_e.jpg"]
+    emb = [np.array([0.0, 0.0]), np.array([0.3, 0.4]), np.zeros(2), np.zeros(2), np.zeros(2)]
+    # Only (30, 33): same gender and race, 3 years apart.
+    assert np.allclose(stranger_distances(names, emb), [0.5])
+
+
+def test_reidentification_counts_own_nearest_original():
+    originals = [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0])]
+    kept = [o + 0.1 for o in originals]  # each still nearest to its own original
+    swapped = [originals[1], originals[2], originals[0]]  # each looks like somebody else
+    assert reidentified(kept, originals) == 1.0
+    assert reidentified(swapped, originals) == 0.0
