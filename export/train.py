@@ -299,6 +299,8 @@ class Trainer:
         if "opt_g" in state:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
+            for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+                group["lr"] = self.args.lr  # --lr applies on resume too
         self.step, self.images = int(state["step"]), int(state["images"])
         log.info("resumed from %s at step %d", path, self.step)
 
