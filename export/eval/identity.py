@@ -24,16 +24,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
-from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
+from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
 from export.eval.utility import dlib_model
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
 
-METHODS = ("gan", "blur", "pixelate", "fill")
 SAME_PERSON = 0.6
 STRANGER_AGE_GAP = 5
 
@@ -79,12 +78,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, default=shared_data_dir())
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR,
                    help="our detector, for the face box and the generator's landmarks")
-    p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
-    p.add_argument("--landmark-jitter", type=float, default=None,
-                   help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
-    p.add_argument("--detected-landmarks", action="store_true",
-                   help="condition the generator on the detected landmarks, not the generic face fitted to them")
-    p.add_argument("--methods", default=",".join(METHODS))
+    add_method_options(p)
     p.add_argument("--limit", type=int, default=400, help="number of held-back faces (default 400, 0 = all)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
@@ -108,24 +102,13 @@ class Embedder:
 
 
 def run(args: argparse.Namespace) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        log.error("unknown method(s) %s: choose from %s", ", ".join(bad), ", ".join(METHODS))
+    methods = chosen_methods(args)
+    if methods is None:
         return 2
     if not (args.data / facecrops.UTK_ZIP).is_file():
         log.error("%s: not found (set --data)", args.data / facecrops.UTK_ZIP)
         return 2
-    anonymizers = {}
-    for m in methods:
-        if m == "gan":
-            from edgeanon.anonymize.gan import FaceGenerator
-
-            opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
-            opts["generic"] = not args.detected_landmarks
-            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
-        else:
-            anonymizers[m] = Anonymizer(m)
+    anonymizers = build_anonymizers(methods, args)
     zf, found = facecrops.utk_detections(args.data, args.detector)
     names = [n for n in sorted(found) if facecrops.held_out(n) and found[n]]
     if args.limit:

@@ -17,17 +17,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
-from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
 from export import facecrops
 from export.eval import boxes as box_eval
+from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
 
-METHODS = ("gan", "blur", "pixelate", "fill")
 DETAIL_MIN_FACE = 48
 
 
@@ -41,12 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, default=shared_data_dir())
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR,
                    help="our detector, only for the generator's landmarks (default models/detector.onnx)")
-    p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
-    p.add_argument("--landmark-jitter", type=float, default=None,
-                   help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
-    p.add_argument("--detected-landmarks", action="store_true",
-                   help="condition the generator on the detected landmarks, not the generic face fitted to them")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma list (default all four)")
+    add_method_options(p)
     p.add_argument("--judge", choices=("cnn", "hog"), default="hog",
                    help="dlib judge: hog (default, ~1 s per image here) or cnn (mmod, ~30x slower on CPU)")
     p.add_argument("--upsample", type=int, default=1, help="judge's upsampling passes (default 1)")
@@ -132,10 +126,8 @@ def faces_with_landmarks(gt: np.ndarray, found: list[facecrops.Face]) -> list[De
 
 
 def run(args: argparse.Namespace) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        log.error("unknown method(s) %s: choose from %s", ", ".join(bad), ", ".join(METHODS))
+    methods = chosen_methods(args)
+    if methods is None:
         return 2
     boxes_file = args.data / facecrops.WIDER / "boxes.json"
     if not boxes_file.is_file():
@@ -145,16 +137,7 @@ def run(args: argparse.Namespace) -> int:
     names = sorted(n for n in gt_all if args.all_images or facecrops.held_out(n))
     if args.limit:
         names = names[: args.limit]
-    anonymizers = {}
-    for m in methods:
-        if m == "gan":
-            from edgeanon.anonymize.gan import FaceGenerator
-
-            opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
-            opts["generic"] = not args.detected_landmarks
-            anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
-        else:
-            anonymizers[m] = Anonymizer(m)
+    anonymizers = build_anonymizers(methods, args)
     found = facecrops.wider_detections(args.data, args.detector)
     judge = Judge(args.judge, args.upsample)
     per: dict[str, list] = {m: [] for m in ["original", *methods]}
