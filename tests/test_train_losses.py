@@ -17,8 +17,7 @@ def crop(face_image, detector_model) -> tuple[torch.Tensor, torch.Tensor, np.nda
     """(real face crop in [-1, 1] (1, 3, 128, 128), its generator mask (1, 1, 128, 128), the crop as BGR)."""
     face = max(FaceDetector.from_path(detector_model).detect(face_image), key=lambda d: d.box[2] - d.box[0])
     _, bgr, mask, _ = crops.crop_inputs(face_image, face.box, face.landmarks)
-    real = torch.from_numpy(bgr[:, :, ::-1].astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-    return real, torch.from_numpy(mask)[None, None], bgr
+    return _as_tensor(bgr), torch.from_numpy(mask)[None, None], bgr
 
 
 def _as_tensor(bgr: np.ndarray) -> torch.Tensor:

@@ -21,6 +21,9 @@ HEATMAP_SIGMA = 3.0
 # alignment template of face recognition, divided by 112.
 TEMPLATE_LANDMARKS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                                [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
+# Least-squares affine fit of the template to 5 points, then the template mapped by it: one 5x5 projection.
+_TEMPLATE_BASIS = np.hstack([TEMPLATE_LANDMARKS, np.ones((5, 1))])
+_TEMPLATE_FIT = _TEMPLATE_BASIS @ np.linalg.pinv(_TEMPLATE_BASIS)
 # Left/right landmark order swap under a horizontal flip (eye, eye, nose, mouth, mouth).
 FLIP_ORDER = (1, 0, 2, 4, 3)
 
@@ -120,10 +123,7 @@ def generic_landmarks(landmarks: np.ndarray) -> np.ndarray:
     An affine map carries position, size, roll, yaw/pitch foreshortening and shear (the pose) but not
     the four remaining degrees of freedom of five points: the person's own proportions, an identity cue.
     """
-    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
-    src = np.hstack([TEMPLATE_LANDMARKS, np.ones((5, 1))])
-    affine, *_ = np.linalg.lstsq(src, lm, rcond=None)
-    return (src @ affine).astype(np.float32)
+    return (_TEMPLATE_FIT @ np.asarray(landmarks, dtype=np.float64).reshape(5, 2)).astype(np.float32)
 
 
 def landmarks_plausible(box: np.ndarray, landmarks: np.ndarray | None) -> bool:
