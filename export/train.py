@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
+from export.face_prior import FacePrior
 from export.models.generator import LATENT, Discriminator, Generator, count_parameters
-from export.paths import shared_data_dir
+from export.paths import CENTERFACE_WEIGHTS, shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ def register(subparsers) -> None:
     p.add_argument("--detail-weight", type=float, default=2.0,
                    help="weight of the detail loss: log Laplacian energy inside the mask, generated vs real, "
                         "at full and half resolution (default 2; 0 = off)")
+    p.add_argument("--faceness-weight", type=float, default=1.0,
+                   help="weight of the face prior's faceness hinge: our frozen CenterFace must find the "
+                        "generated face at least as surely as the real one (default 1; 0 = off)")
+    p.add_argument("--feature-weight", type=float, default=1.0,
+                   help="weight of the face prior's feature loss: CenterFace's stride-4/8 features of fake vs "
+                        "real inside the mask (default 1; 0 = off)")
+    p.add_argument("--face-prior", type=Path, default=CENTERFACE_WEIGHTS,
+                   help=f"CenterFace state dict for the face prior (default {CENTERFACE_WEIGHTS}, made by "
+                        "`make setup` / `python -m export import-weights`)")
     p.add_argument("--fm-weight", type=float, default=10.0, help="feature-matching weight (default 10)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
@@ -182,6 +192,8 @@ class Trainer:
         self.G_ema = Generator().to(device).eval()
         self.G_ema.load_state_dict(self.G.state_dict())
         self.D = Discriminator().to(device)
+        use_prior = args.faceness_weight > 0 or args.feature_weight > 0
+        self.prior = FacePrior(args.face_prior).to(device) if use_prior else None
         if device.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
@@ -242,7 +254,9 @@ class Trainer:
                 fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(f_fake, f_real, strict=True)) / len(f_fake)
                 rec = reconstruction_loss(fake, real, mask, args.rec_pool)
                 detail = detail_loss(fake, real, mask) if args.detail_weight > 0 else fake.new_zeros(())
-                loss_g = adv + args.fm_weight * fm + args.rec_weight * rec + args.detail_weight * detail
+                faceness, feats = self.prior(fake, real, mask) if self.prior else (fake.new_zeros(()),) * 2
+                loss_g = (adv + args.fm_weight * fm + args.rec_weight * rec + args.detail_weight * detail
+                          + args.faceness_weight * faceness + args.feature_weight * feats)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
@@ -258,7 +272,8 @@ class Trainer:
             if self.step % 10 == 0:
                 rate = (self.images - n0) / max(time.monotonic() - t0, 1e-6)
                 bar.set_postfix(d=f"{loss_d.item():.3f}", adv=f"{adv.item():.3f}", fm=f"{fm.item():.3f}",
-                                rec=f"{rec.item():.3f}", detail=f"{detail.item():.2f}", img_s=f"{rate:.0f}")
+                                rec=f"{rec.item():.3f}", detail=f"{detail.item():.2f}",
+                                face=f"{faceness.item():.2f}", feat=f"{feats.item():.2f}", img_s=f"{rate:.0f}")
             bar.update(1)
             if time.monotonic() - last_save > args.preview_every:
                 self.save()

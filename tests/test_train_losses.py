@@ -1,4 +1,4 @@
-"""The generator's training losses on a real face crop: detail energy and pooled reconstruction."""
+"""The generator's training losses on a real face crop: detail energy, pooled reconstruction, face prior."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import torch
 
 from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
+from export.face_prior import FacePrior
+from export.paths import CENTERFACE_WEIGHTS
 from export.train import detail_loss, laplacian_energy, reconstruction_loss
 
 
@@ -46,3 +48,30 @@ def test_pooled_reconstruction_leaves_fine_detail_free_but_keeps_colour(crop):
     assert reconstruction_loss(textured, real, mask, pool=1).item() > 0.15
     assert reconstruction_loss(textured, real, mask, pool=4).item() < 0.01
     assert reconstruction_loss(tinted, real, mask, pool=4).item() > 0.05
+
+
+@pytest.fixture(scope="module")
+def prior(detector_model) -> FacePrior:
+    return FacePrior(CENTERFACE_WEIGHTS)  # detector_model made sure the weights were imported
+
+
+def test_face_prior_is_zero_for_the_real_face_and_punishes_a_faceless_fill(crop, prior):
+    real, mask, bgr = crop
+    faceness, features = prior(real, real, mask)
+    assert faceness.item() == pytest.approx(0.0, abs=1e-6) and features.item() == pytest.approx(0.0, abs=1e-6)
+    mean = (real * mask).sum((2, 3), keepdim=True) / mask.sum()
+    filled = real * (1.0 - mask) + mean * mask  # the face replaced by its average skin colour
+    faceness, features = prior(filled, real, mask)
+    assert faceness.item() > 1.0  # the detector's peak drops by more than e-fold
+    assert features.item() > 0.3
+    blurred = _as_tensor(cv2.GaussianBlur(bgr, (0, 0), 3.0))
+    assert 0.0 < prior(blurred, real, mask)[1].item() < features.item()  # blur keeps more than a fill
+
+
+def test_face_prior_trains_only_the_generator(crop, prior):
+    real, mask, _ = crop
+    fake = (real * 0.5).requires_grad_(True)
+    faceness, features = prior(fake, real, mask)
+    (faceness + features).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in prior.parameters())
