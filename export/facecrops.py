@@ -103,18 +103,7 @@ def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, qual
     wider-train image; the generator regenerates the face ellipse anyway and learns the seam against a scene.
     """
     rng = np.random.default_rng(0)
-    blobs: list[bytes] = []
-    boxes, lms, held, names = [], [], [], []
-
-    def add(name: str, image: np.ndarray, face: Face) -> None:
-        region, crop, _, _ = crops.crop_inputs(image, face.box, face.landmarks)
-        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        blobs.append(jpg.tobytes())
-        boxes.append(region.box_to_crop(face.box))
-        lms.append(region.to_crop(face.landmarks))
-        held.append(held_out(name))
-        names.append(name)
-
+    writer = CropWriter(quality)
     wider = wider_detections(data_dir, detector_path)
     backgrounds = []
     for name, faces in tqdm(sorted(wider.items())[:limit], desc="wider crops", unit="img"):
@@ -124,7 +113,7 @@ def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, qual
         for f in faces:
             if f.score >= 0.5 and max(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= MIN_WIDER_FACE \
                     and crops.landmarks_plausible(f.box, f.landmarks):
-                add(name, image, f)
+                writer.add(name, image, f)
     zf, found = utk_detections(data_dir, detector_path) if utk else (None, {})
     for name, faces in tqdm(sorted(found.items())[:limit], desc="utk crops", unit="img"):
         if not faces:
@@ -145,15 +134,39 @@ def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, qual
         win = canvas[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
         canvas[y0 : y0 + h, x0 : x0 + w] = (face * alpha + win * (1 - alpha)).astype(np.uint8)
         shift = np.array([x0 - UTK_PAD, y0 - UTK_PAD], np.float32)
-        add(name, canvas, Face(f.box + np.tile(shift, 2), f.score, f.landmarks + shift))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    lengths = np.array([len(b) for b in blobs], np.int64)
-    np.savez(out_file, jpeg=np.frombuffer(b"".join(blobs), np.uint8), lengths=lengths,
-             boxes=np.array(boxes, np.float32), landmarks=np.array(lms, np.float32),
-             held_out=np.array(held, bool), names=np.array(names))
-    log.info("wrote %d faces (%d held back) to %s (%.1f MiB)", len(blobs), int(np.sum(held)), out_file,
-             out_file.stat().st_size / 2**20)
-    return out_file
+        writer.add(name, canvas, Face(f.box + np.tile(shift, 2), f.score, f.landmarks + shift))
+    return writer.save(out_file)
+
+
+class CropWriter:
+    """Collects faces as 128x128 crops (JPEG bytes) with box and landmarks in crop pixels; saves the crop file."""
+
+    def __init__(self, quality: int = 85):
+        self.quality = quality
+        self.blobs: list[bytes] = []
+        self.boxes: list[np.ndarray] = []
+        self.landmarks: list[np.ndarray] = []
+        self.held: list[bool] = []
+        self.names: list[str] = []
+
+    def add(self, name: str, image: np.ndarray, face: Face) -> None:
+        region, crop, _, _ = crops.crop_inputs(image, face.box, face.landmarks)
+        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        self.blobs.append(jpg.tobytes())
+        self.boxes.append(region.box_to_crop(face.box))
+        self.landmarks.append(region.to_crop(face.landmarks))
+        self.held.append(held_out(name))
+        self.names.append(name)
+
+    def save(self, out_file: Path) -> Path:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        lengths = np.array([len(b) for b in self.blobs], np.int64)
+        np.savez(out_file, jpeg=np.frombuffer(b"".join(self.blobs), np.uint8), lengths=lengths,
+                 boxes=np.array(self.boxes, np.float32), landmarks=np.array(self.landmarks, np.float32),
+                 held_out=np.array(self.held, bool), names=np.array(self.names))
+        log.info("wrote %d faces (%d held back) to %s (%.1f MiB)", len(self.blobs), int(np.sum(self.held)),
+                 out_file, out_file.stat().st_size / 2**20)
+        return out_file
 
 
 @dataclass
