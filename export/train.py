@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         facecrops.build_training_set(args.data, args.detector, args.train_set)
     if args.prepare_only:
         return 0
+    if (args.faceness_weight > 0 or args.feature_weight > 0) and not args.face_prior.is_file():
+        log.error("%s: face prior weights not found (run `python -m export import-weights`, or turn the prior "
+                  "off with --faceness-weight 0 --feature-weight 0)", args.face_prior)
+        return 2
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     Trainer(args, device).train()

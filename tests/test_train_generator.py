@@ -56,3 +56,10 @@ def test_training_saves_loadable_weights_and_a_preview_then_resumes(crop_file, t
     assert second["step"] > first["step"] and second["images"] == second["step"] * 2
     changed = any(not torch.equal(a, first["generator"][k]) for k, a in second["generator"].items())
     assert changed  # the resumed run went on training
+
+
+def test_a_missing_face_prior_is_a_clear_error(crop_file, tmp_path, caplog):
+    args = build_parser().parse_args(["train-generator", "--train-set", str(crop_file), "--out", str(tmp_path),
+                                      "--face-prior", str(tmp_path / "absent.pt")])
+    assert args.func(args) == 2
+    assert "face prior weights not found" in caplog.text and not (tmp_path / "checkpoint.pt").exists()
