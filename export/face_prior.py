@@ -36,9 +36,8 @@ class FacePrior(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = fake.shape[0]
         x = torch.cat([fake, real]).float().add(1.0).mul(127.5)  # CenterFace takes RGB in [0, 255]
-        c4, c8, c16, c32 = self.net.backbone(x)
-        y = self.net.up4(self.net.up8(self.net.up16(self.net.top(c32), c16), c8), c4)
-        heat = torch.sigmoid(self.net.heatmap(self.net.head(y)))
+        (c4, c8, _, _), y = self.net.trunk(x)
+        heat = torch.sigmoid(self.net.heatmap(y))
         inside = (F.avg_pool2d(mask.float(), STRIDE) > 0.5).float()
         peak = (heat * inside.repeat(2, 1, 1, 1)).flatten(1).amax(1).clamp_min(1e-4)
         faceness = F.relu(torch.log(peak[n:].detach()) - torch.log(peak[:n])).mean()

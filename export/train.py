@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         facecrops.build_training_set(args.data, args.detector, args.train_set)
     if args.prepare_only:
         return 0
-    if (args.faceness_weight > 0 or args.feature_weight > 0) and not args.face_prior.is_file():
+    if uses_face_prior(args) and not args.face_prior.is_file():
         log.error("%s: face prior weights not found (run `python -m export import-weights`, or turn the prior "
                   "off with --faceness-weight 0 --feature-weight 0)", args.face_prior)
         return 2
@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
                           else ("cpu" if args.device == "auto" else args.device))
     Trainer(args, device).train()
     return 0
+
+
+def uses_face_prior(args: argparse.Namespace) -> bool:
+    return args.faceness_weight > 0 or args.feature_weight > 0
 
 
 class GpuData:
@@ -196,8 +200,7 @@ class Trainer:
         self.G_ema = Generator().to(device).eval()
         self.G_ema.load_state_dict(self.G.state_dict())
         self.D = Discriminator().to(device)
-        use_prior = args.faceness_weight > 0 or args.feature_weight > 0
-        self.prior = FacePrior(args.face_prior).to(device) if use_prior else None
+        self.prior = FacePrior(args.face_prior).to(device) if uses_face_prior(args) else None
         if device.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)

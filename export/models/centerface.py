@@ -89,10 +89,14 @@ class CenterFace(nn.Module):
         self.offset = nn.Conv2d(NECK_CHANNELS, 2, 1)
         self.landmarks = nn.Conv2d(NECK_CHANNELS, 10, 1)
 
+    def trunk(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Backbone features (strides 4, 8, 16, 32) and the shared input of the four heads."""
+        features = self.backbone(x)
+        c4, c8, c16, c32 = features
+        return features, self.head(self.up4(self.up8(self.up16(self.top(c32), c16), c8), c4))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        c4, c8, c16, c32 = self.backbone(x)
-        y = self.up4(self.up8(self.up16(self.top(c32), c16), c8), c4)
-        y = self.head(y)
+        _, y = self.trunk(x)
         return torch.sigmoid(self.heatmap(y)), self.scale(y), self.offset(y), self.landmarks(y)
 
     @torch.no_grad()
