@@ -84,6 +84,7 @@ def export_generator(weights: str | Path, out_path: str | Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     export_detector_onnx(args.detector_weights, out_dir / "detector.onnx")
     if not args.no_generator:
         if Path(args.generator_weights).is_file():

@@ -22,6 +22,7 @@ from export.paths import CENTERFACE_WEIGHTS, shared_data_dir
 log = logging.getLogger(__name__)
 
 DEFAULT_SET = facecrops.CACHE_DIR / "gentrain" / "faces.npz"
+DIVERSITY_TARGET = 0.1
 FLIP_CHANNELS = [0, 1, 2, 3, 4 + 1, 4 + 0, 4 + 2, 4 + 4, 4 + 3]  # rgb, mask, heatmaps with left/right swapped
 
 
@@ -61,6 +62,13 @@ def register(subparsers) -> None:
                    help=f"CenterFace state dict for the face prior (default {CENTERFACE_WEIGHTS}, made by "
                         "`make setup` / `python -m export import-weights`)")
     p.add_argument("--fm-weight", type=float, default=10.0, help="feature-matching weight (default 10)")
+    p.add_argument("--diversity-weight", type=float, default=0.0,
+                   help="weight of the mode-seeking loss: two latents for the same face must give faces that "
+                        "differ (inside the mask) by at least --diversity-target per unit of latent distance, "
+                        "so one latent per track means one distinct synthetic person (default 0 = off)")
+    p.add_argument("--diversity-target", type=float, default=DIVERSITY_TARGET,
+                   help=f"mean absolute pixel difference (in [-1, 1] units) per mean absolute latent difference "
+                        f"above which the mode-seeking loss stops pushing (default {DIVERSITY_TARGET})")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
     p.add_argument("--light-checkpoints", action="store_true",
@@ -184,6 +192,15 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tens
     return (torch.abs(fake - real) * mask).sum() / (mask.sum() * 3.0 + 1.0)
 
 
+def diversity_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                   mask: torch.Tensor, target: float = DIVERSITY_TARGET) -> torch.Tensor:
+    """Mode-seeking hinge (MSGAN): a conditional GAN tends to ignore its latent; ask that two latents give
+    faces at least `target` apart inside the mask per unit of latent distance, and no more than that."""
+    pixel = (torch.abs(fake_a.float() - fake_b.float()) * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3.0 + 1.0)
+    latent = torch.abs(z_a - z_b).mean(1)
+    return F.relu(target - pixel / (latent + 1e-6)).mean() / target
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, device: torch.device):
         self.args = args
@@ -244,7 +261,12 @@ class Trainer:
             z = torch.randn(args.batch, LATENT, generator=gen).to(self.device)
             mask = cond[:, 3:4]
             with self._autocast():
-                fake = self.G(cond, z)
+                if args.diversity_weight > 0:
+                    # A second latent per face, same condition: only the mode-seeking loss looks at it.
+                    z2 = torch.randn(args.batch, LATENT, generator=gen).to(self.device)
+                    fake, fake2 = self.G(torch.cat([cond, cond]), torch.cat([z, z2])).chunk(2)
+                else:
+                    fake = self.G(cond, z)
                 # Discriminator: hinge loss.
                 d_real, _ = self.D(color_augment(real, gen), cond)
                 d_fake, _ = self.D(color_augment(fake.detach(), gen), cond)
@@ -262,8 +284,11 @@ class Trainer:
                 rec = reconstruction_loss(fake, real, mask, args.rec_pool)
                 detail = detail_loss(fake, real, mask) if args.detail_weight > 0 else fake.new_zeros(())
                 faceness, feats = self.prior(fake, real, mask) if self.prior else (fake.new_zeros(()),) * 2
+                div = (diversity_loss(fake, fake2, z, z2, mask, args.diversity_target) if args.diversity_weight > 0
+                       else fake.new_zeros(()))
                 loss_g = (adv + args.fm_weight * fm + args.rec_weight * rec + args.detail_weight * detail
-                          + args.faceness_weight * faceness + args.feature_weight * feats)
+                          + args.faceness_weight * faceness + args.feature_weight * feats
+                          + args.diversity_weight * div)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             torch.nn.utils.clip_grad_norm_(self.G.parameters(), 5.0)
@@ -280,7 +305,8 @@ class Trainer:
                 rate = (self.images - n0) / max(time.monotonic() - t0, 1e-6)
                 bar.set_postfix(d=f"{loss_d.item():.3f}", adv=f"{adv.item():.3f}", fm=f"{fm.item():.3f}",
                                 rec=f"{rec.item():.3f}", detail=f"{detail.item():.2f}",
-                                face=f"{faceness.item():.2f}", feat=f"{feats.item():.2f}", img_s=f"{rate:.0f}")
+                                face=f"{faceness.item():.2f}", feat=f"{feats.item():.2f}", div=f"{div.item():.2f}",
+                                img_s=f"{rate:.0f}")
             bar.update(1)
             if time.monotonic() - last_save > args.preview_every:
                 self.save()

@@ -11,7 +11,7 @@ from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
 from export.face_prior import FacePrior
 from export.paths import CENTERFACE_WEIGHTS
-from export.train import detail_loss, laplacian_energy, reconstruction_loss
+from export.train import detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,18 @@ def test_pooled_reconstruction_leaves_fine_detail_free_but_keeps_colour(crop):
     assert reconstruction_loss(textured, real, mask, pool=1).item() > 0.15
     assert reconstruction_loss(textured, real, mask, pool=4).item() < 0.01
     assert reconstruction_loss(tinted, real, mask, pool=4).item() > 0.05
+
+
+def test_diversity_loss_asks_two_latents_for_two_faces_inside_the_mask_only(crop):
+    real, mask, bgr = crop
+    z_a, z_b = torch.zeros(1, 32), torch.ones(1, 32)
+    other = _as_tensor(cv2.flip(bgr, 1))  # a different face-like image in the same place
+    assert diversity_loss(real, real, z_a, z_b, mask).item() == pytest.approx(1.0)  # the latent ignored
+    assert diversity_loss(real, other, z_a, z_b, mask).item() == pytest.approx(0.0)  # enough apart: no push
+    changed_outside = real + (1.0 - mask) * 0.5
+    assert diversity_loss(real, changed_outside, z_a, z_b, mask).item() == pytest.approx(1.0)
+    # The same pixel change for latents four times further apart is too little.
+    assert diversity_loss(real, other, z_a, z_b * 4.0, mask).item() > diversity_loss(real, other, z_a, z_b, mask).item()
 
 
 @pytest.fixture(scope="module")
