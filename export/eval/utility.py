@@ -3,7 +3,8 @@
 Every ground-truth face of the held-back wider-train images is anonymized with each method through
 edgeanon's Anonymizer; dlib's face detector (not our CenterFace) then measures AP on the anonymized
 images and on the originals. Also reports the detail ratio: variance of the Laplacian inside the inner
-80% of each face box >= 48 px, anonymized / original (median).
+80% of each face box >= 48 px, anonymized / original (median); for gan also over only the faces the
+generator served (the rest, e.g. without usable landmarks, get the blur fallback).
 """
 
 from __future__ import annotations
