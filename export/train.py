@@ -184,19 +184,25 @@ def detail_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> t
     return loss / 2.0
 
 
+def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...] = (0, 1, 2, 3)
+              ) -> torch.Tensor:
+    """Mean absolute RGB difference inside a (1-channel) mask, summed over `dims` (default: the whole batch)."""
+    return (torch.abs(a.float() - b.float()) * mask).sum(dims) / (mask.sum(dims) * 3.0 + 1.0)
+
+
 def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, pool: int = 1) -> torch.Tensor:
     """Masked L1 after average pooling by `pool`."""
     fake = fake.float()
     if pool > 1:
         fake, real, mask = F.avg_pool2d(fake, pool), F.avg_pool2d(real, pool), F.avg_pool2d(mask, pool)
-    return (torch.abs(fake - real) * mask).sum() / (mask.sum() * 3.0 + 1.0)
+    return masked_l1(fake, real, mask)
 
 
 def diversity_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
                    mask: torch.Tensor, target: float = DIVERSITY_TARGET) -> torch.Tensor:
     """Mode-seeking hinge (MSGAN): a conditional GAN tends to ignore its latent; ask that two latents give
     faces at least `target` apart inside the mask per unit of latent distance, and no more than that."""
-    pixel = (torch.abs(fake_a.float() - fake_b.float()) * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * 3.0 + 1.0)
+    pixel = masked_l1(fake_a, fake_b, mask, dims=(1, 2, 3))
     latent = torch.abs(z_a - z_b).mean(1)
     return F.relu(target - pixel / (latent + 1e-6)).mean() / target
 
@@ -265,8 +271,10 @@ class Trainer:
                     # A second latent per face, same condition: only the mode-seeking loss looks at it.
                     z2 = torch.randn(args.batch, LATENT, generator=gen).to(self.device)
                     fake, fake2 = self.G(torch.cat([cond, cond]), torch.cat([z, z2])).chunk(2)
+                    div = diversity_loss(fake, fake2, z, z2, mask, args.diversity_target)
                 else:
                     fake = self.G(cond, z)
+                    div = fake.new_zeros(())
                 # Discriminator: hinge loss.
                 d_real, _ = self.D(color_augment(real, gen), cond)
                 d_fake, _ = self.D(color_augment(fake.detach(), gen), cond)
@@ -284,8 +292,6 @@ class Trainer:
                 rec = reconstruction_loss(fake, real, mask, args.rec_pool)
                 detail = detail_loss(fake, real, mask) if args.detail_weight > 0 else fake.new_zeros(())
                 faceness, feats = self.prior(fake, real, mask) if self.prior else (fake.new_zeros(()),) * 2
-                div = (diversity_loss(fake, fake2, z, z2, mask, args.diversity_target) if args.diversity_weight > 0
-                       else fake.new_zeros(()))
                 loss_g = (adv + args.fm_weight * fm + args.rec_weight * rec + args.detail_weight * detail
                           + args.faceness_weight * faceness + args.feature_weight * feats
                           + args.diversity_weight * div)
