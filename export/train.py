@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SET = facecrops.CACHE_DIR / "gentrain" / "faces.npz"
 DIVERSITY_TARGET = 0.1
+BORDER_PROB = 0.5
+# Widest frame-border band (share of the crop side) the border augmentation blanks from one side.
+BORDER_MAX = 0.45
 FLIP_CHANNELS = [0, 1, 2, 3, 4 + 1, 4 + 0, 4 + 2, 4 + 4, 4 + 3]  # rgb, mask, heatmaps with left/right swapped
 
 
@@ -69,6 +72,10 @@ def register(subparsers) -> None:
     p.add_argument("--diversity-target", type=float, default=DIVERSITY_TARGET,
                    help=f"mean absolute pixel difference (in [-1, 1] units) per mean absolute latent difference "
                         f"above which the mode-seeking loss stops pushing (default {DIVERSITY_TARGET})")
+    p.add_argument("--border-prob", type=float, default=BORDER_PROB,
+                   help="share of training crops whose context is cut by simulated frame edges (zero bands from "
+                        "1-4 sides, the face left whole): at runtime a crop may lie half outside the frame, "
+                        f"and a tight crop has no scene around it at all (default {BORDER_PROB}; 0 = off)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
     p.add_argument("--light-checkpoints", action="store_true",
@@ -123,7 +130,8 @@ class GpuData:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def batch(self, n: int, gen: torch.Generator, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int, gen: torch.Generator, augment: bool = True, border_prob: float = 0.0
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(real RGB in [-1, 1], condition (masked RGB, mask, heatmaps)) for n random samples."""
         idx = torch.randint(0, len(self), (n,), generator=gen, device="cpu").to(self.device)
         x = self.data[idx].float() / 255.0
@@ -139,7 +147,28 @@ class GpuData:
             theta[:, :, 2] = (torch.rand(n, 2, generator=gen) - 0.5) * 0.12
             grid = F.affine_grid(theta.to(self.device), list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            if border_prob > 0:
+                x = blank_borders(x, gen, border_prob)
         return split(x)
+
+
+def blank_borders(x: torch.Tensor, gen: torch.Generator, prob: float, widest: float = BORDER_MAX) -> torch.Tensor:
+    """Zero the context in bands along 1-4 crop sides for a `prob` share of samples, as a frame edge (the
+    runtime's zero padding) would; pixels inside the mask are kept, so the face to learn stays whole.
+    A third of those lose all their context (a tight crop such as UTKFace's, padded, has none)."""
+    n, _, h, w = x.shape
+    chosen = torch.rand(n, generator=gen) < prob
+    sides = torch.rand(n, 4, generator=gen) < 0.5
+    sides[:, 0] |= ~sides.any(1)  # at least one side
+    width = torch.rand(n, 4, generator=gen) * widest
+    no_context = torch.rand(n, 1, generator=gen) < 1.0 / 3.0
+    width = torch.where(no_context, torch.full_like(width, widest), width) * ((sides | no_context) & chosen[:, None])
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) / w
+    inside = ((ys[None, :, None] >= width[:, 0, None, None]) & (ys[None, :, None] <= 1.0 - width[:, 1, None, None])
+              & (xs[None, None, :] >= width[:, 2, None, None]) & (xs[None, None, :] <= 1.0 - width[:, 3, None, None]))
+    keep = (inside[:, None].to(x.device) | (x[:, 3:4] > 0.5)).to(x.dtype)
+    return torch.cat([x[:, :3] * keep, x[:, 3:]], 1)
 
 
 def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,7 +289,7 @@ class Trainer:
         t0, n0 = time.monotonic(), self.images
         ema_decay = 0.999 if self.device.type == "cuda" else 0.995
         while time.monotonic() < deadline:
-            real, cond = self.data.batch(args.batch, gen)
+            real, cond = self.data.batch(args.batch, gen, border_prob=args.border_prob)
             if self.device.type == "cuda":
                 real = real.contiguous(memory_format=torch.channels_last)
                 cond = cond.contiguous(memory_format=torch.channels_last)

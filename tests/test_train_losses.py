@@ -11,7 +11,7 @@ from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
 from export.face_prior import FacePrior
 from export.paths import CENTERFACE_WEIGHTS
-from export.train import detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
+from export.train import blank_borders, detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,17 @@ def test_face_prior_trains_only_the_generator(crop, prior):
     (faceness + features).backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in prior.parameters())
+
+
+def test_blank_borders_cuts_context_like_a_frame_edge_but_keeps_the_face(crop):
+    real, mask, _ = crop
+    x = torch.cat([(real + 1.0) / 2.0, mask, torch.zeros(1, 5, 128, 128)], 1).repeat(64, 1, 1, 1)
+    out = blank_borders(x, torch.Generator().manual_seed(0), prob=0.5)
+    inside = (mask > 0.5).expand(64, 3, 128, 128)
+    assert torch.equal(out[:, :3][inside], x[:, :3][inside])  # the face to generate is untouched
+    assert torch.equal(out[:, 3:], x[:, 3:])  # mask and landmarks too
+    changed = (out != x).flatten(1).any(1)
+    assert 16 <= int(changed.sum()) <= 48  # about half the samples lose some context
+    outside = (mask[0] < 0.5).expand(3, 128, 128)
+    assert any(bool((s[outside] == 0).all()) for s in out[:, :3])  # some lose all of it
+    assert torch.equal(blank_borders(x, torch.Generator().manual_seed(0), prob=0.0), x)
