@@ -4,7 +4,8 @@ Every ground-truth face of the held-back wider-train images is anonymized with e
 edgeanon's Anonymizer; dlib's face detector (not our CenterFace) then measures AP on the anonymized
 images and on the originals. Also reports the detail ratio: variance of the Laplacian inside the inner
 80% of each face box >= 48 px, anonymized / original (median); for gan also over only the faces the
-generator served (the rest, e.g. without usable landmarks, get the blur fallback).
+generator served (the rest, e.g. without usable landmarks, get the blur fallback), and per face-size band
+(the generator's 128 px crop holds a face of about 75 px: larger faces are pasted enlarged).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from export.paths import shared_data_dir
 log = logging.getLogger(__name__)
 
 DETAIL_MIN_FACE = 48
+# Face-size bands (longest side, px) of the detail table.
+SIZE_BANDS = ((48, 80), (80, 160), (160, 100000))
 
 
 def register(subparsers) -> None:
@@ -109,6 +112,11 @@ def laplacian_variance(image: np.ndarray, box: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
+def _median(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else float("nan")
+
+
 def faces_with_landmarks(gt: np.ndarray, found: list[facecrops.Face]) -> list[Detection]:
     """Ground-truth boxes, each with the landmarks of our detector's best-overlapping face (IoU >= 0.4)."""
     if not len(gt):
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     judge = Judge(args.judge, args.upsample)
     per: dict[str, list] = {m: [] for m in ["original", *methods]}
     detail: dict[str, list[float]] = {m: [] for m in methods}
+    detail_sizes: list[float] = []  # face size of each detail ratio (the same faces for every method)
     detail_generated: list[float] = []  # gan's ratios for the faces the generator served (not the fallback)
     served = []
     for name in tqdm(names, desc="utility", unit="img"):
@@ -152,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         per["original"].append((gt, *judge(image)))
         big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
         base = [laplacian_variance(image, faces[i].box) for i in big]
+        detail_sizes += [max(faces[i].width, faces[i].height) for i, v0 in zip(big, base, strict=True) if v0 > 1e-6]
         for m in methods:
             work = image.copy()
             red = anonymizers[m].redact(Frame(0, 0.0, work), faces)
@@ -159,29 +169,41 @@ def run(args: argparse.Namespace) -> int:
                 served += [r.method == "gan" for r in red.faces]
             per[m].append((gt, *judge(work)))
             for i, v0 in zip(big, base, strict=True):
-                v1 = laplacian_variance(work, faces[i].box)
-                if v0 > 1e-6 and np.isfinite(v1):
-                    detail[m].append(v1 / v0)
-                    if m == "gan" and red.faces[i].method == "gan":
+                if v0 > 1e-6:
+                    v1 = laplacian_variance(work, faces[i].box)
+                    detail[m].append(v1 / v0 if np.isfinite(v1) else float("nan"))
+                    if m == "gan" and red.faces[i].method == "gan" and np.isfinite(v1):
                         detail_generated.append(v1 / v0)
     ap = {m: average_precision(v, args.iou) for m, v in per.items()}
+    sizes = np.array(detail_sizes)
     rows = []
     for m in methods:
+        ratios = np.array(detail[m])
+        bands = {f"{lo}-{hi if hi < 100000 else ''}": _median(ratios[(sizes >= lo) & (sizes < hi)])
+                 for lo, hi in SIZE_BANDS}
+        bands = {k: (v if np.isfinite(v) else None) for k, v in bands.items()}  # JSON has no NaN
         rows.append({"method": m, "ap": ap[m], "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
-                     "detail_median": float(np.median(detail[m])) if detail[m] else float("nan"),
-                     "faces_detail": len(detail[m])})
+                     "detail_median": _median(ratios), "faces_detail": int(np.isfinite(ratios).sum()),
+                     "detail_by_size": bands})
     n_gt = sum(len(g) for g, _, _ in per["original"])
     split = "all" if args.all_images else "held-back"
     print(f"images: {len(names)} ({split} wider-train), faces: {n_gt}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
     if served:
-        print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback); of the "
-              f"{len(detail['gan'])} faces >= {DETAIL_MIN_FACE} px, {len(detail_generated)} generated: their detail "
-              f"median {np.median(detail_generated) if detail_generated else float('nan'):.3f}")
+        big_faces = rows[methods.index("gan")]["faces_detail"]
+        print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback); of the {big_faces} faces "
+              f">= {DETAIL_MIN_FACE} px, {len(detail_generated)} generated: their detail median "
+              f"{np.median(detail_generated) if detail_generated else float('nan'):.3f}")
     print(f"{'method':<10} {'AP':>8} {'retention':>10} {'detail median':>14} {'faces>=48':>10}")
     for r in rows:
         print(f"{r['method']:<10} {r['ap']:8.4f} {r['retention'] * 100:9.1f}% {r['detail_median']:14.3f} "
               f"{r['faces_detail']:10d}")
+    print("detail median by face size (longest side, px):")
+    print(f"{'size':<10} {'faces':>6}" + "".join(f"{m:>10}" for m in methods))
+    for (lo, hi), band in zip(SIZE_BANDS, rows[0]["detail_by_size"], strict=True):
+        count = int(((sizes >= lo) & (sizes < hi)).sum())
+        values = (r["detail_by_size"][band] for r in rows)
+        print(f"{band:<10} {count:6d}" + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
     if args.json:
         generated = {"faces": len(detail_generated),
                      "detail_median": float(np.median(detail_generated)) if detail_generated else None}
