@@ -1,10 +1,10 @@
-"""Identity evaluation's pure parts: UTKFace name parsing, look-alike pairs, re-identification rank-1."""
+"""Identity evaluation's pure parts: UTKFace name parsing, look-alike pairs and floor, re-identification rank-1."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from export.eval.identity import demographics, reidentified, stranger_distances
+from export.eval.identity import demographics, lookalike_distances, reidentified, stranger_distances
 
 
 def test_demographics_from_utkface_names():
@@ -25,3 +25,12 @@ def test_reidentification_counts_own_nearest_original():
     swapped = [originals[1], originals[2], originals[0]]  # each looks like somebody else
     assert reidentified(kept, originals) == 1.0
     assert reidentified(swapped, originals) == 0.0
+
+
+def test_lookalike_floor_compares_each_output_with_the_other_persons_original():
+    names = ["u/30_0_1_a.jpg", "u/33_0_1_b.jpg", "u/60_0_1_c.jpg"]  # only a and b are look-alikes
+    originals = [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([5.0, 5.0])]
+    anonymized = [np.array([0.9, 0.0]), np.array([1.0, 0.3]), np.array([1.0, 0.0])]
+    # a's output against b's original (0.1), b's output against a's original (~1.04); c is nobody's look-alike.
+    assert np.allclose(sorted(lookalike_distances(names, anonymized, originals)), [0.1, np.hypot(1.0, 0.3)])
+    assert len(lookalike_distances(names[2:], anonymized[2:], originals[2:])) == 0
