@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SET = facecrops.CACHE_DIR / "gentrain" / "faces.npz"
 DIVERSITY_TARGET = 0.1
-BORDER_PROB = 0.5
+BORDER_PROB = 0.0
 # Widest frame-border band (share of the crop side) the border augmentation blanks from one side.
 BORDER_MAX = 0.45
 FLIP_CHANNELS = [0, 1, 2, 3, 4 + 1, 4 + 0, 4 + 2, 4 + 4, 4 + 3]  # rgb, mask, heatmaps with left/right swapped
@@ -75,7 +75,8 @@ def register(subparsers) -> None:
     p.add_argument("--border-prob", type=float, default=BORDER_PROB,
                    help="share of training crops whose context is cut by simulated frame edges (zero bands from "
                         "1-4 sides, the face left whole): at runtime a crop may lie half outside the frame, "
-                        f"and a tight crop has no scene around it at all (default {BORDER_PROB}; 0 = off)")
+                        "and a tight crop has no scene around it at all (default 0 = off: 0.5 for 70 minutes "
+                        "lost AP, detail and identity, see the README)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--preview-every", type=float, default=60.0, help="seconds between previews/checkpoints")
     p.add_argument("--light-checkpoints", action="store_true",

@@ -51,7 +51,8 @@ def test_training_saves_loadable_weights_and_a_preview_then_resumes(crop_file, t
     preview = cv2.imread(str(tmp_path / "preview.png"))
     assert preview is not None and preview.shape[0] == 5 * crops.CROP_SIZE  # originals, inputs, 3 seeds
     caplog.set_level("INFO", logger="export.train")
-    second = _train(crop_file, tmp_path, "--minutes", "0.02", "--diversity-weight", "1")  # two latents per face
+    # Two latents per face, and context cut by simulated frame edges.
+    second = _train(crop_file, tmp_path, "--minutes", "0.02", "--diversity-weight", "1", "--border-prob", "0.5")
     assert f"at step {first['step']}" in caplog.text
     assert second["step"] > first["step"] and second["images"] == second["step"] * 2
     changed = any(not torch.equal(a, first["generator"][k]) for k, a in second["generator"].items())
