@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.eval.identity import demographics, lookalike_distances, reidentified, stranger_distances
+from export.eval.identity import demographics, lookalike_distances, lookalike_pairs, reidentified, stranger_distances
 
 
 def test_demographics_from_utkface_names():
@@ -16,7 +16,7 @@ def test_strangers_pair_only_look_alikes():
     names = ["u/30_0_1_a.jpg", "u/33_0_1_b.jpg", "u/40_0_1_c.jpg", "u/31_1_1_d.jpg", "u/29_0_2_e.jpg"]
     emb = [np.array([0.0, 0.0]), np.array([0.3, 0.4]), np.zeros(2), np.zeros(2), np.zeros(2)]
     # Only (30, 33): same gender and race, 3 years apart.
-    assert np.allclose(stranger_distances(names, emb), [0.5])
+    assert np.allclose(stranger_distances(lookalike_pairs(names), emb), [0.5])
 
 
 def test_reidentification_counts_own_nearest_original():
@@ -32,5 +32,6 @@ def test_lookalike_floor_compares_each_output_with_the_other_persons_original():
     originals = [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([5.0, 5.0])]
     anonymized = [np.array([0.9, 0.0]), np.array([1.0, 0.3]), np.array([1.0, 0.0])]
     # a's output against b's original (0.1), b's output against a's original (~1.04); c is nobody's look-alike.
-    assert np.allclose(sorted(lookalike_distances(names, anonymized, originals)), [0.1, np.hypot(1.0, 0.3)])
-    assert len(lookalike_distances(names[2:], anonymized[2:], originals[2:])) == 0
+    distances = lookalike_distances(lookalike_pairs(names), anonymized, originals)
+    assert np.allclose(sorted(distances), [0.1, np.hypot(1.0, 0.3)])
+    assert len(lookalike_distances(lookalike_pairs(names[2:]), anonymized[2:], originals[2:])) == 0

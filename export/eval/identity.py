@@ -66,16 +66,16 @@ def lookalike_pairs(names: list[str]) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def stranger_distances(names: list[str], embeddings: list[np.ndarray]) -> np.ndarray:
-    """Distances between the originals of all look-alike pairs (lookalike_pairs)."""
-    emb, pairs = np.array(embeddings), lookalike_pairs(names)
+def stranger_distances(pairs: np.ndarray, embeddings: list[np.ndarray]) -> np.ndarray:
+    """Distances between the originals of look-alike pairs (lookalike_pairs)."""
+    emb = np.array(embeddings)
     return np.linalg.norm(emb[pairs[:, 0]] - emb[pairs[:, 1]], axis=1) if len(pairs) else np.zeros(0)
 
 
-def lookalike_distances(names: list[str], anonymized: list[np.ndarray], originals: list[np.ndarray]) -> np.ndarray:
+def lookalike_distances(pairs: np.ndarray, anonymized: list[np.ndarray], originals: list[np.ndarray]) -> np.ndarray:
     """Distances from each anonymized face to the original of each of its look-alikes (both ways round): how
     often a method's output is "the same person" as somebody it was never made from, its false-match floor."""
-    a, o, pairs = np.array(anonymized), np.array(originals), lookalike_pairs(names)
+    a, o = np.array(anonymized), np.array(originals)
     if not len(pairs):
         return np.zeros(0)
     i, j = pairs[:, 0], pairs[:, 1]
@@ -151,18 +151,19 @@ def run(args: argparse.Namespace) -> int:
     if "gan" in methods:
         print(f"gan served {served}/{len(names)} faces (rest: classic fallback)")
     print(f"{'method':<10} {'share < 0.6':>12} {'median dist':>12} {'re-id rank-1':>13} {'vs look-alike':>14}")
+    pairs = lookalike_pairs(names)
     rows = []
     for m in methods:
         d = np.array(dists[m])
         share = float(np.mean(d < SAME_PERSON)) if len(d) else float("nan")
         med = float(np.median(d)) if len(d) else float("nan")
         reid = reidentified(anonymized[m], refs)
-        cross = lookalike_distances(names, anonymized[m], refs)
+        cross = lookalike_distances(pairs, anonymized[m], refs)
         floor = float(np.mean(cross < SAME_PERSON)) if len(cross) else float("nan")
         rows.append({"method": m, "share_same": share, "median_distance": med, "reid_rank1": reid,
                      "share_same_vs_lookalike": floor})
         print(f"{m:<10} {share * 100:11.1f}% {med:12.3f} {reid * 100:12.1f}% {floor * 100:13.1f}%")
-    strangers = stranger_distances(names, refs)
+    strangers = stranger_distances(pairs, refs)
     if len(strangers):
         share, med = float(np.mean(strangers < SAME_PERSON)), float(np.median(strangers))
         print(f"{'stranger':<10} {share * 100:11.1f}% {med:12.3f} {'-':>13}  "

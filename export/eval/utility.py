@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DETAIL_MIN_FACE = 48
 # Face-size bands (longest side, px) of the detail table.
-SIZE_BANDS = ((48, 80), (80, 160), (160, 100000))
+SIZE_BANDS = {"48-80": (48, 80), "80-160": (80, 160), "160-": (160, np.inf)}
 
 
 def register(subparsers) -> None:
@@ -179,13 +179,13 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in methods:
         ratios = np.array(detail[m])
-        bands = {f"{lo}-{hi if hi < 100000 else ''}": _median(ratios[(sizes >= lo) & (sizes < hi)])
-                 for lo, hi in SIZE_BANDS}
-        bands = {k: (v if np.isfinite(v) else None) for k, v in bands.items()}  # JSON has no NaN
+        medians = {band: _median(ratios[(sizes >= lo) & (sizes < hi)]) for band, (lo, hi) in SIZE_BANDS.items()}
+        bands = {band: (v if np.isfinite(v) else None) for band, v in medians.items()}  # JSON has no NaN
         rows.append({"method": m, "ap": ap[m], "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
                      "detail_median": _median(ratios), "faces_detail": int(np.isfinite(ratios).sum()),
                      "detail_by_size": bands})
     n_gt = sum(len(g) for g, _, _ in per["original"])
+    generated_median = _median(np.array(detail_generated, dtype=float))
     split = "all" if args.all_images else "held-back"
     print(f"images: {len(names)} ({split} wider-train), faces: {n_gt}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
@@ -193,20 +193,20 @@ def run(args: argparse.Namespace) -> int:
         big_faces = rows[methods.index("gan")]["faces_detail"]
         print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback); of the {big_faces} faces "
               f">= {DETAIL_MIN_FACE} px, {len(detail_generated)} generated: their detail median "
-              f"{np.median(detail_generated) if detail_generated else float('nan'):.3f}")
+              f"{generated_median:.3f}")
     print(f"{'method':<10} {'AP':>8} {'retention':>10} {'detail median':>14} {'faces>=48':>10}")
     for r in rows:
         print(f"{r['method']:<10} {r['ap']:8.4f} {r['retention'] * 100:9.1f}% {r['detail_median']:14.3f} "
               f"{r['faces_detail']:10d}")
     print("detail median by face size (longest side, px):")
     print(f"{'size':<10} {'faces':>6}" + "".join(f"{m:>10}" for m in methods))
-    for (lo, hi), band in zip(SIZE_BANDS, rows[0]["detail_by_size"], strict=True):
+    for band, (lo, hi) in SIZE_BANDS.items():
         count = int(((sizes >= lo) & (sizes < hi)).sum())
         values = (r["detail_by_size"][band] for r in rows)
         print(f"{band:<10} {count:6d}" + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
     if args.json:
         generated = {"faces": len(detail_generated),
-                     "detail_median": float(np.median(detail_generated)) if detail_generated else None}
+                     "detail_median": generated_median if detail_generated else None}
         args.json.write_text(json.dumps({"original_ap": ap["original"], "rows": rows, "images": len(names),
                                          "faces": n_gt, "judge": args.judge, "gan_generated": generated},
                                         indent=2))
