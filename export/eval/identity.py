@@ -30,7 +30,7 @@ from tqdm import tqdm
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
-from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
+from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.eval.utility import dlib_model
 from export.paths import shared_data_dir
 
@@ -140,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
         f = max(found[name], key=lambda d: d.score)
         ref = embed(image, f.box)
         refs.append(ref)
+        person = as_people([Detection(f.box, f.score, f.landmarks)], name)
         for m in methods:
             work = image.copy()
-            red = anonymizers[m].redact(Frame(0, 0.0, work), [Detection(f.box, f.score, f.landmarks)])
+            red = anonymizers[m].redact(Frame(0, 0.0, work), person)
             served += m == "gan" and red.faces[0].method == "gan"
             anonymized[m].append(embed(work, f.box))
             dists[m].append(float(np.linalg.norm(anonymized[m][-1] - ref)))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from edgeanon.anonymize import Anonymizer
+from edgeanon.frames import Detection
 from edgeanon.models import DEFAULT_GENERATOR
+from edgeanon.tracker import Track
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +53,12 @@ def build_anonymizers(methods: list[str], args: argparse.Namespace) -> dict[str,
         else:
             anonymizers[m] = Anonymizer(m)
     return anonymizers
+
+
+def as_people(faces: Sequence[Detection], key: str) -> list[Track]:
+    """The faces as tracks of different people, each with a stable id from `key` (e.g. the file name) and its
+    index: on camera every person is a track, and the track id seeds gan's latent and landmark jitter. Without
+    it every face would be seed 0 (its index in a one-face frame), and a whole evaluation would rest on one
+    draw of the generator (on 400 UTKFace faces, single seeds 0, 1, 2 gave identity shares 3.2%, 3.2%, 5.8%)."""
+    return [Track(zlib.crc32(f"{key}:{i}".encode()) & 0x7FFFFFFF, np.asarray(f.box, np.float32), f.landmarks,
+                  float(f.score), True) for i, f in enumerate(faces)]

@@ -24,7 +24,7 @@ from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
 from export import facecrops
 from export.eval import boxes as box_eval
-from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
+from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="utility", unit="img"):
         image = cv2.imread(str(args.data / facecrops.WIDER / name))
         gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
-        faces = faces_with_landmarks(gt, found.get(name, []))
+        faces = as_people(faces_with_landmarks(gt, found.get(name, [])), name)
         per["original"].append((gt, *judge(image)))
         big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
         base = [laplacian_variance(image, faces[i].box) for i in big]
