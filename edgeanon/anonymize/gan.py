@@ -24,13 +24,15 @@ MAX_FACE = 800
 # The crop window must lie at least this much inside the frame (zero padding fills the rest).
 MIN_INSIDE = 0.5
 MAX_BATCH = 32
-# Landmarks are moved by a per-seed random offset (fraction of the box size) before conditioning: the
-# synthetic face then does not copy the person's exact eye/nose/mouth geometry (an identity cue).
-# Measured (dlib HOG AP retention on 250 wider-train images / dlib same-person share on 400 held-back
-# UTKFace faces): 0 -> 111.7% / 12.0%, 0.03 -> 98.6% / 4.8%, 0.05 -> 76.4% / 3.0%.
-# Those figures are for the detected landmarks; with the generic face fitted to them (the default)
-# and 0.03, 60 images / 150 faces give 104.3% / 3.3%.
-LANDMARK_JITTER = 0.03
+# Landmarks may be moved by a per-seed random offset (fraction of the box size) before conditioning, so the
+# synthetic face does not copy the person's exact eye/nose/mouth geometry (an identity cue). On the detected
+# landmarks it is needed (dlib HOG AP retention on 250 wider-train images / dlib same-person share on 400
+# held-back UTKFace faces, one seed for all faces: 0 -> 111.7% / 12.0%, 0.03 -> 98.6% / 4.8%, 0.05 -> 76.4% /
+# 3.0%). The generic face fitted to them (the default) already drops the person's proportions, and there
+# jitter only hurts (a seed per person, 861 faces / 250 images): 0.03 -> identity 5.3%, re-identification
+# 0.7%, AP 150.3%, detail 0.266; 0 -> 3.3%, 0.1% (chance), 163.0%, 0.279.
+DETECTED_LANDMARK_JITTER = 0.03
+GENERIC_LANDMARK_JITTER = 0.0
 
 
 def latent_for_seed(seed: int, size: int) -> np.ndarray:
@@ -43,7 +45,7 @@ class FaceGenerator:
 
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
                  max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
-                 landmark_jitter: float = LANDMARK_JITTER, generic: bool = True):
+                 landmark_jitter: float | None = None, generic: bool = True):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -53,6 +55,8 @@ class FaceGenerator:
         self.max_face = float(max_face)
         self.min_inside = float(min_inside)
         self.max_batch = int(max_batch)
+        if landmark_jitter is None:
+            landmark_jitter = GENERIC_LANDMARK_JITTER if generic else DETECTED_LANDMARK_JITTER
         self.landmark_jitter = float(landmark_jitter)
         self.generic = bool(generic)
 
