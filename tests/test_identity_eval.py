@@ -1,10 +1,17 @@
-"""Identity evaluation's pure parts: UTKFace name parsing, look-alike pairs and floor, re-identification rank-1."""
+"""Identity evaluation's pure parts: UTKFace names, look-alike pairs and floor, re-identification, intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from export.eval.identity import demographics, lookalike_distances, lookalike_pairs, reidentified, stranger_distances
+from export.eval.identity import (
+    demographics,
+    lookalike_distances,
+    lookalike_pairs,
+    reidentified,
+    stranger_distances,
+    wilson_interval,
+)
 
 
 def test_demographics_from_utkface_names():
@@ -35,3 +42,12 @@ def test_lookalike_floor_compares_each_output_with_the_other_persons_original():
     distances = lookalike_distances(lookalike_pairs(names), anonymized, originals)
     assert np.allclose(sorted(distances), [0.1, np.hypot(1.0, 0.3)])
     assert len(lookalike_distances(lookalike_pairs(names[2:]), anonymized[2:], originals[2:])) == 0
+
+
+def test_share_interval_brackets_the_share_and_narrows_with_more_faces():
+    lo, hi = wilson_interval(28, 861)  # the shipped gan's 3.3%
+    assert lo < 28 / 861 < hi
+    assert (round(lo, 3), round(hi, 3)) == (0.023, 0.047)  # Wilson 95% for 28 of 861
+    small = wilson_interval(3, 86)
+    assert small[1] - small[0] > hi - lo
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(0, 50)[1] > 0.0

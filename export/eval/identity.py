@@ -49,6 +49,16 @@ def demographics(name: str) -> tuple[int, int, int] | None:
         return None
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a share k / n: how far a share measured on n faces can be trusted."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def reidentified(anonymized: list[np.ndarray], originals: list[np.ndarray]) -> float:
     """Share of anonymized faces whose nearest original embedding is their own."""
     if not anonymized:
@@ -151,23 +161,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"re-identification chance level: {100.0 / max(len(names), 1):.2f}%")
     if "gan" in methods:
         print(f"gan served {served}/{len(names)} faces (rest: classic fallback)")
-    print(f"{'method':<10} {'share < 0.6':>12} {'median dist':>12} {'re-id rank-1':>13} {'vs look-alike':>14}")
+    print(f"{'method':<10} {'share < 0.6':>12} {'95% interval':>14} {'median dist':>12} {'re-id rank-1':>13} "
+          f"{'vs look-alike':>14}")
     pairs = lookalike_pairs(names)
     rows = []
     for m in methods:
         d = np.array(dists[m])
         share = float(np.mean(d < SAME_PERSON)) if len(d) else float("nan")
+        lo, hi = wilson_interval(int(np.sum(d < SAME_PERSON)), len(d))
         med = float(np.median(d)) if len(d) else float("nan")
         reid = reidentified(anonymized[m], refs)
         cross = lookalike_distances(pairs, anonymized[m], refs)
         floor = float(np.mean(cross < SAME_PERSON)) if len(cross) else float("nan")
-        rows.append({"method": m, "share_same": share, "median_distance": med, "reid_rank1": reid,
-                     "share_same_vs_lookalike": floor})
-        print(f"{m:<10} {share * 100:11.1f}% {med:12.3f} {reid * 100:12.1f}% {floor * 100:13.1f}%")
+        rows.append({"method": m, "share_same": share, "share_same_interval": [lo, hi], "median_distance": med,
+                     "reid_rank1": reid, "share_same_vs_lookalike": floor})
+        print(f"{m:<10} {share * 100:11.1f}% {f'{lo * 100:.1f}-{hi * 100:.1f}%':>14} {med:12.3f} "
+              f"{reid * 100:12.1f}% {floor * 100:13.1f}%")
     strangers = stranger_distances(pairs, refs)
     if len(strangers):
         share, med = float(np.mean(strangers < SAME_PERSON)), float(np.median(strangers))
-        print(f"{'stranger':<10} {share * 100:11.1f}% {med:12.3f} {'-':>13}  "
+        print(f"{'stranger':<10} {share * 100:11.1f}% {'':>14} {med:12.3f} {'-':>13}  "
               f"({len(strangers)} look-alike pairs, reference)")
         rows.append({"method": "stranger", "share_same": share, "median_distance": med, "pairs": len(strangers)})
     if args.json:
