@@ -167,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in methods:
         d = np.array(dists[m])
-        share = float(np.mean(d < SAME_PERSON)) if len(d) else float("nan")
-        lo, hi = wilson_interval(int(np.sum(d < SAME_PERSON)), len(d))
+        same = int(np.sum(d < SAME_PERSON))
+        share = same / len(d) if len(d) else float("nan")
+        lo, hi = wilson_interval(same, len(d))
         med = float(np.median(d)) if len(d) else float("nan")
         reid = reidentified(anonymized[m], refs)
         cross = lookalike_distances(pairs, anonymized[m], refs)

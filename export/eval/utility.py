@@ -176,10 +176,11 @@ def run(args: argparse.Namespace) -> int:
                         detail_generated.append(v1 / v0)
     ap = {m: average_precision(v, args.iou) for m, v in per.items()}
     sizes = np.array(detail_sizes)
+    in_band = {band: (sizes >= lo) & (sizes < hi) for band, (lo, hi) in SIZE_BANDS.items()}
     rows = []
     for m in methods:
         ratios = np.array(detail[m])
-        medians = {band: _median(ratios[(sizes >= lo) & (sizes < hi)]) for band, (lo, hi) in SIZE_BANDS.items()}
+        medians = {band: _median(ratios[chosen]) for band, chosen in in_band.items()}
         bands = {band: (v if np.isfinite(v) else None) for band, v in medians.items()}  # JSON has no NaN
         rows.append({"method": m, "ap": ap[m], "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
                      "detail_median": _median(ratios), "faces_detail": int(np.isfinite(ratios).sum()),
@@ -200,10 +201,10 @@ def run(args: argparse.Namespace) -> int:
               f"{r['faces_detail']:10d}")
     print("detail median by face size (longest side, px):")
     print(f"{'size':<10} {'faces':>6}" + "".join(f"{m:>10}" for m in methods))
-    for band, (lo, hi) in SIZE_BANDS.items():
-        count = int(((sizes >= lo) & (sizes < hi)).sum())
+    for band, chosen in in_band.items():
         values = (r["detail_by_size"][band] for r in rows)
-        print(f"{band:<10} {count:6d}" + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
+        print(f"{band:<10} {int(chosen.sum()):6d}"
+              + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
     if args.json:
         generated = {"faces": len(detail_generated),
                      "detail_median": generated_median if detail_generated else None}
