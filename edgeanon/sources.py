@@ -192,7 +192,7 @@ class LiveSource:
                 with self._cond:
                     if self._latest is not None:
                         self.skipped += 1
-                    self._latest = Frame(self._index, time.time(), image)
+                    self._latest = Frame(self._index, time.time(), image, clock=time.monotonic())
                     self._index += 1
                     self._cond.notify()
             self.connected = False

@@ -1,4 +1,12 @@
-"""Keeps faces covered between detections: IoU matching, constant-velocity coasting, a hold time."""
+"""Keeps faces covered between detections: two-stage IoU matching (ByteTrack's idea), smoothed motion, a hold time.
+
+A lost face coasts on its smoothed motion for `hold_s` seconds. Its box never shrinks below the last
+detection and never grows beyond `max_growth` times it, so a lost face stays covered without the cover
+turning into a blob over the scene. Doubtful
+detections (`Detection.confident` False) keep an existing track alive but never start one. A lost track
+is dropped early only when a detection of this frame is clearly the same face (IoU >= `duplicate_iou`,
+above any overlap that NMS lets two detected faces have), never because another face is near it.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +20,18 @@ from edgeanon.frames import BoxSize, Detection
 
 @dataclass(frozen=True)
 class Track(BoxSize):
-    """A face the tracker covers; same box/score/landmarks attributes as a Detection.
+    """A face the tracker covers; same box/score/landmarks/confident attributes as a Detection.
 
     `fresh` is True when a detection matched it on this update, False while it coasts on its motion.
+    `track_id` is None for a doubtful detection that matched no track (covered this frame only).
     """
 
-    track_id: int
+    track_id: int | None
     box: np.ndarray
     landmarks: np.ndarray | None
     score: float
     fresh: bool
+    confident: bool = True
 
 
 @dataclass
@@ -31,19 +41,20 @@ class _State:
     landmarks: np.ndarray | None
     score: float
     last_seen: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))  # d(box)/dt, px/s
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))  # d(box)/dt, px/s, smoothed
     hits: int = 1
 
-    def predict(self, timestamp: float, growth: float) -> np.ndarray:
-        """Box at `timestamp`: moved at constant velocity, never smaller than the last detection,
-        grown by `growth` per second unseen (the face may speed up or turn)."""
+    def predict(self, timestamp: float, growth: float = 0.0, max_growth: float = 1.0) -> np.ndarray:
+        """Box at `timestamp`: centre and size moved by the smoothed velocity, the size never below the last
+        detection (a lost face stays covered), grown by `growth` per second unseen, and never beyond
+        `max_growth` times the last detected size (the cover stays about the face)."""
         dt = max(0.0, timestamp - self.last_seen)
         moved = self.box + self.velocity * dt
         cx, cy = (moved[0] + moved[2]) / 2, (moved[1] + moved[3]) / 2
         w0, h0 = self.box[2] - self.box[0], self.box[3] - self.box[1]
         grow = 1.0 + growth * dt
-        w = max(moved[2] - moved[0], w0) * grow
-        h = max(moved[3] - moved[1], h0) * grow
+        w = min(max(moved[2] - moved[0], w0) * grow, w0 * max_growth)
+        h = min(max(moved[3] - moved[1], h0) * grow, h0 * max_growth)
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float64)
 
 
@@ -60,93 +71,119 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """One-to-one (row, column) pairs by descending IoU, each at or above `threshold`."""
+    pairs: list[tuple[int, int]] = []
+    if iou.size == 0:
+        return pairs
+    used_r, used_c = set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        r, c = divmod(int(flat), iou.shape[1])
+        if iou[r, c] < threshold:
+            break
+        if r in used_r or c in used_c:
+            continue
+        used_r.add(r)
+        used_c.add(c)
+        pairs.append((r, c))
+    return pairs
+
+
 class Tracker:
     """Associates detections over time and keeps covering a face for `hold_s` seconds after it is lost.
 
-    A lost face follows its last measured motion (constant velocity of all four box edges), and its
-    box never shrinks below the last detected one; it grows by `growth` (fraction per second) while
-    coasting, so a face that changes speed stays under the mask. A track seen in fewer than
-    `confirm_hits` frames (likely a false detection) is held for that fraction of `hold_s` only, and
-    a lost track that overlaps a face detected now is dropped as its duplicate: both keep the
-    covered area close to the faces themselves.
+    A track seen in fewer than `confirm_hits` frames (likely a false detection) is held for that
+    fraction of `hold_s` only. `max_speed` bounds a measured velocity (face sizes per second) against a
+    wild value from a mismatch. Timestamps must come from a monotonic clock; time going backwards
+    (a new stream, a seek) resets the tracker, and so does `cut()` (a scene cut or a zoom jump).
     """
 
-    def __init__(self, hold_s: float = 1.0, iou_threshold: float = 0.2, smoothing: float = 0.5,
-                 growth: float = 0.5, max_speed: float = 20.0, confirm_hits: int = 3):
+    def __init__(self, hold_s: float = 1.0, iou_threshold: float = 0.2, smoothing: float = 0.3,
+                 growth: float = 0.3, max_growth: float = 1.5, max_speed: float = 10.0, confirm_hits: int = 3,
+                 duplicate_iou: float = 0.6):
         if hold_s < 0:
             raise ValueError(f"hold time must be >= 0 seconds, got {hold_s}")
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"IoU threshold must be in (0, 1], got {iou_threshold}")
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
+        if growth < 0 or max_growth < 1.0:
+            raise ValueError(f"growth must be >= 0 and max growth >= 1, got {growth} and {max_growth}")
         self.hold_s = hold_s
         self.iou_threshold = iou_threshold
         self.smoothing = smoothing  # weight of the newest velocity measurement
         self.growth = growth
-        self.max_speed = max_speed  # face sizes per second: a bound against wild velocity from a mismatch
+        self.max_growth = max_growth
+        self.max_speed = max_speed
         self.confirm_hits = max(1, int(confirm_hits))
+        self.duplicate_iou = duplicate_iou
         self._tracks: list[_State] = []
         self._next_id = 1
         self._last_timestamp: float | None = None
 
     def reset(self) -> None:
+        """Forget every track (a new stream)."""
         self._tracks.clear()
         self._last_timestamp = None
+
+    def cut(self) -> None:
+        """The picture jumped (scene cut, zoom jump): lost faces are no longer where they were."""
+        self._tracks.clear()
+
+    @property
+    def active(self) -> int:
+        return len(self._tracks)
 
     def update(self, detections: Sequence[Detection], timestamp: float) -> list[Track]:
         """Match this frame's detections to tracks; return every face to cover now (fresh first)."""
         if self._last_timestamp is not None and timestamp < self._last_timestamp:
-            self.reset()  # time went backwards: a new stream or a seek; old motion means nothing
+            self.reset()
         self._last_timestamp = timestamp
-        predicted = np.array([t.predict(timestamp, 0.0) for t in self._tracks]).reshape(-1, 4)
+        predicted = np.array([t.predict(timestamp) for t in self._tracks]).reshape(-1, 4)
         boxes = np.array([np.asarray(d.box, np.float64)[:4] for d in detections]).reshape(-1, 4)
-        matches = self._match(predicted, boxes)
+        iou = iou_matrix(predicted, boxes)
+        confident = [i for i, d in enumerate(detections) if getattr(d, "confident", True)]
+        doubtful = [i for i, d in enumerate(detections) if not getattr(d, "confident", True)]
+        # Stage 1: confident detections; stage 2: doubtful ones keep the remaining tracks alive.
+        matches = [(t, confident[d]) for t, d in greedy_match(iou[:, confident], self.iou_threshold)]
+        free = [t for t in range(len(self._tracks)) if t not in {m[0] for m in matches}]
+        matches += [(free[t], doubtful[d])
+                    for t, d in greedy_match(iou[np.ix_(free, doubtful)], self.iou_threshold)]
         out: list[Track] = []
-        matched_tracks = set()
         for ti, di in matches:
             state, det = self._tracks[ti], detections[di]
             self._observe(state, det, timestamp)
-            matched_tracks.add(ti)
-            out.append(Track(state.track_id, np.asarray(det.box, np.float32), det.landmarks, float(det.score), True))
+            out.append(Track(state.track_id, np.asarray(det.box, np.float32), det.landmarks, float(det.score),
+                             True, True))
+        matched_tracks = {ti for ti, _ in matches}
         matched_dets = {di for _, di in matches}
-        covered = iou_matrix(predicted, boxes).max(axis=1) if len(boxes) else np.zeros(len(predicted))
-        kept: list[_State] = []
-        for ti, state in enumerate(self._tracks):
-            hold = self.hold_s * min(1.0, state.hits / self.confirm_hits)
-            if ti in matched_tracks:
-                kept.append(state)
-            elif timestamp - state.last_seen <= hold and covered[ti] < self.iou_threshold:
-                kept.append(state)
-                box = state.predict(timestamp, self.growth).astype(np.float32)
-                out.append(Track(state.track_id, box, None, state.score, False))
+        kept = [self._tracks[ti] for ti in sorted(matched_tracks)]
         for di, det in enumerate(detections):
             if di in matched_dets:
                 continue
-            state = _State(self._next_id, np.asarray(det.box, np.float64)[:4].copy(), det.landmarks,
-                           float(det.score), timestamp)
-            self._next_id += 1
-            kept.append(state)
-            out.append(Track(state.track_id, np.asarray(det.box, np.float32), det.landmarks, float(det.score), True))
-        self._tracks = kept
-        out.sort(key=lambda t: not t.fresh)
-        return out
-
-    def _match(self, predicted: np.ndarray, boxes: np.ndarray) -> list[tuple[int, int]]:
-        """Greedy one-to-one matching by descending IoU above the threshold."""
-        iou = iou_matrix(predicted, boxes)
-        pairs: list[tuple[int, int]] = []
-        if iou.size == 0:
-            return pairs
-        order = np.argsort(-iou, axis=None)
-        used_t, used_d = set(), set()
-        for flat in order:
-            ti, di = divmod(int(flat), iou.shape[1])
-            if iou[ti, di] < self.iou_threshold:
-                break
-            if ti in used_t or di in used_d:
+            box = np.asarray(det.box, np.float64)[:4]
+            if getattr(det, "confident", True):
+                state = _State(self._next_id, box.copy(), det.landmarks, float(det.score), timestamp)
+                self._next_id += 1
+                kept.append(state)
+                out.append(Track(state.track_id, box.astype(np.float32), det.landmarks, float(det.score), True))
+            else:
+                out.append(Track(None, box.astype(np.float32), det.landmarks, float(det.score), True, False))
+        fresh_boxes = np.array([t.box for t in out], np.float64).reshape(-1, 4)
+        for ti, state in enumerate(self._tracks):
+            if ti in matched_tracks:
                 continue
-            used_t.add(ti)
-            used_d.add(di)
-            pairs.append((ti, di))
-        return pairs
+            hold = self.hold_s * min(1.0, state.hits / self.confirm_hits)
+            if timestamp - state.last_seen > hold:
+                continue
+            box = state.predict(timestamp, self.growth, self.max_growth)
+            same = iou_matrix(box[None], fresh_boxes)
+            if same.size and same.max() >= self.duplicate_iou:
+                continue  # this frame's detection of the same face already covers it
+            kept.append(state)
+            out.append(Track(state.track_id, box.astype(np.float32), None, state.score, False))
+        self._tracks = kept
+        return out
 
     def _observe(self, state: _State, det: Detection, timestamp: float) -> None:
         box = np.asarray(det.box, np.float64)[:4]
@@ -159,7 +196,8 @@ class Tracker:
             a = self.smoothing if state.hits > 1 else 1.0
             state.velocity = a * measured + (1 - a) * state.velocity
         state.box = box.copy()
-        state.landmarks = det.landmarks
+        if det.landmarks is not None or getattr(det, "confident", True):
+            state.landmarks = det.landmarks
         state.score = float(det.score)
         state.last_seen = timestamp
         state.hits += 1

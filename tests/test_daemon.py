@@ -176,7 +176,25 @@ def test_systemd_notify_for_real(file_run):
     assert any(m.startswith("STATUS=") and "fps" in m for m in messages)
 
 
-def test_no_face_survives_by_a_different_detector(file_run, clip):
+@pytest.fixture(scope="module", params=["detector.onnx", "detector.int8.onnx"])
+def privacy_run(request, tmp_path_factory, clip, broker) -> Run:
+    """The daemon over the clip with each detector a checkout may default to: FP32 (a fresh clone without the
+    shared data) and the CPU INT8 one (`make setup` with the data, when its gates passed)."""
+    model = REPO / "models" / request.param
+    if not model.is_file():
+        pytest.skip(f"{model} not built (the INT8 detector needs the shared data and passing gates)")
+    tmp = tmp_path_factory.mktemp("privacy")
+    collector = Collector(broker.port, camera="cam1")
+    config = base_config(broker.port, f"file://{clip}").replace('[model]\n', f'[model]\ndetector = "{model}"\n')
+    daemon = start_daemon(tmp, config)
+    rc = daemon.wait()
+    collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 10)
+    time.sleep(0.3)
+    collector.close()
+    return Run(rc, daemon.stderr(), collector.received, [])
+
+
+def test_no_face_survives_by_a_different_detector(privacy_run, clip):
     """dlib's HOG detector (not CenterFace) finds the faces of the source, and none of them in what arrived."""
     import dlib
 
@@ -192,8 +210,9 @@ def test_no_face_survives_by_a_different_detector(file_run, clip):
         union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
         return inter / union > 0.2
 
+    assert privacy_run.rc == 0, privacy_run.log
     source = read_frames(clip)
-    received = dict(file_run.received.frames)
+    received = dict(privacy_run.received.frames)
     assert len(received) == len(source) == CLIP_FRAMES
     source_faces = [faces(image) for image in source]
     assert sum(len(f) for f in source_faces) >= CLIP_FRAMES, "dlib must see the faces of the source"

@@ -1,4 +1,5 @@
-"""Leak rate: unchanged faces count as leaked, anonymized ones don't, codec noise doesn't change that."""
+"""Leak rate and collateral: unchanged faces leak, anonymized ones don't, codec noise changes neither; flat faces
+are not counted; changes outside the faces are collateral."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from edgeanon.anonymize import classic
 from edgeanon.video import VideoReader, VideoWriter
 from export.eval.__main__ import main as eval_main
-from export.eval.leak import LeakError, face_differences, leak_rate
+from export.eval.leak import LeakError, leak_rate
+from export.eval.leak_metric import LeakTally, collateral, face_scores
 
 FACE = [181, 58, 270, 178]
 FRAMES = 6
@@ -52,7 +54,8 @@ def test_reencode_leaks_everything_anonymized_leaks_nothing(tmp_path, clip):
     write(same, decoded)  # codec noise only
     result = leak_rate(same, src, truth)
     assert result.faces == FRAMES  # the 8 px face doesn't count
-    assert result.rate == 1.0 and result.identity_rate == 1.0
+    assert result.rate == 1.0 and result.people_rate == 1.0
+    assert result.collateral < 0.001  # a re-encode changes nothing by the collateral test
     blurred = [f.copy() for f in decoded]
     for f, b in zip(blurred, boxes, strict=True):
         classic.blur(f, np.array(b, np.float32))
@@ -71,7 +74,7 @@ def test_one_missed_frame_is_counted(tmp_path, clip):
     write(out, frames)
     result = leak_rate(out, src, truth)
     assert result.leaked == 1 and result.rate == pytest.approx(1 / FRAMES)
-    assert result.identity_rate == 1.0  # that one person was exposed in one frame
+    assert result.people_rate == 1.0  # that one person was exposed in one frame
 
 
 def test_folder_of_images_and_the_command(tmp_path, face_image, capsys):
@@ -103,5 +106,26 @@ def test_mismatches_are_clear_errors(tmp_path, clip, capsys):
     bad.write_text("[1, 2]")
     assert eval_main(["leak", "--output", str(src), "--source", str(src), "--truth", str(bad)]) == 2
     assert "bad.json" in capsys.readouterr().err
-    with pytest.raises(LeakError, match="320x240"):
-        face_differences(np.zeros((240, 320, 3), np.uint8), np.zeros((100, 100, 3), np.uint8), [[0, 0, 50, 50]])
+    with pytest.raises(ValueError, match="320x240"):
+        face_scores(np.zeros((240, 320, 3), np.uint8), np.zeros((100, 100, 3), np.uint8), [[0, 0, 50, 50]])
+
+
+def test_a_flat_face_is_not_counted_and_a_real_one_is(face_image):
+    flat = np.full((200, 200, 3), 120, np.uint8)
+    (score,) = face_scores(flat, flat, [[50, 50, 110, 110]])
+    assert score.flat and not score.leaked  # a heavy blur would not change it: the test cannot tell
+    (real,) = face_scores(face_image, face_image, [FACE])
+    assert not real.flat and real.leaked and real.ssim == pytest.approx(1.0)
+    tally = LeakTally()
+    tally.add(flat, flat, [[50, 50, 110, 110]])
+    assert tally.faces == 0 and tally.flat == 1
+
+
+def test_collateral_counts_changes_outside_the_grown_faces_only(face_image):
+    out = face_image.copy()
+    classic.blur(out, np.array(FACE, np.float32), mask_scale=1.3)  # inside the face grown 1.6x: free
+    changed, outside = collateral(out, face_image, [FACE])
+    assert changed == 0 and outside > 0
+    out[400:450, 0:100] = 255 - out[400:450, 0:100]  # a 100x50 patch of background inverted
+    changed, _ = collateral(out, face_image, [FACE])
+    assert 0.8 * 5000 < changed <= 5000 + 400

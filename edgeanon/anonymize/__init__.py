@@ -22,7 +22,8 @@ class Anonymizer:
     """Replaces faces in place: `method` for each face, the blur fallback wherever the generator can't serve.
 
     Faces are `Detection`s or tracker `Track`s (anything with `.box`, `.score`, `.landmarks`;
-    a `.track_id` is recorded and seeds the generator, so a tracked person keeps one face).
+    a `.track_id` is recorded and seeds the generator, so a tracked person keeps one face). A face whose
+    `.confident` is False (a doubtful candidate) gets the blur fallback whatever the method.
     """
 
     def __init__(
@@ -60,10 +61,14 @@ class Anonymizer:
     def redact(self, frame: Frame, faces: Sequence[Any]) -> RedactedFrame:
         """Anonymize every face of `frame` in place and return the RedactedFrame (the only way to get one)."""
         faces = list(faces)
-        methods = [self.method] * len(faces)
-        if self.method == "gan" and faces:
-            served = self._generate(frame.image, faces)
-            methods = ["gan" if ok else FALLBACK_METHOD for ok in served]
+        # Doubtful candidates (Detection.confident False) get the plain blur: cover it, without a made-up face.
+        methods = [self.method if getattr(face, "confident", True) else FALLBACK_METHOD for face in faces]
+        if self.method == "gan":
+            wanted = [i for i, m in enumerate(methods) if m == "gan"]
+            if wanted:
+                served = self._generate(frame.image, [faces[i] for i in wanted])
+                for i, ok in zip(wanted, served, strict=True):
+                    methods[i] = "gan" if ok else FALLBACK_METHOD
         for face, method in zip(faces, methods, strict=True):
             if method != "gan":
                 self._classic(frame.image, face.box, method)

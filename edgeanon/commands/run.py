@@ -98,6 +98,7 @@ def run_daemon(cfg: Config) -> int:
     try:
         redactor = Redactor.from_options(
             detector_model=m.detector, generator_model=m.generator, method=m.method, threshold=m.threshold,
+            low_threshold=m.low_threshold,
             mask_scale=m.mask_scale, track=m.track, input_scale=m.input_scale or None, threads=m.threads or None,
             video=True)
     except (ModelError, ValueError) as exc:

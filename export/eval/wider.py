@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,3 +19,21 @@ def load_wider(data_dir: Path, limit: int | None = None) -> list[tuple[Path, np.
     items = [(folder / name, np.asarray(b, np.float32).reshape(-1, 4)) for name, b in sorted(boxes.items())]
     items = [item for item in items if item[0].is_file()]
     return items[:limit] if limit else items
+
+
+SPLITS = ("tune", "holdout", "all")
+
+
+def split_of(name: str) -> str:
+    """'tune' or 'holdout' for a wider-train file: half each, by a hash of its name (stable everywhere).
+
+    Every threshold, scale or weight is chosen on 'tune' and reported on 'holdout' as well.
+    """
+    digest = hashlib.sha1(Path(name).name.encode()).digest()
+    return "tune" if digest[0] % 2 == 0 else "holdout"
+
+
+def in_split(name: str, split: str) -> bool:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose {', '.join(SPLITS)}")
+    return split == "all" or split_of(name) == split

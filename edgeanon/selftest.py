@@ -1,0 +1,47 @@
+"""The detector's start-up self-test: it must find the face in a picture that ships with edgeanon.
+
+A wrong model, a corrupt file, a broken export or a bad engine can load and run and still find nothing;
+silence is not health. The daemon and the offline CLI refuse to start when the test fails.
+The picture is a crop of NASA's portrait of Eileen Collins (public domain), as bundled with scikit-image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edgeanon.frames import Detection
+from edgeanon.inference.backend import ModelError
+
+SELFTEST_IMAGE = Path(__file__).resolve().parent / "data" / "selftest-face.jpg"
+# Where the face is in that picture (x1, y1, x2, y2); a detection must overlap it this much.
+SELFTEST_FACE = (80.0, 55.0, 178.0, 178.0)
+MIN_IOU = 0.4
+
+
+class _Detects(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+def _iou(a: np.ndarray, b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def check_detector(detector: _Detects, name: str = "detector") -> Detection:
+    """The confident detection of the self-test face, or ModelError saying the model cannot be trusted."""
+    image = cv2.imread(str(SELFTEST_IMAGE))
+    if image is None:
+        raise ModelError(f"{SELFTEST_IMAGE}: self-test picture missing or unreadable (broken install)")
+    found = [d for d in detector.detect(image) if getattr(d, "confident", True)]
+    best = max(found, key=lambda d: _iou(np.asarray(d.box, np.float64), SELFTEST_FACE), default=None)
+    if best is None or _iou(np.asarray(best.box, np.float64), SELFTEST_FACE) < MIN_IOU:
+        raise ModelError(f"{name}: self-test failed: it finds no face in {SELFTEST_IMAGE.name}, a picture with "
+                         "one clear face (wrong, corrupt or badly exported model, or a broken engine); refusing to run")
+    return best

@@ -1,0 +1,201 @@
+"""Choose the detector's scales and thresholds (and the tracker's hold) by measurement, on one split only.
+
+    python -m export.eval.tune --data ../shared/data --split tune --json out/tune.json
+
+The detector runs once per image (or clip frame) and scale, keeping every candidate above the lowest
+threshold tried; each setting then re-selects from those candidates (edgeanon.detector.FaceDetector.select,
+the runtime's own NMS) and anonymizes with the runtime's own chain (edgeanon.redactor.Redactor), so a
+grid costs one detection pass. Prints leak and collateral per setting (export/eval/leak_metric.py).
+Settings are chosen here on `tune`; `python -m export.eval leak --split holdout` reports them held back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING, Candidates, FaceDetector
+from edgeanon.frames import Detection, Frame
+from edgeanon.images import load_image
+from edgeanon.models import default_detector
+from edgeanon.redactor import Redactor
+from edgeanon.tracker import Tracker
+from edgeanon.video import VideoReader
+from export.eval.leak import build_clip, load_truth, stills
+from export.eval.leak_metric import LeakTally
+
+LOWEST = 0.05
+
+
+class CachedDetector:
+    """A FaceDetector stand-in that re-selects cached candidates of the image set by `use(key)`."""
+
+    def __init__(self, base: FaceDetector, cache: dict, scales: tuple[str, ...], threshold: float, low: float):
+        self.base, self.cache, self.scales = base, cache, scales
+        self.threshold, self.low = threshold, low
+        self.key = None
+
+    def use(self, key) -> None:
+        self.key = key
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        parts = []
+        for s in self.scales:
+            c = self.cache[self.key][s]
+            keep = c.scores >= self.low
+            parts.append(Candidates(c.boxes[keep], c.scores[keep], c.landmarks[keep]))
+        self.base.threshold, self.base.low_threshold = self.threshold, self.low
+        return self.base.select(Candidates.join(parts), image.shape[:2])
+
+
+def scale_value(name: str, shape: tuple[int, ...], video: bool) -> float:
+    if name == "auto":
+        return (VIDEO_SCALING if video else IMAGE_SCALING).scale_for(*shape[:2])
+    return float(name)
+
+
+def candidates_at(detector: FaceDetector, image: np.ndarray, scales: tuple[str, ...], video: bool) -> dict:
+    detector.low_threshold = LOWEST
+    out = {}
+    for name in scales:
+        prepared = detector.prepare(image, scale_value(name, image.shape, video))
+        out[name] = detector.candidates(detector.infer(prepared), prepared)
+    return out
+
+
+class CandidateCache:
+    """Candidates per (input, scale) kept on disk, so a new grid does not detect again."""
+
+    def __init__(self, folder: Path, detector_path: Path):
+        tag = hashlib.sha1(Path(detector_path).read_bytes()).hexdigest()[:10]
+        self.path = folder / f"candidates-{tag}-{LOWEST}.pkl"
+        self.data: dict = pickle.loads(self.path.read_bytes()) if self.path.is_file() else {}
+        self.dirty = False
+
+    def get(self, key, detector: FaceDetector, image: np.ndarray, scales: tuple[str, ...], video: bool) -> dict:
+        have = self.data.setdefault(key, {})
+        missing = tuple(s for s in scales if s not in have)
+        if missing:
+            have.update(candidates_at(detector, image, missing, video))
+            self.dirty = True
+        return have
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(pickle.dumps(self.data))
+            self.dirty = False
+
+
+def tune_stills(detector: FaceDetector, items, scale_sets, thresholds, lows, method: str,
+                store: CandidateCache) -> list[dict]:
+    all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
+    cache, images = {}, {}
+    for path, boxes in tqdm(items, desc="stills: detecting", unit="img"):
+        image = load_image(path)
+        cache[path.name] = store.get(("still", path.name), detector, image, all_scales, video=False)
+        images[path.name] = (image, boxes.tolist())
+    store.save()
+    rows = []
+    anonymizer = Anonymizer(method)
+    for scales, thr, low in itertools.product(scale_sets, thresholds, lows):
+        if low > thr:
+            continue
+        cached = CachedDetector(detector, cache, scales, thr, low)
+        chain = Redactor(cached, anonymizer)
+        tally = LeakTally()
+        for name, (image, boxes) in images.items():
+            cached.use(name)
+            tally.add(chain.process(Frame(0, 0.0, image.copy())).image, image, boxes)
+        row = {"mode": "stills", "scales": list(scales), "threshold": thr, "low": low, **tally.to_json()}
+        rows.append(row)
+        print(f"stills scales {','.join(scales):<14} thr {thr:.2f} low {low:.2f}: leak {tally.rate:6.2%} "
+              f"({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
+    return rows
+
+
+def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, thresholds, lows, holds,
+              method: str, store: CandidateCache) -> list[dict]:
+    all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
+    truth, _ = load_truth(truth_path)
+    cache, frames = {}, []
+    with VideoReader(clip) as reader:
+        for frame in tqdm(reader, total=reader.info.frame_count, desc="clip: detecting", unit="f"):
+            cache[frame.index] = store.get(("clip", clip.name, frame.index), detector, frame.image, all_scales,
+                                           video=True)
+            frames.append(frame)
+    store.save()
+    rows = []
+    anonymizer = Anonymizer(method)
+    for scales, thr, low, hold in itertools.product(scale_sets, thresholds, lows, holds):
+        if low > thr:
+            continue
+        cached = CachedDetector(detector, cache, scales, thr, low)
+        chain = Redactor(cached, anonymizer, Tracker(hold_s=hold) if hold > 0 else None)
+        tally = LeakTally()
+        for frame in frames:
+            cached.use(frame.index)
+            faces = truth.get(str(frame.index), [])
+            out = chain.process(Frame(frame.index, frame.timestamp, frame.image.copy())).image
+            tally.add(out, frame.image, [f["box"] for f in faces], [f["id"] for f in faces])
+        row = {"mode": "clip", "scales": list(scales), "threshold": thr, "low": low, "hold": hold, **tally.to_json()}
+        rows.append(row)
+        print(f"clip scales {','.join(scales):<14} thr {thr:.2f} low {low:.2f} hold {hold:.1f}: leak "
+              f"{tally.rate:6.2%} ({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
+    return rows
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _scale_sets(text: str) -> list[tuple[str, ...]]:
+    return [tuple(s.split("+")) for s in text.split(",") if s.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export.eval.tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="shared data folder (has wider-train/)")
+    p.add_argument("--split", default="tune", choices=("tune", "holdout", "all"))
+    p.add_argument("--modes", default="stills,clip")
+    p.add_argument("--method", default="blur")
+    p.add_argument("--limit", type=int, default=None, help="at most this many still images")
+    p.add_argument("--detector-model", type=Path, default=None)
+    p.add_argument("--still-scales", default="auto,auto+0.5,auto+1.0+0.5",
+                   help="scale sets to try for stills: '+' joins scales of one set, ',' separates sets")
+    p.add_argument("--clip-scales", default="0.5,auto,auto+0.5", help="scale sets to try for the clip")
+    p.add_argument("--thresholds", default="0.2")
+    p.add_argument("--lows", default="0.05,0.1,0.2")
+    p.add_argument("--holds", default="0,1.0")
+    p.add_argument("--work", type=Path, default=Path("out/leak"))
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    detector_path = args.detector_model or default_detector()
+    detector = FaceDetector.from_path(detector_path)
+    store = CandidateCache(args.work, detector_path)
+    rows = []
+    if "stills" in args.modes:
+        rows += tune_stills(detector, stills(args.data, args.split, args.limit), _scale_sets(args.still_scales),
+                            _floats(args.thresholds), _floats(args.lows), args.method, store)
+    if "clip" in args.modes:
+        clip, truth = build_clip(args.data, args.split, args.work)
+        rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), _floats(args.thresholds),
+                          _floats(args.lows), _floats(args.holds), args.method, store)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
