@@ -51,13 +51,17 @@ class Profile:
 
     `scaling` gives the main scale; `extra_scales` are further scales (input pixels per original
     pixel) whose candidates join the same NMS. Scores >= `threshold` are confident faces; scores in
-    [`low_threshold`, `threshold`) are doubtful candidates (covered by a plain blur).
+    [`low_threshold`, `threshold`) are doubtful candidates (covered by a plain blur). Doubtful candidates
+    come from the main scale only, and only with a box side within `doubt_sides`: measured on wider-train,
+    larger doubtful boxes and those of the extra scales are nearly all false, and cost the most picture.
     """
 
     scaling: Scaling
     threshold: float
     low_threshold: float | None = None
     extra_scales: tuple[float, ...] = ()
+    extra_threshold: float | None = None  # confident threshold for the extra scales' candidates (None: threshold)
+    doubt_sides: tuple[float, float] = (12.0, 48.0)  # doubtful candidates count only within these box sides (px)
 
 
 # Still images: small ones scaled up to 1280 px, never down; native and half scale looked at too (each finds
@@ -119,13 +123,16 @@ class FaceDetector:
     def __init__(self, backend: Backend, threshold: float | None = None, nms_iou: float = DEFAULT_NMS_IOU,
                  input_scale: float | None = None, max_side: int = DEFAULT_MAX_SIDE,
                  scaling: Scaling | None = None, low_threshold: float | None = None,
-                 extra_scales: tuple[float, ...] | None = None, profile: Profile | None = None):
+                 extra_scales: tuple[float, ...] | None = None, profile: Profile | None = None,
+                 extra_threshold: float | None = None, doubt_sides: tuple[float, float] | None = None):
         if profile is not None:
             scaling = scaling or profile.scaling
             threshold = profile.threshold if threshold is None else threshold
             if low_threshold is None and profile.low_threshold is not None:
                 low_threshold = min(profile.low_threshold, threshold)
             extra_scales = profile.extra_scales if extra_scales is None else extra_scales
+            extra_threshold = profile.extra_threshold if extra_threshold is None else extra_threshold
+            doubt_sides = profile.doubt_sides if doubt_sides is None else doubt_sides
         threshold = IMAGE_PROFILE.threshold if threshold is None else threshold
         extra_scales = extra_scales or ()
         if not 0.0 < threshold < 1.0:
@@ -146,6 +153,8 @@ class FaceDetector:
         self.max_side = max_side
         self.scaling = scaling or IMAGE_SCALING
         self.extra_scales = tuple(float(s) for s in extra_scales)
+        self.extra_threshold = threshold if extra_threshold is None else float(extra_threshold)
+        self.doubt_sides = tuple(doubt_sides) if doubt_sides is not None else (0.0, float("inf"))
         self.input_name = backend.input_names[0]
         self._buffers: dict[tuple[int, int], np.ndarray] = {}
 
@@ -219,7 +228,8 @@ class FaceDetector:
         return Candidates(boxes.astype(np.float32), scores.astype(np.float32), points.astype(np.float32))
 
     def select(self, found: Candidates, size: tuple[int, int]) -> list[Detection]:
-        """One NMS over all candidates; boxes clipped to the image; highest score first."""
+        """One NMS over all candidates; boxes clipped to the image; doubtful ones kept only within
+        `doubt_sides`; highest score first."""
         if len(found.scores) == 0:
             return []
         b = found.boxes
@@ -230,11 +240,24 @@ class FaceDetector:
         boxes = found.boxes[keep].copy()
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        lo, hi = self.doubt_sides
         out = []
         for i, k in enumerate(keep):
             score = float(found.scores[k])
-            out.append(Detection(boxes[i], score, found.landmarks[k].copy(), confident=score >= self.threshold))
+            confident = score >= self.threshold
+            if not confident and not lo <= min(boxes[i, 2] - boxes[i, 0], boxes[i, 3] - boxes[i, 1]) < hi:
+                continue
+            out.append(Detection(boxes[i], score, found.landmarks[k].copy(), confident=confident))
         return out
+
+    def combine(self, per_scale: list[Candidates], size: tuple[int, int]) -> list[Detection]:
+        """Detections from the candidates of each scale (main scale first): the extra scales add only candidates
+        at or above `extra_threshold`, then one NMS over all."""
+        parts = per_scale[:1]
+        for c in per_scale[1:]:
+            keep = c.scores >= self.extra_threshold
+            parts.append(Candidates(c.boxes[keep], c.scores[keep], c.landmarks[keep]))
+        return self.select(Candidates.join(parts), size)
 
     def decode(self, maps: dict[str, np.ndarray], prepared: Prepared) -> list[Detection]:
         """One scale's maps -> detections (candidates, NMS), in original pixels."""
@@ -247,4 +270,4 @@ class FaceDetector:
         for scale in self.scales_for(h, w):
             prepared = self.prepare(image, scale)
             found.append(self.candidates(self.infer(prepared), prepared))
-        return self.select(Candidates.join(found), (h, w))
+        return self.combine(found, (h, w))

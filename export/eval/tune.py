@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING, Candidates, FaceDetector
+from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING, FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import load_image
 from edgeanon.models import default_detector
@@ -37,24 +37,20 @@ LOWEST = 0.05
 
 
 class CachedDetector:
-    """A FaceDetector stand-in that re-selects cached candidates of the image set by `use(key)`."""
+    """A FaceDetector stand-in that re-combines the cached candidates of the image set by `use(key)` with the
+    runtime's own rules (FaceDetector.combine) under the given setting."""
 
-    def __init__(self, base: FaceDetector, cache: dict, scales: tuple[str, ...], threshold: float, low: float):
-        self.base, self.cache, self.scales = base, cache, scales
-        self.threshold, self.low = threshold, low
+    def __init__(self, base: FaceDetector, cache: dict, scales: tuple[str, ...], setting: dict):
+        self.base, self.cache, self.scales, self.setting = base, cache, scales, setting
         self.key = None
 
     def use(self, key) -> None:
         self.key = key
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        parts = []
-        for s in self.scales:
-            c = self.cache[self.key][s]
-            keep = c.scores >= self.low
-            parts.append(Candidates(c.boxes[keep], c.scores[keep], c.landmarks[keep]))
-        self.base.threshold, self.base.low_threshold = self.threshold, self.low
-        return self.base.select(Candidates.join(parts), image.shape[:2])
+        for name, value in self.setting.items():
+            setattr(self.base, name, value)
+        return self.base.combine([self.cache[self.key][s] for s in self.scales], image.shape[:2])
 
 
 def scale_value(name: str, shape: tuple[int, ...], video: bool) -> float:
@@ -96,7 +92,7 @@ class CandidateCache:
             self.dirty = False
 
 
-def tune_stills(detector: FaceDetector, items, scale_sets, thresholds, lows, method: str,
+def tune_stills(detector: FaceDetector, items, scale_sets, settings: list[dict], method: str,
                 store: CandidateCache) -> list[dict]:
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     cache, images = {}, {}
@@ -107,23 +103,20 @@ def tune_stills(detector: FaceDetector, items, scale_sets, thresholds, lows, met
     store.save()
     rows = []
     anonymizer = Anonymizer(method)
-    for scales, thr, low in itertools.product(scale_sets, thresholds, lows):
-        if low > thr:
-            continue
-        cached = CachedDetector(detector, cache, scales, thr, low)
+    for scales, setting in itertools.product(scale_sets, settings):
+        cached = CachedDetector(detector, cache, scales, setting)
         chain = Redactor(cached, anonymizer)
         tally = LeakTally()
         for name, (image, boxes) in images.items():
             cached.use(name)
             tally.add(chain.process(Frame(0, 0.0, image.copy())).image, image, boxes)
-        row = {"mode": "stills", "scales": list(scales), "threshold": thr, "low": low, **tally.to_json()}
-        rows.append(row)
-        print(f"stills scales {','.join(scales):<14} thr {thr:.2f} low {low:.2f}: leak {tally.rate:6.2%} "
-              f"({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
+        rows.append({"mode": "stills", "scales": list(scales), **describe(setting), **tally.to_json()})
+        print(f"stills {'+'.join(scales):<14} {_text(setting)}: leak {tally.rate:6.2%} ({tally.leaked}/{tally.faces}) "
+              f"collateral {tally.collateral:6.2%}", flush=True)
     return rows
 
 
-def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, thresholds, lows, holds,
+def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, settings: list[dict], holds,
               method: str, store: CandidateCache) -> list[dict]:
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     truth, _ = load_truth(truth_path)
@@ -136,10 +129,8 @@ def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, 
     store.save()
     rows = []
     anonymizer = Anonymizer(method)
-    for scales, thr, low, hold in itertools.product(scale_sets, thresholds, lows, holds):
-        if low > thr:
-            continue
-        cached = CachedDetector(detector, cache, scales, thr, low)
+    for scales, setting, hold in itertools.product(scale_sets, settings, holds):
+        cached = CachedDetector(detector, cache, scales, setting)
         chain = Redactor(cached, anonymizer, Tracker(hold_s=hold) if hold > 0 else None)
         tally = LeakTally()
         for frame in frames:
@@ -147,11 +138,30 @@ def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, 
             faces = truth.get(str(frame.index), [])
             out = chain.process(Frame(frame.index, frame.timestamp, frame.image.copy())).image
             tally.add(out, frame.image, [f["box"] for f in faces], [f["id"] for f in faces])
-        row = {"mode": "clip", "scales": list(scales), "threshold": thr, "low": low, "hold": hold, **tally.to_json()}
-        rows.append(row)
-        print(f"clip scales {','.join(scales):<14} thr {thr:.2f} low {low:.2f} hold {hold:.1f}: leak "
-              f"{tally.rate:6.2%} ({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
+        rows.append({"mode": "clip", "scales": list(scales), **describe(setting), "hold": hold, **tally.to_json()})
+        print(f"clip {'+'.join(scales):<14} {_text(setting)} hold {hold:.1f}: leak {tally.rate:6.2%} "
+              f"({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
     return rows
+
+
+def grid(thresholds, lows, extra_thresholds, doubt_max) -> list[dict]:
+    """Every consistent detector setting (attribute values of FaceDetector) of the grid."""
+    out = []
+    for thr, low, extra, top in itertools.product(thresholds, lows, extra_thresholds, doubt_max):
+        if low > thr:
+            continue
+        out.append({"threshold": thr, "low_threshold": low, "extra_threshold": max(extra, thr),
+                    "doubt_sides": (12.0, top)})
+    return out
+
+
+def describe(setting: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in setting.items()}
+
+
+def _text(setting: dict) -> str:
+    return (f"thr {setting['threshold']:.2f} low {setting['low_threshold']:.2f} extra {setting['extra_threshold']:.2f} "
+            f"doubt<{setting['doubt_sides'][1]:g}")
 
 
 def _floats(text: str) -> list[float]:
@@ -176,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-scales", default="0.5,auto,auto+0.5", help="scale sets to try for the clip")
     p.add_argument("--thresholds", default="0.2")
     p.add_argument("--lows", default="0.05,0.1,0.2")
+    p.add_argument("--extra-thresholds", default="0.2,0.4", help="confident threshold of the extra scales")
+    p.add_argument("--doubt-max", default="48,inf", help="largest box side (px) a doubtful candidate may have")
     p.add_argument("--holds", default="0,1.0")
     p.add_argument("--work", type=Path, default=Path("out/leak"))
     p.add_argument("--json", type=Path, default=None)
@@ -183,14 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     detector_path = args.detector_model or default_detector()
     detector = FaceDetector.from_path(detector_path)
     store = CandidateCache(args.work, detector_path)
+    settings = grid(_floats(args.thresholds), _floats(args.lows), _floats(args.extra_thresholds),
+                    _floats(args.doubt_max))
     rows = []
     if "stills" in args.modes:
         rows += tune_stills(detector, stills(args.data, args.split, args.limit), _scale_sets(args.still_scales),
-                            _floats(args.thresholds), _floats(args.lows), args.method, store)
+                            settings, args.method, store)
     if "clip" in args.modes:
         clip, truth = build_clip(args.data, args.split, args.work)
-        rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), _floats(args.thresholds),
-                          _floats(args.lows), _floats(args.holds), args.method, store)
+        rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), settings, _floats(args.holds),
+                          args.method, store)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
