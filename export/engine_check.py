@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeanon.inference.backend import Backend, ModelError
+from edgeanon.inference.backend import Backend
+from edgeanon.inference.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ def onnx_input_shapes(path: str | Path) -> dict[str, list[int | str]]:
 
 
 def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[str, str]]:
-    from edgeanon.inference.backend import ModelError
+    from edgeanon.inference.errors import ModelError
     from edgeanon.inference.ort import OrtBackend
 
     try:

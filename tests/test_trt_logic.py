@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.trt import parse_version, supported_tensorrt, tensorrt_available
 from export.trt_build import (
     EngineBuildError,
