@@ -24,8 +24,8 @@ from edgeanon.inference.errors import ModelError
 log = logging.getLogger(__name__)
 
 # Minimum share of the FP32 ONNX model's faces the engine must also find, per precision.
-MIN_FACE_MATCH = {"fp32": 0.99, "fp16": 0.98, "int8": 0.95, "int8-calib": 0.95}
-MIN_GENERATOR_PSNR = {"fp32": 40.0, "fp16": 35.0, "int8": 30.0, "int8-calib": 30.0}
+MIN_FACE_MATCH = {"fp32": 0.99, "fp16": 0.98, "int8": 0.95}
+MIN_GENERATOR_PSNR = {"fp32": 40.0, "fp16": 35.0, "int8": 30.0}
 
 
 @dataclass

@@ -51,7 +51,7 @@ class EngineManifest:
     engine_sha256: str
     onnx_file: str  # name relative to the engine's folder
     onnx_sha256: str
-    precision: str  # fp32 | fp16 | int8 (QDQ) | int8-calib (legacy calibrator)
+    precision: str  # int8 (from the QDQ model) | fp16 | fp32
     tensorrt_version: str
     cuda_version: str
     device_name: str
