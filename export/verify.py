@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from export.atomic_io import atomic_path
-from export.engine_check import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
+from export.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
 from export.halves import HALVES, wider_half
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, shared_data_dir
 from export.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
