@@ -23,7 +23,7 @@ from pathlib import Path
 from edgeanon.inference.manifest import sha256_file
 from export.atomic_io import atomic_path
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, REPO_ROOT, shared_data_dir
-from export.quantize import DEFAULT_CALIB_IMAGES, QuantizeError
+from export.quantize import DEFAULT_CALIB_IMAGES, DEFAULT_TUNE_IMAGES, QuantizeError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def reject_failed(out_dir: Path, report: dict) -> list[str]:
 
 
 def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, generator_weights: Path | None = None,
-            calib_images: int = DEFAULT_CALIB_IMAGES, limit: int | None = None) -> dict:
+            calib_images: int = DEFAULT_CALIB_IMAGES, limit: int | None = None,
+            tune_images: int = DEFAULT_TUNE_IMAGES) -> dict:
     """Every step into `out_dir` (created with its parents), skipping unchanged steps; returns the report."""
     from export.fp16 import convert_fp16, fp16_path
     from export.onnx_export import export_detector_onnx
@@ -180,7 +181,8 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
         lambda: (written := [convert_fp16(p, fp16_path(p)) for p in models], [str(p) for p in written]))
 
     def quantize_step():
-        results = quantize_detector(detector_onnx, calib_dir, limit=calib_images, data_dir=data_dir)
+        results = quantize_detector(detector_onnx, calib_dir, limit=calib_images, data_dir=data_dir,
+                                    tune_images=tune_images)
         if generator_onnx in models:
             results += quantize_generator(generator_onnx, detector_onnx, calib_dir, limit=calib_images)
         return [Path(r.output) for r in results], [asdict(r) for r in results]
@@ -188,6 +190,7 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
     log.info("step 3/4: INT8 quantization (CPU and TensorRT flavours)")
     quant_stamp = runner.run("quantize", {
         "models": onnx_stamp["outputs"], "calibration": calibration, "calib_images": calib_images,
+        "tune_images": tune_images,
         "wider_train": sha256_file(boxes), "code": tree_digest(STEP_CODE["quantize"])}, quantize_step)
 
     def verify_step():
@@ -212,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_all(out_dir, shared_data_dir(args.data), Path(args.weights),
                          Path(args.generator_weights) if args.generator_weights else None,
-                         args.calib_images, args.limit or None)
+                         args.calib_images, args.limit or None, args.tune_images)
     except (QuantizeError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
@@ -245,6 +248,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator-weights", help="generator state dict (default: models/generator.pt)")
     p.add_argument("--calib-images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help="calibration inputs per model (default: %(default)s)")
+    p.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+                   help="tuning-half images per TensorRT keep-float trial (default: %(default)s; 0 = all)")
     p.add_argument("--limit", type=int, default=0,
                    help="verify on the first N images of each wider-train half (default: all)")
     p.set_defaults(func=run)

@@ -132,7 +132,7 @@ class DetectorTuning:
 
 
 def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path], keep: Sequence[str],
-                          data_dir: Path, methods: Sequence[str]) -> QuantResult:
+                          data_dir: Path, methods: Sequence[str], tune_images: int | None = None) -> QuantResult:
     """The detector's TensorRT flavour: Model Optimizer Q/DQ, then float layers by sweep (`auto`) or by name."""
     start = time.perf_counter()
     source = load_checked(fp32_path)
@@ -140,7 +140,7 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
                   for m in methods}
     provenance: dict = {}
     if list(keep) == [AUTO]:
-        tuning = DetectorTuning(fp32_path, data_dir)
+        tuning = DetectorTuning(fp32_path, data_dir, limit=tune_images)
         method = methods[0]
         if len(methods) > 1:  # the calibration method is chosen on the tuning half too, nothing in float
             compared = {}
