@@ -183,15 +183,25 @@ def resolve_keep_float(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]
 
 
 class FeedReader:
-    """ONNX Runtime CalibrationDataReader over a feed iterator, with a progress bar."""
+    """ONNX Runtime CalibrationDataReader over a feed iterator, with a progress bar (and Model Optimizer's
+    get_first(), a look at the first feed that does not consume it)."""
 
     def __init__(self, feeds: Iterable[dict[str, np.ndarray]], total: int | None, desc: str):
         self._iter = iter(feeds)
+        self._peeked: list[dict[str, np.ndarray]] = []
         self._bar = tqdm(total=total, desc=desc, unit="input", leave=False)
         self.count = 0
 
+    def get_first(self) -> dict[str, np.ndarray] | None:
+        if not self._peeked:
+            first = next(self._iter, None)
+            if first is None:
+                return None
+            self._peeked.append(first)
+        return self._peeked[0]
+
     def get_next(self) -> dict[str, np.ndarray] | None:
-        feed = next(self._iter, None)
+        feed = self._peeked.pop() if self._peeked else next(self._iter, None)
         if feed is None:
             self._bar.close()
             return None

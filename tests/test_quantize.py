@@ -157,3 +157,12 @@ def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(genera
         outside = condition[3] == 0
         assert np.array_equal(face[:, outside], condition[:3][:, outside])  # kept-float composite is exact
         assert np.abs(face[:, condition[3] > 0.5]).mean() > 0.01  # the masked (zeroed) face was regenerated
+
+
+def test_feed_reader_lets_model_optimizer_peek_at_the_first_feed():
+    from export.quantize import FeedReader
+
+    reader = FeedReader(iter([{"x": 1}, {"x": 2}]), 2, "test")
+    assert reader.get_first() == {"x": 1} and reader.get_first() == {"x": 1}
+    assert [reader.get_next(), reader.get_next(), reader.get_next()] == [{"x": 1}, {"x": 2}, None]
+    assert reader.count == 2
