@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgeanon.frames import Detection
-from edgeanon.inference.backend import Backend, ModelError, open_backend
+from edgeanon.inference import Backend, ModelError, open_backend
 
 STRIDE = 4  # output maps are at 1/4 of the input
 MULTIPLE = 32  # input height and width must be multiples of this

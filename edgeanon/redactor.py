@@ -11,7 +11,7 @@ from typing import Any
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.frames import Frame, RedactedFrame
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.scenecut import CutDetector
 from edgeanon.tracker import Tracker
 

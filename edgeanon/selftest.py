@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edgeanon.frames import Detection
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 
 SELFTEST_IMAGE = Path(__file__).resolve().parent / "data" / "selftest-face.jpg"
 # Where the face is in that picture (x1, y1, x2, y2); a detection must overlap it this much.

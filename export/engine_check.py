@@ -1,8 +1,12 @@
-"""`python -m export.engine_check`: compare TensorRT engines with ONNX Runtime on real images (run on the Jetson).
+"""`python -m export.engine_check`: each TensorRT engine against ONNX Runtime on real images, with Polygraphy.
 
-For each engine folder: the detector engine must find the faces the FP32 ONNX model finds (IoU >= 0.5), and
-the generator engine must stay close to the FP32 ONNX generator (PSNR on the regenerated region). Prints a
-table and writes a JSON report; exits 1 when a check fails. deploy/verify-on-device.sh drives it.
+For every engine in the given folders, the ONNX model it was built from (its manifest's `onnx_file`: the QDQ
+model for INT8, the FP16 model for FP16) runs on ONNX Runtime and the engine on TensorRT, both as Polygraphy
+runners fed the same real inputs: wider-train photos through the runtime's own preprocessing at the input
+size the daemon uses (the profile's optimum), and face crops cut by the runtime for the generator. Polygraphy's
+Comparator compares every output with per-precision tolerances on the mean error (CompareFunc.simple). One
+table; exit 1 when an engine fails. deploy/verify-on-device.sh drives it. Polygraphy and TensorRT are only
+needed on the device; the input preparation, tolerances and table are plain functions tested anywhere.
 """
 
 from __future__ import annotations
@@ -10,96 +14,110 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import sys
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from edgeanon.inference.backend import Backend, ModelError
+from edgeanon.inference.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-# Minimum share of the FP32 ONNX model's faces the engine must also find, per precision.
-MIN_FACE_MATCH = {"fp32": 0.99, "fp16": 0.98, "int8": 0.95, "int8-calib": 0.95}
-MIN_GENERATOR_PSNR = {"fp32": 40.0, "fp16": 35.0, "int8": 30.0, "int8-calib": 30.0}
+# Per precision: (atol, rtol) on the mean absolute / relative error of each output (Polygraphy passes an
+# output when either holds). INT8 engines are compared with the same Q/DQ graph on ONNX Runtime, so only
+# kernel rounding differs; FP16 with the FP16 ONNX model.
+TOLERANCES = {"fp32": (1e-4, 1e-3), "fp16": (5e-3, 5e-2), "int8": (2e-2, 1e-1)}
+ERROR_STAT = "mean"
+GENERATOR_CROPS = 16
 
 
-@dataclass
-class DetectorComparison:
-    images: int
-    reference_faces: int
-    matched: int
-    extra: int
-    reference_ms: float
-    candidate_ms: float
-
-    @property
-    def match_rate(self) -> float:
-        return self.matched / self.reference_faces if self.reference_faces else 1.0
+def tolerance(precision: str) -> tuple[float, float]:
+    """(atol, rtol) for an engine's precision (ModelError for an unknown one)."""
+    try:
+        return TOLERANCES[precision]
+    except KeyError:
+        raise ModelError(f"precision {precision!r} has no tolerance (known: {', '.join(TOLERANCES)})") from None
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    """Peak signal-to-noise ratio in dB (inf for identical inputs)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+def fit_blob(blob: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Place an NCHW blob top-left in a zero one of (height, width), cropping what does not fit (the runtime pads
+    bottom/right the same way)."""
+    out = np.zeros((*blob.shape[:2], height, width), dtype=np.float32)
+    h, w = min(blob.shape[2], height), min(blob.shape[3], width)
+    out[:, :, :h, :w] = blob[:, :, :h, :w]
+    return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+def detector_inputs(images: Sequence[np.ndarray], input_name: str, height: int, width: int) -> list[dict]:
+    """One feed per photo: the runtime's preprocessing, scaled toward the profile's optimum, fitted to it."""
+    from edgeanon.detector import FaceDetector, Scaling
+
+    class _Shape:  # FaceDetector only reads input_names from its backend to prepare inputs
+        input_names = [input_name]
+
+    detector = FaceDetector(_Shape(), scaling=Scaling(max(height, width), 0.05, 4.0))
+    return [{input_name: fit_blob(detector.prepare(image).blob, height, width)} for image in images]
 
 
-def compare_detectors(reference: Backend, candidate: Backend, images: list[np.ndarray],
-                      threshold: float | None = None) -> DetectorComparison:
-    """Faces of the reference (ONNX Runtime FP32) matched by the candidate (an engine) at IoU >= 0.5."""
-    from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
-
-    kwargs = {"threshold": threshold or DEFAULT_THRESHOLD}
-    ref_det, cand_det = FaceDetector(reference, **kwargs), FaceDetector(candidate, **kwargs)
-    total = matched = extra = 0
-    ref_ms, cand_ms = [], []
-    for image in images:
-        t0 = time.perf_counter()
-        ref = ref_det.detect(image)
-        t1 = time.perf_counter()
-        cand = cand_det.detect(image)
-        t2 = time.perf_counter()
-        ref_ms.append((t1 - t0) * 1000)
-        cand_ms.append((t2 - t1) * 1000)
-        a = np.array([f.box for f in ref]).reshape(-1, 4)
-        b = np.array([f.box for f in cand]).reshape(-1, 4)
-        hits = int(((_iou(a, b) >= 0.5).any(axis=1)).sum()) if len(a) else 0
-        total += len(a)
-        matched += hits
-        extra += max(0, len(b) - hits)
-    return DetectorComparison(len(images), total, matched, extra, statistics.median(ref_ms or [0.0]),
-                              statistics.median(cand_ms or [0.0]))
-
-
-def compare_generators(reference: Backend, candidate: Backend, conditions: list[np.ndarray]) -> dict:
-    """PSNR (dB, 8-bit pixels, regenerated region) of the candidate against the reference generator."""
+def generator_inputs(conditions: Sequence[np.ndarray], names: Sequence[str], batch: int,
+                     latent_size: int = 32) -> list[dict]:
+    """Feeds of `batch` face crops each, with the runtime's seeded latents."""
     from edgeanon.anonymize.gan import latent_for_seed
 
-    values = []
-    for seed, condition in enumerate(conditions):
-        latent = latent_for_seed(seed, 32)[None]
-        names = reference.input_names
-        feed = {names[0]: condition[None], names[1]: latent}
-        a = reference.run(feed)[reference.output_names[0]][0]
-        b = candidate.run(feed)[candidate.output_names[0]][0]
-        mask = condition[3] > 0.5
-        pa, pb = (np.clip((x + 1.0) * 127.5, 0, 255)[:, mask] for x in (a, b))
-        values.append(min(psnr(pa, pb, 255.0), 99.0))
-    return {"crops": len(values), "psnr_db_mean": float(np.mean(values)) if values else None,
-            "psnr_db_min": float(np.min(values)) if values else None}
+    feeds = []
+    for start in range(0, len(conditions) - batch + 1, batch):
+        chunk = np.stack(conditions[start:start + batch]).astype(np.float32)
+        latents = np.stack([latent_for_seed(start + i, latent_size) for i in range(batch)]).astype(np.float32)
+        feeds.append({names[0]: chunk, names[1]: latents})
+    return feeds
+
+
+def compare_runners(candidate, reference, feeds: list[dict], precision: str) -> dict:
+    """Polygraphy: run both runners on the feeds and compare every output; returns pass/fail and the errors."""
+    from polygraphy.comparator import Comparator
+
+    atol, rtol = tolerance(precision)
+    results = Comparator.run([candidate, reference], data_loader=feeds)
+    accuracy = Comparator.compare_accuracy(results, compare_func=_simple_compare(atol, rtol))
+    worst: dict[str, float] = {}
+    # Polygraphy 0.53 returns one AccuracyResult per comparison function, older versions a single one; each maps
+    # a runner pair to per-iteration {output: OutputCompareResult}.
+    for per_function in [accuracy] if hasattr(accuracy, "values") else accuracy:
+        for iterations in per_function.values():
+            for outputs in iterations:
+                for name, result in outputs.items():
+                    value = getattr(result, f"{ERROR_STAT}_absdiff", None)
+                    if value is not None:
+                        worst[name] = max(worst.get(name, 0.0), float(value))
+    return {"passed": bool(accuracy), "inputs": len(feeds), "atol": atol, "rtol": rtol,
+            f"{ERROR_STAT}_absdiff": worst}
+
+
+def _simple_compare(atol: float, rtol: float):
+    """Polygraphy's tolerance comparison on ERROR_STAT (SimpleCompareFunc since 0.53, CompareFunc.simple before)."""
+    try:
+        from polygraphy.comparator import SimpleCompareFunc
+    except ImportError:  # Polygraphy < 0.53 (older JetPack pins)
+        from polygraphy.comparator import CompareFunc
+
+        return CompareFunc.simple(atol=atol, rtol=rtol, check_error_stat=ERROR_STAT)
+    return SimpleCompareFunc(atol=atol, rtol=rtol, check_error_stat=ERROR_STAT)
+
+
+def engine_runner(engine: Path):
+    """Polygraphy's TensorRT runner over a built engine file (device only)."""
+    from polygraphy.backend.common import BytesFromPath
+    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+
+    return TrtRunner(EngineFromBytes(BytesFromPath(str(engine))), name=f"tensorrt:{engine.name}")
+
+
+def onnxrt_runner(onnx_path: Path):
+    """Polygraphy's ONNX Runtime runner (CPU) over an ONNX file."""
+    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+    return OnnxrtRunner(SessionFromOnnx(str(onnx_path), providers=["cpu"]), name=f"onnxrt:{onnx_path.name}")
 
 
 def load_images(folder: Path, limit: int) -> list[np.ndarray]:
@@ -113,73 +131,87 @@ def load_images(folder: Path, limit: int) -> list[np.ndarray]:
     return [load_image(p) for p in paths]
 
 
-def face_conditions_from(detector: Backend, images: list[np.ndarray], limit: int = 32) -> list[np.ndarray]:
+def face_conditions_from(detector_onnx: Path, images: Sequence[np.ndarray], limit: int) -> list[np.ndarray]:
+    """Generator conditions for the faces the FP32 detector finds, cut with the runtime's crop geometry."""
     from edgeanon.anonymize import crops
     from edgeanon.detector import FaceDetector
+    from edgeanon.inference.ort import OrtBackend
 
     out = []
-    for image in images:
-        for face in FaceDetector(detector).detect(image):
-            if max(face.width, face.height) >= 32 and crops.landmarks_plausible(face.box, face.landmarks):
-                _, crop, mask, heat = crops.crop_inputs(image, face.box, face.landmarks)
-                out.append(crops.network_input(crop, mask, heat))
-                if len(out) >= limit:
-                    return out
+    with OrtBackend(detector_onnx) as backend:
+        detector = FaceDetector(backend)
+        for image in images:
+            for face in detector.detect(image):
+                if max(face.width, face.height) >= 32 and crops.landmarks_plausible(face.box, face.landmarks):
+                    _, crop, mask, heat = crops.crop_inputs(image, face.box, face.landmarks)
+                    out.append(crops.network_input(crop, mask, heat))
+                    if len(out) >= limit:
+                        return out
     return out
 
 
-def check_folder(engines: Path, models: Path, images: list[np.ndarray]) -> list[dict]:
-    """Every engine in one folder against its FP32 ONNX reference."""
-    from edgeanon.inference.ort import OrtBackend
-    from edgeanon.inference.trt import TensorRTBackend
+def check_engine_file(engine: Path, images: Sequence[np.ndarray], models: Path,
+                      runner_for_engine: Callable = engine_runner) -> dict:
+    """One engine against its source ONNX model on ONNX Runtime (the manifest says which, and the shapes)."""
+    from edgeanon.inference.manifest import model_name, read_manifest
 
-    results = []
-    detector_onnx = OrtBackend(models / "detector.onnx")
-    for engine in sorted(engines.glob("*.engine")):
-        model = engine.name.split(".")[0]
-        backend = TensorRTBackend(engine)
-        precision = backend.manifest.precision if backend.manifest else "fp16"
-        row = {"engine": str(engine), "model": model, "precision": precision}
-        if model == "detector":
-            cmp = compare_detectors(detector_onnx, backend, images)
-            row.update(asdict(cmp), match_rate=round(cmp.match_rate, 4), limit=MIN_FACE_MATCH[precision],
-                       passed=cmp.match_rate >= MIN_FACE_MATCH[precision])
-        elif model == "generator" and (models / "generator.onnx").is_file():
-            info = compare_generators(OrtBackend(models / "generator.onnx"), backend,
-                                      face_conditions_from(detector_onnx, images))
-            ok = info["psnr_db_mean"] is not None and info["psnr_db_mean"] >= MIN_GENERATOR_PSNR[precision]
-            row.update(info, limit=MIN_GENERATOR_PSNR[precision], passed=ok)
-        results.append(row)
-    return results
+    manifest = read_manifest(engine)
+    source = engine.parent / manifest.onnx_file
+    if not source.is_file():
+        raise ModelError(f"{engine}: its source model {source} is missing (the manifest names it)")
+    model = model_name(engine)
+    (input_name, profile), *rest = manifest.profiles.items()
+    opt = profile["opt"]
+    if model == "detector":
+        feeds = detector_inputs(images, input_name, opt[2], opt[3])
+    else:
+        conditions = face_conditions_from(models / "detector.onnx", images, GENERATOR_CROPS)
+        feeds = generator_inputs(conditions, [input_name, *(name for name, _ in rest)], opt[0])
+    if not feeds:
+        raise ModelError(f"{engine}: no inputs to compare on (no faces found for the generator?)")
+    result = compare_runners(runner_for_engine(engine), onnxrt_runner(source), feeds, manifest.precision)
+    return {"engine": str(engine), "model": model, "precision": manifest.precision, "reference": source.name,
+            "input_shape": opt, **result}
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """One markdown table: an engine per row, the worst output's mean |diff| against its tolerance."""
+    lines = ["| engine | precision | reference (ONNX Runtime) | inputs | input shape | worst output | "
+             f"{ERROR_STAT} abs diff | atol / rtol | result |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        diffs = r.get(f"{ERROR_STAT}_absdiff") or {"-": float("nan")}
+        name, value = max(diffs.items(), key=lambda kv: kv[1])
+        lines.append(f"| {r['engine']} | {r['precision']} | {r['reference']} | {r['inputs']} | "
+                     f"{'x'.join(map(str, r['input_shape']))} | {name} | {value:.3g} | {r['atol']:g} / {r['rtol']:g} "
+                     f"| {'PASS' if r['passed'] else 'FAIL'} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export.engine_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="models", help="folder with the ONNX files")
+    parser.add_argument("--models", default="models", help="folder with detector.onnx (generator face crops)")
     parser.add_argument("--engines", nargs="+", required=True, help="engine folders (one per precision)")
     parser.add_argument("--images", required=True, help="folder of real photos with faces")
-    parser.add_argument("--limit", type=int, default=50, help="images to compare on (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=20, help="photos to compare on (default: %(default)s)")
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         images = load_images(Path(args.images), args.limit)
-        rows = [row for folder in args.engines for row in check_folder(Path(folder), Path(args.models), images)]
+        engines = [e for folder in args.engines for e in sorted(Path(folder).glob("*.engine"))]
+        if not engines:
+            raise ModelError(f"no *.engine files in {' '.join(args.engines)}")
+        rows = [check_engine_file(engine, images, Path(args.models)) for engine in engines]
     except ModelError as exc:
         print(f"engine check: {exc}", file=sys.stderr)
         return 2
-    print("| engine | precision | check | value | limit | ONNX Runtime ms | engine ms | result |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if r["model"] == "detector":
-            print(f"| {r['engine']} | {r['precision']} | faces matched | {r['match_rate']:.3f} "
-                  f"({r['matched']}/{r['reference_faces']}) | {r['limit']} | {r['reference_ms']:.1f} | "
-                  f"{r['candidate_ms']:.1f} | {'PASS' if r['passed'] else 'FAIL'} |")
-        elif "passed" in r:
-            print(f"| {r['engine']} | {r['precision']} | PSNR dB | {r['psnr_db_mean']} | {r['limit']} | - | - | "
-                  f"{'PASS' if r['passed'] else 'FAIL'} |")
-    report = {"passed": all(r.get("passed", True) for r in rows), "engines": rows}
+    except ImportError as exc:
+        print(f"engine check: needs {exc.name} (pip install polygraphy; TensorRT comes with JetPack)",
+              file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    report = {"passed": all(r["passed"] for r in rows), "engines": rows}
     if args.report:
         from export.atomic_io import atomic_path
 

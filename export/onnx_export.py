@@ -34,6 +34,7 @@ def export_detector_onnx(weights: str | Path = CENTERFACE_WEIGHTS,
                          out_path: str | Path = MODELS_DIR / "detector.onnx") -> Path:
     """CenterFace -> ONNX with batch norm folded and dynamic batch/height/width."""
     out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     model = load_centerface(weights).fold_batchnorm().eval()
     dummy = torch.zeros(1, 3, 224, 320)
     axes = {"input": {0: "batch", 2: "height", 3: "width"}}
@@ -60,6 +61,7 @@ def export_generator(weights: str | Path, out_path: str | Path) -> Path:
     from export.models.generator import export_generator_onnx
 
     out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.raw")
     try:
         export_generator_onnx(weights, tmp)

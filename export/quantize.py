@@ -1,9 +1,12 @@
-"""INT8 QDQ models with ONNX Runtime static quantization, calibrated through the runtime's own preprocessing.
+"""INT8 QDQ models, calibrated through the runtime's own preprocessing, in two flavours for two runtimes.
 
-Two flavours, because the two runtimes want different things:
-  cpu -> `*.int8.onnx`:     uint8 asymmetric activations, int8 per-channel weights (fast on ORT's CPU kernels);
-  trt -> `*.int8-trt.onnx`: int8 symmetric activations and weights, zero points 0 (TensorRT explicit quantization).
-Layers that quantization hurts most can stay in float (`--keep-float`), by role or by node name.
+  cpu -> `*.int8.onnx`:     ONNX Runtime static quantization: uint8 asymmetric activations, int8 per-channel
+                            weights (fast on ONNX Runtime's CPU kernels);
+  trt -> `*.int8-trt.onnx`: NVIDIA Model Optimizer (nvidia-modelopt) ONNX PTQ: int8 symmetric activations and
+                            per-channel weights, zero points 0, Q/DQ placed where TensorRT fuses them. The layers
+                            left in float are chosen by a per-layer sensitivity sweep on the tuning half of
+                            wider-train (export.sensitivity), never by hand.
+Layers can also be kept in float explicitly (`--keep-float`), by role or by node name.
 """
 
 from __future__ import annotations
@@ -27,21 +30,29 @@ from export.paths import MODELS_DIR, shared_data_dir
 
 log = logging.getLogger(__name__)
 
-# Layers kept in float, per model and flavour, chosen by measurement on wider-train (120 images, runtime
-# defaults, moving-average calibration, recall/AP drop vs FP32): detector CPU flavour, nothing kept
-# -0.0066/-0.0089; first+heads -0.0091/-0.0096; first+neck+heads -0.0082/-0.0087 -> keeping layers buys
-# nothing on the CPU flavour and costs speed. The TensorRT flavour quantizes the 0..255 input symmetrically
-# (step 2) and lost 0.03 recall without exclusions, so its first conv and heads stay float; it still loses
-# 0.021 recall / 0.027 AP (neck in float too: 0.020 / 0.025), i.e. it FAILS the 0.01 gate (`verify
-# --trt-flavour`): symmetric MinMax ranges waste half the int8 range on post-ReLU activations. Build FP16
-# engines until that is fixed. Generator: first+last 74 dB vs 58 dB PSNR with nothing kept.
+AUTO = "auto"  # keep-float choice made by the sensitivity sweep (TensorRT flavour)
+# Layers kept in float, per model and flavour. CPU flavour, measured on wider-train (120 images, recall/AP drop
+# vs FP32): nothing kept -0.0066/-0.0089, first+heads -0.0091/-0.0096, so keeping layers buys nothing there
+# and costs speed; generator first+last 74 dB vs 58 dB PSNR with nothing kept. TensorRT flavour: the sweep.
 DEFAULT_KEEP_FLOAT = {
     ("detector", "cpu"): (),
-    ("detector", "trt"): ("first", "heads"),
+    ("detector", "trt"): (AUTO,),
     ("generator", "cpu"): ("first", "last"),
-    ("generator", "trt"): ("first", "last"),
+    ("generator", "trt"): (AUTO,),
 }
 DEFAULT_CALIB_IMAGES = 64
+# Model Optimizer's calibration for the TensorRT flavour, chosen on the tuning half (docs/export.md).
+DEFAULT_TRT_CALIBRATION = "max"
+TRT_CALIBRATIONS = ("max", "entropy")
+# The sweep keeps layers in float until the tuning half is within this of FP32 (recall and AP): half the
+# 0.01 gate, so the held-back half has room.
+TUNE_MAX_DROP = 0.005
+SWEEP_IMAGES = 4  # tuning images whose output error ranks the layers
+# Images of the tuning half each keep-float trial is measured on (the first N by name; 0 = the whole half):
+# a trial runs the INT8 model on ONNX Runtime's CPU kernels, several seconds an image on a loaded 2-core host.
+DEFAULT_TUNE_IMAGES = 96
+# Generator: the sweep's PSNR target on calibration crops (the gate is 30 dB on held-back crops).
+TUNE_MIN_PSNR_DB = 33.0
 MIN_CROP_FACE = 32  # smaller faces are served by the classic fallback, not the generator
 ROLES = ("first", "heads", "last")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -53,18 +64,19 @@ class QuantizeError(RuntimeError):
 
 @dataclass(frozen=True)
 class Flavour:
-    """How one target runtime wants its QDQ model."""
+    """How one target runtime wants its QDQ model, and which tool makes it."""
 
     name: str
     suffix: str
-    activation: str  # "QUInt8" | "QInt8"
-    symmetric_activations: bool
+    tool: str
     description: str
 
 
 FLAVOURS = {
-    "cpu": Flavour("cpu", ".int8.onnx", "QUInt8", False, "ONNX Runtime CPU: uint8 asymmetric activations"),
-    "trt": Flavour("trt", ".int8-trt.onnx", "QInt8", True, "TensorRT: int8 symmetric activations, zero points 0"),
+    "cpu": Flavour("cpu", ".int8.onnx", "onnxruntime.quantization",
+                   "ONNX Runtime CPU: uint8 asymmetric activations, int8 per-channel weights"),
+    "trt": Flavour("trt", ".int8-trt.onnx", "nvidia-modelopt",
+                   "TensorRT: int8 symmetric Q/DQ, zero points 0, sensitive layers in float"),
 }
 
 
@@ -141,6 +153,8 @@ def resolve_keep_float(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]
         item = item.strip()
         if not item:
             continue
+        if item == AUTO:
+            raise QuantizeError("--keep-float auto: the sensitivity sweep is for the TensorRT flavour only")
         if item == "first":
             for graph_input in model.graph.input:
                 for node in consumers.get(graph_input.name, []):
@@ -169,15 +183,25 @@ def resolve_keep_float(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]
 
 
 class FeedReader:
-    """ONNX Runtime CalibrationDataReader over a feed iterator, with a progress bar."""
+    """ONNX Runtime CalibrationDataReader over a feed iterator, with a progress bar (and Model Optimizer's
+    get_first(), a look at the first feed that does not consume it)."""
 
     def __init__(self, feeds: Iterable[dict[str, np.ndarray]], total: int | None, desc: str):
         self._iter = iter(feeds)
+        self._peeked: list[dict[str, np.ndarray]] = []
         self._bar = tqdm(total=total, desc=desc, unit="input", leave=False)
         self.count = 0
 
+    def get_first(self) -> dict[str, np.ndarray] | None:
+        if not self._peeked:
+            first = next(self._iter, None)
+            if first is None:
+                return None
+            self._peeked.append(first)
+        return self._peeked[0]
+
     def get_next(self) -> dict[str, np.ndarray] | None:
-        feed = next(self._iter, None)
+        feed = self._peeked.pop() if self._peeked else next(self._iter, None)
         if feed is None:
             self._bar.close()
             return None
@@ -223,13 +247,14 @@ def _read(path: Path) -> np.ndarray:
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[dict[str, np.ndarray]],
-                   flavour: Flavour, keep_float: Sequence[str] = (), total: int | None = None,
-                   model_name: str = "model", op_types: Sequence[str] | None = None,
-                   moving_average: bool = True) -> QuantResult:
-    """Static QDQ quantization with per-channel weights; written atomically with provenance metadata."""
+                   keep_float: Sequence[str] = (), total: int | None = None, model_name: str = "model",
+                   op_types: Sequence[str] | None = None, moving_average: bool = True) -> QuantResult:
+    """CPU flavour: ONNX Runtime static QDQ quantization (uint8 asymmetric activations, int8 per-channel
+    weights); written atomically with provenance metadata."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    flavour = FLAVOURS["cpu"]
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     source = load_checked(fp32_path)
     exclude = resolve_keep_float(source, keep_float)
@@ -244,53 +269,73 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[
                 str(prepped), str(raw), reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=getattr(QuantType, flavour.activation),
+                activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=exclude,
                 op_types_to_quantize=list(op_types) if op_types else None,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={
-                    "ActivationSymmetric": flavour.symmetric_activations,
-                    "WeightSymmetric": True,
-                    "CalibMovingAverage": moving_average,
-                },
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                               "CalibMovingAverage": moving_average},
             )
         except ValueError as exc:
             if "No data is collected" in str(exc):
                 raise QuantizeError(f"{model_name}: no calibration inputs were produced") from exc
             raise
         model = onnx.load(str(raw))
+    provenance = {
+        "format": "QDQ", "flavour": flavour.name, "tool": flavour.tool, "activations": "QUInt8 asymmetric",
+        "weights": "QInt8 per-channel symmetric",
+        "calibration": "MinMax, moving average" if moving_average else "MinMax",
+        "calibration_inputs": reader.count, "kept_float": exclude,
+    }
+    return write_quantized(model, source, out_path, provenance, QuantResult(
+        model_name, str(fp32_path), str(out_path), flavour.name, exclude, reader.count,
+        round(time.perf_counter() - start, 1)))
+
+
+def write_quantized(model: onnx.ModelProto, source: onnx.ModelProto, out_path: Path, provenance: dict,
+                    result: QuantResult) -> QuantResult:
+    """Save a quantized model with the source's metadata plus `edgeanon.quantization`; fill in the counts."""
     meta = {p.key: p.value for p in source.metadata_props}
-    meta.update({
-        "edgeanon.quantization": json.dumps({
-            "format": "QDQ", "flavour": flavour.name, "activations": flavour.activation,
-            "activation_symmetric": flavour.symmetric_activations, "weights": "QInt8 per-channel symmetric",
-            "calibration": "MinMax, moving average" if moving_average else "MinMax",
-            "calibration_inputs": reader.count, "kept_float": exclude,
-        }),
-    })
+    meta["edgeanon.quantization"] = json.dumps(provenance)
     save_onnx(model, out_path, meta)
-    quantized = sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear")
-    result = QuantResult(model_name, str(fp32_path), str(out_path), flavour.name, exclude, reader.count,
-                         round(time.perf_counter() - start, 1), quantized)
-    log.info("wrote %s (%d calibration inputs, kept float: %s)", out_path, reader.count, exclude or "none")
+    result.nodes_quantized = sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear")
+    log.info("wrote %s (%d calibration inputs, kept float: %s)", out_path, result.calibration_inputs,
+             result.keep_float or "none")
     return result
+
+
+def _keep_for(model: str, flavour: str, keep_float: Sequence[str] | None) -> Sequence[str]:
+    return DEFAULT_KEEP_FLOAT[model, flavour] if keep_float is None else keep_float
 
 
 def quantize_detector(fp32_path: str | Path, calib_dir: str | Path, flavours: Sequence[str] = ("cpu", "trt"),
                       keep_float: Sequence[str] | None = None, limit: int | None = DEFAULT_CALIB_IMAGES,
-                      out_dir: str | Path | None = None) -> list[QuantResult]:
-    """Both (or the chosen) INT8 flavours of the detector, calibrated on wider-calib."""
+                      out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                      trt_calibration: Sequence[str] = (DEFAULT_TRT_CALIBRATION,),
+                      tune_images: int | None = DEFAULT_TUNE_IMAGES) -> list[QuantResult]:
+    """Both (or the chosen) INT8 flavours of the detector, calibrated on wider-calib.
+
+    The TensorRT flavour's kept-float layers (`auto`) are chosen on the tuning half of DATA/wider-train
+    (`data_dir`, default: the calibration folder's parent).
+    """
     fp32_path = Path(fp32_path)
     load_checked(fp32_path)
     images = calibration_images(calib_dir, limit)
     results = []
     for name in flavours:
         flavour = FLAVOURS[name]
-        keep = DEFAULT_KEEP_FLOAT["detector", name] if keep_float is None else keep_float
+        keep = _keep_for("detector", name, keep_float)
         out = output_path(fp32_path, flavour, out_dir)
-        results.append(quantize_model(fp32_path, out, detector_feeds(fp32_path, images), flavour, keep,
-                                      total=len(images), model_name="detector"))
+        if name == "cpu":
+            results.append(quantize_model(fp32_path, out, detector_feeds(fp32_path, images), keep,
+                                          total=len(images), model_name="detector"))
+        else:
+            from export.quantize_trt import quantize_detector_trt
+
+            results.append(quantize_detector_trt(fp32_path, out, images, keep,
+                                                 Path(data_dir) if data_dir else Path(calib_dir).parent,
+                                                 trt_calibration, tune_images or None))
     return results
 
 
@@ -338,10 +383,15 @@ def quantize_generator(fp32_path: str | Path, detector_path: str | Path, calib_d
     results = []
     for name in flavours:
         flavour = FLAVOURS[name]
-        keep = DEFAULT_KEEP_FLOAT["generator", name] if keep_float is None else keep_float
+        keep = _keep_for("generator", name, keep_float)
         out = output_path(fp32_path, flavour, out_dir)
-        results.append(quantize_model(fp32_path, out, generator_feeds(fp32_path, conditions), flavour, keep,
-                                      total=len(conditions), model_name="generator"))
+        if name == "cpu":
+            results.append(quantize_model(fp32_path, out, generator_feeds(fp32_path, conditions), keep,
+                                          total=len(conditions), model_name="generator"))
+        else:
+            from export.quantize_trt import quantize_generator_trt
+
+            results.append(quantize_generator_trt(fp32_path, out, conditions, keep))
     return results
 
 
@@ -356,11 +406,16 @@ def run(args: argparse.Namespace) -> int:
     for name in flavours:
         if name not in FLAVOURS:
             raise QuantizeError(f"--flavour {name!r}: choose from {', '.join(FLAVOURS)}")
+    methods = _split(args.trt_calibration) or [DEFAULT_TRT_CALIBRATION]
+    for name in methods:
+        if name not in TRT_CALIBRATIONS:
+            raise QuantizeError(f"--trt-calibration {name!r}: choose from {', '.join(TRT_CALIBRATIONS)}")
     results: list[QuantResult] = []
     which = _split(args.model) or ["detector", "generator"]
     if "detector" in which:
         results += quantize_detector(models_dir / "detector.onnx", data / "wider-calib", flavours,
-                                     _split(args.keep_float), args.calib_images)
+                                     _split(args.keep_float), args.calib_images, data_dir=data,
+                                     trt_calibration=methods, tune_images=args.tune_images)
     if "generator" in which:
         gen = models_dir / "generator.onnx"
         if gen.is_file() or "generator" in (_split(args.model) or []):
@@ -383,11 +438,12 @@ def main_guarded(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantize", help="INT8 QDQ models (CPU and TensorRT flavours) by static calibration",
-        description="Static QDQ quantization with ONNX Runtime, per-channel int8 weights. Writes "
-                    "MODEL.int8.onnx (uint8 asymmetric activations: fast on ONNX Runtime CPU) and "
-                    "MODEL.int8-trt.onnx (int8 symmetric activations, zero points 0: TensorRT explicit "
-                    "quantization). The detector calibrates on DATA/wider-calib through the runtime's own "
-                    "preprocessing; the generator on face crops cut with the runtime's crop geometry.",
+        description="Writes MODEL.int8.onnx (ONNX Runtime static quantization: uint8 asymmetric activations, "
+                    "int8 per-channel weights, fast on ONNX Runtime CPU) and MODEL.int8-trt.onnx (NVIDIA Model "
+                    "Optimizer PTQ: int8 symmetric Q/DQ for TensorRT explicit quantization, with the layers "
+                    "left in float chosen by a per-layer sensitivity sweep on the tuning half of wider-train). "
+                    "The detector calibrates on DATA/wider-calib through the runtime's own preprocessing; the "
+                    "generator on face crops cut with the runtime's crop geometry.",
         epilog="example: python -m export quantize --models models --data ../shared/data --flavour cpu")
     p.add_argument("--models", default=str(MODELS_DIR), help="folder with detector.onnx / generator.onnx "
                    "(outputs go beside them; default: %(default)s)")
@@ -395,9 +451,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="detector, generator or both (default: both, generator if present)")
     p.add_argument("--flavour", default=None, help="cpu, trt or both (default: both)")
     p.add_argument("--keep-float", default=None,
-                   help="comma list of roles (first, heads, last), node names or name patterns kept in float "
-                        "(default, chosen by measurement: detector CPU flavour none, TensorRT flavour first,heads; "
-                        "generator first,last; '' keeps none)")
+                   help="comma list of roles (first, heads, last), node names or name patterns kept in float, "
+                        "or 'auto' (the sensitivity sweep; TensorRT flavour only). Default: detector CPU "
+                        "flavour none, generator CPU flavour first,last, TensorRT flavours auto; '' keeps none")
+    p.add_argument("--trt-calibration", default=None,
+                   help=f"Model Optimizer calibration for the TensorRT flavour: {', '.join(TRT_CALIBRATIONS)}, or "
+                        "a comma list to compare on the tuning half and keep the best "
+                        f"(default: {DEFAULT_TRT_CALIBRATION})")
     p.add_argument("--calib-images", type=int, default=DEFAULT_CALIB_IMAGES,
                    help="calibration inputs per model (default: %(default)s; 0 = all)")
+    p.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+                   help="TensorRT flavour: tuning-half images each keep-float trial is measured on "
+                        "(default: %(default)s; 0 = the whole half)")
     p.set_defaults(func=main_guarded)

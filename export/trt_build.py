@@ -1,8 +1,10 @@
 """`python -m export engine`: build TensorRT engines on the device that will run them, with sidecar manifests.
 
-One code path for TensorRT 8.5/8.6 (JetPack 5) and 10.x (JetPack 6/7). FP16 engines, INT8 engines from the
-symmetric QDQ model (explicit quantization), and on TensorRT 8.x only a legacy entropy-calibrator path.
-The pure decisions (build plan, profile shapes, file names) are separate functions, tested without TensorRT.
+One code path for TensorRT 8.5/8.6 (JetPack 5) and 10.x (JetPack 6/7). FP16 engines, and INT8 engines from the
+symmetric QDQ model (explicit quantization: the scales are in the graph, no calibrator at build time), with the
+layers the QDQ model leaves in float built in FP16. The build plan (flags, source model, FP16 fallback layers),
+the optimization profiles (the daemon's detector input sizes, the generator's batch sizes), the timing cache
+beside the engine and the file names are pure functions, tested with fakes where TensorRT does not run.
 """
 
 from __future__ import annotations
@@ -14,29 +16,36 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
 from export.atomic_io import atomic_path
-from export.paths import MODELS_DIR, shared_data_dir
+from export.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-calib")
+PRECISIONS = ("int8", "fp16", "fp32")
+# INT8 is the default: the TensorRT-flavour INT8 models pass their gates (`python -m export verify`).
+DEFAULT_PRECISION = "int8"
 # Which ONNX variant each precision builds from, per TensorRT generation.
 _SOURCE = {
-    8: {"fp32": ".onnx", "fp16": ".onnx", "int8": ".int8-trt.onnx", "int8-calib": ".onnx"},
+    8: {"fp32": ".onnx", "fp16": ".onnx", "int8": ".int8-trt.onnx"},
     10: {"fp32": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8-trt.onnx"},
 }
 DEFAULT_WORKSPACE_MIB = 1024
-DEFAULT_DETECTOR_MIN = (320, 320)  # width, height
+DEFAULT_DETECTOR_MIN = (320, 320)  # detector input width, height
 DEFAULT_DETECTOR_MAX = (1920, 1080)
-DEFAULT_GENERATOR_BATCH = (1, 4, 16)
+DEFAULT_CAMERA = (1280, 720)
 BUILD_HEARTBEAT_S = 20.0
+
+
+def default_generator_batch() -> tuple[int, int, int]:
+    """min, opt, max faces per generator call: the runtime batches up to MAX_BATCH faces at once."""
+    from edgeanon.anonymize.gan import MAX_BATCH
+
+    return (1, 4, MAX_BATCH)
 
 
 class EngineBuildError(RuntimeError):
@@ -45,13 +54,13 @@ class EngineBuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """What to ask TensorRT for: network-creation flags, builder flags, source model, calibrator or not."""
+    """What to ask TensorRT for: network-creation flags, builder flags, source model, layers kept in FP16."""
 
     tensorrt_major: int
     network_flags: tuple[str, ...]
     builder_flags: tuple[str, ...]
     source_suffix: str
-    calibrator: bool
+    fp16_layers: tuple[str, ...] = ()  # ONNX nodes the QDQ model leaves in float: built in FP16
 
 
 def parse_version(version: str) -> tuple[int, ...]:
@@ -60,27 +69,38 @@ def parse_version(version: str) -> tuple[int, ...]:
     return parse(version)
 
 
-def plan_build(tensorrt_version: str, precision: str) -> BuildPlan:
+def plan_build(tensorrt_version: str, precision: str, fp16_layers: Sequence[str] = ()) -> BuildPlan:
     """Version-gated build decisions.
 
-    TensorRT 8.5/8.6: networks need EXPLICIT_BATCH; precision comes from builder flags (weak typing);
-    the QDQ model needs INT8 (+FP16 for the layers left in float); the legacy calibrator is allowed.
-    TensorRT 10+: EXPLICIT_BATCH is gone (always explicit); STRONGLY_TYPED networks take their precision
-    from the ONNX types (FP16 from the fp16 ONNX, INT8 from Q/DQ), so no precision builder flags; implicit
-    (calibrator) INT8 is deprecated there and refused.
+    INT8 always comes from the Q/DQ graph (explicit quantization, no calibrator), weakly typed with the INT8
+    and FP16 flags so the layers the QDQ model leaves in float (`fp16_layers`) run in FP16, asked for layer by
+    layer (PREFER_PRECISION_CONSTRAINTS). TensorRT 8.5/8.6 networks also need EXPLICIT_BATCH. FP16 and FP32:
+    on 8.x from builder flags (weak typing); on 10+ STRONGLY_TYPED, the precision taken from the ONNX types
+    (the fp16 ONNX for FP16), so no precision flags.
     """
     version = parse_version(tensorrt_version)
     if precision not in PRECISIONS:
         raise EngineBuildError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     if version[:2] < (8, 5):
         raise EngineBuildError(f"TensorRT {tensorrt_version} is too old: edgeanon needs 8.5 or newer (JetPack 5.1+)")
-    if version[0] < 10:
-        builder = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16"), "int8-calib": ("INT8", "FP16")}[precision]
-        return BuildPlan(version[0], ("EXPLICIT_BATCH",), builder, _SOURCE[8][precision], precision == "int8-calib")
-    if precision == "int8-calib":
-        raise EngineBuildError(f"TensorRT {tensorrt_version}: calibrator INT8 is deprecated since 10.1; "
-                               "use --precision int8 (explicit quantization from MODEL.int8-trt.onnx)")
-    return BuildPlan(version[0], ("STRONGLY_TYPED",), (), _SOURCE[10][precision], False)
+    major = 8 if version[0] < 10 else 10
+    source = _SOURCE[major][precision]
+    batch = ("EXPLICIT_BATCH",) if major == 8 else ()
+    if precision == "int8":
+        constraints = ("PREFER_PRECISION_CONSTRAINTS",) if fp16_layers else ()
+        return BuildPlan(version[0], batch, ("INT8", "FP16", *constraints), source, tuple(fp16_layers))
+    if major == 8:
+        return BuildPlan(version[0], batch, ("FP16",) if precision == "fp16" else (), source)
+    return BuildPlan(version[0], ("STRONGLY_TYPED",), (), source)
+
+
+def kept_float_layers(onnx_metadata: dict[str, str]) -> tuple[str, ...]:
+    """The nodes a QDQ model left in float, from its `edgeanon.quantization` metadata (none if absent)."""
+    try:
+        info = json.loads(onnx_metadata.get("edgeanon.quantization", "{}"))
+    except ValueError:
+        return ()
+    return tuple(info.get("kept_float", ())) if isinstance(info, dict) else ()
 
 
 def source_onnx(models_dir: Path, model: str, plan: BuildPlan) -> Path:
@@ -90,8 +110,10 @@ def source_onnx(models_dir: Path, model: str, plan: BuildPlan) -> Path:
 
 def engine_name(model: str) -> str:
     """Engines are named after the model (`detector.engine`): the runtime finds it beside `detector.onnx`,
-    and the manifest records the precision."""
-    return f"{model}.engine"
+    and the manifest records the precision. The rule itself lives in edgeanon.inference.manifest."""
+    from edgeanon.inference.manifest import engine_name as rule
+
+    return rule(model)
 
 
 def timing_cache_name(tensorrt_version: str, device_name: str) -> str:
@@ -156,7 +178,7 @@ def onnx_input_shapes(path: str | Path) -> dict[str, list[int | str]]:
 
 
 def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[str, str]]:
-    from edgeanon.inference.backend import ModelError
+    from edgeanon.inference.errors import ModelError
     from edgeanon.inference.ort import OrtBackend
 
     try:
@@ -167,26 +189,42 @@ def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[s
     return shapes, backend.metadata()
 
 
+def runtime_input_size(frame_wh: tuple[int, int], scaling=None) -> tuple[int, int]:
+    """The detector input (width, height) the runtime feeds for a frame size: scaled as the daemon scales video
+    frames (edgeanon.detector.VIDEO_SCALING), then padded to a multiple of 32."""
+    from edgeanon.detector import MULTIPLE, VIDEO_SCALING
+
+    scaling = scaling or VIDEO_SCALING
+    w, h = frame_wh
+    scale = scaling.scale_for(h, w)
+    return (_round_up(max(1, round(w * scale)), MULTIPLE), _round_up(max(1, round(h * scale)), MULTIPLE))
+
+
 @dataclass(frozen=True)
 class EngineSettings:
-    """Profile and builder settings, from the edgeanon config (camera size) and command-line options."""
+    """Profile and builder settings, from the edgeanon config (camera size) and command-line options.
+
+    `detector_opt` is the camera frame size; the profile's optimum is the input the daemon makes of it.
+    """
 
     detector_min: tuple[int, int] = DEFAULT_DETECTOR_MIN
-    detector_opt: tuple[int, int] = (1280, 720)
+    detector_opt: tuple[int, int] = DEFAULT_CAMERA
     detector_max: tuple[int, int] = DEFAULT_DETECTOR_MAX
-    generator_batch: tuple[int, int, int] = DEFAULT_GENERATOR_BATCH
+    generator_batch: tuple[int, int, int] | None = None  # None: default_generator_batch()
     workspace_mib: int = DEFAULT_WORKSPACE_MIB
 
     def ranges(self, model: str) -> dict[str, tuple[int, int, int]]:
         if model == "detector":
-            largest = (max(self.detector_opt[0], self.detector_max[0]), max(self.detector_opt[1], self.detector_max[1]))
-            return detector_dim_ranges(self.detector_min, self.detector_opt, largest)
-        return {"batch": self.generator_batch}
+            opt = runtime_input_size(self.detector_opt)
+            largest = (max(opt[0], self.detector_max[0]), max(opt[1], self.detector_max[1]))
+            smallest = (min(opt[0], self.detector_min[0]), min(opt[1], self.detector_min[1]))
+            return detector_dim_ranges(smallest, opt, largest)
+        return {"batch": self.generator_batch or default_generator_batch()}
 
 
 def settings_from_args(args: argparse.Namespace) -> EngineSettings:
-    """The camera size of the edgeanon config is the detector's optimum shape; options override."""
-    opt = (1280, 720)
+    """The camera size of the edgeanon config sets the detector's optimum shape; options override."""
+    camera = DEFAULT_CAMERA
     if args.config:
         from edgeanon.config import ConfigError, load_config
 
@@ -194,13 +232,18 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
             cfg = load_config(args.config)
         except ConfigError as exc:
             raise EngineBuildError(f"{args.config}: {exc}") from exc
-        opt = (cfg.source.width, cfg.source.height)
+        camera = (cfg.source.width, cfg.source.height)
     if args.opt_size:
-        opt = parse_size(args.opt_size)
-    batch = tuple(int(v) for v in args.generator_batch.split(","))
-    if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
-        raise EngineBuildError(f"--generator-batch {args.generator_batch!r}: expected MIN,OPT,MAX, e.g. 1,4,16")
-    return EngineSettings(parse_size(args.min_size), opt, parse_size(args.max_size), batch, args.workspace_mib)
+        camera = parse_size(args.opt_size)
+    batch = None
+    if args.generator_batch:
+        try:
+            batch = tuple(int(v) for v in args.generator_batch.split(","))
+        except ValueError:
+            batch = ()
+        if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
+            raise EngineBuildError(f"--generator-batch {args.generator_batch!r}: expected MIN,OPT,MAX, e.g. 1,4,32")
+    return EngineSettings(parse_size(args.min_size), camera, parse_size(args.max_size), batch, args.workspace_mib)
 
 
 def relative_onnx_name(onnx_path: Path, engine_path: Path) -> str:
@@ -208,73 +251,42 @@ def relative_onnx_name(onnx_path: Path, engine_path: Path) -> str:
     return os.path.relpath(Path(onnx_path).resolve(), Path(engine_path).resolve().parent)
 
 
-def letterbox_blob(blob: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Place a (1, 3, h, w) blob top-left in a zero (1, 3, height, width) one (cropping what does not fit)."""
-    out = np.zeros((1, 3, height, width), dtype=np.float32)
-    h, w = min(blob.shape[2], height), min(blob.shape[3], width)
-    out[:, :, :h, :w] = blob[:, :, :h, :w]
-    return out
+def timing_cache_path(engine_path: Path, tensorrt_version: str, device_name: str,
+                      cache_dir: str | Path | None = None) -> Path:
+    """The timing cache, beside the engine unless a cache folder is given (systemd's $CACHE_DIRECTORY)."""
+    return Path(cache_dir or Path(engine_path).parent) / timing_cache_name(tensorrt_version, device_name)
 
 
-def detector_calibration_batches(onnx_path: Path, calib_dir: Path, height: int, width: int,
-                                 limit: int) -> Iterator[np.ndarray]:
-    """Detector inputs for the legacy calibrator at the calibration profile's shape, via the runtime's prepare()."""
-    import cv2
-
-    from edgeanon.detector import FaceDetector
-    from edgeanon.images import list_images, load_image
-    from edgeanon.inference.ort import OrtBackend
-
-    if not Path(calib_dir).is_dir():
-        raise EngineBuildError(f"{calib_dir}: calibration folder not found (pass --data DIR holding wider-calib/)")
-    detector = FaceDetector(OrtBackend(onnx_path, threads=1))
-    for path in list_images([calib_dir])[:limit]:
-        image = load_image(path)
-        scale = min(width / image.shape[1], height / image.shape[0], 1.0)
-        if scale < 1.0:
-            image = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)),
-                               interpolation=cv2.INTER_AREA)
-        yield letterbox_blob(detector.prepare(image).blob, height, width)
+def _layer_matches(layer_name: str, nodes: set[str]) -> bool:
+    # TensorRT's ONNX parser names a layer after its node; a node that becomes several layers gets suffixes.
+    return layer_name in nodes or any(layer_name.startswith(f"{n}_") or layer_name.startswith(f"{n} ")
+                                      for n in nodes)
 
 
-def _make_calibrator(trt, batches: Iterator[np.ndarray], cache_path: Path):
-    """IInt8EntropyCalibrator2 over host batches (TensorRT 8.x legacy path only)."""
-    from edgeanon.inference.trt import _check, _import_cudart
+def apply_plan(trt, builder, network, config, plan: BuildPlan, profiles: dict[str, dict[str, list[int]]],
+               workspace_mib: int, cache_bytes: bytes) -> list[str]:
+    """Configure a builder config from the plan (works on TensorRT's objects or on fakes with the same API).
 
-    cudart = _import_cudart()
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.batches = batches
-            self.ptr, self.nbytes = 0, 0
-            self.count = 0
-
-        def get_batch_size(self):
-            return 1
-
-        def get_batch(self, names):
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            batch = np.ascontiguousarray(batch, dtype=np.float32)
-            if batch.nbytes > self.nbytes:
-                if self.ptr:
-                    cudart.cudaFree(self.ptr)
-                self.ptr, self.nbytes = int(_check(cudart.cudaMalloc(batch.nbytes))), batch.nbytes
-            _check(cudart.cudaMemcpy(self.ptr, batch.ctypes.data, batch.nbytes,
-                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
-            self.count += 1
-            return [self.ptr]
-
-        def read_calibration_cache(self):
-            return cache_path.read_bytes() if cache_path.is_file() else None
-
-        def write_calibration_cache(self, cache):
-            with atomic_path(cache_path) as tmp:
-                tmp.write_bytes(bytes(cache))
-
-    return EntropyCalibrator()
+    Sets the workspace, builder flags, one optimization profile, the timing cache, and FP16 on the layers the
+    QDQ model left in float. Returns the names of the layers set to FP16.
+    """
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    profile = builder.create_optimization_profile()
+    for name, shape in profiles.items():
+        profile.set_shape(name, shape["min"], shape["opt"], shape["max"])
+    config.add_optimization_profile(profile)
+    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    fp16 = []
+    wanted = set(plan.fp16_layers)
+    if wanted:
+        for i in range(network.num_layers):
+            layer = network.get_layer(i)
+            if _layer_matches(layer.name, wanted):
+                layer.precision = trt.float16
+                fp16.append(layer.name)
+    return fp16
 
 
 class _Heartbeat:
@@ -306,8 +318,7 @@ class _Heartbeat:
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
                  ranges: dict[str, tuple[int, int, int]], workspace_mib: int = DEFAULT_WORKSPACE_MIB,
-                 timing_cache_dir: str | Path | None = None,
-                 calibration: Iterator[np.ndarray] | None = None) -> EngineManifest:
+                 timing_cache_dir: str | Path | None = None) -> EngineManifest:
     """Build and write one engine plus its manifest (needs TensorRT and a GPU). Returns the manifest."""
     try:
         import tensorrt as trt
@@ -318,8 +329,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
     from edgeanon.systemd import Notifier
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    plan = plan_build(trt.__version__, precision)
     input_shapes, onnx_metadata = _describe_onnx(onnx_path)
+    plan = plan_build(trt.__version__, precision, kept_float_layers(onnx_metadata) if precision == "int8" else ())
     profiles = compute_profiles(input_shapes, ranges)
     env = current_environment()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -333,21 +344,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineBuildError(f"{onnx_path}: TensorRT cannot parse it ({errors[:300]})")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    for name in plan.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, name))
-    profile = builder.create_optimization_profile()
-    for name, shape in profiles.items():
-        profile.set_shape(name, shape["min"], shape["opt"], shape["max"])
-    config.add_optimization_profile(profile)
-    cache_path = Path(timing_cache_dir or engine_path.parent) / timing_cache_name(trt.__version__, env.device_name)
-    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    if plan.calibrator:
-        if calibration is None:
-            raise EngineBuildError("int8-calib needs calibration images (--data DIR with wider-calib/)")
-        config.int8_calibrator = _make_calibrator(trt, calibration, engine_path.with_suffix(".calib.cache"))
-        config.set_calibration_profile(profile)
+    cache_path = timing_cache_path(engine_path, trt.__version__, env.device_name, timing_cache_dir)
+    fp16 = apply_plan(trt, builder, network, config, plan, profiles, workspace_mib,
+                      cache_path.read_bytes() if cache_path.is_file() else b"")
+    if plan.fp16_layers:
+        log.info("FP16 fallback: %d layer(s) for the %d node(s) the QDQ model leaves in float",
+                 len(fp16), len(plan.fp16_layers))
     what = f"{engine_path.name} ({precision}, TensorRT {trt.__version__})"
     log.info("building %s from %s; this takes minutes on a Jetson", what, onnx_path.name)
     start = time.monotonic()
@@ -382,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         models_dir = Path(args.models)
         out_dir = Path(args.out) if args.out else models_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
         reports = []
         for model in args.model.split(","):
             plan = plan_build(trt.__version__, args.precision)
@@ -389,16 +392,10 @@ def run(args: argparse.Namespace) -> int:
             if not onnx_path.is_file():
                 raise EngineBuildError(f"{onnx_path}: not found (run `python -m export all --out {models_dir}` "
                                        "on the host, or copy the ONNX files here)")
-            calibration = None
-            if plan.calibrator:
-                if model != "detector":
-                    raise EngineBuildError("int8-calib is implemented for the detector only; use --precision int8")
-                ranges = settings.ranges(model)
-                calibration = detector_calibration_batches(onnx_path, shared_data_dir(args.data) / "wider-calib",
-                                                           ranges["height"][1], ranges["width"][1], args.calib_images)
-            manifest = build_engine(onnx_path, out_dir / engine_name(model), args.precision, settings.ranges(model),
-                                    settings.workspace_mib, args.timing_cache_dir, calibration)
-            reports.append({"model": model, "engine": str(out_dir / engine_name(model)), **manifest.to_dict()})
+            engine = out_dir / engine_name(model)
+            manifest = build_engine(onnx_path, engine, args.precision, settings.ranges(model),
+                                    settings.workspace_mib, args.timing_cache_dir)
+            reports.append({"model": model, "engine": str(engine), **manifest.to_dict()})
         print(json.dumps(reports, indent=2))
         return 0
     except EngineBuildError as exc:
@@ -408,34 +405,37 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "engine", help="build TensorRT engines on the Jetson (FP16, INT8 from QDQ), with manifests",
+        "engine", help="build TensorRT engines on the Jetson (INT8 from QDQ, FP16), with manifests",
         description="Build TensorRT engines from the exported ONNX files ON THE DEVICE THAT RUNS THEM "
                     "(engines are tied to the TensorRT version, GPU and JetPack). Writes MODEL.engine and "
                     "MODEL.engine.json (ONNX sha256, TensorRT/CUDA/JetPack versions, GPU, precision, profile "
-                    "shapes); the runtime refuses an engine whose manifest does not match. Precisions: fp16; "
-                    "int8 (explicit quantization from MODEL.int8-trt.onnx); int8-calib (TensorRT 8.x only, "
-                    "legacy entropy calibrator on wider-calib); fp32.",
-        epilog="example (on the Jetson): python -m export engine --model detector,generator --precision fp16 "
+                    "shapes); the runtime refuses an engine whose manifest does not match. Precisions: int8 "
+                    "(default; explicit quantization from MODEL.int8-trt.onnx, no calibrator, the layers it "
+                    "leaves in float built in FP16); fp16; fp32. The detector profile's optimum is the input "
+                    "the daemon makes of the camera frame; the generator's batch range covers the runtime's "
+                    "largest batch. The timing cache is kept beside the engine.",
+        epilog="example (on the Jetson): python -m export engine --model detector,generator "
                "--config /etc/edgeanon/edgeanon.toml")
     p.add_argument("--model", default="detector,generator", help="detector, generator or both (comma list)")
-    p.add_argument("--precision", default="fp16", choices=PRECISIONS)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS,
+                   help="default: %(default)s")
     p.add_argument("--models", "--onnx-dir", dest="models", default=str(MODELS_DIR),
                    help="folder with the ONNX files (default: %(default)s)")
     p.add_argument("--onnx", help="build from this ONNX file instead of the one the precision implies")
-    p.add_argument("--out", help="engine folder (default: the models folder)")
-    p.add_argument("--config", help="edgeanon TOML config: its camera size becomes the detector's optimum shape")
-    p.add_argument("--opt-size", help="detector optimum frame size WxH (default: config camera size or 1280x720)")
-    p.add_argument("--min-size", default="x".join(map(str, DEFAULT_DETECTOR_MIN)), help="smallest frame WxH")
-    p.add_argument("--max-size", default="x".join(map(str, DEFAULT_DETECTOR_MAX)), help="largest frame WxH")
-    p.add_argument("--generator-batch", default=",".join(map(str, DEFAULT_GENERATOR_BATCH)),
-                   help="generator batch MIN,OPT,MAX (faces per frame; default: %(default)s)")
+    p.add_argument("--out", help="engine folder, created if missing (default: the models folder)")
+    p.add_argument("--config", help="edgeanon TOML config: its camera size sets the detector's optimum shape")
+    p.add_argument("--opt-size", help="camera frame size WxH the detector is tuned for (default: config camera "
+                                      "size or 1280x720; the daemon halves large frames before detection)")
+    p.add_argument("--min-size", default="x".join(map(str, DEFAULT_DETECTOR_MIN)), help="smallest detector input WxH")
+    p.add_argument("--max-size", default="x".join(map(str, DEFAULT_DETECTOR_MAX)), help="largest detector input WxH")
+    p.add_argument("--generator-batch", default=None,
+                   help="generator batch MIN,OPT,MAX (faces per call; default: 1,4,the runtime's largest batch)")
     p.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB, help="builder workspace limit")
     p.add_argument("--timing-cache-dir", default=os.environ.get("CACHE_DIRECTORY"),
-                   help="where the timing cache persists (default: $CACHE_DIRECTORY under systemd, else the "
-                        "engine folder)")
-    p.add_argument("--data", help="shared data folder for int8-calib (default: $EDGEANON_DATA or ../shared/data)")
-    p.add_argument("--calib-images", type=int, default=64, help="int8-calib: calibration images")
+                   help="where the timing cache persists (default: $CACHE_DIRECTORY under systemd, else beside "
+                        "the engine)")
     p.set_defaults(func=run)
 
 
-__all__: Sequence[str] = ("BuildPlan", "plan_build", "compute_profiles", "detector_dim_ranges", "build_engine")
+__all__: Sequence[str] = ("BuildPlan", "plan_build", "apply_plan", "compute_profiles", "detector_dim_ranges",
+                          "build_engine")

@@ -1,8 +1,15 @@
-"""`python -m export verify`: the export gates in one JSON report; non-zero exit when a gate fails.
+"""`python -m export verify`: a gate for every exported artefact, one JSON report; non-zero exit when one fails.
 
-Gates: PyTorch vs ONNX FP32 max abs diff <= 1e-4 (detector and generator); INT8 detector recall and AP no more
-than 0.01 below FP32 on wider-train (the runtime's own detector pipeline and the evaluation's own matching);
-INT8 generator >= 30 dB PSNR from FP32 on face crops held back from training and calibration.
+Gates, each with the command that reproduces it alone (`--only KEY`):
+  detector-parity     PyTorch vs ONNX FP32 max abs diff <= 1e-4 on real wider-train images;
+  detector-fp16       the FP16 model finds >= 98% of the FP32 model's faces (IoU >= 0.5) on held-back images;
+  detector-int8       CPU-flavour INT8: recall and AP at most 0.01 below FP32, on the tuning half and on the
+  detector-int8-trt   held-back half of wider-train (TensorRT flavour likewise, run on ONNX Runtime: same Q/DQ
+                      graph, same scales), through the runtime's own detector and the evaluation's matching;
+  generator-parity    PyTorch vs ONNX FP32 max abs diff <= 1e-4 on real face crops;
+  generator-fp16      >= 35 dB PSNR from FP32 on the face region of held-back crops;
+  generator-int8      >= 30 dB PSNR likewise (CPU flavour), and generator-int8-trt (TensorRT flavour).
+A gate whose model file is absent is reported as skipped.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from export.atomic_io import atomic_path
-from export.engine_check import psnr
+from export.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
+from export.halves import HALVES, wider_half
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, shared_data_dir
 from export.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
 
@@ -27,20 +36,30 @@ log = logging.getLogger(__name__)
 
 MAX_ABS_DIFF = 1e-4
 MAX_DETECTOR_DROP = 0.01
-MIN_PSNR_DB = 30.0
+MIN_PSNR_DB = MIN_GENERATOR_PSNR["int8"]
+MIN_FP16_PSNR_DB = MIN_GENERATOR_PSNR["fp16"]
+MIN_FP16_FACE_MATCH = MIN_FACE_MATCH["fp16"]
 PARITY_IMAGES = 4  # real wider-train images per parity check (several sizes)
+FP16_IMAGES = 8  # held-back images for the detector FP16 check (ONNX Runtime runs FP16 slowly on CPU)
 PSNR_CROPS = 64
+DETECTOR_INT8 = {"int8": "detector.int8.onnx", "int8-trt": "detector.int8-trt.onnx"}
+GENERATOR_VARIANTS = {"fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx",
+                      "int8-trt": "generator.int8-trt.onnx"}
+GATE_KEYS = ("detector-parity", "detector-fp16", "detector-int8", "detector-int8-trt",
+             "generator-parity", "generator-fp16", "generator-int8", "generator-int8-trt")
 
 
 @dataclass
 class Gate:
-    """One pass/fail check with its measured value."""
+    """One pass/fail check with its measured value and the command that reproduces it."""
 
     name: str
     value: float | None
     limit: float
     passed: bool | None  # None: skipped (reason in `note`)
     note: str = ""
+    key: str = ""
+    command: str = ""
 
 
 def print_gates(gates: list[dict]) -> None:
@@ -124,13 +143,25 @@ def generator_psnr(fp32_path: Path, int8_path: Path, conditions: list[np.ndarray
             "psnr_crop_db_mean": float(np.mean([v for v in whole if np.isfinite(v)] or [99.0])), "crops": len(face)}
 
 
-def detector_accuracy(models: dict[str, Path], data_dir: Path, limit: int | None) -> dict[str, dict]:
-    """Recall/AP of each detector model on wider-train through the runtime's FaceDetector (export.eval's code)."""
+def detector_accuracy(models: dict[str, Path], data_dir: Path, half: str, limit: int | None) -> dict[str, dict]:
+    """Recall/AP of each detector model on one half of wider-train, through the runtime's FaceDetector."""
     from export.eval.detector import edgeanon_pipeline, evaluate
-    from export.eval.wider import load_wider
 
-    items = load_wider(data_dir, limit)
-    return {name: evaluate(edgeanon_pipeline(path), items, f"wider-train {name}") for name, path in models.items()}
+    items = wider_half(data_dir, half, limit)
+    return {name: evaluate(edgeanon_pipeline(path), items, f"wider-train {half} {name}")
+            for name, path in models.items()}
+
+
+def detector_fp16_match(fp32_path: Path, fp16_path: Path, data_dir: Path, count: int = FP16_IMAGES) -> dict:
+    """Share of the FP32 model's faces the FP16 model also finds (IoU >= 0.5) on held-back images."""
+    from edgeanon.images import load_image
+    from edgeanon.inference.ort import OrtBackend
+
+    images = [load_image(path) for path, _ in wider_half(data_dir, "held")[:: 16][:count]]
+    with OrtBackend(fp32_path) as reference, OrtBackend(fp16_path) as candidate:
+        cmp = compare_detectors(reference, candidate, images)
+    return {"images": cmp.images, "faces": cmp.reference_faces, "matched": cmp.matched, "extra": cmp.extra,
+            "match_rate": cmp.match_rate}
 
 
 def held_back_images(data_dir: Path) -> list[Path]:
@@ -140,72 +171,116 @@ def held_back_images(data_dir: Path) -> list[Path]:
     return [p for p in sorted((data_dir / "wider-train").glob("*.jpg")) if held_out(p.name)]
 
 
+def gate_command(key: str, models_dir: Path, data_dir: Path, limit: int | None) -> str:
+    """The command that runs one gate alone."""
+    extra = f" --limit {limit}" if limit else ""
+    return f"python -m export verify --models {models_dir} --data {data_dir} --only {key}{extra}"
+
+
 def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: Path = CENTERFACE_WEIGHTS,
            generator_weights: Path | None = None, psnr_crops: int = PSNR_CROPS,
-           parity_count: int = PARITY_IMAGES, trt_flavour: bool = False) -> dict:
-    """Run every gate that applies to the files present; returns the report (see `passed`)."""
+           parity_count: int = PARITY_IMAGES, only: Sequence[str] | None = None) -> dict:
+    """Run every gate (or the `only` ones) whose model files are present; returns the report (see `passed`).
+
+    `limit` caps the images of each wider-train half for the detector's accuracy gates (default: all).
+    """
     start = time.perf_counter()
+    wanted = set(only or GATE_KEYS)
+    unknown = wanted - set(GATE_KEYS)
+    if unknown:
+        raise QuantizeError(f"--only {', '.join(sorted(unknown))}: choose from {', '.join(GATE_KEYS)}")
     gates: list[Gate] = []
     details: dict = {}
+
+    def add(key: str, gate: Gate) -> None:
+        gate.key, gate.command = key, gate_command(key, models_dir, data_dir, limit)
+        gates.append(gate)
+
     detector = models_dir / "detector.onnx"
-    detector_int8 = models_dir / "detector.int8.onnx"
     load_checked(detector)
     if not (data_dir / "wider-train" / "boxes.json").is_file():
         raise QuantizeError(f"{data_dir}: no wider-train/boxes.json (pass --data pointing at the shared data folder)")
 
-    if weights.is_file():
-        diff, info = detector_parity(detector, weights, parity_images(data_dir, parity_count))
-        gates.append(Gate("detector pytorch-vs-onnx max abs diff", diff, MAX_ABS_DIFF, diff <= MAX_ABS_DIFF))
-        details["detector_parity"] = info
-    else:
-        gates.append(Gate("detector pytorch-vs-onnx max abs diff", None, MAX_ABS_DIFF, None, f"{weights} missing"))
+    if "detector-parity" in wanted:
+        name = "detector pytorch-vs-onnx max abs diff"
+        if weights.is_file():
+            diff, info = detector_parity(detector, weights, parity_images(data_dir, parity_count))
+            add("detector-parity", Gate(name, diff, MAX_ABS_DIFF, diff <= MAX_ABS_DIFF))
+            details["detector_parity"] = info
+        else:
+            add("detector-parity", Gate(name, None, MAX_ABS_DIFF, None, f"{weights} missing"))
 
-    if detector_int8.is_file():
-        candidates = {"int8": detector_int8}
-        trt_model = models_dir / "detector.int8-trt.onnx"
-        if trt_flavour and trt_model.is_file():
-            candidates["int8-trt"] = trt_model
-        for path in candidates.values():
-            load_checked(path)
-        acc = detector_accuracy({"fp32": detector, **candidates}, data_dir, limit)
-        details["detector_accuracy"] = acc
-        details["detector_accuracy_images"] = limit if limit else "all"
-        for name in candidates:
-            for metric in ("recall", "ap"):
-                drop = acc["fp32"][metric] - acc[name][metric]
-                gates.append(Gate(f"detector {name} {metric} drop vs fp32", round(drop, 6), MAX_DETECTOR_DROP,
-                                  drop <= MAX_DETECTOR_DROP,
-                                  f"fp32 {acc['fp32'][metric]:.4f}, {name} {acc[name][metric]:.4f}"))
-    else:
-        gates.append(Gate("detector int8 recall/AP drop vs fp32", None, MAX_DETECTOR_DROP, None,
-                          f"{detector_int8} missing (run `python -m export quantize`)"))
+    if "detector-fp16" in wanted:
+        name = "detector fp16 share of fp32 faces found"
+        fp16 = models_dir / "detector.fp16.onnx"
+        if fp16.is_file():
+            load_checked(fp16)
+            info = detector_fp16_match(detector, fp16, data_dir)
+            details["detector_fp16"] = info
+            add("detector-fp16", Gate(name, round(info["match_rate"], 6), MIN_FP16_FACE_MATCH,
+                                      info["match_rate"] >= MIN_FP16_FACE_MATCH,
+                                      f"{info['matched']}/{info['faces']} faces on {info['images']} held-back images"))
+        else:
+            add("detector-fp16", Gate(name, None, MIN_FP16_FACE_MATCH, None, f"{fp16} missing"))
+
+    candidates = {}
+    for flavour, file in DETECTOR_INT8.items():
+        key = f"detector-{flavour}"
+        if key not in wanted:
+            continue
+        if (models_dir / file).is_file():
+            load_checked(models_dir / file)
+            candidates[flavour] = models_dir / file
+        else:
+            add(key, Gate(f"detector {flavour} recall/AP drop vs fp32", None, MAX_DETECTOR_DROP, None,
+                          f"{models_dir / file} missing (run `python -m export quantize`)"))
+    if candidates:
+        details["detector_accuracy_images"] = {}
+        for half in HALVES:
+            acc = detector_accuracy({"fp32": detector, **candidates}, data_dir, half, limit)
+            details.setdefault("detector_accuracy", {})[half] = acc
+            details["detector_accuracy_images"][half] = len(wider_half(data_dir, half, limit))
+            for flavour in candidates:
+                for metric in ("recall", "ap"):
+                    drop = acc["fp32"][metric] - acc[flavour][metric]
+                    note = f"fp32 {acc['fp32'][metric]:.4f}, {flavour} {acc[flavour][metric]:.4f}"
+                    add(f"detector-{flavour}", Gate(
+                        f"detector {flavour} {metric} drop vs fp32 ({half} half)", round(drop, 6), MAX_DETECTOR_DROP,
+                        drop <= MAX_DETECTOR_DROP, note))
 
     generator = models_dir / "generator.onnx"
-    generator_int8 = models_dir / "generator.int8.onnx"
-    if generator.is_file():
+    generator_keys = [k for k in GATE_KEYS if k.startswith("generator") and k in wanted]
+    if generator_keys and generator.is_file():
         load_checked(generator)
         conditions = face_conditions(detector, held_back_images(data_dir), psnr_crops)
         details["generator_crops"] = len(conditions)
-        gen_weights = generator_weights or (models_dir / "generator.pt")
-        if gen_weights.is_file() and conditions:
-            diff = generator_parity(generator, gen_weights, conditions[:8])
-            gates.append(Gate("generator pytorch-vs-onnx max abs diff", diff, MAX_ABS_DIFF, diff <= MAX_ABS_DIFF))
-        else:
-            gates.append(Gate("generator pytorch-vs-onnx max abs diff", None, MAX_ABS_DIFF, None,
-                              f"{gen_weights} missing" if conditions else "no held-back face crops"))
-        if generator_int8.is_file() and conditions:
-            load_checked(generator_int8)
-            info = generator_psnr(generator, generator_int8, conditions)
-            details["generator_psnr"] = info
-            value = info["psnr_face_db_mean"]
-            note = f"{info['crops']} held-back crops, min {info['psnr_face_db_min']:.1f}"
-            gates.append(Gate("generator int8 PSNR vs fp32 (face region, dB)", value, MIN_PSNR_DB,
-                              value >= MIN_PSNR_DB, note))
-        else:
-            gates.append(Gate("generator int8 PSNR vs fp32 (face region, dB)", None, MIN_PSNR_DB, None,
-                              f"{generator_int8} missing"))
-    else:
-        gates.append(Gate("generator gates", None, 0, None, f"{generator} missing"))
+        if "generator-parity" in wanted:
+            name = "generator pytorch-vs-onnx max abs diff"
+            gen_weights = generator_weights or (models_dir / "generator.pt")
+            if gen_weights.is_file() and conditions:
+                diff = generator_parity(generator, gen_weights, conditions[:8])
+                add("generator-parity", Gate(name, diff, MAX_ABS_DIFF, diff <= MAX_ABS_DIFF))
+            else:
+                add("generator-parity", Gate(name, None, MAX_ABS_DIFF, None,
+                                             f"{gen_weights} missing" if conditions else "no held-back face crops"))
+        for variant, file in GENERATOR_VARIANTS.items():
+            key = f"generator-{variant}"
+            if key not in wanted:
+                continue
+            limit_db = MIN_FP16_PSNR_DB if variant == "fp16" else MIN_PSNR_DB
+            name = f"generator {variant} PSNR vs fp32 (face region, dB)"
+            path = models_dir / file
+            if path.is_file() and conditions:
+                load_checked(path)
+                info = generator_psnr(generator, path, conditions)
+                details.setdefault("generator_psnr", {})[variant] = info
+                value = info["psnr_face_db_mean"]
+                add(key, Gate(name, value, limit_db, value >= limit_db,
+                              f"{info['crops']} held-back crops, min {info['psnr_face_db_min']:.1f}"))
+            else:
+                add(key, Gate(name, None, limit_db, None, f"{path} missing" if conditions else "no held-back crops"))
+    elif generator_keys:
+        add(generator_keys[0], Gate("generator gates", None, 0, None, f"{generator} missing"))
 
     failed = [g.name for g in gates if g.passed is False]
     return {
@@ -229,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = verify(Path(args.models), shared_data_dir(args.data), args.limit or None, Path(args.weights),
                         Path(args.generator_weights) if args.generator_weights else None,
-                        trt_flavour=args.trt_flavour, parity_count=args.parity_images)
+                        parity_count=args.parity_images, only=_split(args.only))
     except (QuantizeError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
@@ -242,24 +317,28 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report["passed"] else 1
 
 
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "verify", help="accuracy gates for the exported models, one JSON report (exit 1 if a gate fails)",
-        description="Gates: PyTorch vs ONNX FP32 max abs diff <= 1e-4 on real images; INT8 detector "
-                    "(MODEL.int8.onnx) recall and AP at most 0.01 below FP32 on wider-train, measured through "
-                    "the runtime's own detector and the evaluation's matching; INT8 generator >= 30 dB PSNR "
-                    "from FP32 on the face region of crops held back from training and calibration. A gate "
-                    "whose files are absent is reported as skipped.",
-        epilog="example: python -m export verify --models models --data ../shared/data")
+        "verify", help="a gate for every exported model, one JSON report (exit 1 if a gate fails)",
+        description="Gates: PyTorch vs ONNX FP32 max abs diff <= 1e-4 on real images (detector, generator); "
+                    "detector FP16 finds >= 98%% of the FP32 faces; detector INT8, both flavours (MODEL.int8.onnx "
+                    "for ONNX Runtime CPU, MODEL.int8-trt.onnx for TensorRT, run here on ONNX Runtime: same Q/DQ "
+                    "graph, same scales): recall and AP at most 0.01 below FP32 on the tuning half and on the "
+                    "held-back half of wider-train; generator FP16 >= 35 dB and INT8 (both flavours) >= 30 dB PSNR "
+                    "from FP32 on the face region of held-back crops. A gate whose files are absent is reported "
+                    "as skipped. Each gate in the report names the command that reproduces it.",
+        epilog="example: python -m export verify --models models --data ../shared/data --only detector-int8-trt")
     p.add_argument("--models", default=str(MODELS_DIR), help="folder with the ONNX files (default: %(default)s)")
     p.add_argument("--data", help="shared data folder (default: $EDGEANON_DATA or ../shared/data)")
     p.add_argument("--weights", default=str(CENTERFACE_WEIGHTS), help="CenterFace PyTorch weights")
     p.add_argument("--generator-weights", help="generator state dict (default: MODELS/generator.pt)")
+    p.add_argument("--only", help=f"comma list of gates to run (default: all): {', '.join(GATE_KEYS)}")
     p.add_argument("--limit", type=int, default=0,
-                   help="evaluate the detector on the first N wider-train images only (default: all 581)")
-    p.add_argument("--trt-flavour", action="store_true",
-                   help="also gate detector.int8-trt.onnx (run through ONNX Runtime on CPU, where it is ~2x slower "
-                        "than FP32; deploy/verify-on-device.sh checks the real TensorRT engine)")
+                   help="evaluate the detector on the first N images of each wider-train half (default: all)")
     p.add_argument("--parity-images", type=int, default=PARITY_IMAGES,
                    help="wider-train images for the PyTorch-vs-ONNX check (default: %(default)s)")
     p.add_argument("--report", help="report path (default: MODELS/verify-report.json)")

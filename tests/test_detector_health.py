@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 from edgeanon.config import load_config
 from edgeanon.detector import DetectorFault, FaceDetector
 from edgeanon.frames import Frame
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.pipeline import Pipeline
 from edgeanon.redactor import Redactor
 from edgeanon.selftest import SELFTEST_IMAGE, check_detector

@@ -10,7 +10,7 @@ from edgeanon.anonymize import Anonymizer, crops
 from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.ort import OrtBackend
 from export.eval.methods import as_people
 

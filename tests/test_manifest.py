@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import (
     REQUIRED_KEYS,
     DeviceEnvironment,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from onnx import numpy_helper
 
 from edgeanon.detector import FaceDetector
 from export.quantize import FLAVOURS, QuantizeError, quantize_detector, resolve_keep_float
+from export.sensitivity import quantized_nodes
 
 CALIB_IMAGES = 8
 
@@ -99,8 +101,22 @@ def test_keep_float_roles_resolve_on_the_real_graph(detector_model):
 
 
 def test_flavour_table():
-    assert FLAVOURS["cpu"].suffix == ".int8.onnx" and FLAVOURS["cpu"].activation == "QUInt8"
-    assert FLAVOURS["trt"].suffix == ".int8-trt.onnx" and FLAVOURS["trt"].symmetric_activations
+    assert FLAVOURS["cpu"].suffix == ".int8.onnx" and FLAVOURS["cpu"].tool == "onnxruntime.quantization"
+    assert FLAVOURS["trt"].suffix == ".int8-trt.onnx" and FLAVOURS["trt"].tool == "nvidia-modelopt"
+
+
+def test_trt_flavour_is_made_by_model_optimizer_with_the_named_layers_in_float(quantized):
+    model = onnx.load(quantized[1]["trt"].output)
+    info = json.loads({p.key: p.value for p in model.metadata_props}["edgeanon.quantization"])
+    assert info["tool"].startswith("nvidia-modelopt ") and info["kept_float_by"] == "name"
+    assert "/heatmap/Conv" in info["kept_float"] and "/backbone/features.0/features.0.0/Conv" in info["kept_float"]
+    quantized = {n.name for n in quantized_nodes(model)}
+    assert len(quantized) > 50 and not quantized & set(info["kept_float"])
+
+
+def test_auto_keep_float_is_refused_for_the_cpu_flavour(detector_model):
+    with pytest.raises(QuantizeError, match="TensorRT flavour only"):
+        resolve_keep_float(onnx.load(str(detector_model)), ["auto"])
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +157,12 @@ def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(genera
         outside = condition[3] == 0
         assert np.array_equal(face[:, outside], condition[:3][:, outside])  # kept-float composite is exact
         assert np.abs(face[:, condition[3] > 0.5]).mean() > 0.01  # the masked (zeroed) face was regenerated
+
+
+def test_feed_reader_lets_model_optimizer_peek_at_the_first_feed():
+    from export.quantize import FeedReader
+
+    reader = FeedReader(iter([{"x": 1}, {"x": 2}]), 2, "test")
+    assert reader.get_first() == {"x": 1} and reader.get_first() == {"x": 1}
+    assert [reader.get_next(), reader.get_next(), reader.get_next()] == [{"x": 1}, {"x": 2}, None]
+    assert reader.count == 2

@@ -1,23 +1,27 @@
-"""TensorRT build logic without TensorRT: version gates, profile shapes, names, import gating."""
+"""TensorRT build logic without TensorRT: version gates, build plans applied to fakes, profiles, names, gating."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.trt import parse_version, supported_tensorrt, tensorrt_available
 from export.trt_build import (
+    DEFAULT_PRECISION,
     EngineBuildError,
     EngineSettings,
+    apply_plan,
     compute_profiles,
     detector_dim_ranges,
     engine_name,
-    letterbox_blob,
+    kept_float_layers,
     onnx_input_shapes,
     parse_size,
     plan_build,
+    runtime_input_size,
     source_onnx,
     timing_cache_name,
+    timing_cache_path,
 )
 
 
@@ -33,22 +37,111 @@ def test_version_parsing_and_minimum():
 def test_tensorrt_8_needs_explicit_batch_and_precision_flags(version):
     fp16 = plan_build(version, "fp16")
     assert fp16.network_flags == ("EXPLICIT_BATCH",) and fp16.builder_flags == ("FP16",)
-    assert fp16.source_suffix == ".onnx" and not fp16.calibrator
+    assert fp16.source_suffix == ".onnx" and fp16.fp16_layers == ()
     int8 = plan_build(version, "int8")
     assert int8.builder_flags == ("INT8", "FP16") and int8.source_suffix == ".int8-trt.onnx"
-    calib = plan_build(version, "int8-calib")
-    assert calib.calibrator and calib.source_suffix == ".onnx"
 
 
 @pytest.mark.parametrize("version", ["10.0.1", "10.3.0.30", "10.7.0"])
-def test_tensorrt_10_is_strongly_typed_without_explicit_batch(version):
-    for precision, suffix in (("fp16", ".fp16.onnx"), ("int8", ".int8-trt.onnx"), ("fp32", ".onnx")):
+def test_tensorrt_10_fp16_is_strongly_typed_int8_comes_from_qdq_with_fp16_fallback(version):
+    for precision, suffix in (("fp16", ".fp16.onnx"), ("fp32", ".onnx")):
         plan = plan_build(version, precision)
-        assert plan.network_flags == ("STRONGLY_TYPED",)
-        assert "EXPLICIT_BATCH" not in plan.network_flags and plan.builder_flags == ()
+        assert plan.network_flags == ("STRONGLY_TYPED",) and plan.builder_flags == ()
         assert plan.source_suffix == suffix
-    with pytest.raises(EngineBuildError, match="deprecated"):
-        plan_build(version, "int8-calib")
+    int8 = plan_build(version, "int8", ["/heatmap/Conv"])
+    assert int8.network_flags == () and int8.source_suffix == ".int8-trt.onnx"
+    assert int8.builder_flags == ("INT8", "FP16", "PREFER_PRECISION_CONSTRAINTS")
+    assert int8.fp16_layers == ("/heatmap/Conv",)
+    with pytest.raises(EngineBuildError, match="precision 'int8-calib'"):
+        plan_build(version, "int8-calib")  # no calibrator: INT8 scales come from the Q/DQ graph
+
+
+def test_int8_is_the_default_precision():
+    assert DEFAULT_PRECISION == "int8"
+
+
+class FakeTRT:
+    """The slice of the tensorrt module that apply_plan touches, recording what it is asked."""
+
+    float16 = "float16"
+
+    class MemoryPoolType:
+        WORKSPACE = "workspace"
+
+    class BuilderFlag:
+        INT8, FP16, PREFER_PRECISION_CONSTRAINTS = "INT8", "FP16", "PREFER_PRECISION_CONSTRAINTS"
+
+
+class FakeLayer:
+    def __init__(self, name):
+        self.name, self.precision = name, None
+
+
+class FakeNetwork:
+    def __init__(self, names):
+        self.layers = [FakeLayer(n) for n in names]
+        self.num_layers = len(self.layers)
+
+    def get_layer(self, i):
+        return self.layers[i]
+
+
+class FakeProfile:
+    def __init__(self):
+        self.shapes = {}
+
+    def set_shape(self, name, lo, opt, hi):
+        self.shapes[name] = (lo, opt, hi)
+
+
+class FakeBuilder:
+    def create_optimization_profile(self):
+        return FakeProfile()
+
+
+class FakeConfig:
+    def __init__(self):
+        self.flags, self.profiles, self.pool, self.cache = [], [], {}, None
+
+    def set_memory_pool_limit(self, pool, size):
+        self.pool[pool] = size
+
+    def set_flag(self, flag):
+        self.flags.append(flag)
+
+    def add_optimization_profile(self, profile):
+        self.profiles.append(profile)
+
+    def create_timing_cache(self, data):
+        return ("cache", data)
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        self.cache = cache
+
+
+def test_apply_plan_sets_flags_profile_timing_cache_and_fp16_fallback_layers():
+    network = FakeNetwork(["/backbone/Conv", "/heatmap/Conv", "/heatmap/Conv_1", "/Sigmoid", "/heatmapish/Conv"])
+    config = FakeConfig()
+    plan = plan_build("10.3.0", "int8", ["/heatmap/Conv", "/Sigmoid"])
+    profiles = {"input": {"min": [1, 3, 320, 320], "opt": [1, 3, 384, 640], "max": [1, 3, 1088, 1920]}}
+    fp16 = apply_plan(FakeTRT, FakeBuilder(), network, config, plan, profiles, 512, b"old cache")
+    assert fp16 == ["/heatmap/Conv", "/heatmap/Conv_1", "/Sigmoid"]
+    assert [layer.precision for layer in network.layers] == [None, "float16", "float16", "float16", None]
+    assert config.flags == ["INT8", "FP16", "PREFER_PRECISION_CONSTRAINTS"]
+    assert config.pool == {"workspace": 512 << 20} and config.cache == ("cache", b"old cache")
+    assert config.profiles[0].shapes == {"input": ([1, 3, 320, 320], [1, 3, 384, 640], [1, 3, 1088, 1920])}
+
+
+def test_fp16_fallback_layers_come_from_the_qdq_models_metadata():
+    meta = {"edgeanon.quantization": '{"flavour": "trt", "kept_float": ["/heatmap/Conv", "/up4/Add"]}'}
+    assert kept_float_layers(meta) == ("/heatmap/Conv", "/up4/Add")
+    assert kept_float_layers({}) == () and kept_float_layers({"edgeanon.quantization": "not json"}) == ()
+
+
+def test_timing_cache_sits_beside_the_engine(tmp_path):
+    engine = tmp_path / "engines" / "detector.engine"
+    assert timing_cache_path(engine, "10.3.0", "Orin").parent == engine.parent
+    assert timing_cache_path(engine, "10.3.0", "Orin", tmp_path / "cache").parent == tmp_path / "cache"
 
 
 def test_old_tensorrt_and_unknown_precision_are_refused():
@@ -74,7 +167,22 @@ def test_detector_profile_is_padded_like_the_runtime():
         detector_dim_ranges((1920, 1080), (1280, 720), (640, 480))
 
 
-def test_generator_profile_from_batch_range():
+@pytest.mark.parametrize("camera, detector_input", [((1280, 720), (640, 384)), ((1920, 1080), (960, 544)),
+                                                    ((640, 480), (640, 480)), ((3840, 2160), (1920, 1088))])
+def test_the_optimum_is_the_input_the_daemon_makes_of_the_camera_frame(camera, detector_input):
+    assert runtime_input_size(camera) == detector_input
+    ranges = EngineSettings(detector_opt=camera).ranges("detector")
+    assert (ranges["width"][1], ranges["height"][1]) == detector_input
+    assert ranges["width"][0] <= detector_input[0] <= ranges["width"][2]
+    assert ranges["height"][0] <= detector_input[1] <= ranges["height"][2]
+
+
+def test_generator_profile_covers_the_runtimes_largest_batch():
+    from edgeanon.anonymize.gan import MAX_BATCH
+
+    default = compute_profiles({"condition": ["batch", 9, 128, 128], "latent": ["batch", 32]},
+                               EngineSettings().ranges("generator"))
+    assert default["condition"]["max"] == [MAX_BATCH, 9, 128, 128] and default["latent"]["min"] == [1, 32]
     settings = EngineSettings(generator_batch=(1, 4, 16))
     profiles = compute_profiles({"condition": ["batch", 9, 128, 128], "latent": ["batch", 32]},
                                 settings.ranges("generator"))
@@ -83,21 +191,11 @@ def test_generator_profile_from_batch_range():
         compute_profiles({"condition": ["batch", 9, 128, 128]}, {})
 
 
-def test_camera_larger_than_the_default_max_widens_the_profile():
-    ranges = EngineSettings(detector_opt=(3840, 2160)).ranges("detector")
-    assert ranges["width"] == (320, 3840, 3840) and ranges["height"] == (320, 2176, 2176)
-
-
-def test_sizes_and_letterbox():
-    import numpy as np
-
+def test_sizes():
     assert parse_size("1280x720") == (1280, 720)
     for bad in ("1280", "ax720", "0x720"):
         with pytest.raises(EngineBuildError, match="size"):
             parse_size(bad)
-    blob = np.ones((1, 3, 40, 70), np.float32)
-    out = letterbox_blob(blob, 64, 64)
-    assert out.shape == (1, 3, 64, 64) and out[0, 0, :40, :64].all() and not out[0, 0, 40:].any()
 
 
 def test_input_shapes_of_the_real_detector(detector_model):
@@ -120,7 +218,7 @@ def test_tensorrt_is_import_gated(tmp_path):
 
 def test_engine_comparison_logic_with_onnx_runtime_standing_in(detector_model, face_image):
     from edgeanon.inference.ort import OrtBackend
-    from export.engine_check import compare_detectors
+    from export.compare import compare_detectors
 
     same = compare_detectors(OrtBackend(detector_model), OrtBackend(detector_model), [face_image, face_image[:, ::-1]])
     assert same.reference_faces == 2 and same.match_rate == 1.0 and same.extra == 0

@@ -45,31 +45,49 @@ def test_psnr():
     assert psnr(a, a + 2.55, 255.0) == pytest.approx(40.0)
 
 
-def test_faithful_int8_passes_and_absent_generator_is_skipped(models, shared_data):
-    shutil.copy(models / "detector.onnx", models / "detector.int8.onnx")  # identical: zero drop
+def test_every_artefact_is_gated_on_both_halves_and_absent_generator_is_skipped(models, shared_data):
+    for name in ("detector.int8.onnx", "detector.int8-trt.onnx", "detector.fp16.onnx"):
+        shutil.copy(models / "detector.onnx", models / name)  # identical: zero drop
     report = verify(models, shared_data, limit=LIMIT, parity_count=1)
     gates = {g["name"]: g for g in report["gates"]}
     parity = gates["detector pytorch-vs-onnx max abs diff"]
     assert parity["passed"] and parity["value"] <= MAX_ABS_DIFF
-    assert gates["detector int8 recall drop vs fp32"]["value"] == 0.0
+    for flavour in ("int8", "int8-trt"):
+        for half in ("tune", "held"):
+            for metric in ("recall", "ap"):
+                gate = gates[f"detector {flavour} {metric} drop vs fp32 ({half} half)"]
+                assert gate["value"] == 0.0 and gate["passed"] and gate["key"] == f"detector-{flavour}"
+    assert gates["detector fp16 share of fp32 faces found"]["value"] == 1.0
     assert gates["generator gates"]["passed"] is None and "missing" in gates["generator gates"]["note"]
-    assert report["passed"] and report["details"]["detector_accuracy"]["fp32"]["faces"] > 0
+    assert all(g["command"].startswith(f"python -m export verify --models {models} ") for g in report["gates"])
+    assert report["passed"] and report["details"]["detector_accuracy"]["tune"]["fp32"]["faces"] > 0
+    assert report["details"]["detector_accuracy_images"] == {"tune": LIMIT, "held": LIMIT}
 
 
-def test_lossy_int8_fails_the_gate_exits_1_and_is_rejected(models, shared_data):
-    blind_copy(models / "detector.onnx", models / "detector.int8.onnx")
+def test_lossy_int8_fails_its_gate_exits_1_and_is_rejected(models, shared_data):
+    blind_copy(models / "detector.onnx", models / "detector.int8-trt.onnx")
+    shutil.copy(models / "detector.onnx", models / "detector.int8.onnx")
     report_path = models / "report.json"
-    result = subprocess.run([sys.executable, "-m", "export", "verify", "--models", str(models), "--data",
-                             str(shared_data), "--limit", str(LIMIT), "--parity-images", "1",
-                             "--report", str(report_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "export", "verify", "--models", str(models), "--data", str(shared_data),
+               "--limit", str(LIMIT), "--only", "detector-int8,detector-int8-trt", "--report", str(report_path)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr
-    assert "FAIL  detector int8 recall drop vs fp32" in result.stderr
+    assert "FAIL  detector int8-trt recall drop vs fp32 (tune half)" in result.stderr
+    assert "PASS  detector int8 recall drop vs fp32 (held half)" in result.stderr
     report = json.loads(report_path.read_text())
-    assert not report["passed"] and "detector int8 recall drop vs fp32" in report["failed"]
+    assert not report["passed"] and "detector int8-trt recall drop vs fp32 (held half)" in report["failed"]
+    failed = next(g for g in report["gates"] if g["passed"] is False)
+    assert failed["command"].endswith(f"--only detector-int8-trt --limit {LIMIT}")
     rejected = reject_failed(models, report)
-    assert rejected == [str(models / "detector.int8.rejected.onnx")]
-    assert not (models / "detector.int8.onnx").exists()
+    assert rejected == [str(models / "detector.int8-trt.rejected.onnx")]
+    assert not (models / "detector.int8-trt.onnx").exists() and (models / "detector.int8.onnx").exists()
+
+
+def test_unknown_gate_is_a_clear_error(models, shared_data):
+    result = subprocess.run([sys.executable, "-m", "export", "verify", "--models", str(models), "--data",
+                             str(shared_data), "--only", "detector-int4"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--only detector-int4: choose from" in result.stderr
 
 
 def test_missing_data_is_a_clear_error(models, tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgeanon.anonymize import crops
-from edgeanon.inference.backend import Backend, ModelError, open_backend
+from edgeanon.inference import Backend, ModelError, open_backend
 
 log = logging.getLogger(__name__)
 

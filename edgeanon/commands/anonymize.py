@@ -19,7 +19,7 @@ from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.detector import IMAGE_PROFILE, VIDEO_PROFILE
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.redactor import DEFAULT_HOLD_S, Redactor
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 

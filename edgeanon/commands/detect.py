@@ -15,7 +15,7 @@ from tqdm import tqdm
 from edgeanon.detector import DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, FaceDetector
 from edgeanon.frames import Detection
 from edgeanon.images import ImageError, list_images, load_image
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError
 from edgeanon.models import default_detector
 
 log = logging.getLogger(__name__)

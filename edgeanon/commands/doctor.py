@@ -155,7 +155,7 @@ def engine_files(cfg: Config) -> list[Path]:
 
 def check_engines(engines: list[Path], environment: Callable[[], object] | None = None) -> Check:
     """Every engine present must have been built for this device (its manifest says so)."""
-    from edgeanon.inference.backend import ModelError
+    from edgeanon.inference.errors import ModelError
     from edgeanon.inference.manifest import check_engine
 
     if environment is None:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def run_daemon(cfg: Config) -> int:
     """Assemble source, publisher, models and loop; user-fixable problems end in one line, not a traceback."""
     from edgeanon.encode import JpegEncoder
-    from edgeanon.inference.backend import ModelError
+    from edgeanon.inference.errors import ModelError
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import MqttPublisher, PublishError
     from edgeanon.redactor import Redactor

@@ -1,18 +1,17 @@
-"""The one inference-backend interface, and the factory that picks ONNX Runtime or TensorRT."""
+"""The one inference-backend interface: named float32 arrays in, named arrays out, then close()."""
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+# Re-exported for callers that import the error from here; it is defined in edgeanon.inference.errors.
+from edgeanon.inference.errors import ModelError
 
-
-class ModelError(RuntimeError):
-    """A model file is missing, corrupt, stale or of the wrong kind (a user-fixable problem)."""
+__all__ = ["Backend", "ClosingBackend", "ModelError"]
 
 
 class Backend(Protocol):
@@ -26,37 +25,21 @@ class Backend(Protocol):
 
     def metadata(self) -> dict[str, str]: ...
 
-
-def engine_beside(path: Path) -> Path:
-    """The TensorRT engine built from a model: `detector.engine` for detector.onnx, detector.int8.onnx, ..."""
-    return path.with_name(f"{path.name.split('.')[0]}.engine")
+    def close(self) -> None: ...
 
 
-def open_backend(path: str | Path, kind: str = "auto", threads: int | None = None) -> Backend:
-    """Open a model file with the requested backend: "ort", "trt" or "auto".
+class ClosingBackend:
+    """close() as a context manager; __del__ only as a fallback for a backend nobody closed."""
 
-    "auto" takes TensorRT for an `.engine` file, or when an engine sits beside the ONNX file and TensorRT
-    imports; a stale or foreign engine is reported (with how to rebuild it) and ONNX Runtime is used instead.
-    """
-    path = Path(path)
-    if kind not in ("auto", "ort", "trt"):
-        raise ValueError(f"unknown backend {kind!r}: choose auto, ort or trt")
-    if kind == "trt" or (kind == "auto" and path.suffix == ".engine"):
-        from edgeanon.inference.trt import TensorRTBackend
+    def close(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
 
-        return TensorRTBackend(path)
-    if kind == "auto":
-        engine = engine_beside(path)
-        if engine.exists():
-            try:
-                from edgeanon.inference.trt import TensorRTBackend, tensorrt_available
+    def __enter__(self):
+        return self
 
-                if tensorrt_available():
-                    return TensorRTBackend(engine)
-            except ImportError:
-                pass
-            except ModelError as exc:
-                log.warning("%s; using ONNX Runtime on %s meanwhile", exc, path.name)
-    from edgeanon.inference.ort import OrtBackend
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-    return OrtBackend(path, threads=threads)
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,8 +1,9 @@
 """TensorRT engine sidecar manifests: what an engine was built from and for, and whether it may run here.
 
 An engine is tied to its TensorRT version, GPU and JetPack (L4T) release, and to the ONNX file it was
-built from. The manifest sits beside the engine (`detector.fp16.engine` -> `detector.fp16.engine.json`);
-the engine file itself stays untouched so trtexec and DeepStream still load it.
+built from. The manifest sits beside the engine (`detector.engine` -> `detector.engine.json`); the engine
+file itself stays untouched so trtexec and DeepStream still load it. The engine naming rule lives here too:
+one engine per model, named after it, whatever the precision (the manifest records the precision).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.errors import ModelError, StaleEngineError
 
 MANIFEST_FORMAT = 1
 REQUIRED_KEYS = (
@@ -30,10 +31,6 @@ _JETPACK_FOR_L4T = {
     "35.6.0": "5.1.4", "35.6.1": "5.1.5", "36.2.0": "6.0 DP", "36.3.0": "6.0", "36.4.0": "6.1",
     "36.4.3": "6.2", "36.4.4": "6.2.1", "38.2.0": "7.0",
 }
-
-
-class StaleEngineError(ModelError):
-    """The engine does not match its ONNX file or this device: it must be rebuilt here."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class EngineManifest:
     engine_sha256: str
     onnx_file: str  # name relative to the engine's folder
     onnx_sha256: str
-    precision: str  # fp32 | fp16 | int8 (QDQ) | int8-calib (legacy calibrator)
+    precision: str  # int8 (from the QDQ model) | fp16 | fp32
     tensorrt_version: str
     cuda_version: str
     device_name: str
@@ -73,6 +70,25 @@ class EngineManifest:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+ENGINE_SUFFIX = ".engine"
+
+
+def model_name(path: str | Path) -> str:
+    """The model a file belongs to: detector.onnx, detector.int8-trt.onnx, detector.engine -> 'detector'."""
+    return Path(path).name.split(".")[0]
+
+
+def engine_name(model: str) -> str:
+    """The engine file name of a model: 'detector' -> 'detector.engine'."""
+    return f"{model}{ENGINE_SUFFIX}"
+
+
+def engine_beside(path: str | Path) -> Path:
+    """The TensorRT engine built from a model file: detector.engine beside detector.onnx, detector.int8.onnx..."""
+    path = Path(path)
+    return path.with_name(engine_name(model_name(path)))
 
 
 def manifest_path(engine_path: str | Path) -> Path:
@@ -175,7 +191,7 @@ def staleness_problems(manifest: EngineManifest, env: DeviceEnvironment, onnx_sh
 def rebuild_command(engine_path: str | Path, manifest: EngineManifest | None = None) -> str:
     """The command that rebuilds an engine on this device."""
     engine_path = Path(engine_path)
-    model = engine_path.name.split(".")[0]
+    model = model_name(engine_path)
     precision = f" --precision {manifest.precision}" if manifest else ""
     source = f" --onnx {engine_path.parent / manifest.onnx_file}" if manifest else ""
     return f"python -m export engine --model {model}{precision}{source} --out {engine_path.parent}"

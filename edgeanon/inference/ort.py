@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.backend import ClosingBackend
+from edgeanon.inference.errors import ModelError
 
 
-class OrtBackend:
+class OrtBackend(ClosingBackend):
     """ONNX Runtime session with full graph optimization and a sensible thread count."""
+
+    session = None  # set in __init__; None once closed
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
         import onnxruntime as ort
@@ -41,9 +44,18 @@ class OrtBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def _open_session(self):
+        if self.session is None:
+            raise ModelError(f"{self.path}: the backend was closed")
+        return self.session
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.session.run(self.output_names, inputs)
+        outputs = self._open_session().run(self.output_names, inputs)
         return dict(zip(self.output_names, outputs))
 
     def metadata(self) -> dict[str, str]:
-        return dict(self.session.get_modelmeta().custom_metadata_map)
+        return dict(self._open_session().get_modelmeta().custom_metadata_map)
+
+    def close(self) -> None:
+        """Release the session (its memory and threads); idempotent."""
+        self.session = None

@@ -7,14 +7,14 @@ The engine's sidecar manifest is checked first: a stale or foreign engine is ref
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from pathlib import Path
 
 import numpy as np
 
-from edgeanon.inference.backend import ModelError
+from edgeanon.inference.backend import ClosingBackend
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import (
     DeviceEnvironment,
     EngineManifest,
@@ -116,8 +116,13 @@ class _DeviceBuffer:
             self.ptr, self.nbytes = 0, 0
 
 
-class TensorRTBackend:
-    """A deserialized engine with one execution context, one CUDA stream and growable device buffers."""
+class TensorRTBackend(ClosingBackend):
+    """A deserialized engine with one execution context, one CUDA stream and growable device buffers.
+
+    close() (or leaving a `with` block) frees the device memory, the stream, the context and the engine.
+    """
+
+    stream = None  # set in __init__; None once closed
 
     def __init__(self, path: str | Path, check_manifest: bool = True):
         self.path = Path(path)
@@ -150,6 +155,8 @@ class TensorRTBackend:
         self._buffers = {n: _DeviceBuffer(cudart) for n in names}
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.stream is None:
+            raise ModelError(f"{self.path}: the backend was closed")
         cudart = self._cudart
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -193,12 +200,12 @@ class TensorRTBackend:
         return meta
 
     def close(self) -> None:
-        for buf in self._buffers.values():
+        """Free device buffers and the stream, then the context and the engine (in that order); idempotent."""
+        for buf in getattr(self, "_buffers", {}).values():
             buf.free()
-        if getattr(self, "stream", None) is not None:
+        if self.stream is not None:
             self._cudart.cudaStreamDestroy(self.stream)
             self.stream = None
-
-    def __del__(self):
-        with contextlib.suppress(Exception):
-            self.close()
+        for name in ("context", "engine", "_runtime"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)

@@ -1,0 +1,72 @@
+"""Host-side comparisons of two models' results: detections matched by IoU, pixels by PSNR."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeanon.inference.backend import Backend
+
+# Minimum share of the FP32 ONNX model's faces a variant must also find, and generator PSNR, per precision.
+MIN_FACE_MATCH = {"fp32": 0.99, "fp16": 0.98, "int8": 0.95}
+MIN_GENERATOR_PSNR = {"fp32": 40.0, "fp16": 35.0, "int8": 30.0}
+
+
+@dataclass
+class DetectorComparison:
+    images: int
+    reference_faces: int
+    matched: int
+    extra: int
+    reference_ms: float
+    candidate_ms: float
+
+    @property
+    def match_rate(self) -> float:
+        return self.matched / self.reference_faces if self.reference_faces else 1.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical inputs)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def compare_detectors(reference: Backend, candidate: Backend, images: list[np.ndarray],
+                      threshold: float | None = None) -> DetectorComparison:
+    """Faces of the reference (ONNX Runtime FP32) matched by the candidate at IoU >= 0.5."""
+    from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
+
+    kwargs = {"threshold": threshold or DEFAULT_THRESHOLD}
+    ref_det, cand_det = FaceDetector(reference, **kwargs), FaceDetector(candidate, **kwargs)
+    total = matched = extra = 0
+    ref_ms, cand_ms = [], []
+    for image in images:
+        t0 = time.perf_counter()
+        ref = ref_det.detect(image)
+        t1 = time.perf_counter()
+        cand = cand_det.detect(image)
+        t2 = time.perf_counter()
+        ref_ms.append((t1 - t0) * 1000)
+        cand_ms.append((t2 - t1) * 1000)
+        a = np.array([f.box for f in ref]).reshape(-1, 4)
+        b = np.array([f.box for f in cand]).reshape(-1, 4)
+        hits = int(((_iou(a, b) >= 0.5).any(axis=1)).sum()) if len(a) else 0
+        total += len(a)
+        matched += hits
+        extra += max(0, len(b) - hits)
+    return DetectorComparison(len(images), total, matched, extra, statistics.median(ref_ms or [0.0]),
+                              statistics.median(cand_ms or [0.0]))

@@ -1,0 +1,105 @@
+"""The sensitivity sweep on a real Model Optimizer QDQ detector: bypassing layers, ranking them, choosing few."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeanon.detector import FaceDetector
+from edgeanon.inference.ort import OrtBackend
+from export.halves import HALVES, half_of, wider_half
+from export.sensitivity import bypass, choose_kept, heatmap_error, keep_counts, quantized_nodes, sweep
+
+CALIB = 4
+
+
+@pytest.fixture(scope="module")
+def qdq(tmp_path_factory, detector_model, shared_data):
+    from export.quantize import calibration_images, detector_feeds
+    from export.quantize_trt import modelopt_qdq
+
+    images = calibration_images(shared_data / "wider-calib", CALIB)
+    model = modelopt_qdq(detector_model, detector_feeds(detector_model, images), CALIB, "max", "detector")
+    return model, onnx.load(str(detector_model))
+
+
+@pytest.fixture(scope="module")
+def small_face(face_image):
+    import cv2
+
+    return cv2.resize(face_image, (128, 128), interpolation=cv2.INTER_AREA)
+
+
+def _outputs(model, tmp_path, name, image):
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    detector = FaceDetector(OrtBackend(path, threads=1), input_scale=1.0)
+    return detector.infer(detector.prepare(image))
+
+
+def test_bypassing_every_quantized_layer_gives_the_fp32_model_back(qdq, tmp_path, small_face):
+    model, fp32 = qdq
+    names = [n.name for n in quantized_nodes(model)]
+    assert len(names) > 50
+    restored = bypass(model, fp32, names)
+    assert not quantized_nodes(restored)
+    assert not [n for n in restored.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    reference = _outputs(fp32, tmp_path, "fp32.onnx", small_face)
+    out = _outputs(restored, tmp_path, "restored.onnx", small_face)
+    for key in reference:
+        np.testing.assert_allclose(out[key], reference[key], atol=1e-4)
+    quantized = _outputs(model, tmp_path, "qdq.onnx", small_face)
+    assert heatmap_error(reference, quantized) > heatmap_error(reference, out) == 0.0
+
+
+def test_bypassing_one_layer_leaves_the_others_quantized(qdq):
+    model, fp32 = qdq
+    names = [n.name for n in quantized_nodes(model)]
+    one = bypass(model, fp32, [names[0]])
+    assert [n.name for n in quantized_nodes(one)] == names[1:]
+    onnx.checker.check_model(one)
+    with pytest.raises(ValueError, match="not in the FP32 model"):
+        bypass(model, fp32, ["/no/such/node"])
+
+
+def test_sweep_ranks_every_layer_and_choose_keeps_the_fewest_that_pass(qdq, tmp_path, small_face):
+    model, fp32 = qdq
+    reference = _outputs(fp32, tmp_path, "fp32.onnx", small_face)
+    candidates = [n.name for n in quantized_nodes(model)][:6]
+
+    def error(path):
+        detector = FaceDetector(OrtBackend(path, threads=1), input_scale=1.0)
+        return heatmap_error(reference, detector.infer(detector.prepare(small_face)))
+
+    base, scores = sweep(model, fp32, error, candidates)
+    assert sorted(s.node for s in scores) == sorted(candidates) and base > 0
+    assert [s.gain for s in scores] == sorted((s.gain for s in scores), reverse=True)
+    assert all(s.gain == pytest.approx(base - s.error_in_float) for s in scores)
+
+    ranking = [s.node for s in scores]
+
+    def passes(path):  # a target met once the three most sensitive layers are in float
+        kept = set(ranking) - {n.name for n in quantized_nodes(onnx.load(str(path)))}
+        return len(kept) >= 3, {"in_float": len(kept)}
+
+    kept, trials = choose_kept(model, fp32, ranking, passes)
+    assert kept == ranking[:3]
+    assert [t["kept"] for t in trials] == [0, 1, 2, 4, 3]
+    with pytest.raises(ValueError, match="not reached"):
+        choose_kept(model, fp32, ranking, lambda path: (False, {}))
+
+
+def test_keep_counts():
+    assert keep_counts(0) == [0]
+    assert keep_counts(5) == [0, 1, 2, 4, 5]
+    assert keep_counts(8) == [0, 1, 2, 4, 8]
+
+
+def test_halves_are_stable_disjoint_and_cover_wider_train(shared_data):
+    assert half_of("0_Parade_marchingband_1_5.jpg") == half_of("/elsewhere/0_Parade_marchingband_1_5.jpg")
+    halves = {h: {p.name for p, _ in wider_half(shared_data, h)} for h in HALVES}
+    assert halves["tune"] and halves["held"] and not halves["tune"] & halves["held"]
+    assert abs(len(halves["tune"]) - len(halves["held"])) < 0.1 * (len(halves["tune"]) + len(halves["held"]))
+    with pytest.raises(ValueError, match="choose from"):
+        wider_half(shared_data, "train")
