@@ -23,6 +23,9 @@ sys.path.insert(0, str(REPO))
 
 from edgeanon.video import VideoWriter  # noqa: E402
 
+# H.264 quality of the clip: high, like a camera's own recording, so what a re-encode loses shows.
+SOURCE_CRF = 12
+
 
 def default_data() -> Path:
     return Path(os.environ.get("EDGEANON_DATA", REPO.parent / "shared" / "data"))
@@ -46,14 +49,15 @@ def camera_path(t: float, scene: int) -> tuple[float, float, float]:
 
 
 def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: float, seed: int,
-              size: tuple[int, int] = (1280, 720)) -> dict:
+              size: tuple[int, int] = (1280, 720), crf: int = SOURCE_CRF) -> dict:
     boxes = json.loads((data / "wider-train" / "boxes.json").read_text())
     names = pick_images(boxes, scenes, seed, min_faces=4, min_face_px=20)
     width, height = size
     truth = {"width": width, "height": height, "fps": fps, "images": names, "frames": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     index = 0
-    with VideoWriter(out, fps, size) as writer, tqdm(total=scenes * frames_per_scene, desc="clip", unit="f") as bar:
+    with VideoWriter(out, fps, size, crf=crf) as writer, \
+            tqdm(total=scenes * frames_per_scene, desc="clip", unit="f") as bar:
         for scene, name in enumerate(names):
             image = cv2.imread(str(data / "wider-train" / name))
             ih, iw = image.shape[:2]

@@ -33,7 +33,8 @@ Find every face in images and videos and anonymize it, on this machine.
 INPUT may be image files, folders (their images and videos) and video files.
 With one video INPUT, -o is the output video (.mp4, .mov, .mkv, .avi); otherwise
 -o is a folder that receives files with the same names (created if missing).
-Videos keep their frame count, frame rate and size (no audio).
+Videos become H.264 (.avi: MJPEG) with the frame count, timestamps and size of the
+input; its audio is copied unchanged.
 
 examples:
   edgeanon anonymize street.mp4 -o street.anon.mp4
@@ -213,10 +214,11 @@ def anonymize_video(path: Path, target: Path, chain) -> None:
             chain.start(path, info.width, info.height)
         else:
             chain.reset()
-        with VideoWriter(target, info.fps, (info.width, info.height)) as writer, \
-                tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
+        with VideoWriter(target, info.fps, (info.width, info.height), audio_from=path, time_base=info.time_base) \
+                as writer, tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
             for frame in reader:
-                writer.write(chain.process(frame).image)
+                redacted = chain.process(frame)
+                writer.write(redacted.image, redacted.timestamp)
                 bar.update()
         if not reader.complete:
             raise VideoError(f"{path}: truncated or corrupt: decoded {reader.frames_read} of {info.frame_count} "
