@@ -27,6 +27,10 @@ class Redactor:
             faces = self.tracker.update(faces, frame.timestamp)
         return self.anonymizer.redact(frame, faces)
 
+    def mask_all(self, frame: Frame) -> RedactedFrame:
+        """Cover the whole frame (the fail-closed fallback for a frame that could not be redacted in time)."""
+        return self.anonymizer.mask_all(frame)
+
     def reset(self) -> None:
         """Forget tracked faces (call between unrelated videos or streams)."""
         if self.tracker is not None:
