@@ -1,6 +1,6 @@
 """Build a deterministic panning/zooming 1280x720 clip from WIDER FACE images, with per-frame face boxes.
 
-    .venv/bin/python bench/make_clip.py --out out/bench/clip.mp4
+    .venv/bin/python -m bench.make_clip --out out/bench/clip.mp4
 writes the clip and `clip.truth.json` beside it: {"width", "height", "fps", "frames": [{"index",
 "faces": [{"id", "box": [x1, y1, x2, y2]}]}]}, boxes in clip pixels (may reach outside the frame).
 """
@@ -18,10 +18,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from edgeanon.video import VideoWriter
 
-from edgeanon.video import VideoWriter  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 # H.264 quality of the clip: high, like a camera's own recording, so what a re-encode loses shows.
 SOURCE_CRF = 12

@@ -9,14 +9,14 @@ import time
 import numpy as np
 import pytest
 
+from devkit.broker import Broker, free_port
+from devkit.daemon_kit import Collector, decode_jpeg
 from edgeanon.anonymize import Anonymizer
 from edgeanon.config import MqttConfig, TlsConfig
 from edgeanon.detector import FaceDetector
 from edgeanon.encode import JpegEncoder, PayloadTooLarge
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.publish.mqtt import MqttPublisher, Topics
-from scripts.daemon_kit import Collector, decode_jpeg
-from tests.broker import Broker, free_port
 
 
 @pytest.fixture(scope="module")

@@ -65,3 +65,11 @@ def test_one_methods_tuple():
     from edgeanon import anonymize, config, defaults
 
     assert anonymize.METHODS is defaults.METHODS and config.METHODS is defaults.METHODS
+
+
+def test_the_runtime_tests_load_where_torch_is_missing():
+    # torch blocked as in a device venv: importing it raises ImportError
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import tests.test_detector, tests.test_pipeline, tests.test_video, tests.test_anonymize_cli, "
+            "tests.test_sources, tests.test_config\nprint('ok')")
+    assert run_python(code).strip() == "ok"
