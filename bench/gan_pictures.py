@@ -1,7 +1,7 @@
 """Before/after pictures for the README: original | blur | pixelate | gan (two seeds), made by the project.
 
-    .venv/bin/python bench/gan_pictures.py --out docs/gan-before-after.jpg            # astronaut (public domain)
-    .venv/bin/python bench/gan_pictures.py --image some.jpg --out /tmp/look.jpg        # any image, local look only
+    .venv/bin/python -m bench.gan_pictures --out docs/gan-before-after.jpg            # astronaut (public domain)
+    .venv/bin/python -m bench.gan_pictures --image some.jpg --out /tmp/look.jpg        # any image, local look only
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgeanon.anonymize import Anonymizer  # noqa: E402
-from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator  # noqa: E402
-from edgeanon.detector import FaceDetector  # noqa: E402
-from edgeanon.frames import Frame  # noqa: E402
+from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
+from edgeanon.detector import FaceDetector
+from edgeanon.frames import Frame
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:

@@ -3,7 +3,7 @@
 Prints one table: the model call alone (batch 1, 8, 16) and FaceGenerator.replace on a real image
 (crop + condition + inference + paste-back), next to the classic blur on the same faces.
 
-    .venv/bin/python bench/generator_bench.py [--model models/generator.onnx] [--threads 2]
+    .venv/bin/python -m bench.generator_bench [--model models/generator.onnx] [--threads 2]
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgeanon.anonymize import classic  # noqa: E402
-from edgeanon.anonymize.gan import FaceGenerator  # noqa: E402
-from edgeanon.frames import Detection  # noqa: E402
-from edgeanon.inference.ort import OrtBackend  # noqa: E402
+from edgeanon.anonymize import classic
+from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.frames import Detection
+from edgeanon.inference.ort import OrtBackend
 
 
 def timed(fn, repeats: int) -> float:

@@ -1,7 +1,7 @@
 """INT8 vs FP32 detector on ONNX Runtime CPU at 1280x720: ms per frame, side by side, same frames, same run.
 
 Every frame goes through each model in turn (A, B, C, A, B, C, ...) so machine load hits them alike.
-Usage: python bench/int8_bench.py [--models models] [--data ../shared/data] [--frames 20] [--rounds 3] [--threads N]
+Usage: python -m bench.int8_bench [--models models] [--data ../shared/data] [--frames 20] [--rounds 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from edgeanon.detector import FaceDetector  # noqa: E402
-from edgeanon.images import load_image  # noqa: E402
-from edgeanon.inference.ort import OrtBackend  # noqa: E402
-from export.paths import MODELS_DIR, shared_data_dir  # noqa: E402
+from edgeanon.detector import FaceDetector
+from edgeanon.images import load_image
+from edgeanon.inference.ort import OrtBackend
+from export.paths import MODELS_DIR, shared_data_dir
 
 VARIANTS = (
     ("FP32", "detector.onnx"),

@@ -1,6 +1,6 @@
 """Build the deterministic panning/zooming 1280x720 clip (export/eval/clip.py) with per-frame face boxes.
 
-    .venv/bin/python bench/make_clip.py --out out/bench/clip.mp4
+    .venv/bin/python -m bench.make_clip --out out/bench/clip.mp4
 writes the clip and `clip.truth.json` beside it: {"width", "height", "fps", "frames": [{"index",
 "faces": [{"id", "box": [x1, y1, x2, y2]}]}]}, boxes in clip pixels (may reach outside the frame).
 """
@@ -12,10 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from export.eval.clip import make_clip
 
-from export.eval.clip import make_clip  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def default_data() -> Path:

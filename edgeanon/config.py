@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
-from edgeanon.detector import VIDEO_PROFILE
+from edgeanon.defaults import DEFAULT_MASK_SCALE, METHODS, VIDEO_PROFILE
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-METHODS = ("gan", "blur", "pixelate", "fill")
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "gst", "file")
 
 

@@ -15,6 +15,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.defaults import (
+    DEFAULT_THRESHOLD,
+    IMAGE_PROFILE,
+    IMAGE_SCALING,
+    VIDEO_PROFILE,
+    VIDEO_SCALING,
+    Profile,
+    Scaling,
+)
 from edgeanon.frames import Detection
 from edgeanon.inference import Backend, ModelError, open_backend
 
@@ -28,53 +37,12 @@ DEFAULT_MAX_SIDE = 3840
 # Scales closer than this ratio to one already run are skipped (same faces, twice the work).
 SAME_SCALE_RATIO = 1.15
 
+__all__ = ["DEFAULT_THRESHOLD", "IMAGE_PROFILE", "IMAGE_SCALING", "VIDEO_PROFILE", "VIDEO_SCALING", "DetectorFault",
+           "FaceDetector", "Profile", "Scaling"]
+
 
 class DetectorFault(ModelError):
     """The detector's output cannot be trusted (NaN, inf, out of range): the frame must fail closed."""
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Automatic input scale: the longer side toward `target_side`, clamped to [min_scale, max_scale]."""
-
-    target_side: int
-    min_scale: float
-    max_scale: float
-
-    def scale_for(self, height: int, width: int) -> float:
-        return min(self.max_scale, max(self.min_scale, self.target_side / max(height, width, 1)))
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How the detector looks at one kind of input: its scales and its two score thresholds.
-
-    `scaling` gives the main scale; `extra_scales` are further scales (input pixels per original
-    pixel) whose candidates join the same NMS. Scores >= `threshold` are confident faces; scores in
-    [`low_threshold`, `threshold`) are doubtful candidates (covered by a plain blur). Doubtful candidates
-    come from the main scale only, and only with a box side within `doubt_sides`: measured on wider-train,
-    larger doubtful boxes and those of the extra scales are nearly all false, and cost the most picture.
-    """
-
-    scaling: Scaling
-    threshold: float
-    low_threshold: float | None = None
-    extra_scales: tuple[float, ...] = ()
-    extra_threshold: float | None = None  # confident threshold for the extra scales' candidates (None: threshold)
-    doubt_sides: tuple[float, float] = (12.0, 48.0)  # doubtful candidates count only within these box sides (px)
-
-
-# Still images: small ones scaled up to 1280 px, never down; native and half scale looked at too (each finds
-# faces the others miss). Thresholds and scales chosen on the tuning half of wider-train
-# (python -m export.eval leak --split tune), reported on the held-back half (docs/privacy.md).
-IMAGE_SCALING = Scaling(1280, 1.0, 2.0)
-IMAGE_PROFILE = Profile(IMAGE_SCALING, threshold=0.2, low_threshold=0.1, extra_scales=(1.0, 0.5))
-# Video and streams: full scale up to 1280 px (faces of 16-24 px are lost at half scale), larger frames
-# scaled down to 1280 px; the tracker holds a face through single-frame misses.
-VIDEO_SCALING = Scaling(1280, 0.5, 1.0)
-VIDEO_PROFILE = Profile(VIDEO_SCALING, threshold=0.2, low_threshold=0.1)
-DEFAULT_THRESHOLD = IMAGE_PROFILE.threshold
-VIDEO_THRESHOLD = VIDEO_PROFILE.threshold
 
 
 @dataclass

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,44 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 0.5
 # While the first frame has not come (camera still away), keep extending systemd's start timeout by this.
 START_EXTEND_USEC = 10_000_000
+
+
+class FrameRedactor(Protocol):
+    """What the loop needs of the redaction chain (edgeanon.redactor.Redactor)."""
+
+    def process(self, frame: Frame) -> RedactedFrame:
+        """Every face of `frame` handled, in place."""
+        ...
+
+    def mask_all(self, frame: Frame) -> RedactedFrame:
+        """The whole frame covered (the fail-closed fallback)."""
+        ...
+
+
+class Publisher(Protocol):
+    """Where redacted frames, their events and the stats go (edgeanon.publish.mqtt.MqttPublisher)."""
+
+    def wait_connected(self, timeout: float) -> bool: ...
+
+    def publish_frame(self, frame: RedactedFrame, event: dict[str, Any], started: float | None = None) -> float | None:
+        """Queue the frame with its event; the latency in ms since `started`, or None when it was dropped."""
+        ...
+
+    def publish_stats(self, stats: dict[str, Any]) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def flush(self, timeout: float = 2.0) -> bool: ...
+
+    def close(self, timeout: float = 3.0) -> None: ...
+
+
+class Telemetry(Protocol):
+    """Board readings for the stats message (edgeanon.telemetry)."""
+
+    def read(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -56,8 +94,8 @@ def _short(exc: BaseException) -> str:
 class Pipeline:
     """Runs frames from a source through the redactor to the publisher until stopped or the file ends."""
 
-    def __init__(self, cfg: Config, source: Source, redactor: Any, publisher: Any,
-                 notifier: Notifier | None = None, telemetry: Any = None):
+    def __init__(self, cfg: Config, source: Source, redactor: FrameRedactor, publisher: Publisher,
+                 notifier: Notifier | None = None, telemetry: Telemetry | None = None):
         self.cfg = cfg
         self.source = source
         self.redactor = redactor
@@ -84,7 +122,7 @@ class Pipeline:
 
     def run(self) -> int:
         """The frame loop; returns the exit code: 0 on a clean stop or at the end of a file, 1 for a hung camera."""
-        if isinstance(self.source, FileSource) and hasattr(self.publisher, "wait_connected"):
+        if isinstance(self.source, FileSource):
             # A file is processed as fast as possible: let the broker connection come first.
             self.publisher.wait_connected(5.0)
         ready = False
@@ -101,7 +139,7 @@ class Pipeline:
                 if frame is None:
                     if not ready:
                         self.notifier.extend_timeout(START_EXTEND_USEC)
-                    stalled = getattr(self.source, "stalled_s", lambda: 0.0)()
+                    stalled = self.source.stalled_s()
                     if stalled > self.cfg.source.stall_timeout_s:
                         log.error("source %s: open but no frame for %.0f s (driver hung); exiting so the service "
                                   "manager restarts the daemon", safe_uri(self.source.uri), stalled)
@@ -125,37 +163,52 @@ class Pipeline:
             self._first_frame_at = started
         c = self.counters
         c.frames_in += 1
-        redacted: RedactedFrame | None = None
+        redacted = self.redact(frame, started)
+        if redacted is None:
+            return None
+        c.faces += len(redacted.faces)
+        c.fallbacks += sum(1 for f in redacted.faces if f.method != self.cfg.model.method)
+        latency_ms = self.publisher.publish_frame(redacted, self.event_for(redacted), started=started)
+        if latency_ms is None:
+            c.dropped_publish += 1
+            return None
+        c.published += 1
+        self._latencies.append(latency_ms)
+        return redacted
+
+    def redact(self, frame: Frame, started: float) -> RedactedFrame | None:
+        """The redacted frame; after an error or past the deadline a fully masked one (on_failure = "mask"),
+        or None: the frame is dropped and its raw pixels go nowhere."""
+        c = self.counters
         try:
             redacted = self.redactor.process(frame)
             if not isinstance(redacted, RedactedFrame):
                 raise TypeError(f"redactor returned {type(redacted).__name__}, not RedactedFrame")
         except Exception as exc:
             c.dropped_error += 1
-            redacted = None
             now = time.monotonic()
             if now - self._error_logged_at > 10.0:  # one line per 10 s, not one per frame
                 self._error_logged_at = now
                 log.error("frame %d: redaction failed (%s); dropped (%d so far)", frame.index, _short(exc),
                           c.dropped_error)
         else:
-            if time.monotonic() - started > self._deadline_s:
-                c.dropped_deadline += 1
-                log.debug("frame %d: past the %.0f ms deadline; dropped", frame.index, self._deadline_s * 1000)
-                redacted = None
-        if redacted is None:
-            if self.cfg.pipeline.on_failure != "mask":
-                return None
-            try:
-                redacted = self.redactor.anonymizer.mask_all(frame)
-                c.masked += 1
-            except Exception as exc:
-                log.error("frame %d: masking failed (%s); dropped", frame.index, _short(exc))
-                return None
-        method = self.cfg.model.method
-        c.faces += len(redacted.faces)
-        c.fallbacks += sum(1 for f in redacted.faces if f.method != method)
-        event = {
+            if time.monotonic() - started <= self._deadline_s:
+                return redacted
+            c.dropped_deadline += 1
+            log.debug("frame %d: past the %.0f ms deadline; dropped", frame.index, self._deadline_s * 1000)
+        if self.cfg.pipeline.on_failure != "mask":
+            return None
+        try:
+            masked = self.redactor.mask_all(frame)
+        except Exception as exc:
+            log.error("frame %d: masking failed (%s); dropped", frame.index, _short(exc))
+            return None
+        c.masked += 1
+        return masked
+
+    def event_for(self, redacted: RedactedFrame) -> dict[str, Any]:
+        """The event published with a frame: what was found and what was done to it."""
+        return {
             "camera": self.cfg.camera_id,
             "frame_index": redacted.index,
             "timestamp": round(redacted.timestamp, 3),
@@ -165,12 +218,6 @@ class Pipeline:
             "track_ids": [f.track_id for f in redacted.faces],
             "fully_masked": redacted.fully_masked,
         }
-        if self.publisher.publish_frame(redacted, event, started=started):
-            c.published += 1
-            self._latencies.append(event.get("latency_ms", (time.monotonic() - started) * 1000.0))
-            return redacted
-        c.dropped_publish += 1
-        return None
 
     def stats(self) -> dict[str, Any]:
         """The stats message: rates over the last interval, latency percentiles, counters, telemetry."""
@@ -194,8 +241,7 @@ class Pipeline:
             "method": self.cfg.model.method,
             "source": self.source.stats(),
         }
-        if hasattr(self.publisher, "stats"):
-            out["mqtt"] = self.publisher.stats()
+        out["mqtt"] = self.publisher.stats()
         if self.telemetry is not None:
             try:
                 out["telemetry"] = self.telemetry.read()
@@ -220,8 +266,7 @@ class Pipeline:
         self.notifier.stopping()
         self.notifier.status("stopping")
         try:
-            if hasattr(self.publisher, "flush"):
-                self.publisher.flush(timeout=1.0)
+            self.publisher.flush(timeout=1.0)
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)
@@ -233,5 +278,5 @@ class Pipeline:
         finally:
             self.publisher.close(timeout=2.5)
             self.source.close()
-            if self.telemetry is not None and hasattr(self.telemetry, "close"):
+            if self.telemetry is not None:
                 self.telemetry.close()

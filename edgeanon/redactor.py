@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
+from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.errors import ModelError
 from edgeanon.scenecut import CutDetector
 from edgeanon.tracker import Tracker
-
-DEFAULT_HOLD_S = 1.0
 
 
 class Redactor:
@@ -39,6 +37,10 @@ class Redactor:
                 self.tracker.cut()
             faces = self.tracker.update(faces, frame.track_time)
         return self.anonymizer.redact(frame, faces)
+
+    def mask_all(self, frame: Frame) -> RedactedFrame:
+        """Cover the whole frame (the fail-closed fallback for a frame that could not be redacted in time)."""
+        return self.anonymizer.mask_all(frame)
 
     def reset(self) -> None:
         """Forget tracked faces (call between unrelated videos or streams)."""

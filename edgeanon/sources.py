@@ -39,6 +39,10 @@ class Source(Protocol):
         """The next frame, or None when none came within timeout (camera away, reconnecting)."""
         ...
 
+    def stalled_s(self) -> float:
+        """Seconds an open source has given no frame (0 when it is not open or never stalls)."""
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -297,6 +301,9 @@ class FileSource:
         self._index += 1
         self._pos += 1
         return frame
+
+    def stalled_s(self) -> float:
+        return 0.0  # a file never hangs like a camera driver: it ends or fails to open
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self._cap is not None, "loops": self.loops, "reconnects": self.reconnects}

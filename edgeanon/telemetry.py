@@ -97,6 +97,9 @@ class SysTelemetry:
                     return None
         return None
 
+    def close(self) -> None:
+        """Nothing to release: the files are opened for each reading."""
+
     def read(self) -> dict:
         out: dict = {"source": self.source}
         cpu = self.cpu_percent()

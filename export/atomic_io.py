@@ -1,25 +1,12 @@
-"""Write outputs atomically: to a temporary name beside the target, renamed into place on success."""
+"""Write ONNX models atomically, through the runtime's one atomic writer (edgeanon.atomic)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
+from edgeanon.atomic import atomic_path
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path to write; rename it onto `target` if the block succeeds, delete it otherwise."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+__all__ = ["atomic_path", "save_onnx"]
 
 
 def save_onnx(model, target: str | os.PathLike, metadata: dict[str, str], full_check: bool = False) -> None:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
 from export.face_prior import FacePrior
@@ -363,12 +364,12 @@ class Trainer:
         if not light:
             state["opt_g"] = self.opt_g.state_dict()
             state["opt_d"] = self.opt_d.state_dict()
-        tmp = self.ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt)
+        with atomic_path(self.ckpt) as tmp:
+            torch.save(state, tmp)
         # A GAN can collapse late: shipped weights are only refreshed while reconstruction stays healthy.
         if self.rec_ema is None or self.rec_ema <= 1.25 * self.best_rec:
-            torch.save({k: v.half().cpu() for k, v in self.G_ema.state_dict().items()}, self.out / "generator.pt")
+            with atomic_path(self.out / "generator.pt") as tmp:
+                torch.save({k: v.half().cpu() for k, v in self.G_ema.state_dict().items()}, tmp)
         else:
             log.warning("step %d: reconstruction %.3f vs best %.3f, keeping the earlier generator.pt",
                         self.step, self.rec_ema, self.best_rec)

@@ -1,6 +1,6 @@
 """`make demo`: the camera daemon end to end on this machine, with nothing but what `make setup` installed.
 
-    .venv/bin/python scripts/demo.py [--out DIR] [--frames N] [--method gan|blur|pixelate|fill]
+    .venv/bin/python -m scripts.demo [--out DIR] [--frames N] [--method gan|blur|pixelate|fill]
 
 1. builds a short sample clip from pictures that ship with scikit-image (astronaut, cameraman), panning
    and zooming;
@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from devkit.daemon_kit import Collector, EmbeddedBroker, make_clip, sample_faces
 
-from scripts.daemon_kit import Collector, EmbeddedBroker, make_clip, sample_faces  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def default_method() -> str:
@@ -38,7 +37,7 @@ def default_method() -> str:
 
 def start_broker(workdir: Path):
     """(broker, protocol): mosquitto when installed, else the embedded amqtt broker."""
-    from tests.broker import Broker, free_port, mosquitto_binary
+    from devkit.broker import Broker, free_port, mosquitto_binary
 
     if mosquitto_binary() is not None:
         return Broker(workdir / "broker").start(), "5", "mosquitto"

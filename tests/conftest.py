@@ -14,7 +14,7 @@ from export.paths import REPO_ROOT, shared_data_dir
 
 DETECTOR = REPO_ROOT / "models" / "detector.onnx"
 # Real mosquitto brokers (plain and TLS + ACL): fixtures mosquitto_broker and secure_broker.
-pytest_plugins = ["tests.broker"]
+pytest_plugins = ["devkit.broker"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.broker import Broker
+from devkit.broker import Broker
 
 NOT_AUTHORIZED = 135
 

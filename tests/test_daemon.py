@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts.daemon_kit import Collector, decode_jpeg, make_clip
-from tests.broker import Broker, mosquitto_binary
+from devkit.broker import Broker, mosquitto_binary
+from devkit.daemon_kit import Collector, decode_jpeg, make_clip
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP_FRAMES = 12

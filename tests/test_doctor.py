@@ -165,7 +165,7 @@ def test_broker_refusals(secure_broker, tmp_path):
     anonymous = doctor.check_broker(_mqtt_cfg(host="127.0.0.1", port=secure_broker.port), "cam1", timeout=3)
     assert anonymous.status == FAIL and "refused" in anonymous.detail, anonymous
 
-    from tests.broker import Broker
+    from devkit.broker import Broker
 
     other = Broker(tmp_path / "other", tls=True)
     cert, key = other.cert_for("cam1")

@@ -9,14 +9,14 @@ import time
 import numpy as np
 import pytest
 
+from devkit.broker import Broker, free_port
+from devkit.daemon_kit import Collector, decode_jpeg
 from edgeanon.anonymize import Anonymizer
 from edgeanon.config import MqttConfig, TlsConfig
 from edgeanon.detector import FaceDetector
 from edgeanon.encode import JpegEncoder, PayloadTooLarge
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.publish.mqtt import MqttPublisher, Topics
-from scripts.daemon_kit import Collector, decode_jpeg
-from tests.broker import Broker, free_port
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_frames_events_and_availability(mosquitto_broker, redact):
     try:
         assert pub.wait_connected(10)
         for i in range(3):
-            assert pub.publish_frame(redact(i), event_for(redact(i)), started=time.monotonic())
+            assert pub.publish_frame(redact(i), event_for(redact(i)), started=time.monotonic()) is not None
         pub.publish_stats({"fps": 1.0})
         assert collector.wait_for(lambda r: len(r.frames) == 3 and len(r.events) == 3 and r.stats, 10)
     finally:
@@ -97,7 +97,7 @@ def test_encoder_keeps_under_the_limit(redact):
 
 def test_too_large_frame_is_dropped_not_sent(mosquitto_broker, redact):
     pub = MqttPublisher(cfg_for(mosquitto_broker.port), "cam", JpegEncoder(max_bytes=100, min_scale=0.5))
-    assert not pub.publish_frame(redact(0), {})
+    assert pub.publish_frame(redact(0), {}) is None
     assert pub.counters["too_large"] == 1 and pub.queue_length() == 0
 
 

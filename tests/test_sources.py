@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from devkit.daemon_kit import make_clip
 from edgeanon.config import SourceConfig
 from edgeanon.sources import (
     APPSINK,
@@ -22,7 +23,6 @@ from edgeanon.sources import (
     open_source,
     parse_uri,
 )
-from scripts.daemon_kit import make_clip
 
 FRAMES = 8
 

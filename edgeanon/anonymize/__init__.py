@@ -10,11 +10,11 @@ import numpy as np
 
 from edgeanon.anonymize import classic
 from edgeanon.anonymize.masks import MASK_SHAPES
+from edgeanon.defaults import METHODS
 from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _make_redacted
 
 log = logging.getLogger(__name__)
 
-METHODS = ("gan", "blur", "pixelate", "fill")
 FALLBACK_METHOD = "blur"
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize.masks import clamp_region, region_mask, scale_box
+from edgeanon.defaults import DEFAULT_MASK_SCALE
 
 CLASSIC_METHODS = ("blur", "pixelate", "fill")
 
@@ -16,9 +17,7 @@ CLASSIC_METHODS = ("blur", "pixelate", "fill")
 # wide carries no identity, whatever its size in pixels. 4 changes faces as much as deface's blur
 # does at equal coverage (measured with export/eval/leak.py on bench/make_clip.py's clip).
 BLUR_CELLS = 4
-# Default mask: the box grown 1.6x (deface's default "1.3" grows each side by 30 %, the same 1.6x),
-# an ellipse with a soft rim 10 % of its radius wide.
-DEFAULT_MASK_SCALE = 1.6
+# Default mask: the box grown DEFAULT_MASK_SCALE, an ellipse with a soft rim 10 % of its radius wide.
 DEFAULT_FEATHER = 0.1
 PIXELATE_BLOCKS = 6
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from edgeanon.anonymize import crops
 from edgeanon.inference import Backend, ModelError, open_backend
+from edgeanon.models import DEFAULT_GENERATOR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GENERATOR = Path(__file__).resolve().parents[2] / "models" / "generator.onnx"
 # Below this longest box side (pixels) the classic fallback serves the face: measured on wider-train,
 # our detector gives usable landmarks for 75% of 16-24 px faces but only 41% of 12-16 px ones, and a
 # face that small costs a full generator slot (~model time per face) for a 3-pixel eye.

@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.anonymize import METHODS, Anonymizer
-from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
-from edgeanon.detector import IMAGE_PROFILE, VIDEO_PROFILE
+from edgeanon.anonymize import Anonymizer
+from edgeanon.atomic import atomic_path
+from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE, IMAGE_PROFILE, METHODS, VIDEO_PROFILE
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.errors import ModelError
-from edgeanon.redactor import DEFAULT_HOLD_S, Redactor
+from edgeanon.redactor import Redactor
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ Find every face in images and videos and anonymize it, on this machine.
 INPUT may be image files, folders (their images and videos) and video files.
 With one video INPUT, -o is the output video (.mp4, .mov, .mkv, .avi); otherwise
 -o is a folder that receives files with the same names (created if missing).
-Videos keep their frame count, frame rate and size (no audio).
+Videos become H.264 (.avi: MJPEG) with the frame count, timestamps and size of the
+input; its audio is copied unchanged.
 
 examples:
   edgeanon anonymize street.mp4 -o street.anon.mp4
@@ -209,12 +210,10 @@ def anonymize_image(path: Path, target: Path, chain) -> None:
     ok, data = cv2.imencode(suffix, redacted.image)
     if not ok:
         raise UserError(f"{target}: cannot encode the image as {suffix}")
-    tmp = target.with_name(f".{target.name}.partial")
     try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data.tobytes())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
 
 
@@ -225,10 +224,11 @@ def anonymize_video(path: Path, target: Path, chain) -> None:
             chain.start(path, info.width, info.height)
         else:
             chain.reset()
-        with VideoWriter(target, info.fps, (info.width, info.height)) as writer, \
-                tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
+        with VideoWriter(target, info.fps, (info.width, info.height), audio_from=path, time_base=info.time_base) \
+                as writer, tqdm(total=info.frame_count or None, desc=path.name, unit="f", disable=None) as bar:
             for frame in reader:
-                writer.write(chain.process(frame).image)
+                redacted = chain.process(frame)
+                writer.write(redacted.image, redacted.timestamp)
                 bar.update()
         if not reader.complete:
             raise VideoError(f"{path}: truncated or corrupt: decoded {reader.frames_read} of {info.frame_count} "

@@ -8,7 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from edgeanon.config import METHODS, Config, ConfigError, load_config
+from edgeanon.config import Config, ConfigError, load_config
+from edgeanon.defaults import METHODS
 
 log = logging.getLogger("edgeanon.run")
 

@@ -8,15 +8,13 @@ one engine per model, named after it, whatever the precision (the manifest recor
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from edgeanon.atomic import atomic_path
 from edgeanon.inference.errors import ModelError, StaleEngineError
 
 MANIFEST_FORMAT = 1
@@ -130,15 +128,8 @@ def read_l4t_release(path: str | Path = "/etc/nv_tegra_release") -> str:
 def write_manifest(engine_path: str | Path, manifest: EngineManifest) -> Path:
     """Write the manifest beside the engine (temp name, then rename)."""
     dest = manifest_path(engine_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(manifest.to_dict(), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
     return dest
 
 

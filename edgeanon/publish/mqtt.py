@@ -170,11 +170,13 @@ class MqttPublisher:
 
     # -- publishing -----------------------------------------------------------------------------
 
-    def publish_frame(self, frame: RedactedFrame, event: dict[str, Any], started: float | None = None) -> bool:
-        """Encode and queue a redacted frame and its event; False when it was dropped (too large).
+    def publish_frame(self, frame: RedactedFrame, event: dict[str, Any], started: float | None = None) -> float | None:
+        """Encode and queue a redacted frame and its event; the latency in ms, or None when it was dropped (too large).
 
-        `started` (time.monotonic() when the frame arrived) adds latency_ms to the event.
+        The latency runs from `started` (time.monotonic() when the frame arrived; default: this call) to the
+        frame being queued; it is sent as the event's latency_ms (the caller's dict is left as it is).
         """
+        called = time.monotonic()
         if not isinstance(frame, RedactedFrame):
             raise TypeError(f"the publisher takes only RedactedFrame, not {type(frame).__name__}")
         try:
@@ -182,10 +184,9 @@ class MqttPublisher:
         except PayloadTooLarge as exc:
             self.counters["too_large"] += 1
             log.warning("%s; frame dropped", exc)
-            return False
-        if started is not None:
-            event["latency_ms"] = round((time.monotonic() - started) * 1000.0, 1)
-        item = _Item(encoded, json.dumps(event, separators=(",", ":")).encode())
+            return None
+        latency_ms = round((time.monotonic() - (started if started is not None else called)) * 1000.0, 1)
+        item = _Item(encoded, json.dumps({**event, "latency_ms": latency_ms}, separators=(",", ":")).encode())
         with self._cond:
             full = self._queue.maxlen
             if len(self._queue) == full and self._connected.is_set():
@@ -195,7 +196,7 @@ class MqttPublisher:
                 self.counters["queue_dropped"] += 1
             self._queue.append(item)
             self._cond.notify()
-        return True
+        return latency_ms
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """Send a stats message now when connected (stats are periodic: a missed one is not queued)."""

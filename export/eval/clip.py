@@ -18,6 +18,9 @@ from tqdm import tqdm
 
 from edgeanon.video import VideoWriter
 
+# H.264 quality of the clip: high, like a camera's own recording, so what a re-encode loses shows.
+SOURCE_CRF = 12
+
 
 def pick_images(boxes: dict[str, list], count: int, seed: int, min_faces: int, min_face_px: float,
                 names_filter: Callable[[str], bool] | None = None) -> list[str]:
@@ -39,7 +42,8 @@ def camera_path(t: float, scene: int) -> tuple[float, float, float]:
 
 
 def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: float, seed: int,
-              size: tuple[int, int] = (1280, 720), names_filter: Callable[[str], bool] | None = None) -> dict:
+              size: tuple[int, int] = (1280, 720), names_filter: Callable[[str], bool] | None = None,
+              crf: int = SOURCE_CRF) -> dict:
     """Write the clip and its truth (`out` with suffix .truth.json); returns the truth."""
     boxes = json.loads((data / "wider-train" / "boxes.json").read_text())
     names = pick_images(boxes, scenes, seed, min_faces=4, min_face_px=20, names_filter=names_filter)
@@ -47,7 +51,8 @@ def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: fl
     truth = {"width": width, "height": height, "fps": fps, "images": names, "frames": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     index = 0
-    with VideoWriter(out, fps, size) as writer, tqdm(total=scenes * frames_per_scene, desc="clip", unit="f") as bar:
+    with VideoWriter(out, fps, size, crf=crf) as writer, \
+            tqdm(total=scenes * frames_per_scene, desc="clip", unit="f") as bar:
         for scene, name in enumerate(names):
             image = cv2.imread(str(data / "wider-train" / name))
             ih, iw = image.shape[:2]

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeanon.anonymize import Anonymizer
+from edgeanon.defaults import METHODS
 from edgeanon.frames import Detection
 from edgeanon.models import DEFAULT_GENERATOR
 from edgeanon.tracker import Track
 
 log = logging.getLogger(__name__)
-
-METHODS = ("gan", "blur", "pixelate", "fill")
 
 
 def add_method_options(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """A real mosquitto for tests: plain and open, or secured with deploy/ (certs.sh, mosquitto/edgeanon.conf, acl).
 
-    from tests.broker import Broker
+    from devkit.broker import Broker
 
     with Broker(tmp_path) as broker:                 # plain: anonymous, loopback only
         client.connect(broker.host, broker.port)
@@ -16,7 +16,7 @@ Secure broker ports: `tls_port` (cameras, mutual TLS, certificate CN = user name
 to password; user "viewer" may read edgeanon/# (see deploy/mosquitto/acl). Server certificate names:
 localhost and 127.0.0.1.
 
-Fixtures (expose them with `pytest_plugins = ["tests.broker"]` in tests/conftest.py):
+Fixtures (tests/conftest.py exposes them with `pytest_plugins = ["devkit.broker"]`):
 `mosquitto_broker` (plain, started) and `secure_broker` (TLS + ACL, started). Both skip when mosquitto or
 openssl is missing.
 """

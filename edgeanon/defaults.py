@@ -1,0 +1,58 @@
+"""The runtime's default settings, in one leaf module (no imports) that the config, CLI and runtime all read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# How faces can be replaced: a generated face, or one of the classic methods.
+METHODS = ("gan", "blur", "pixelate", "fill")
+
+# Default mask: the box grown 1.6x (deface's default "1.3" grows each side by 30 %, the same 1.6x).
+DEFAULT_MASK_SCALE = 1.6
+
+# How long the tracker keeps covering a face the detector lost (seconds).
+DEFAULT_HOLD_S = 1.0
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Automatic input scale: the longer side toward `target_side`, clamped to [min_scale, max_scale]."""
+
+    target_side: int
+    min_scale: float
+    max_scale: float
+
+    def scale_for(self, height: int, width: int) -> float:
+        return min(self.max_scale, max(self.min_scale, self.target_side / max(height, width, 1)))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the detector looks at one kind of input: its scales and its two score thresholds.
+
+    `scaling` gives the main scale; `extra_scales` are further scales (input pixels per original
+    pixel) whose candidates join the same NMS. Scores >= `threshold` are confident faces; scores in
+    [`low_threshold`, `threshold`) are doubtful candidates (covered by a plain blur). Doubtful candidates
+    come from the main scale only, and only with a box side within `doubt_sides`: measured on wider-train,
+    larger doubtful boxes and those of the extra scales are nearly all false, and cost the most picture.
+    """
+
+    scaling: Scaling
+    threshold: float
+    low_threshold: float | None = None
+    extra_scales: tuple[float, ...] = ()
+    extra_threshold: float | None = None  # confident threshold for the extra scales' candidates (None: threshold)
+    doubt_sides: tuple[float, float] = (12.0, 48.0)  # doubtful candidates count only within these box sides (px)
+
+
+# Still images: small ones scaled up to 1280 px, never down; native and half scale looked at too (each finds
+# faces the others miss). Thresholds and scales chosen on the tuning half of wider-train
+# (python -m export.eval leak --split tune), reported on the held-back half (docs/privacy.md).
+IMAGE_SCALING = Scaling(1280, 1.0, 2.0)
+IMAGE_PROFILE = Profile(IMAGE_SCALING, threshold=0.2, low_threshold=0.1, extra_scales=(1.0, 0.5))
+# Video and streams: full scale up to 1280 px (faces of 16-24 px are lost at half scale), larger frames
+# scaled down to 1280 px; the tracker holds a face through single-frame misses.
+VIDEO_SCALING = Scaling(1280, 0.5, 1.0)
+VIDEO_PROFILE = Profile(VIDEO_SCALING, threshold=0.2, low_threshold=0.1)
+# The detector's single-image threshold, for the tools that run it alone (edgeanon detect, export's checks).
+DEFAULT_THRESHOLD = IMAGE_PROFILE.threshold
