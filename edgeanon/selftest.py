@@ -39,7 +39,14 @@ def check_detector(detector: _Detects, name: str = "detector") -> Detection:
     image = cv2.imread(str(SELFTEST_IMAGE))
     if image is None:
         raise ModelError(f"{SELFTEST_IMAGE}: self-test picture missing or unreadable (broken install)")
-    found = [d for d in detector.detect(image) if getattr(d, "confident", True)]
+    try:
+        found = [d for d in detector.detect(image) if getattr(d, "confident", True)]
+    except ModelError:
+        raise
+    except Exception as exc:  # the backend itself failed (ONNX Runtime, TensorRT): not a usable detector
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise ModelError(f"{name}: self-test failed: the detector raised {type(exc).__name__} on "
+                         f"{SELFTEST_IMAGE.name} ({first}); refusing to run") from exc
     best = max(found, key=lambda d: _iou(np.asarray(d.box, np.float64), SELFTEST_FACE), default=None)
     if best is None or _iou(np.asarray(best.box, np.float64), SELFTEST_FACE) < MIN_IOU:
         raise ModelError(f"{name}: self-test failed: it finds no face in {SELFTEST_IMAGE.name}, a picture with "

@@ -260,21 +260,23 @@ def test_broker_killed_and_restarted_mid_stream(tmp_path, clip, broker):
 
 
 def failing_detector(path: Path) -> Path:
-    """An ONNX model that loads fine and fails on every run (a reshape no frame can satisfy)."""
+    """The real detector behind a reshape to the self-test picture's size: it passes the start-up self-test
+    (edgeanon.selftest), then fails on every camera frame, as a model that breaks after start-up would."""
     import onnx
     from onnx import TensorProto, helper
 
-    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [7, 7, 7, 7])
-    nodes = [helper.make_node("Reshape", ["input.1", "shape"], ["r"])]
-    outputs = []
-    for name in ("heatmap", "scale", "offset", "landmarks"):
-        nodes.append(helper.make_node("Identity", ["r"], [name]))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    graph = helper.make_graph(nodes, "fails", [helper.make_tensor_value_info(
-        "input.1", TensorProto.FLOAT, [1, 3, "h", "w"])], outputs, initializer=[shape])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
+    from edgeanon.detector import MULTIPLE
+    from edgeanon.selftest import SELFTEST_IMAGE
+
+    h, w = cv2.imread(str(SELFTEST_IMAGE)).shape[:2]
+    padded = [-(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE]
+    model = onnx.load(str(REPO / "models" / "detector.onnx"))
+    graph = model.graph
+    name = graph.input[0].name
+    graph.input[0].name = "camera"
+    graph.initializer.append(helper.make_tensor("selftest_shape", TensorProto.INT64, [4], [1, 3, *padded]))
+    graph.node.insert(0, helper.make_node("Reshape", ["camera", "selftest_shape"], [name]))
+    onnx.save(model, str(path))
     return path
 
 

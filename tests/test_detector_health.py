@@ -124,3 +124,16 @@ def test_a_nan_frame_is_dropped_never_published(nan_model, face_image, tmp_path)
     pipeline = Pipeline(cfg, NoSource(), chain, recorder)
     assert pipeline.handle(Frame(0, 0.0, face_image.copy())) is None
     assert recorder.frames == [] and pipeline.counters.dropped_error == 1
+
+
+def test_a_detector_that_raises_at_start_up_is_refused_in_one_line(detector_model, tmp_path):
+    """A model that loads but cannot run (a reshape no image satisfies) is refused by the self-test."""
+    model = onnx.load(str(detector_model))
+    name = model.graph.input[0].name
+    model.graph.input[0].name = "camera"
+    model.graph.initializer.append(numpy_helper.from_array(np.array([7, 7, 7, 7], np.int64), "bad_shape"))
+    model.graph.node.insert(0, helper.make_node("Reshape", ["camera", "bad_shape"], [name]))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    with pytest.raises(ModelError, match="self-test failed: the detector raised"):
+        Redactor.from_options(detector_model=broken, method="blur")
