@@ -127,11 +127,11 @@ def test_a_nan_frame_is_dropped_never_published(nan_model, face_image, tmp_path)
 
 
 def test_a_detector_that_raises_at_start_up_is_refused_in_one_line(detector_model, tmp_path):
-    """A model that loads but cannot run (a reshape no image satisfies) is refused by the self-test."""
+    """A model that loads but fails on the self-test picture (a reshape to another size) is refused."""
     model = onnx.load(str(detector_model))
     name = model.graph.input[0].name
     model.graph.input[0].name = "camera"
-    model.graph.initializer.append(numpy_helper.from_array(np.array([7, 7, 7, 7], np.int64), "bad_shape"))
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, 3, 96, 96], np.int64), "bad_shape"))
     model.graph.node.insert(0, helper.make_node("Reshape", ["camera", "bad_shape"], [name]))
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
