@@ -129,7 +129,7 @@ class SourceConfig:
     loop: bool = _f(False, None, "file://: start again at the end instead of exiting")
     reconnect_min_s: float = _f(0.5, _between(0.01, 3600.0), "first wait before reopening a lost source")
     reconnect_max_s: float = _f(30.0, _between(0.01, 3600.0), "longest wait between reopen attempts")
-    stall_timeout_s: float = _f(30.0, _between(1.0, 86400.0),
+    stall_timeout_s: float = _f(30.0, _between(0.1, 86400.0),
                                 "exit (for a restart) when an open camera gives nothing this long")
 
 
