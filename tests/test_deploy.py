@@ -245,6 +245,11 @@ def test_units_with_the_network_dropin_verify_clean(tmp_path):
         path.chmod(0o755)
     result = analyze_verify(root, "edgeanon@door.service", "edgeanon-engines.service")
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    installed = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", f"--root={root}",
+                                "edgeanon@door.service"], capture_output=True, text=True, timeout=120)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", installed.stdout + installed.stderr)
+    assert match and float(match.group(1)) <= MAX_EXPOSURE, installed.stdout + installed.stderr
+    assert "non-localhost entries" in installed.stdout  # the drop-in was read: the broker is allowed
 
 
 def test_second_run_changes_nothing_and_keeps_an_edited_config(tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,28 @@ def test_every_log_line_is_scrubbed_whoever_logs_it():
     out = stream.getvalue()
     assert "mqtt://***@broker" in out and "rtsp://***@cam/s" in out and "Traceback" in out
     assert_clean(out)
+
+
+def test_daemon_stderr_holds_no_credentials(tmp_path):
+    """The real daemon on an RTSP camera that refuses: its own log lines and OpenCV/FFmpeg's native ones."""
+    from tests.broker import free_port
+
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "edgeanon", "run", "--source",
+                                 "rtsp://admin:p@ss@127.0.0.1:1/s", "--method", "blur", "--mqtt-host", "127.0.0.1",
+                                 "--mqtt-port", str(free_port())], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while "retrying" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    text = log.read_text(errors="replace")
+    assert "rtsp://***@127.0.0.1:1/s" in text and "retrying" in text, text
+    assert_clean(text)
