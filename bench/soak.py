@@ -81,6 +81,22 @@ def proc_sample(pid: int) -> dict:
             "threads": int(status["Threads"])}
 
 
+def sample(pid: int, counter: Counter, minute: float, restarts: int) -> dict:
+    """One table row: /proc of the daemon and its latest stats message; printed as it is taken."""
+    received, stats = counter.snapshot()
+    m = stats.get("mqtt", {})
+    row = {"t_min": round(minute, 2), **proc_sample(pid),
+           "frames_in": stats.get("frames_in"), "published": stats.get("published"),
+           "sent": m.get("sent"), "received": received, "drops": stats.get("drops"),
+           "queue_dropped": m.get("queue_dropped"), "send_failed": m.get("send_failed"),
+           "refused": m.get("refused"), "broker_restarts": restarts}
+    print("| " + " | ".join(
+        f"{row[k]:.1f}" if k in ("t_min", "rss_mb") else str(row[k] if row[k] is not None else "-")
+        for k in ("t_min", "rss_mb", "fds", "threads", "frames_in", "published", "sent", "received",
+                  "drops", "queue_dropped", "send_failed", "refused", "broker_restarts")) + " |", flush=True)
+    return row
+
+
 def drift(values: list[float]) -> float:
     return (max(values) - min(values)) / min(values) if values and min(values) > 0 else 0.0
 
@@ -131,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     samples: list[dict] = []
     restarts = 0
     started = time.monotonic()
-    next_sample = started + args.sample_every
+    # Samples fall half-way between broker restarts' multiples, so they show the steady state.
+    next_sample = started + args.sample_every / 2
     next_restart = started + args.restart_every
     end = started + 60.0 * args.minutes
     exited_early = None
@@ -147,20 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 next_restart += args.restart_every
             if now >= next_sample:
                 next_sample += args.sample_every
-                received, stats = counter.snapshot()
-                m = stats.get("mqtt", {})
-                row = {"t_min": round((now - started) / 60.0, 2), **proc_sample(daemon.pid),
-                       "frames_in": stats.get("frames_in"), "published": stats.get("published"),
-                       "sent": m.get("sent"), "received": received, "drops": stats.get("drops"),
-                       "queue_dropped": m.get("queue_dropped"), "send_failed": m.get("send_failed"),
-                       "refused": m.get("refused"), "broker_restarts": restarts}
-                samples.append(row)
-                print("| " + " | ".join(
-                    f"{row[k]:.1f}" if k in ("t_min", "rss_mb") else str(row[k] if row[k] is not None else "-")
-                    for k in ("t_min", "rss_mb", "fds", "threads", "frames_in", "published", "sent", "received",
-                              "drops", "queue_dropped", "send_failed", "refused", "broker_restarts")) + " |",
-                    flush=True)
+                samples.append(sample(daemon.pid, counter, (now - started) / 60.0, restarts))
             time.sleep(0.5)
+        if daemon.poll() is None:
+            samples.append(sample(daemon.pid, counter, (time.monotonic() - started) / 60.0, restarts))
     finally:
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
@@ -169,20 +176,32 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
+        time.sleep(1.0)  # the final stats message
         log.close()
         counter.close()
         broker.stop()
+    _, final = counter.snapshot()
+    if final.get("final"):
+        m = final.get("mqtt", {})
+        print(f"\nfinal stats: {final['frames_in']} frames in, {final['published']} published, "
+              f"{m.get('sent')} acknowledged by the broker; dropped: {final['dropped_error']} redaction error, "
+              f"{final['dropped_deadline']} past the deadline, {final['dropped_publish']} refused by the publisher, "
+              f"{m.get('queue_dropped')} oldest dropped from the queue while the broker was away, "
+              f"{m.get('send_failed')} unacknowledged, {m.get('refused')} refused by the broker, "
+              f"{m.get('send_errors')} send errors; {m.get('connects')} connects")
 
     settled = [s for s in samples if s["t_min"] * 60.0 >= warmup_s]
     rss_drift, fd_drift = drift([s["rss_mb"] for s in settled]), drift([s["fds"] for s in settled])
     flat = len(settled) >= 2 and rss_drift <= FLAT and fds_flat([s["fds"] for s in settled])
-    print(f"\nafter warm-up ({len(settled)} samples): RSS {min(s['rss_mb'] for s in settled):.1f}-"
-          f"{max(s['rss_mb'] for s in settled):.1f} MB (drift {100 * rss_drift:.1f}%), fds "
-          f"{min(s['fds'] for s in settled)}-{max(s['fds'] for s in settled)} (drift {100 * fd_drift:.1f}%): "
-          f"{'FLAT' if flat else 'NOT FLAT'} within {100 * FLAT:.0f}%" if settled else "\nno samples after warm-up")
+    print(f"after warm-up ({len(settled)} samples): RSS {min(s['rss_mb'] for s in settled):.1f}-"
+          f"{max(s['rss_mb'] for s in settled):.1f} MB (drift {100 * rss_drift:.1f}%), open fds "
+          f"{min(s['fds'] for s in settled)}-{max(s['fds'] for s in settled)}, threads "
+          f"{min(s['threads'] for s in settled)}-{max(s['threads'] for s in settled)}: "
+          f"{'FLAT' if flat else 'NOT FLAT'} (RSS within {100 * FLAT:.0f}%, fds within one or {100 * FLAT:.0f}%)"
+          if settled else "no samples after warm-up")
     if exited_early is not None:
         print(f"the daemon exited on its own with {exited_early}; its log: {log_path}")
-    print(f"daemon exit code after SIGTERM: {daemon.returncode}; log: {log_path}")
+    print(f"daemon exit code after SIGTERM: {daemon.returncode}")
     if args.json:
         args.json.write_text(json.dumps({"samples": samples, "rss_drift": rss_drift, "fd_drift": fd_drift,
                                          "flat": flat, "exited_early": exited_early,
@@ -190,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = flat and exited_early is None
     if ok:
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"kept for a look: {work} (the daemon's log is daemon.log)")
     return 0 if ok else 1
 
 
