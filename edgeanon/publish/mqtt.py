@@ -206,8 +206,9 @@ class MqttPublisher:
             log.warning("mqtt disconnected (%s); reconnecting with backoff", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._cond:  # every ack since the current frame's publish (cleared per frame, so bounded)
-            self._acks[mid] = reason_code
+        with self._cond:  # only while a frame is in flight (cleared per frame), so the dict stays small
+            if self._sending:
+                self._acks[mid] = reason_code
 
     # -- publishing -----------------------------------------------------------------------------
 
