@@ -13,9 +13,13 @@ Installs edgeanon from this source tree:
   /etc/edgeanon/CAMERA.toml    the camera's config (never overwritten once there)
   /etc/edgeanon/tls/           broker CA and this device's client certificate (with --tls-dir)
   /var/lib/edgeanon/models     the ONNX models (from models/, see `make setup`), and beside them the
-                               TensorRT engines built on first boot by edgeanon-engines.service
-  /etc/systemd/system          edgeanon@.service, edgeanon-engines.service (enabled, not started)
-and a system user `edgeanon` in the `video` group (and `jtop` when jetson-stats is installed).
+                               TensorRT engines built on first boot by edgeanon-engines.service;
+                               owned by user edgeanon-models, only readable by the daemon
+  /etc/systemd/system          edgeanon@.service, edgeanon-engines.service (enabled, not started), and
+                               edgeanon@NAME.service.d/network.conf: the only addresses the daemon may
+                               reach (the broker, an RTSP camera, DNS), resolved from the config
+and system users `edgeanon` (the daemon; groups video, and jtop when jetson-stats is installed) and
+`edgeanon-models` (builds the engines). Run it again after the broker's address changes.
 
 Options:
   --camera NAME     camera id: config /etc/edgeanon/NAME.toml, unit edgeanon@NAME (default: cam0)
@@ -96,6 +100,8 @@ STATE=/var/lib/edgeanon
 CACHE=/var/cache/edgeanon
 UNITS=/etc/systemd/system
 USER_NAME=edgeanon
+# Owns the models and builds the engines: the daemon's user cannot change what it runs.
+MODELS_USER=edgeanon-models
 
 # Files are written when installing for real, or under --root in a dry run; a bare --dry-run only prints.
 WRITE_FILES=1
@@ -190,7 +196,12 @@ create_user() {
         run useradd --system --user-group --home-dir "$STATE" --no-create-home \
             --shell /usr/sbin/nologin --comment "edgeanon daemon" "$USER_NAME"
     fi
+    if [ "$DRY_RUN" = 1 ] || ! getent passwd "$MODELS_USER" >/dev/null; then
+        run useradd --system --user-group --home-dir "$STATE/models" --no-create-home \
+            --shell /usr/sbin/nologin --comment "edgeanon engine builder" "$MODELS_USER"
+    fi
     run usermod -a -G video "$USER_NAME"
+    run usermod -a -G video "$MODELS_USER"
     if [ "$DRY_RUN" = 0 ] && getent group jtop >/dev/null; then
         run usermod -a -G jtop "$USER_NAME"
     fi
@@ -308,7 +319,93 @@ install_models() {
         put "$model" "$STATE/models/$(basename "$model")" 0644
     done
     [ "$found" = 1 ] || warn "no models/*.onnx in $SRC: run 'make setup' on a workstation and copy models/ here"
-    run chown -R "$USER_NAME:$USER_NAME" "$STATE" "$CACHE"
+    fs chmod 0755 "$ROOT$STATE" "$ROOT$STATE/models"
+    # The daemon's StateDirectory= must already belong to it: systemd would otherwise chown the whole
+    # tree, models included, to the daemon's user at its first start.
+    run chown "$USER_NAME:$USER_NAME" "$STATE" "$CACHE"
+    run chown -R "$MODELS_USER:$MODELS_USER" "$STATE/models"
+}
+
+# The value of KEY in [SECTION] of a TOML file, when it is a plain "string" (first match; else nothing).
+toml_string() {
+    awk -v section="$2" -v key="$3" '
+        /^[[:space:]]*\[/ { line = $0; gsub(/[[:space:]]/, "", line); current = line; next }
+        current == "[" section "]" && $0 ~ "^[[:space:]]*" key "[[:space:]]*=[[:space:]]*\"" {
+            sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
+        }' "$1"
+}
+
+# The host of a URI: no scheme, no user:password@ (up to the last @), no path, no port.
+uri_host() {
+    rest=${1#*://}
+    authority=${rest%%/*}
+    host=${authority##*@}
+    case "$host" in
+        \[*\]*) host=${host#\[}; host=${host%%\]*} ;;
+        *:*) host=${host%:*} ;;
+    esac
+    printf '%s\n' "$host"
+}
+
+is_ip() {
+    case "$1" in
+        *[!0-9.]*) case "$1" in *:*) return 0 ;; *) return 1 ;; esac ;;
+        *.*.*.*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# The addresses the daemon needs, one per line: the broker's, an RTSP camera's, and the DNS servers
+# when a name must be looked up. Loopback needs no entry (the unit allows localhost).
+allowed_addresses() {
+    config=$1
+    needs_dns=0
+    hosts=$(toml_string "$config" mqtt host)
+    [ -n "$hosts" ] || hosts=localhost
+    uri=$(toml_string "$config" source uri)
+    case "$uri" in
+        rtsp://*|rtsps://*) hosts="$hosts $(uri_host "$uri")" ;;
+    esac
+    for host in $hosts; do
+        case "$host" in localhost|127.*|::1) continue ;; esac
+        if is_ip "$host"; then
+            printf '%s\n' "$host"
+            continue
+        fi
+        needs_dns=1
+        addresses=$(getent ahosts "$host" 2>/dev/null | awk '{ print $1 }' | sort -u)
+        if [ -z "$addresses" ]; then
+            warn "$host does not resolve here: the daemon may reach only localhost until you rerun install.sh, or add IPAddressAllow= to $UNITS/edgeanon@$CAMERA.service.d/network.conf"
+            continue
+        fi
+        printf '%s\n' "$addresses"
+    done
+    if [ "$needs_dns" = 1 ] && [ -f "$ROOT/etc/resolv.conf" ]; then
+        awk '$1 == "nameserver" && $2 !~ /^127\./ && $2 != "::1" { print $2 }' "$ROOT/etc/resolv.conf"
+    fi
+}
+
+install_network_dropin() {
+    config=$ROOT$CONF/$CAMERA.toml
+    dropin=$UNITS/edgeanon@$CAMERA.service.d/network.conf
+    if [ ! -f "$config" ]; then
+        info "no $CONF/$CAMERA.toml here: $dropin not written (the daemon may reach only localhost)"
+        return 0
+    fi
+    info "network allow-list -> $dropin"
+    tmp=$(mktemp)
+    {
+        printf '# Written by deploy/install.sh from %s: the only addresses edgeanon@%s may reach
+' \
+            "$CONF/$CAMERA.toml" "$CAMERA"
+        printf '# besides localhost (IPAddressDeny=any in edgeanon@.service). Rerun install.sh when they change.\n'
+        printf '[Service]\n'
+        allowed_addresses "$config" | sort -u | while read -r address; do
+            [ -n "$address" ] && printf 'IPAddressAllow=%s\n' "$address"
+        done
+    } > "$tmp"
+    put "$tmp" "$dropin" 0644
+    rm -f "$tmp"
 }
 
 install_units() {
@@ -316,6 +413,7 @@ install_units() {
     for unit in edgeanon@.service edgeanon-engines.service; do
         put "$SRC/systemd/$unit" "$UNITS/$unit" 0644
     done
+    install_network_dropin
     run systemctl daemon-reload
     systemctl_files enable edgeanon-engines.service "edgeanon@$CAMERA.service"
     if [ "$DRY_RUN" = 0 ] && systemctl is-enabled --quiet jtop.service 2>/dev/null; then
@@ -350,11 +448,19 @@ uninstall_all() {
     # shellcheck disable=SC2086
     systemctl_files disable edgeanon-engines.service $instances
     fs rm -f "$ROOT$UNITS/edgeanon@.service" "$ROOT$UNITS/edgeanon-engines.service"
+    for dropin in "$ROOT$UNITS"/edgeanon@*.service.d; do
+        [ -d "$dropin" ] || continue
+        fs rm -f "$dropin/network.conf"
+        if [ "$WRITE_FILES" = 1 ]; then
+            rmdir "$dropin" 2>/dev/null || info "kept $dropin (it holds your own drop-ins)"
+        fi
+    done
     run systemctl daemon-reload
     fs rm -rf "$ROOT$PREFIX" "$ROOT$CACHE"
     if [ "$PURGE" = 1 ]; then
         fs rm -rf "$ROOT$CONF" "$ROOT$STATE"
         run userdel "$USER_NAME"
+        run userdel "$MODELS_USER"
     else
         info "kept $CONF, $STATE and user $USER_NAME (use --purge to remove them)"
     fi

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from edgeanon import __version__
+from edgeanon.scrub import install_log_scrubber
 
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
 COMMANDS = ("detect", "anonymize", "run", "doctor")
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_log_scrubber()  # no credentials in any log line, whoever logs it
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

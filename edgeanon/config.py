@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.defaults import DEFAULT_MASK_SCALE, METHODS, VIDEO_PROFILE
+from edgeanon.scrub import MASK, scrub
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,6 +20,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "gst", "file")
+# Keys whose values are never echoed in an error message, whatever the mistake.
+SECRET_KEYS = frozenset({"mqtt.password"})
+# Protocol limits: MQTT strings are at most 65535 bytes, the message-expiry interval is a 4-byte integer.
+MQTT_STRING_MAX = 65535
+UINT32_MAX = 2**32 - 1
+# What one camera's publish queue may hold at worst (queue_size x max_payload): a Jetson Nano has 4 GB in all.
+QUEUE_BYTES_MAX = 256 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -33,8 +41,26 @@ def _positive(v: Any) -> str | None:
     return _check(v > 0, "must be greater than 0")
 
 
-def _non_negative(v: Any) -> str | None:
-    return _check(v >= 0, "must be 0 or more")
+def _positive_max(hi: float):
+    """Greater than 0 and at most `hi` (rules out inf and nan too)."""
+
+    def check(v: float) -> str | None:
+        return _check(0 < v <= hi, f"must be greater than 0 and at most {hi:g}")
+
+    return check
+
+
+def _text(max_len: int, allow_empty: bool = True):
+    """A string of at most max_len UTF-8 bytes, without control characters (NUL breaks MQTT and C APIs)."""
+
+    def check(v: str) -> str | None:
+        if not allow_empty and not v:
+            return "must not be empty"
+        if len(v.encode("utf-8")) > max_len:
+            return f"must be at most {max_len} bytes"
+        return _check(v.isprintable(), "must not contain control characters")
+
+    return check
 
 
 def _one_of(*choices: str):
@@ -58,17 +84,19 @@ def _source_uri(v: str) -> str | None:
                 f"file:///path.mp4 (scheme one of {', '.join(SOURCE_SCHEMES)})")
     if not rest:
         return "has nothing after '://'"
-    return None
+    return _text(8192)(v)
 
 
 def _topic_part(v: str) -> str | None:
     bad = [c for c in "+#/" if c in v]
-    return _check(bool(v) and not bad, "must be non-empty and contain no '+', '#' or '/'")
+    return (_check(bool(v) and not bad, "must be non-empty and contain no '+', '#' or '/'")
+            or _text(128)(v))
 
 
 def _prefix(v: str) -> str | None:
-    return _check(bool(v) and "+" not in v and "#" not in v and not v.startswith("/") and not v.endswith("/"),
-                  "must be non-empty, without '+' or '#', and not start or end with '/'")
+    return (_check(bool(v) and "+" not in v and "#" not in v and not v.startswith("/") and not v.endswith("/"),
+                   "must be non-empty, without '+' or '#', and not start or end with '/'")
+            or _text(1024)(v))
 
 
 def _opt(check):
@@ -92,14 +120,15 @@ def _sub(cls):
 @dataclass(frozen=True)
 class SourceConfig:
     uri: str = _f("csi://0", _source_uri, "camera or file to read")
-    width: int = _f(1280, _positive, "capture width for csi/v4l2")
-    height: int = _f(720, _positive, "capture height for csi/v4l2")
-    fps: float = _f(30.0, _positive, "capture frame rate for csi/v4l2")
+    width: int = _f(1280, _between(16, 8192), "capture width for csi/v4l2")
+    height: int = _f(720, _between(16, 8192), "capture height for csi/v4l2")
+    fps: float = _f(30.0, _between(0.1, 240.0), "capture frame rate for csi/v4l2")
     realtime: bool = _f(False, None, "file://: pace at the file's frame rate instead of as fast as possible")
     loop: bool = _f(False, None, "file://: start again at the end instead of exiting")
-    reconnect_min_s: float = _f(0.5, _positive, "first wait before reopening a lost source")
-    reconnect_max_s: float = _f(30.0, _positive, "longest wait between reopen attempts")
-    stall_timeout_s: float = _f(30.0, _positive, "exit (for a restart) when an open camera gives nothing this long")
+    reconnect_min_s: float = _f(0.5, _between(0.01, 3600.0), "first wait before reopening a lost source")
+    reconnect_max_s: float = _f(30.0, _between(0.01, 3600.0), "longest wait between reopen attempts")
+    stall_timeout_s: float = _f(30.0, _between(0.1, 86400.0),
+                                "exit (for a restart) when an open camera gives nothing this long")
 
 
 @dataclass(frozen=True)
@@ -120,14 +149,14 @@ class ModelConfig:
                             "on the long side, larger frames scaled to it), 0.5 = half size (4x less detector "
                             "work, misses small faces)")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
-    threads: int = _f(0, _non_negative, "ONNX Runtime threads (0 = all cores)")
+    threads: int = _f(0, _between(0, 256), "ONNX Runtime threads (0 = all cores)")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    deadline_ms: float = _f(1000.0, _positive, "a frame not redacted within this time is dropped")
+    deadline_ms: float = _f(1000.0, _positive_max(60_000.0), "a frame not redacted within this time is dropped")
     on_failure: str = _f("drop", _one_of("drop", "mask"), "what a failed or late frame becomes")
-    stats_interval_s: float = _f(10.0, _positive, "seconds between stats messages")
+    stats_interval_s: float = _f(10.0, _between(0.1, 86400.0), "seconds between stats messages")
 
 
 @dataclass(frozen=True)
@@ -147,19 +176,19 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    host: str = _f("localhost", lambda v: _check(bool(v), "must not be empty"), "broker host name")
+    host: str = _f("localhost", _text(253, allow_empty=False), "broker host name")
     port: int = _f(1883, _between(1, 65535), "broker port")
     protocol: str = _f("5", _one_of("5", "3.1.1"), "MQTT version; 3.1.1 loses the frame_index property and expiry")
-    client_id: str = _f("", None, "MQTT client id ('' = edgeanon-<camera_id>)")
-    username: str | None = _f(None, None, "user name")
-    password: str | None = _f(None, None, "password")
+    client_id: str = _f("", _text(256), "MQTT client id ('' = edgeanon-<camera_id>)")
+    username: str | None = _f(None, _text(MQTT_STRING_MAX), "user name")
+    password: str | None = _f(None, _text(MQTT_STRING_MAX), "password")
     keepalive_s: int = _f(30, _between(5, 3600), "MQTT keep-alive")
     prefix: str = _f("edgeanon", _prefix, "topic prefix")
-    frame_expiry_s: int = _f(5, _positive, "message-expiry interval of frame messages")
+    frame_expiry_s: int = _f(5, _between(1, UINT32_MAX), "message-expiry interval of frame messages")
     queue_size: int = _f(8, _between(1, 1000), "frames held while the broker is away (oldest dropped)")
     max_payload: int = _f(1_900_000, _between(10_000, 268_435_455), "largest frame payload in bytes")
-    reconnect_min_s: int = _f(1, _positive, "first wait before reconnecting")
-    reconnect_max_s: int = _f(60, _positive, "longest wait between reconnects")
+    reconnect_min_s: int = _f(1, _between(1, 3600), "first wait before reconnecting")
+    reconnect_max_s: int = _f(60, _between(1, 3600), "longest wait between reconnects")
     homeassistant: bool = _f(False, None, "publish Home Assistant MQTT discovery")
     discovery_prefix: str = _f("homeassistant", _prefix, "Home Assistant discovery prefix")
     tls: TlsConfig = _sub(TlsConfig)
@@ -209,8 +238,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     else:  # pragma: no cover - schema bug
         raise TypeError(f"unsupported config type {tp}")
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {_shown(key, value)}")
     return value
+
+
+def _shown(key: str, value: Any) -> str:
+    """A value as an error message may show it: never a secret, never a URI's credentials, never long."""
+    if key in SECRET_KEYS:
+        return MASK
+    text = scrub(repr(value))
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _build(cls: type, data: dict, prefix: str) -> Any:
@@ -237,7 +274,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         check = f.metadata.get("check")
         problem = check(value) if check and value is not None else None
         if problem:
-            raise ConfigError(f"{key} = {value!r}: {problem}")
+            raise ConfigError(f"{key} = {_shown(key, value)}: {problem}")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -256,9 +293,13 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("mqtt.tls.ca: required when a client certificate is set")
     for key, path in (("mqtt.tls.ca", tls.ca), ("mqtt.tls.cert", tls.cert), ("mqtt.tls.key", tls.key)):
         if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{key} = {path!r}: file not found")
+            raise ConfigError(f"{key} = {_shown(key, path)}: file not found")
     if cfg.mqtt.password is not None and cfg.mqtt.username is None:
         raise ConfigError("mqtt.password: set mqtt.username too")
+    if cfg.mqtt.queue_size * cfg.mqtt.max_payload > QUEUE_BYTES_MAX:
+        raise ConfigError(f"mqtt.queue_size: {cfg.mqtt.queue_size} frames of up to mqtt.max_payload = "
+                          f"{cfg.mqtt.max_payload} bytes could hold more than {QUEUE_BYTES_MAX // 2**20} MiB; "
+                          "lower one of them")
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,28 +76,65 @@ class FaceRecord:
     track_id: int | None = None
 
 
-_REDACTION_TOKEN = object()
-
-
-@dataclass(frozen=True)
 class RedactedFrame:
-    """A frame in which every face was handled. Only `edgeanon.anonymize` may construct one."""
+    """A frame in which every face was handled. Only `edgeanon.anonymize` can make one.
+
+    The pixels are a read-only copy that shares no buffer with the raw frame (which the caller may
+    keep writing), and the object cannot be built, changed, copied, pickled or `dataclasses.replace`d
+    around other pixels: the constructor always refuses, and the one factory is handed out once, to
+    the anonymizer, when it is imported (see `_claim_factory`).
+    """
+
+    __slots__ = ("index", "timestamp", "image", "faces", "fully_masked")
 
     index: int
     timestamp: float
     image: np.ndarray
-    faces: tuple[FaceRecord, ...] = ()
-    fully_masked: bool = False
-    _token: object = field(default=None, repr=False, compare=False)
+    faces: tuple[FaceRecord, ...]
+    fully_masked: bool
 
-    def __post_init__(self) -> None:
-        if self._token is not _REDACTION_TOKEN:
-            raise TypeError("RedactedFrame can only be made by the anonymizer (edgeanon.anonymize)")
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("RedactedFrame can only be made by the anonymizer (edgeanon.anonymize)")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RedactedFrame is read-only (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RedactedFrame is read-only (cannot delete {name!r})")
+
+    def __copy__(self) -> RedactedFrame:
+        raise TypeError("RedactedFrame cannot be copied")
+
+    def __deepcopy__(self, memo: dict) -> RedactedFrame:
+        raise TypeError("RedactedFrame cannot be copied")
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        raise TypeError("RedactedFrame cannot be pickled or copied")
 
     def __repr__(self) -> str:
         return f"RedactedFrame(index={self.index}, faces={len(self.faces)}, shape={self.image.shape})"
 
 
-def _make_redacted(frame: Frame, faces: tuple[FaceRecord, ...], fully_masked: bool = False) -> RedactedFrame:
-    """Internal: wrap a frame whose faces were all handled. Called only from edgeanon.anonymize."""
-    return RedactedFrame(frame.index, frame.timestamp, frame.image, faces, fully_masked, _REDACTION_TOKEN)
+# The one factory is made inside _claim_factory and handed out once, so nothing else can import it.
+_factory_claimed = False
+
+
+def _claim_factory() -> Callable[[Frame, tuple[FaceRecord, ...], bool], RedactedFrame]:
+    """Hand out the RedactedFrame factory once: edgeanon.anonymize takes it at import; later calls raise."""
+    global _factory_claimed
+    if _factory_claimed:
+        raise RuntimeError("the RedactedFrame factory belongs to edgeanon.anonymize")
+    _factory_claimed = True
+
+    def make(frame: Frame, faces: tuple[FaceRecord, ...], fully_masked: bool = False) -> RedactedFrame:
+        # A view of an immutable bytes copy: shares no buffer with the raw frame, and numpy refuses to
+        # make it writeable again (unlike an array that owns its memory).
+        pixels = np.frombuffer(np.ascontiguousarray(frame.image).tobytes(), dtype=frame.image.dtype)
+        pixels = pixels.reshape(frame.image.shape)
+        out = object.__new__(RedactedFrame)
+        for name, value in (("index", int(frame.index)), ("timestamp", float(frame.timestamp)), ("image", pixels),
+                            ("faces", tuple(faces)), ("fully_masked", bool(fully_masked))):
+            object.__setattr__(out, name, value)
+        return out
+
+    return make

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.image_header import image_size
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm"}
 MAX_PIXELS = 8192 * 8192
 
@@ -39,6 +41,12 @@ def load_image(path: str | Path) -> np.ndarray:
     if size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
     data = np.fromfile(str(path), dtype=np.uint8)
+    # The size from the header, before any pixel is decoded: a small file may claim gigapixels.
+    size = image_size(data[:1 << 20].tobytes())
+    if size is None:
+        raise ImageError(f"{path}: not a readable image (unknown format or broken header)")
+    if size[0] * size[1] > MAX_PIXELS or not (size[0] and size[1]):
+        raise ImageError(f"{path}: {size[0]}x{size[1]} is larger than {MAX_PIXELS} pixels (or empty); not decoded")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError(f"{path}: not a readable image")

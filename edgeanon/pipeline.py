@@ -2,7 +2,9 @@
 
 Any exception or missed deadline while detecting or anonymizing drops the frame (or, with
 on_failure = "mask", publishes a fully masked frame instead): a raw face never reaches the publisher.
-The loop itself pings the systemd watchdog, so a hung detector gets the service restarted.
+The loop itself pings the systemd watchdog, so a hung detector gets the service restarted; it pings
+only while the publisher is healthy (frames leave, or the broker is known to be away), and a publisher
+that gave up ends the loop with exit code 1, so systemd restarts the daemon.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from edgeanon.config import Config
 from edgeanon.frames import Frame, RedactedFrame
+from edgeanon.publish.mqtt import SEND_STALL_S
 from edgeanon.sources import FileSource, Source, SourceEnded, safe_uri
 from edgeanon.systemd import Notifier
 
@@ -130,7 +133,12 @@ class Pipeline:
         self.notifier.status("waiting for the first frame")
         try:
             while not self._stop.is_set():
-                self.notifier.watchdog()
+                failure = getattr(self.publisher, "failure", None)
+                if failure:
+                    log.error("publisher failed (%s); exiting so the service manager restarts the daemon", failure)
+                    exit_code = 1
+                    break
+                self._feed_watchdog()
                 try:
                     frame = self.source.read(timeout=READ_TIMEOUT_S)
                 except SourceEnded:
@@ -155,6 +163,15 @@ class Pipeline:
         finally:
             self.shutdown()
         return exit_code
+
+    def _feed_watchdog(self) -> None:
+        """Ping systemd's watchdog, unless frames stopped leaving while the broker is there (then let it fire)."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        healthy = getattr(self.publisher, "healthy", None)
+        if healthy is None or healthy(stall_s=min(SEND_STALL_S, max(1.0, interval))):
+            self.notifier.watchdog()
 
     def handle(self, frame: Frame) -> RedactedFrame | None:
         """Redact one frame and hand it to the publisher; None when it was dropped (fail closed)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,10 @@ import cv2
 
 from edgeanon.config import SourceConfig
 from edgeanon.frames import Frame
+from edgeanon.scrub import safe_uri
+
+__all__ = ["Backoff", "FileSource", "LiveSource", "Source", "SourceEnded", "SourceError", "check_gst_pipeline",
+           "gst_pipeline", "open_source", "parse_uri", "safe_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +80,84 @@ def csi_pipeline(sensor_id: int, width: int, height: int, fps: float) -> str:
     )
 
 
+# gst:// pipelines may hold only these elements (then the one appsink at the end): sources that read a
+# camera, a file or a stream, demuxers, parsers, depayloaders, decoders and converters. Everything else,
+# every sink, tee, muxer, encoder, payloader and network sender, is refused: a pipeline runs before
+# edgeanon sees a frame, so an element that writes or sends would carry raw video off the device.
+GST_ALLOWED = frozenset({
+    # sources (rtspsrc receives only; udp/tcp sources are refused: they open listening ports)
+    "nvarguscamerasrc", "v4l2src", "filesrc", "multifilesrc", "rtspsrc", "videotestsrc",
+    # demuxers, parsers, depayloaders
+    "qtdemux", "matroskademux", "avidemux", "tsdemux", "h264parse", "h265parse", "jpegparse",
+    "rtph264depay", "rtph265depay", "rtpjpegdepay",
+    # decoders
+    "decodebin", "avdec_h264", "avdec_h265", "avdec_mjpeg", "jpegdec", "nvjpegdec", "nvv4l2decoder",
+    "omxh264dec", "omxh265dec", "vp8dec", "vp9dec",
+    # converters and plumbing
+    "videoconvert", "nvvidconv", "nvvideoconvert", "videoscale", "videorate", "videoflip", "videocrop",
+    "capsfilter", "queue",
+})
+# A caps filter between elements: media type/subtype, then optional fields (video/x-raw,format=BGR).
+_CAPS = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+(\([A-Za-z:]+\))?(,.*)?$")
+
+
+def _gst_chunks(pipeline: str) -> list[str]:
+    """The `!`-separated parts of a gst-launch description, '!' inside quotes left alone."""
+    chunks, current, quote = [], [], ""
+    for ch in pipeline:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "!":
+            chunks.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    if quote:
+        raise SourceError("gst:// pipeline: unbalanced quote")
+    chunks.append("".join(current).strip())
+    return chunks
+
+
+def check_gst_pipeline(pipeline: str) -> None:
+    """Refuse a pipeline (SourceError naming the element) unless it is one linear chain of allowed
+    elements and caps ending in the one appsink."""
+    chunks = _gst_chunks(pipeline)
+    for position, chunk in enumerate(chunks):
+        if not chunk:
+            raise SourceError("gst:// pipeline: an empty element between two '!'")
+        if _CAPS.match(chunk) and " " not in chunk.split(",", 1)[0]:
+            continue
+        try:
+            words = shlex.split(chunk)
+        except ValueError as exc:
+            raise SourceError(f"gst:// pipeline: cannot parse '{safe_uri(chunk)}' ({exc})") from None
+        element, props = words[0], words[1:]
+        if element == "appsink":
+            if position != len(chunks) - 1:
+                raise SourceError("gst:// pipeline: 'appsink' must be the last element, and the only sink")
+        elif element not in GST_ALLOWED:
+            kind = ("a sink" if element.endswith("sink") else "a tee" if element == "tee"
+                    else "not an allowed source, decoder or converter")
+            raise SourceError(f"gst:// pipeline: element '{element}' is refused ({kind}; raw video must not "
+                              "leave edgeanon before redaction)")
+        for prop in props:
+            # Only `name=value` properties: a bare word would start a branch (`t.`) or a second chain.
+            if "=" not in prop or prop.startswith("="):
+                raise SourceError(f"gst:// pipeline: '{safe_uri(prop)}' after '{element}' is refused (only "
+                                  "property=value settings; branches and named pads are not allowed)")
+
+
 def gst_pipeline(pipeline: str) -> str:
-    """A user pipeline, completed with a BGR appsink that drops old buffers when it has none."""
+    """A checked user pipeline (check_gst_pipeline), completed with a BGR appsink when it has none."""
     pipeline = pipeline.strip().rstrip("!").strip()
-    if "appsink" in pipeline:
-        return pipeline
-    return f"{pipeline} ! videoconvert ! video/x-raw,format=BGR ! {APPSINK}"
+    if not pipeline:
+        raise SourceError("gst:// pipeline is empty")
+    if _gst_chunks(pipeline)[-1].split(" ", 1)[0] != "appsink":
+        pipeline = f"{pipeline} ! videoconvert ! video/x-raw,format=BGR ! {APPSINK}"
+    check_gst_pipeline(pipeline)
+    return pipeline
 
 
 def _gstreamer_available() -> bool:
@@ -94,10 +172,10 @@ def parse_uri(uri: str, cfg: SourceConfig | None = None) -> tuple[str, str]:
     cfg = cfg or SourceConfig(uri=uri)
     scheme, sep, rest = uri.partition("://")
     if not sep or not rest:
-        raise SourceError(f"source {uri!r}: expected SCHEME://..., e.g. csi://0 or file:///clip.mp4")
+        raise SourceError(f"source {safe_uri(uri)!r}: expected SCHEME://..., e.g. csi://0 or file:///clip.mp4")
     if scheme == "csi":
         if not rest.isdigit():
-            raise SourceError(f"source {uri!r}: csi:// takes a sensor number, e.g. csi://0")
+            raise SourceError(f"source {safe_uri(uri)!r}: csi:// takes a sensor number, e.g. csi://0")
         return "csi", csi_pipeline(int(rest), cfg.width, cfg.height, cfg.fps)
     if scheme == "v4l2":
         return "v4l2", f"/dev/video{rest}" if rest.isdigit() else rest
@@ -107,7 +185,7 @@ def parse_uri(uri: str, cfg: SourceConfig | None = None) -> tuple[str, str]:
         return "gst", gst_pipeline(rest)
     if scheme == "file":
         return "file", rest
-    raise SourceError(f"source {uri!r}: unknown scheme {scheme!r} (use csi, v4l2, rtsp, gst or file)")
+    raise SourceError(f"source {safe_uri(uri)!r}: unknown scheme {scheme!r} (use csi, v4l2, rtsp, gst or file)")
 
 
 def open_source(cfg: SourceConfig) -> Source:
@@ -118,7 +196,7 @@ def open_source(cfg: SourceConfig) -> Source:
         return FileSource(target, realtime=cfg.realtime, loop=cfg.loop, backoff=backoff, uri=cfg.uri)
     if kind in ("csi", "gst"):
         if not _gstreamer_available():
-            raise SourceError(f"source {cfg.uri!r}: this OpenCV was built without GStreamer "
+            raise SourceError(f"source {safe_uri(cfg.uri)!r}: this OpenCV was built without GStreamer "
                               "(on a Jetson use the system OpenCV: python3-opencv from JetPack)")
         return LiveSource(cfg.uri, lambda: cv2.VideoCapture(target, cv2.CAP_GSTREAMER), backoff)
     if kind == "v4l2":
@@ -136,14 +214,6 @@ def open_source(cfg: SourceConfig) -> Source:
 
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
     return LiveSource(cfg.uri, lambda: cv2.VideoCapture(target, cv2.CAP_FFMPEG, params), backoff)
-
-
-def safe_uri(uri: str) -> str:
-    """The URI without credentials, for logs."""
-    scheme, sep, rest = uri.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 class LiveSource:

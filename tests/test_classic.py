@@ -144,7 +144,8 @@ def test_redact_records_every_face_and_mask_all(face_image):
     anonymizer = Anonymizer("pixelate", mask_shape="box")
     frame = Frame(0, 0.0, face_image.copy())
     out = anonymizer.redact(frame, [Detection(FACE, 0.9), Detection(np.array([10, 10, 40, 40], np.float32), 0.5)])
-    assert out.image is frame.image  # in place
+    # redacted in place (the raw buffer is overwritten), then frozen into a read-only copy of its own
+    assert np.array_equal(out.image, frame.image) and not np.shares_memory(out.image, frame.image)
     assert [f.method for f in out.faces] == ["pixelate", "pixelate"]
     assert out.faces[0].box == pytest.approx(tuple(FACE))
     masked = anonymizer.mask_all(Frame(1, 0.0, face_image.copy()))

@@ -64,6 +64,20 @@ def test_values_are_read(tmp_path):
     ({"mqtt": {"tls": {"ca": "/x/ca.pem", "cert": "/x/c.pem"}}}, "mqtt.tls.cert", "mqtt.tls.key"),
     ({"mqtt": {"tls": {"ca": "/nonexistent/ca.pem"}}}, "mqtt.tls.ca", "file not found"),
     ({"mqtt": {"password": "pw"}}, "mqtt.password", "mqtt.username"),
+    # Every number is bounded by what the protocol or the hardware allows (inf and nan included).
+    ({"mqtt": {"frame_expiry_s": 5_000_000_000}}, "mqtt.frame_expiry_s", "between 1 and 4294967295"),
+    ({"mqtt": {"reconnect_max_s": 10**9}}, "mqtt.reconnect_max_s", "between 1 and 3600"),
+    ({"mqtt": {"queue_size": 500, "max_payload": 10_000_000}}, "mqtt.queue_size", "MiB"),
+    ({"mqtt": {"client_id": "x" * 300}}, "mqtt.client_id", "at most 256 bytes"),
+    ({"camera_id": "cam\x00"}, "camera_id", "control characters"),
+    ({"pipeline": {"deadline_ms": float("inf")}}, "pipeline.deadline_ms", "at most 60000"),
+    ({"pipeline": {"deadline_ms": float("nan")}}, "pipeline.deadline_ms", "greater than 0"),
+    ({"pipeline": {"stats_interval_s": 1e-9}}, "pipeline.stats_interval_s", "between"),
+    ({"source": {"width": 100_000}}, "source.width", "between 16 and 8192"),
+    ({"source": {"fps": float("inf")}}, "source.fps", "between"),
+    ({"source": {"stall_timeout_s": 1e12}}, "source.stall_timeout_s", "between"),
+    ({"source": {"reconnect_max_s": float("inf")}}, "source.reconnect_max_s", "between"),
+    ({"model": {"threads": 10**6}}, "model.threads", "between 0 and 256"),
 ])
 def test_rejected_with_key_and_hint(doc, key, hint):
     with pytest.raises(ConfigError) as err:

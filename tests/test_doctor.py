@@ -221,3 +221,59 @@ def test_cli_names_a_bad_config_in_one_line(tmp_path):
     assert result.returncode == 1
     assert any(line.startswith("[FAIL] config") and "mqtt.prot" in line for line in result.stdout.splitlines())
     assert "Traceback" not in result.stderr
+
+
+def test_v4l2_by_number_and_gst_allow_list(tmp_path):
+    paths = fake_paths(tmp_path)
+    (paths.dev / "video0").write_bytes(b"")  # stands in for the camera node (readable and writable here)
+    check = doctor.check_camera("v4l2://0", paths)
+    assert check.status == OK and str(paths.dev / "video0") in check.detail, check
+    assert doctor.check_camera("v4l2://3", paths).status == FAIL
+    refused = doctor.check_camera("gst://v4l2src ! tee name=t ! queue ! udpsink host=10.0.0.9", paths)
+    assert refused.status == FAIL and "'tee'" in refused.detail, refused
+    allowed = doctor.check_camera("gst://v4l2src device=/dev/video0 ! videoconvert ! appsink", paths)
+    assert allowed.status == OK, allowed
+
+
+def test_broker_publishes_to_the_cameras_topic_and_reads_the_puback(secure_broker):
+    cert, key = secure_broker.cert_for("cam1")
+    tls = {"ca": secure_broker.ca_path, "cert": cert, "key": key}
+    own = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port, tls=tls), "cam1")
+    assert own.status == OK and "publish to edgeanon/cam1/doctor acknowledged" in own.detail, own
+    # cam1's certificate, configured as camera cam2: the connection works, the ACL refuses the write.
+    other = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port, tls=tls), "cam2")
+    assert other.status == FAIL and "refused a publish to edgeanon/cam2/doctor" in other.detail, other
+    assert "Not authorized" in other.detail
+
+
+def test_broker_warns_about_tls_insecure(secure_broker):
+    cert, key = secure_broker.cert_for("cam1")
+    tls = {"ca": secure_broker.ca_path, "cert": cert, "key": key, "insecure": True}
+    check = doctor.check_broker(_mqtt_cfg(host="localhost", port=secure_broker.tls_port, tls=tls), "cam1")
+    assert check.status == WARN and "mqtt.tls.insecure = true" in check.detail, check
+
+
+def test_broker_uses_the_daemons_client_and_its_protocol(mosquitto_broker):
+    """The daemon's client factory: MQTT 3.1.1 when the config says so (mosquitto logs it as p2)."""
+    check = doctor.check_broker(_mqtt_cfg(host="127.0.0.1", port=mosquitto_broker.port, protocol="3.1.1"), "cam1")
+    assert check.status == WARN and "MQTT 3.1.1" in check.detail, check
+    connects = [line for line in mosquitto_broker.log_tail(20000).splitlines() if "as edgeanon-doctor-cam1" in line]
+    assert connects and all("(p2," in line for line in connects), connects
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_cli_refuses_a_bad_timeout(value):
+    result = _doctor_cli("--timeout", value)
+    assert result.returncode == 2 and "--timeout" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_output_holds_no_credentials(tmp_path):
+    config = tmp_path / "cam1.toml"
+    config.write_text('camera_id = "cam1"\n[source]\nuri = "rstp://admin:p@ss@10.0.0.5/stream"\n'
+                      '[mqtt]\nusername = "cam1"\npassword = 123456\n')
+    result = _doctor_cli("--config", str(config), "--timeout", "1")
+    assert result.returncode == 1 and "[FAIL] config" in result.stdout, result.stdout
+    output = result.stdout + result.stderr
+    for secret in ("p@ss", "123456", "admin:"):
+        assert secret not in output, output

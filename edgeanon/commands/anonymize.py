@@ -108,8 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     method = args.method or default_method(args.generator_model)
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if not (math.isfinite(args.mask_scale) and 0 < args.mask_scale <= 10):
-        raise UserError(f"--mask-scale must be in (0, 10], got {args.mask_scale}")
+    if not (math.isfinite(args.mask_scale) and 1 <= args.mask_scale <= 3):  # the config's model.mask_scale bounds
+        raise UserError(f"--mask-scale must be in [1, 3] (below 1 leaves parts of the face uncovered), "
+                        f"got {args.mask_scale}")
     if args.low_threshold is not None and not 0 <= args.low_threshold < 1:
         raise UserError(f"--low-threshold must be in [0, 1), got {args.low_threshold}")
     if args.detect_scale is not None and not 0 < args.detect_scale <= 4:

@@ -8,6 +8,7 @@ import fnmatch
 import glob
 import grp
 import importlib
+import json
 import os
 import pwd
 import re
@@ -16,6 +17,7 @@ import ssl
 import stat
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from edgeanon.config import Config, ConfigError, MqttConfig, load_config
+from edgeanon.scrub import scrub
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 SERVICE_USER = "edgeanon"
@@ -32,7 +35,9 @@ DEVICE_GLOBS = ("video*", "nvmap", "nvhost-*", "nvgpu/*/*", "host1x*")
 
 EPILOG = """\
 checks: platform (L4T/JetPack), Python, ONNX Runtime, TensorRT, models, engines (present and built for
-this device), camera, device access of the systemd unit, broker (with the configured TLS), jtop, permissions.
+this device), camera (gst:// pipelines against the allow-list), device access of the systemd unit, broker
+(the daemon's own client and TLS, and one QoS 1 test publish to <prefix>/<camera>/doctor whose PUBACK must
+come back), jtop, permissions. Credentials never appear in the output.
 Each line is OK, WARN (works, but worse than it could), FAIL (the daemon will not work) or SKIP (does not
 apply here). Exit status: 1 when any check FAILs, else 0.
 
@@ -213,7 +218,8 @@ def check_camera(uri: str | None, paths: SystemPaths, timeout: float = 3.0) -> C
                                          "(sudo systemctl restart nvargus-daemon)")
         return Check("camera", OK, f"{uri}: nvargus-daemon socket {paths.argus_socket} present")
     if scheme == "v4l2":
-        node = Path(parsed.path or parsed.netloc)
+        target = uri.partition("://")[2]
+        node = paths.dev / f"video{target}" if target.isdigit() else Path(target)  # v4l2://0 is /dev/video0
         if not node.exists():
             return Check("camera", FAIL, f"{uri}: {node} does not exist (present: "
                                          f"{', '.join(sorted(str(p) for p in paths.dev.glob('video*'))) or 'none'})")
@@ -233,7 +239,16 @@ def check_camera(uri: str | None, paths: SystemPaths, timeout: float = 3.0) -> C
         except OSError as exc:
             return Check("camera", FAIL, f"{scheme}://{parsed.hostname}:{port} unreachable ({exc})")
         return Check("camera", OK, f"{scheme}://{parsed.hostname}:{port} accepts connections")
-    return Check("camera", SKIP, f"{uri}: a GStreamer pipeline is only checked by running it")
+    if scheme == "gst":
+        from edgeanon.sources import SourceError, parse_uri
+
+        try:
+            parse_uri(uri)
+        except SourceError as exc:
+            return Check("camera", FAIL, str(exc))
+        return Check("camera", OK, "gst:// pipeline: every element is an allowed source, decoder or converter "
+                                   "(whether it delivers frames shows only when it runs)")
+    return Check("camera", SKIP, f"{uri}: not checked")
 
 
 def parse_proc_devices(text: str) -> dict[int, str]:
@@ -301,60 +316,81 @@ def check_device_access(paths: SystemPaths) -> Check:
 # -- broker -----------------------------------------------------------------------------------------
 
 def check_broker(mqtt_cfg: MqttConfig, camera_id: str, timeout: float = 5.0) -> Check:
-    """Connect with the configured address, TLS files and credentials; disconnect at once."""
+    """Connect as the daemon would (its own client factory: protocol, TLS, credentials), publish one QoS 1
+    message to the camera's own topic and check the broker's PUBACK, then disconnect."""
     import paho.mqtt.client as mqtt
+
+    from edgeanon.publish.mqtt import PublishError, make_client
 
     where = f"{mqtt_cfg.host}:{mqtt_cfg.port}"
     tls = mqtt_cfg.tls
     # A client id of its own: reusing the daemon's would kick the running daemon off the broker.
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"edgeanon-doctor-{camera_id}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
-    if mqtt_cfg.username is not None:
-        client.username_pw_set(mqtt_cfg.username, mqtt_cfg.password)
-    mode = "plain TCP (no TLS)"
-    if tls.ca is not None:
-        try:
-            client.tls_set(ca_certs=tls.ca, certfile=tls.cert, keyfile=tls.key,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            return Check("broker", FAIL, f"mqtt.tls: cannot load the CA/certificate/key ({exc})")
-        client.tls_insecure_set(tls.insecure)
-        mode = "TLS with client certificate" if tls.cert else "TLS"
-    done = threading.Event()
+    try:
+        client = make_client(mqtt_cfg, f"edgeanon-doctor-{camera_id}-{uuid.uuid4().hex[:6]}")
+    except PublishError as exc:
+        return Check("broker", FAIL, str(exc))
+    mode = ("TLS with client certificate" if tls.cert else "TLS") if tls.ca is not None else "plain TCP (no TLS)"
+    mode += f", MQTT {mqtt_cfg.protocol}"
+    connected, acked = threading.Event(), threading.Event()
     result: dict[str, object] = {}
 
     def on_connect(client, userdata, flags, reason_code, properties):
         result["rc"] = reason_code
-        done.set()
+        connected.set()
 
     def on_disconnect(client, userdata, flags, reason_code, properties):
         result.setdefault("dropped", reason_code)
-        done.set()
+        connected.set()
+        acked.set()
+
+    def on_publish(client, userdata, mid, reason_code, properties):
+        result["ack"] = reason_code
+        acked.set()
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
+    client.on_publish = on_publish
     try:
         client.connect(mqtt_cfg.host, mqtt_cfg.port, keepalive=max(5, int(timeout) + 1))
     except ssl.SSLCertVerificationError as exc:
         return Check("broker", FAIL, f"{where}: the broker's certificate does not verify ({exc.verify_message})")
     except (ssl.SSLError, OSError) as exc:
         return Check("broker", FAIL, f"{where}: cannot connect ({exc})")
+    topic = f"{mqtt_cfg.prefix}/{camera_id}/doctor"  # the camera's own subtree, which its ACL lets it write
     client.loop_start()
     try:
-        done.wait(timeout)
+        connected.wait(timeout)
+        rc = result.get("rc")
+        if rc is not None and not rc.is_failure:
+            info = client.publish(topic, json.dumps({"doctor": True, "time": round(time.time(), 3)}), qos=1)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                acked.wait(timeout)
     finally:
         client.disconnect()
         client.loop_stop()
-    rc = result.get("rc")
     if rc is None:
         why = "connection dropped before CONNACK (client certificate refused?)" if "dropped" in result \
             else f"no answer within {timeout:g}s"
         return Check("broker", FAIL, f"{where} over {mode}: {why}")
     if rc.is_failure:
         return Check("broker", FAIL, f"{where} over {mode}: refused ({rc})")
+    ack = result.get("ack")
+    if ack is None:
+        return Check("broker", FAIL, f"{where} over {mode}: connected, but a test publish to {topic} got no "
+                                     f"PUBACK within {timeout:g}s")
+    if getattr(ack, "is_failure", False):
+        return Check("broker", FAIL, f"{where} over {mode}: connected, but the broker refused a publish to {topic} "
+                                     f"({ack}): its ACL must let this camera write {topic.rsplit('/', 1)[0]}/#")
+    notes = []
     if tls.ca is None:
-        return Check("broker", WARN, f"{where}: connected over plain TCP: set [mqtt.tls] outside a lab")
-    return Check("broker", OK, f"{where}: connected over {mode}")
+        notes.append("plain TCP: set [mqtt.tls] outside a lab")
+    if tls.ca is not None and tls.insecure:
+        notes.append("mqtt.tls.insecure = true: the broker's host name is not checked (testing only)")
+    if mqtt_cfg.protocol != "5":
+        notes.append("MQTT 3.1.1 cannot report a refused publish: use protocol 5 to see ACL refusals")
+    if notes:
+        return Check("broker", WARN, f"{where} over {mode}: publish to {topic} acknowledged; " + "; ".join(notes))
+    return Check("broker", OK, f"{where} over {mode}: publish to {topic} acknowledged")
 
 
 # -- services and permissions -----------------------------------------------------------------------
@@ -436,7 +472,7 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
     checks.append(check_camera(cfg.source.uri if cfg else None, paths, timeout))
     checks.append(check_device_access(paths))
     if cfg is not None:
-        checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))
+        checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))  # publishes to <prefix>/<camera>/doctor
     else:
         checks.append(Check("broker", SKIP, "give --config to check the broker"))
     checks += [check_jtop(defaults, paths), check_permissions(cfg, config_path)]
@@ -445,7 +481,7 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
 
 def format_checklist(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
-    lines = [f"[{c.status:^4}] {c.name:<{width}}  {c.detail}" for c in checks]
+    lines = [f"[{c.status:^4}] {c.name:<{width}}  {scrub(c.detail)}" for c in checks]
     counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL, SKIP)}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
@@ -458,8 +494,19 @@ def register(subparsers) -> None:
                     "engines, camera, device access, broker, jtop, permissions) and say what is missing.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="FILE", help="the camera's config (e.g. /etc/edgeanon/cam0.toml)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="network timeout in seconds (default 5)")
+    p.add_argument("--timeout", type=_timeout, default=5.0, metavar="S",
+                   help="network timeout in seconds, more than 0 and at most 300 (default 5)")
     p.set_defaults(func=doctor)
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 300:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 300 seconds, got {text}")
+    return value
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """Publishers of redacted frames: MQTT today (edgeanon.publish.mqtt)."""
 
-from edgeanon.publish.mqtt import OFFLINE, ONLINE, STOPPED, MqttPublisher, PublishError, Topics
+from edgeanon.publish.mqtt import OFFLINE, ONLINE, STOPPED, MqttPublisher, PublishError, Topics, make_client
 
-__all__ = ["MqttPublisher", "PublishError", "Topics", "ONLINE", "OFFLINE", "STOPPED"]
+__all__ = ["MqttPublisher", "PublishError", "Topics", "make_client", "ONLINE", "OFFLINE", "STOPPED"]

@@ -1,8 +1,16 @@
 """MQTT v5 publisher (paho-mqtt 2.x): redacted JPEG frames, events, stats and availability for one camera.
 
 Frames go through a small bounded queue drained by a sender thread that publishes only while
-connected and waits for each frame to reach the socket, so memory stays bounded whatever the broker
+connected and waits for each frame's PUBACK (QoS 1), so memory stays bounded whatever the broker
 does: when the broker is away the oldest frames are dropped. paho reconnects with backoff.
+
+Every outcome is counted: `sent` (the broker acknowledged it), `refused` (a PUBACK with a failure
+reason code, e.g. not authorized by the ACL; MQTT 5 only, a 3.1.1 broker drops such writes silently),
+`send_failed` (no acknowledgement in time), `send_errors` (an exception while sending). The sender
+never dies silently: it survives single errors, and after MAX_CONSECUTIVE_ERRORS in a row it stops
+and sets `failure`, which the pipeline turns into a non-zero exit (systemd restarts the daemon).
+`healthy()` says whether frames are leaving (or the broker is known to be away): the pipeline feeds
+systemd's watchdog only then. `make_client` is the one way edgeanon builds a client (daemon and doctor).
 """
 
 from __future__ import annotations
@@ -24,10 +32,18 @@ from edgeanon import __version__
 from edgeanon.config import MqttConfig
 from edgeanon.encode import EncodedFrame, JpegEncoder, PayloadTooLarge
 from edgeanon.frames import RedactedFrame
+from edgeanon.scrub import scrub
 
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
+# Frames and events go with QoS 1: the PUBACK says whether the broker took them (and, in MQTT 5, why not).
+FRAME_QOS = 1
+ACK_TIMEOUT_S = 5.0
+# Errors in a row after which the sender gives up and the daemon exits for a restart.
+MAX_CONSECUTIVE_ERRORS = 5
+# Frames waiting this long while connected mean nothing leaves: the watchdog is no longer fed.
+SEND_STALL_S = 20.0
 
 
 class PublishError(ValueError):
@@ -73,10 +89,39 @@ def discovery_message(cfg: MqttConfig, camera_id: str, topics: Topics) -> tuple[
     return f"{cfg.discovery_prefix}/camera/{uid}/config", payload
 
 
+def make_client(cfg: MqttConfig, client_id: str, will_topic: str | None = None) -> mqtt.Client:
+    """A paho client as the daemon uses it: protocol, credentials, TLS, last will, reconnect backoff.
+
+    Raises PublishError for TLS files that cannot be loaded.
+    """
+    protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=protocol)
+    if will_topic is not None:
+        client.will_set(will_topic, OFFLINE, qos=1, retain=True)
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls.ca is not None:
+        try:
+            client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise PublishError(f"mqtt.tls: cannot load the CA/certificate/key ({scrub(str(exc))})") from None
+        client.tls_insecure_set(cfg.tls.insecure)
+    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = scrub(str(exc).strip().splitlines()[0][:160]) if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass
 class _Item:
     encoded: EncodedFrame
     event: bytes
+    queued_at: float = 0.0
 
 
 class MqttPublisher:
@@ -92,35 +137,26 @@ class MqttPublisher:
         self._closing = False
         self._sending = False
         self._fail_logged_at = -1e9
+        self._error_logged_at = -1e9
+        self._refused_logged_at = -1e9
         self._connected = threading.Event()
-        self.counters = {"sent": 0, "queue_dropped": 0, "too_large": 0, "send_failed": 0, "connects": 0}
+        self._connected_at = time.monotonic()
+        self.counters = {"sent": 0, "refused": 0, "queue_dropped": 0, "too_large": 0, "send_failed": 0,
+                         "send_errors": 0, "connects": 0}
+        self.failure: str | None = None  # set when the sender gave up: the daemon must exit
+        self._consecutive_errors = 0
+        self._acks: dict[int, Any] = {}  # mid -> PUBACK reason code, since the current frame was handed to paho
+        self._sending_since = 0.0
         self._protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
-        self._client = self._make_client()
+        self._client = make_client(cfg, cfg.client_id or f"edgeanon-{camera_id}", will_topic=self.topics.available)
+        # paho's own queue holds at most what we hand it: one frame and its event in flight, plus a little.
+        self._client.max_queued_messages_set(cfg.queue_size + 16)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_publish = self._on_publish
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._started = False
-
-    def _make_client(self) -> mqtt.Client:
-        cfg = self.cfg
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id or f"edgeanon-{self.camera_id}",
-            protocol=self._protocol,
-        )
-        client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls.ca is not None:
-            try:
-                client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
-                               cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise PublishError(f"mqtt.tls: cannot load the CA/certificate/key ({exc})") from None
-            client.tls_insecure_set(cfg.tls.insecure)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        return client
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -143,6 +179,7 @@ class MqttPublisher:
             log.error("mqtt %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason_code)
             return
         self.counters["connects"] += 1
+        self._connected_at = time.monotonic()
         log.info("mqtt connected to %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.topics.available, ONLINE, qos=1, retain=True)
         if self.cfg.homeassistant:
@@ -168,6 +205,11 @@ class MqttPublisher:
         if was and not self._closing:
             log.warning("mqtt disconnected (%s); reconnecting with backoff", reason_code)
 
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._cond:  # only while a frame is in flight (cleared per frame), so the dict stays small
+            if self._sending:
+                self._acks[mid] = reason_code
+
     # -- publishing -----------------------------------------------------------------------------
 
     def publish_frame(self, frame: RedactedFrame, event: dict[str, Any], started: float | None = None) -> float | None:
@@ -179,6 +221,8 @@ class MqttPublisher:
         called = time.monotonic()
         if not isinstance(frame, RedactedFrame):
             raise TypeError(f"the publisher takes only RedactedFrame, not {type(frame).__name__}")
+        if self.failure is not None:
+            return None
         try:
             encoded = self.encoder.encode(frame)
         except PayloadTooLarge as exc:
@@ -186,7 +230,8 @@ class MqttPublisher:
             log.warning("%s; frame dropped", exc)
             return None
         latency_ms = round((time.monotonic() - (started if started is not None else called)) * 1000.0, 1)
-        item = _Item(encoded, json.dumps({**event, "latency_ms": latency_ms}, separators=(",", ":")).encode())
+        item = _Item(encoded, json.dumps({**event, "latency_ms": latency_ms}, separators=(",", ":")).encode(),
+                     time.monotonic())
         with self._cond:
             full = self._queue.maxlen
             if len(self._queue) == full and self._connected.is_set():
@@ -213,34 +258,95 @@ class MqttPublisher:
         return props
 
     def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closing or (self._queue and self._connected.is_set()))
-                if not self._queue or not self._connected.is_set():
-                    if self._closing:
-                        return
-                    continue
-                item = self._queue.popleft()
-                self._sending = True
-                self._cond.notify_all()
-            try:
-                self._send(item)
-            finally:
+        try:
+            while True:
                 with self._cond:
-                    self._sending = False
+                    self._cond.wait_for(lambda: self._closing or (self._queue and self._connected.is_set()))
+                    if not self._queue or not self._connected.is_set():
+                        if self._closing:
+                            return
+                        continue
+                    item = self._queue.popleft()
+                    self._sending, self._sending_since = True, time.monotonic()
+                    self._cond.notify_all()
+                try:
+                    self._send(item)
+                    self._consecutive_errors = 0
+                except Exception as exc:  # count, log, keep going; give up only when it keeps happening
+                    self._send_error(exc)
+                    if self._consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+                        self.failure = f"{self._consecutive_errors} send errors in a row, the last {_short(exc)}"
+                        log.error("mqtt sender stopped: %s", self.failure)
+                        return
+                finally:
+                    with self._cond:
+                        self._sending = False
+                        self._cond.notify_all()
+        except BaseException as exc:  # never die silently, whatever it was
+            self.failure = self.failure or f"sender thread died ({_short(exc)})"
+            raise
+        finally:
+            if self.failure is not None:
+                with self._cond:
+                    self._queue.clear()
                     self._cond.notify_all()
 
+    def _send_error(self, exc: Exception) -> None:
+        self.counters["send_errors"] += 1
+        self._consecutive_errors += 1
+        now = time.monotonic()
+        if now - self._error_logged_at > 10.0:
+            self._error_logged_at = now
+            log.error("mqtt: sending a frame failed (%s); %d error(s) so far", _short(exc),
+                      self.counters["send_errors"], exc_info=log.isEnabledFor(logging.DEBUG))
+
     def _send(self, item: _Item) -> None:
-        info = self._client.publish(self.topics.frame, item.encoded.data, qos=0,
+        with self._cond:
+            self._acks.clear()
+        info = self._client.publish(self.topics.frame, item.encoded.data, qos=FRAME_QOS,
                                     properties=self._frame_properties(item.encoded.index))
-        self._client.publish(self.topics.events, item.event, qos=0)
+        self._client.publish(self.topics.events, item.event, qos=FRAME_QOS)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:  # not connected any more, or paho's queue is full
+            self.counters["send_failed"] += 1
+            return
         try:
-            # Keep paho's own buffer to about one frame: wait until this one reached the socket.
-            info.wait_for_publish(timeout=5.0)
-            ok = info.is_published() and info.rc == mqtt.MQTT_ERR_SUCCESS
+            # One frame in flight: wait for its PUBACK (which also keeps paho's buffer to about one frame).
+            info.wait_for_publish(timeout=ACK_TIMEOUT_S)
+            acked = info.is_published()
         except (RuntimeError, ValueError):
-            ok = False
-        self.counters["sent" if ok else "send_failed"] += 1
+            acked = False
+        with self._cond:
+            reason = self._acks.pop(info.mid, None)
+        if not acked:
+            self.counters["send_failed"] += 1
+        elif reason is not None and getattr(reason, "is_failure", False):
+            self._refused(reason)
+        else:
+            self.counters["sent"] += 1
+
+    def _refused(self, reason: Any) -> None:
+        self.counters["refused"] += 1
+        now = time.monotonic()
+        if now - self._refused_logged_at > 60.0:  # the first refusal, then once a minute
+            self._refused_logged_at = now
+            log.error("mqtt %s:%d refused frames on %s (%s); %d refused so far: check the broker's ACL for "
+                      "this camera", self.cfg.host, self.cfg.port, self.topics.frame, reason,
+                      self.counters["refused"])
+
+    def healthy(self, stall_s: float = SEND_STALL_S) -> bool:
+        """True while frames leave, or while the broker is known to be away (then the queue drops the
+        oldest and a restart would fix nothing); False once the sender failed or frames wait in vain."""
+        if self.failure is not None or (self._started and not self._sender.is_alive() and not self._closing):
+            return False
+        if not self._connected.is_set():
+            return True
+        with self._cond:
+            oldest = self._queue[0].queued_at if self._queue else None
+            busy_since = self._sending_since if self._sending else None
+        now = time.monotonic()
+        if busy_since is not None and now - max(busy_since, self._connected_at) > stall_s + ACK_TIMEOUT_S:
+            return False  # one send hangs (paho blocked)
+        return oldest is None or now - max(oldest, self._connected_at) < stall_s
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until every queued frame was sent (while connected); False when some are still waiting."""
@@ -252,7 +358,8 @@ class MqttPublisher:
         return len(self._queue)
 
     def stats(self) -> dict[str, Any]:
-        return {"connected": self.connected, "queued": len(self._queue), **self.counters}
+        return {"connected": self.connected, "queued": len(self._queue), **self.counters,
+                **({"failure": self.failure} if self.failure else {})}
 
     def close(self, timeout: float = 3.0) -> None:
         """Flush queued frames (while connected), publish `stopped` retained, disconnect cleanly."""

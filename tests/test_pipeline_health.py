@@ -1,0 +1,137 @@
+"""The daemon loop and its publisher's health: watchdog fed only while frames leave, failure is an exit code.
+
+Real pieces throughout: the clip's faces, the detector on ONNX Runtime, a real mosquitto (stopped with
+SIGSTOP to play a broker that holds the connection but answers nothing), a real notify socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devkit.broker import Broker, mosquitto_binary
+from devkit.daemon_kit import make_clip
+from edgeanon.config import Config, MqttConfig, PipelineConfig, SourceConfig
+from edgeanon.pipeline import Pipeline
+from edgeanon.publish.mqtt import MqttPublisher
+from edgeanon.redactor import Redactor
+from edgeanon.sources import FileSource
+from edgeanon.systemd import Notifier
+
+pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto is not installed")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "faces.avi", frames=6, size=(320, 180), fps=10.0)
+
+
+@pytest.fixture(scope="module")
+def redactor(detector_model) -> Redactor:
+    return Redactor.from_options(detector_model=detector_model, method="blur", video=True, threads=1)
+
+
+class Watchdog:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET; records when WATCHDOG=1 arrived."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ea-w-", dir="/tmp"))
+        self.path = str(self.dir / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.pings: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.sock.recv(4096) == b"WATCHDOG=1":
+                    self.pings.append(time.monotonic())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def pings_between(self, start: float, end: float) -> int:
+        return sum(start <= t < end for t in self.pings)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_pipeline(clip: Path, redactor: Redactor, mqtt: MqttConfig, notifier: Notifier) -> Pipeline:
+    cfg = Config(camera_id="cam", source=SourceConfig(uri=f"file://{clip}", loop=True, realtime=True),
+                 pipeline=PipelineConfig(deadline_ms=60_000.0, stats_interval_s=1.0), mqtt=mqtt)
+    source = FileSource(str(clip), realtime=True, loop=True)
+    return Pipeline(cfg, source, redactor, MqttPublisher(mqtt, "cam"), notifier)
+
+
+def test_watchdog_is_fed_only_while_frames_leave(tmp_path, clip, redactor):
+    broker = Broker(tmp_path / "b").start()
+    watchdog = Watchdog()
+    # WATCHDOG_USEC 2 s: pings every 0.5 s; frames waiting 1 s in vain stop them.
+    notifier = Notifier(environ={"NOTIFY_SOCKET": watchdog.path, "WATCHDOG_USEC": "2000000"})
+    mqtt = MqttConfig(host="127.0.0.1", port=broker.port, keepalive_s=60, reconnect_min_s=1, reconnect_max_s=2)
+    pipeline = make_pipeline(clip, redactor, mqtt, notifier)
+    pipeline.publisher.start()
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while pipeline.publisher.stats()["sent"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pipeline.publisher.stats()["sent"] >= 3, pipeline.publisher.stats()
+        healthy_from = time.monotonic()
+        time.sleep(2.0)
+        os.kill(broker._proc.pid, signal.SIGSTOP)  # connected, but nothing is acknowledged any more
+        stopped_at = time.monotonic()
+        try:
+            time.sleep(4.0)
+        finally:
+            os.kill(broker._proc.pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        time.sleep(3.0)
+        assert watchdog.pings_between(healthy_from, stopped_at) >= 2, "fed while frames leave"
+        assert watchdog.pings_between(stopped_at + 2.5, resumed_at) == 0, "not fed while frames wait in vain"
+        assert watchdog.pings_between(resumed_at + 1.0, time.monotonic()) >= 1, "fed again once they leave"
+    finally:
+        pipeline.request_stop()
+        runner.join(30)
+        watchdog.close()
+        broker.stop()
+    assert result == [0]
+
+
+def test_a_failed_publisher_ends_the_loop_with_exit_code_1(tmp_path, clip, redactor, caplog):
+    with Broker(tmp_path / "b") as broker:
+        # Built without validation on purpose: the same sender error load_config now refuses up front.
+        mqtt = dataclasses.replace(MqttConfig(host="127.0.0.1", port=broker.port), frame_expiry_s=5_000_000_000)
+        pipeline = make_pipeline(clip, redactor, mqtt, Notifier(socket_path=""))
+        pipeline.publisher.start()
+        assert pipeline.publisher.wait_connected(10)
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+        runner.start()
+        runner.join(120)
+        if runner.is_alive():
+            pipeline.request_stop()
+            runner.join(10)
+            pytest.fail("the loop kept running on a failed publisher")
+    assert result == [1]
+    assert "publisher failed" in caplog.text and "send errors in a row" in caplog.text
