@@ -117,7 +117,7 @@ def tune_stills(detector: FaceDetector, items, scale_sets, settings: list[dict],
 
 
 def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, settings: list[dict], holds,
-              method: str, store: CandidateCache) -> list[dict]:
+              method: str, store: CandidateCache, growths: tuple[float, ...] = (0.3,)) -> list[dict]:
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     truth, _ = load_truth(truth_path)
     cache, frames = {}, []
@@ -129,18 +129,19 @@ def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, 
     store.save()
     rows = []
     anonymizer = Anonymizer(method)
-    for scales, setting, hold in itertools.product(scale_sets, settings, holds):
+    for scales, setting, hold, growth in itertools.product(scale_sets, settings, holds, growths):
         cached = CachedDetector(detector, cache, scales, setting)
-        chain = Redactor(cached, anonymizer, Tracker(hold_s=hold) if hold > 0 else None)
+        chain = Redactor(cached, anonymizer, Tracker(hold_s=hold, growth=growth) if hold > 0 else None)
         tally = LeakTally()
         for frame in frames:
             cached.use(frame.index)
             faces = truth.get(str(frame.index), [])
             out = chain.process(Frame(frame.index, frame.timestamp, frame.image.copy())).image
             tally.add(out, frame.image, [f["box"] for f in faces], [f["id"] for f in faces])
-        rows.append({"mode": "clip", "scales": list(scales), **describe(setting), "hold": hold, **tally.to_json()})
-        print(f"clip {'+'.join(scales):<14} {_text(setting)} hold {hold:.1f}: leak {tally.rate:6.2%} "
-              f"({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
+        rows.append({"mode": "clip", "scales": list(scales), **describe(setting), "hold": hold, "growth": growth,
+                     **tally.to_json()})
+        print(f"clip {'+'.join(scales):<14} {_text(setting)} hold {hold:.1f} growth {growth:.1f}: "
+              f"leak {tally.rate:6.2%} ({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
     return rows
 
 
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra-thresholds", default="0.2,0.4", help="confident threshold of the extra scales")
     p.add_argument("--doubt-max", default="48,inf", help="largest box side (px) a doubtful candidate may have")
     p.add_argument("--holds", default="0,1.0")
+    p.add_argument("--growths", default="0.3", help="tracker growth per second while a face coasts")
     p.add_argument("--work", type=Path, default=Path("out/leak"))
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if "clip" in args.modes:
         clip, truth = build_clip(args.data, args.split, args.work)
         rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), settings, _floats(args.holds),
-                          args.method, store)
+                          args.method, store, tuple(_floats(args.growths)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
