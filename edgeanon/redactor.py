@@ -35,7 +35,7 @@ class Redactor:
         if self.tracker is not None:
             if self.cuts is not None and self.cuts.is_cut(frame.image):
                 self.tracker.cut()
-            faces = self.tracker.update(faces, frame.track_time)
+            faces = self.tracker.update(faces, frame.track_time, frame.image.shape[:2])
         return self.anonymizer.redact(frame, faces)
 
     def mask_all(self, frame: Frame) -> RedactedFrame:

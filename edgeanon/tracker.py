@@ -10,12 +10,18 @@ above any overlap that NMS lets two detected faces have), never because another 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeanon.defaults import DEFAULT_HOLD_S
 from edgeanon.frames import BoxSize, Detection
+
+# Velocity is the least-squares slope of the last HISTORY detected boxes: one frame's jitter of a few pixels,
+# read as speed, would carry a small face's cover off the face within a few frames of coasting.
+HISTORY = 6
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,9 @@ class _State:
     landmarks: np.ndarray | None
     score: float
     last_seen: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))  # d(box)/dt, px/s, smoothed
-    hits: int = 1
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))  # d(box)/dt, px/s, fitted
+    hits: int = 1  # confident detections matched (doubtful ones keep a track alive but do not confirm it)
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # (time, box) of the last detections
 
     def predict(self, timestamp: float, growth: float = 0.0, max_growth: float = 1.0) -> np.ndarray:
         """Box at `timestamp`: centre and size moved by the smoothed velocity, the size never below the last
@@ -56,6 +63,14 @@ class _State:
         w = min(max(moved[2] - moved[0], w0) * grow, w0 * max_growth)
         h = min(max(moved[3] - moved[1], h0) * grow, h0 * max_growth)
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float64)
+
+
+def _leaving(box: np.ndarray, size: tuple[int, int], margin: float = 2.0) -> bool:
+    """True when the box touches or crosses the frame's edge and is still partly inside it (detections are
+    clipped to the frame, so a face cut by the edge has a box that touches it)."""
+    h, w = size
+    inside = box[0] < w and box[1] < h and box[2] > 0 and box[3] > 0
+    return bool(inside and (box[0] <= margin or box[1] <= margin or box[2] >= w - margin or box[3] >= h - margin))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,25 +113,23 @@ class Tracker:
     (a new stream, a seek) resets the tracker, and so does `cut()` (a scene cut or a zoom jump).
     """
 
-    def __init__(self, hold_s: float = 1.0, iou_threshold: float = 0.2, smoothing: float = 0.3,
-                 growth: float = 0.3, max_growth: float = 1.5, max_speed: float = 10.0, confirm_hits: int = 3,
-                 duplicate_iou: float = 0.6):
+    def __init__(self, hold_s: float = DEFAULT_HOLD_S, iou_threshold: float = 0.2,
+                 growth: float = 0.0, max_growth: float = 1.5, max_speed: float = 10.0, confirm_hits: int = 3,
+                 duplicate_iou: float = 0.6, edge_hold_s: float = 2.0):
         if hold_s < 0:
             raise ValueError(f"hold time must be >= 0 seconds, got {hold_s}")
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"IoU threshold must be in (0, 1], got {iou_threshold}")
-        if not 0.0 < smoothing <= 1.0:
-            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
         if growth < 0 or max_growth < 1.0:
             raise ValueError(f"growth must be >= 0 and max growth >= 1, got {growth} and {max_growth}")
         self.hold_s = hold_s
         self.iou_threshold = iou_threshold
-        self.smoothing = smoothing  # weight of the newest velocity measurement
         self.growth = growth
         self.max_growth = max_growth
         self.max_speed = max_speed
         self.confirm_hits = max(1, int(confirm_hits))
         self.duplicate_iou = duplicate_iou
+        self.edge_hold_s = max(edge_hold_s, hold_s)
         self._tracks: list[_State] = []
         self._next_id = 1
         self._last_timestamp: float | None = None
@@ -134,8 +147,14 @@ class Tracker:
     def active(self) -> int:
         return len(self._tracks)
 
-    def update(self, detections: Sequence[Detection], timestamp: float) -> list[Track]:
-        """Match this frame's detections to tracks; return every face to cover now (fresh first)."""
+    def update(self, detections: Sequence[Detection], timestamp: float,
+               size: tuple[int, int] | None = None) -> list[Track]:
+        """Match this frame's detections to tracks; return every face to cover now (fresh first).
+
+        With the frame's `size` (height, width), a confirmed face that is leaving the picture (its box cut by
+        the frame's edge, where the detector cannot see a face) stays covered for up to `edge_hold_s`, until
+        its box has left the frame.
+        """
         if self._last_timestamp is not None and timestamp < self._last_timestamp:
             self.reset()
         self._last_timestamp = timestamp
@@ -173,10 +192,12 @@ class Tracker:
         for ti, state in enumerate(self._tracks):
             if ti in matched_tracks:
                 continue
+            box = state.predict(timestamp, self.growth, self.max_growth)
             hold = self.hold_s * min(1.0, state.hits / self.confirm_hits)
+            if size is not None and state.hits >= self.confirm_hits and _leaving(box, size):
+                hold = self.edge_hold_s
             if timestamp - state.last_seen > hold:
                 continue
-            box = state.predict(timestamp, self.growth, self.max_growth)
             same = iou_matrix(box[None], fresh_boxes)
             if same.size and same.max() >= self.duplicate_iou:
                 continue  # this frame's detection of the same face already covers it
@@ -187,17 +208,21 @@ class Tracker:
 
     def _observe(self, state: _State, det: Detection, timestamp: float) -> None:
         box = np.asarray(det.box, np.float64)[:4]
-        dt = timestamp - state.last_seen
-        if dt > 0:
-            measured = (box - state.box) / dt
+        if not state.history:
+            state.history.append((state.last_seen, state.box.copy()))
+        state.history.append((timestamp, box.copy()))
+        times = np.array([t for t, _ in state.history])
+        if times.max() - times.min() > 0:
+            boxes = np.array([b for _, b in state.history])
+            dt = times - times.mean()
+            measured = (dt[:, None] * (boxes - boxes.mean(0))).sum(0) / (dt * dt).sum()
             size = max(box[2] - box[0], box[3] - box[1], 1.0)
             limit = self.max_speed * size
-            measured = np.clip(measured, -limit, limit)
-            a = self.smoothing if state.hits > 1 else 1.0
-            state.velocity = a * measured + (1 - a) * state.velocity
+            state.velocity = np.clip(measured, -limit, limit)
         state.box = box.copy()
         if det.landmarks is not None or getattr(det, "confident", True):
             state.landmarks = det.landmarks
         state.score = float(det.score)
         state.last_seen = timestamp
-        state.hits += 1
+        if getattr(det, "confident", True):
+            state.hits += 1

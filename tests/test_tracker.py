@@ -156,3 +156,28 @@ def test_a_cut_forgets_lost_faces():
     assert len(tracker.update([], 3 / 25)) == 1
     tracker.cut()
     assert tracker.update([], 4 / 25) == []
+
+
+def test_a_confirmed_face_leaving_the_frame_stays_covered_until_it_has_left():
+    tracker = Tracker(hold_s=0.1, edge_hold_s=2.0)
+    size = (360, 640)
+    for i in range(4):  # moving left at 250 px/s; from the third frame on its box is clipped by the left edge
+        x = 20 - 10 * i
+        tracker.update([det(max(0, x), 100, x + 60, 160)], i / 25, size)
+    held = tracker.update([], 0.2, size)  # the detector lost it at the edge; past hold_s, still covered
+    assert len(held) == 1 and not held[0].fresh and held[0].box[0] <= 0 and held[0].box[2] > 0
+    assert tracker.update([], 0.6, size) == []  # it has left the frame: nothing is held
+    inside = Tracker(hold_s=0.1, edge_hold_s=2.0)
+    for i in range(4):
+        inside.update([det(300, 100, 360, 160)], i / 25, size)
+    assert inside.update([], 0.3, size) == []  # in the middle of the frame the plain hold applies
+
+
+def test_doubtful_detections_do_not_confirm_a_track():
+    tracker = Tracker(hold_s=0.9, confirm_hits=3)
+    tracker.update([det(0, 0, 50, 50)], 0.0)
+    for k in range(1, 4):
+        tracker.update([det(0, 0, 50, 50, score=0.1, confident=False)], k * 0.04)
+    # one confident sighting: held a third of hold_s after the last doubtful one, not the whole hold
+    assert len(tracker.update([], 0.12 + 0.25)) == 1
+    assert tracker.update([], 0.12 + 0.35) == []
