@@ -3,9 +3,9 @@
 Per face, in one window of the frame:
 1. the classic blur covers the anonymizer's mask (the box grown by `mask_scale`, its shape and feather),
    so no pixel the mask covers stays original, whatever the generated crop reaches;
-2. the generated face is matched in colour and brightness (per-channel mean and std) to the frame in a
-   ring just inside its ellipse, where generated and original pixels show the same part of the scene;
-   a grey region (an IR or monochrome camera) gets a grey face;
+2. the generated face is matched in colour and brightness (per-channel mean and std) to the original in a
+   ring just inside its ellipse, where generated and original pixels show the same part of the scene
+   (at the crop's resolution: match_crop); a grey region (an IR or monochrome camera) gets a grey face;
 3. it is blended over that cover with a Laplacian pyramid: low frequencies across a wide band (no
    brightness step at the rim), fine detail across a narrow one (no ghost of a double edge).
 """
@@ -42,10 +42,24 @@ def match_colour(face: np.ndarray, reference: np.ndarray, where: np.ndarray) -> 
     """`face` (float32 BGR) shifted and scaled per channel so that its mean and std over `where` match `reference`'s."""
     if int(where.sum()) < 16:
         return face
-    f, r = face[where], reference[where]
-    mu_f, mu_r = f.mean(axis=0), r.mean(axis=0)
-    gain = np.clip(r.std(axis=0) / np.maximum(f.std(axis=0), 1e-3), MIN_GAIN, MAX_GAIN)
-    return (face - mu_f) * gain + mu_r
+    mask = where.astype(np.uint8)
+    mu_f, sd_f = (v.reshape(-1)[:3] for v in cv2.meanStdDev(face, mask=mask))
+    mu_r, sd_r = (v.reshape(-1)[:3] for v in cv2.meanStdDev(reference, mask=mask))
+    gain = np.clip(sd_r / np.maximum(sd_f, 1e-3), MIN_GAIN, MAX_GAIN).astype(np.float32)
+    return (face - mu_f.astype(np.float32)) * gain + mu_r.astype(np.float32)
+
+
+def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray) -> np.ndarray:
+    """The generated crop (BGR uint8) matched in colour to the original crop it replaces, grey where that is grey.
+
+    Done at the crop's 128 px, whatever the face's size in the frame (a per-channel gain and offset commutes
+    with the paste's resampling).
+    """
+    r = _elliptic_radius((0, 0, crop.shape[1], crop.shape[0]), box_in_crop, MASK_SCALE)
+    out = match_colour(face.astype(np.float32), crop.astype(np.float32), (r >= RING[0]) & (r < RING[1]))
+    if is_grey(crop):
+        out = np.repeat(cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)[:, :, None], 3, 2)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _levels(h: int, w: int) -> int:
@@ -59,29 +73,30 @@ def pyramid_blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.
     """Laplacian-pyramid blend of two float32 images (h, w, 3) with weights `alpha` (h, w) for `top`.
 
     Where alpha is 1 the result is `top`, where it is 0 far from the transition it is `bottom`; each
-    frequency band is crossed over a width that grows with its scale.
+    frequency band is crossed over a width that grows with its scale. Computed as `bottom` plus the
+    blended pyramid of the difference (one pyramid instead of two).
     """
+    return cv2.add(bottom, blend_difference(cv2.subtract(top, bottom), alpha))
+
+
+def blend_difference(diff: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Each Laplacian band of `diff` (float32, h x w x 3) weighted by the same level of alpha's Gaussian pyramid."""
     n = _levels(*alpha.shape)
+    alphas = [cv2.merge([alpha] * 3)]
     if n == 0:
-        a = alpha[:, :, None]
-        return top * a + bottom * (1.0 - a)
-    gauss_a = [alpha]
-    lap_t, lap_b = [], []
-    t, b = top, bottom
+        return cv2.multiply(diff, alphas[0])
+    bands = []
+    d = diff
     for _ in range(n):
-        a_down = cv2.pyrDown(gauss_a[-1])
-        t_down, b_down = cv2.pyrDown(t), cv2.pyrDown(b)
-        size = (t.shape[1], t.shape[0])
-        lap_t.append(t - cv2.pyrUp(t_down, dstsize=size))
-        lap_b.append(b - cv2.pyrUp(b_down, dstsize=size))
-        gauss_a.append(a_down)
-        t, b = t_down, b_down
-    a = gauss_a[-1][:, :, None]
-    out = t * a + b * (1.0 - a)
+        down = cv2.pyrDown(d)
+        bands.append(cv2.subtract(d, cv2.pyrUp(down, dstsize=(d.shape[1], d.shape[0]))))
+        alphas.append(cv2.pyrDown(alphas[-1]))
+        d = down
+    out = cv2.multiply(d, alphas[-1])
     for level in range(n - 1, -1, -1):
-        size = (lap_t[level].shape[1], lap_t[level].shape[0])
-        a = gauss_a[level][:, :, None]
-        out = cv2.pyrUp(out, dstsize=size) + lap_t[level] * a + lap_b[level] * (1.0 - a)
+        band = bands[level]
+        out = cv2.pyrUp(out, dstsize=(band.shape[1], band.shape[0]))
+        out = cv2.add(out, cv2.multiply(band, alphas[level]))
     return out
 
 
@@ -93,13 +108,13 @@ def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: 
     rx, ry = max(bx2 - bx1, 1e-3) * scale / 2.0, max(by2 - by1, 1e-3) * scale / 2.0
     xs = ((np.arange(x1, x2, dtype=np.float32) + 0.5) - cx) / rx
     ys = ((np.arange(y1, y2, dtype=np.float32) + 0.5) - cy) / ry
-    return np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    return cv2.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
 
 
 def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: np.ndarray,
               mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
               feather: float = classic.DEFAULT_FEATHER, cells: int = classic.BLUR_CELLS) -> None:
-    """Put one generated crop (BGR uint8, region's size) into `image` in place (see the module docstring)."""
+    """Put one generated crop (BGR uint8, region's size, colour-matched: match_crop) into `image` in place."""
     box = np.asarray(box, dtype=np.float64)[:4]
     h, w = image.shape[:2]
     cover = masks.scale_box(box, mask_scale)
@@ -113,43 +128,29 @@ def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: 
 
     # 1. The classic cover of the anonymizer's mask, inside the window.
     base = original.copy()
+    cover_weight = np.zeros((y2 - y1, x2 - x1), np.float32)
     cover_in = masks.clamp_region(cover, w, h)
     if cover_in is not None:
         cx1, cy1, cx2, cy2 = cover_in
         face_w, face_h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
         sub = roi[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
         blurred = classic.blur_patch(sub, face_w, face_h, cells).astype(np.float32)
-        weight = masks.region_mask(mask_shape, cover, cover_in, feather)[:, :, None]
+        weight = masks.region_mask(mask_shape, cover, cover_in, feather)
+        cover_weight[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = weight
         part = base[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
-        part += (blurred - part) * weight
+        part += (blurred - part) * weight[:, :, None]
 
     # 2. The generated crop in window coordinates (bicubic keeps more of its detail than bilinear).
     s = 1.0 / region.scale
     m = np.array([[s, 0.0, region.x0 - x1], [0.0, s, region.y0 - y1]])
     gen = cv2.warpAffine(face_bgr, m, (x2 - x1, y2 - y1), flags=cv2.INTER_CUBIC,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    r = _elliptic_radius(window, box, MASK_SCALE)
-    gen = match_colour(gen, original, (r >= RING[0]) & (r < RING[1]))
-    if is_grey(roi):
-        gen[...] = gen.mean(axis=2, keepdims=True)
 
     # 3. Multi-band blend: opaque within PASTE_INNER, reaching zero at the generated ellipse's rim.
+    r = _elliptic_radius(window, box, MASK_SCALE)
     alpha = np.clip((1.0 - r) / (1.0 - PASTE_INNER / MASK_SCALE), 0.0, 1.0)
-    out = pyramid_blend(gen, base, alpha)
+    out = cv2.add(base, blend_difference(cv2.subtract(gen, base), alpha))
     # Outside the cover and the generated ellipse nothing changes (the pyramid's widest band may spread).
-    keep = np.maximum(alpha, _cover_weight(window, cover, mask_shape, feather, w, h))[:, :, None]
-    out = out * keep + original * (1.0 - keep)
-    np.clip(out, 0, 255, out=out)
-    roi[...] = (out + 0.5).astype(np.uint8)
-
-
-def _cover_weight(window: tuple[int, int, int, int], cover: masks.Region, shape: str, feather: float,
-                  w: int, h: int) -> np.ndarray:
-    """The cover mask's weights over the window (zero where the cover does not reach)."""
-    x1, y1, x2, y2 = window
-    out = np.zeros((y2 - y1, x2 - x1), np.float32)
-    inside = masks.clamp_region(cover, w, h)
-    if inside is not None:
-        cx1, cy1, cx2, cy2 = inside
-        out[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = masks.region_mask(shape, cover, inside, feather)
-    return out
+    keep = cv2.merge([np.maximum(alpha, cover_weight)] * 3)
+    out = cv2.add(original, cv2.multiply(cv2.subtract(out, original), keep))
+    roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -115,7 +115,7 @@ class FaceGenerator:
         jobs = [i for i, face in enumerate(faces) if self.servable(image.shape, face)]
         if not jobs:
             return served
-        regions, conds = [], []
+        regions, conds, cut = [], [], []
         for i in jobs:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             landmarks = np.asarray(faces[i].landmarks, dtype=np.float64)
@@ -127,6 +127,7 @@ class FaceGenerator:
                 landmarks = landmarks + offsets * self.landmark_jitter * size
             region, crop, mask, heat = crops.crop_inputs(image, box, landmarks, border=self.border)
             regions.append(region)
+            cut.append(crop)
             conds.append(crops.network_input(crop, mask, heat))
         latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])
         condition = np.stack(conds)
@@ -138,8 +139,9 @@ class FaceGenerator:
             return served
         out = np.concatenate(outs)
         for k, i in enumerate(jobs):
-            blend.composite(image, crops.network_output_to_bgr(out[k]), regions[k],
-                            np.asarray(faces[i].box, dtype=np.float64)[:4], mask_scale, mask_shape, feather, cells)
+            box = np.asarray(faces[i].box, dtype=np.float64)[:4]
+            face = blend.match_crop(crops.network_output_to_bgr(out[k]), cut[k], regions[k].box_to_crop(box))
+            blend.composite(image, face, regions[k], box, mask_scale, mask_shape, feather, cells)
             served[i] = True
         return served
 
