@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     anonymized: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     dists: dict[str, list[float]] = {m: [] for m in methods}
     found = served = 0
+    was_found: list[bool] = []
     pad = facecrops.UTK_PAD
     for i, name in enumerate(tqdm(names, desc="incontext", unit="face")):
         photo = facecrops.decode(zf.read(name))
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         image, box = laid
         faces = detector.detect(image)
         hit = iou_matrix(np.array([box]), np.array([f.box for f in faces], np.float32).reshape(-1, 4))
-        found += bool(hit.size and hit.max() >= 0.4)
+        was_found.append(bool(hit.size and hit.max() >= 0.4))
+        found += was_found[-1]
         ref = embed(image, box)
         refs.append(ref)
         people = as_people(faces, f"{scene_name}:{name}")
@@ -148,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     if "gan" in methods:
         print(f"gan served {served} of the {found} found (rest: classic fallback)")
     print(f"re-identification chance level: {100.0 / max(n, 1):.2f}%")
-    print(f"{'method':<10} {'share < 0.6':>12} {'95% interval':>14} {'median dist':>12} {'re-id rank-1':>13}")
+    print(f"{'method':<10} {'share < 0.6':>12} {'95% interval':>14} {'median dist':>12} {'re-id rank-1':>13} "
+          f"{'share, found only':>18}")
+    hits = np.array(was_found, bool)
     rows = []
     for m in methods:
         d = np.array(dists[m])
@@ -157,9 +161,13 @@ def run(args: argparse.Namespace) -> int:
         lo, hi = wilson_interval(same, len(d))
         med = float(np.median(d)) if len(d) else float("nan")
         reid = reidentified(anonymized[m], refs)
+        found_share = float(np.mean(d[hits] < SAME_PERSON)) if hits.any() else float("nan")
         rows.append({"method": m, "share_same": share, "share_same_interval": [lo, hi], "median_distance": med,
-                     "reid_rank1": reid})
-        print(f"{m:<10} {share * 100:11.1f}% {f'{lo * 100:.1f}-{hi * 100:.1f}%':>14} {med:12.3f} {reid * 100:12.1f}%")
+                     "reid_rank1": reid, "share_same_found_only": found_share})
+        print(f"{m:<10} {share * 100:11.1f}% {f'{lo * 100:.1f}-{hi * 100:.1f}%':>14} {med:12.3f} {reid * 100:12.1f}% "
+              f"{found_share * 100:17.1f}%")
     if args.json:
-        args.json.write_text(json.dumps({"faces": n, "found": found, "gan_served": served, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"faces": n, "found": found, "gan_served": served, "rows": rows,
+                                         "found_per_face": was_found,
+                                         "distances": {m: dists[m] for m in methods}}, indent=2))
     return 0
