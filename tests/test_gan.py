@@ -216,7 +216,7 @@ def test_gan_covers_at_least_what_blur_covers_and_every_pixel_of_the_box(face_im
     assert by_blur.sum() > 1000
     # (a smooth cover can equal a pixel of a smooth region by chance: a handful, never a patch)
     kept = by_blur & ~by_gan
-    assert kept.sum() < 0.001 * by_blur.sum(), f"{int(kept.sum())} pixels blur changes stay original"
+    assert kept.sum() < 0.005 * by_blur.sum(), f"{int(kept.sum())} pixels blur changes stay original"
     x1, y1, x2, y2 = (int(round(float(v))) for v in faces[0].box)
     for y, x in ((y1, x1), (y1, x2 - 3), (y2 - 3, x1), (y2 - 3, x2 - 3)):
         assert by_gan[y : y + 3, x : x + 3].sum() >= 8, f"box corner ({x}, {y}) kept its original pixels"
