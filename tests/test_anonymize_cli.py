@@ -206,3 +206,35 @@ def test_one_video_into_an_existing_folder_keeps_its_name(tmp_path, face_image, 
     assert cli(src, "-o", tmp_path / "out", "--method", "fill", "--no-track") == 0
     with VideoReader(tmp_path / "out" / "pan.mp4") as r:
         assert r.info.frame_count == FRAMES
+
+
+def test_input_without_an_entry_in_boxes_is_an_error_and_not_written(tmp_path, face_image, cli, capsys):
+    """Issue 16 item 6: a file the boxes JSON does not name is never copied out untouched."""
+    named, missing = tmp_path / "named.png", tmp_path / "missing.png"
+    cv2.imwrite(str(named), face_image)
+    cv2.imwrite(str(missing), face_image)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"named.png": [list(FACE)]}))
+    assert cli(named, missing, "-o", tmp_path / "out", "--boxes", boxes, "--method", "blur") == 1
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "no entry" in err
+    assert not (tmp_path / "out" / "missing.png").exists()
+    assert face_diff(cv2.imread(str(tmp_path / "out" / "named.png")), face_image) > 8  # the other one was done
+
+
+def test_boxes_with_gan_find_landmarks_or_place_the_template_and_report_it(tmp_path, face_image, cli, capsys):
+    """Issue 17 item 1: a given box is served by the generator, and the report says how."""
+    src = tmp_path / "astronaut.png"
+    cv2.imwrite(str(src), face_image)
+    empty = (330, 330, 420, 440)  # wall and suit: no face for the detector, a face-sized box all the same
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"astronaut.png": [list(FACE), list(empty), [5, 5, 13, 14]]}))
+    report = tmp_path / "report.json"
+    assert cli(src, "-o", tmp_path / "out", "--boxes", boxes, "--method", "gan", "--report", report) == 0
+    out = cv2.imread(str(tmp_path / "out" / "astronaut.png"))
+    assert face_diff(out, face_image) > 8 and face_diff(out, face_image, empty) > 8
+    faces = json.loads(report.read_text())["files"][str(src)]["faces"]
+    assert [(f["method"], f.get("landmarks")) for f in faces] == [
+        ("gan", "detected"), ("gan", "template"), ("blur", None)]  # 8 px: below the generator's minimum
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "3 face(s)" in summary and "gan 2 (landmarks detected 1, template 1)" in summary and "blur 1" in summary

@@ -124,7 +124,7 @@ class FailingGenerator:
     def __init__(self, answer):
         self.answer = answer
 
-    def replace(self, image, faces, seeds):
+    def replace(self, image, faces, seeds, **mask_opts):
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeanon.anonymize import Anonymizer, crops
+from edgeanon.anonymize import Anonymizer, blend, crops, masks
+from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
@@ -60,7 +61,7 @@ def test_face_is_replaced_inside_and_untouched_outside(face_image, faces, genera
     inner = slice(y1 + (y2 - y1) // 5, y2 - (y2 - y1) // 5), slice(x1 + (x2 - x1) // 5, x2 - (x2 - x1) // 5)
     changed = np.abs(image[inner].astype(int) - face_image[inner].astype(int)).mean()
     assert changed > 8, f"face barely changed (mean abs diff {changed:.1f})"
-    outside = crops.ellipse_mask(box, image.shape[:2], crops.MASK_SCALE * 1.05) == 0
+    outside = crops.ellipse_mask(box, image.shape[:2], DEFAULT_MASK_SCALE * 1.05) == 0
     assert np.array_equal(image[outside], face_image[outside])
 
 
@@ -133,7 +134,7 @@ def test_unservable_faces_return_false_and_stay_untouched(face_image, faces, gen
     image = face_image.copy()
     assert generator.replace(image, [face, real], [0, 1]) == [False, True]
     # Only the served face changed.
-    untouched = crops.ellipse_mask(real.box, image.shape[:2], crops.MASK_SCALE * 1.05) == 0
+    untouched = crops.ellipse_mask(real.box, image.shape[:2], DEFAULT_MASK_SCALE * 1.05) == 0
     assert np.array_equal(image[untouched], face_image[untouched])
 
 
@@ -192,3 +193,85 @@ def test_evaluations_give_every_face_its_own_stable_person(face_image, faces, ge
     two = as_people(faces * 2, "a.jpg")
     assert two[0].track_id != two[1].track_id
     assert np.array_equal(two[0].box, faces[0].box) and np.array_equal(two[0].landmarks, faces[0].landmarks)
+
+
+def _changed(a: np.ndarray, b: np.ndarray, by: int = 0) -> np.ndarray:
+    return np.any(np.abs(a.astype(int) - b) > by, axis=2)
+
+
+@pytest.mark.parametrize("scale, shape", [(1.6, "ellipse"), (2.0, "ellipse"), (1.3, "box")])
+def test_gan_covers_at_least_what_blur_covers_and_every_pixel_of_the_box(face_image, faces, generator, scale, shape):
+    """Issue 16 item 5: the generated face honours mask_scale; the box's corners are not left original."""
+    gan, blurred = face_image.copy(), face_image.copy()
+    red = Anonymizer("gan", generator=generator, mask_scale=scale, mask_shape=shape).redact(
+        Frame(0, 0.0, gan), as_people(faces, "a.jpg"))
+    assert [r.method for r in red.faces] == ["gan"]
+    Anonymizer("blur", mask_scale=scale, mask_shape=shape).redact(Frame(0, 0.0, blurred), faces)
+    # Every pixel the mask covers fully (inside its feathered rim) and blur changes is changed by gan too.
+    full = masks.scale_box(faces[0].box, scale)
+    clipped = masks.clamp_region(full, face_image.shape[1], face_image.shape[0])
+    covered = np.zeros(face_image.shape[:2], bool)
+    covered[clipped[1] : clipped[3], clipped[0] : clipped[2]] = masks.region_mask(shape, full, clipped, 0.1) >= 1
+    by_blur, by_gan = _changed(blurred, face_image) & covered, _changed(gan, face_image)
+    assert by_blur.sum() > 1000
+    # (a smooth cover can equal a pixel of a smooth region by chance: a handful, never a patch)
+    kept = by_blur & ~by_gan
+    assert kept.sum() < 0.005 * by_blur.sum(), f"{int(kept.sum())} pixels blur changes stay original"
+    x1, y1, x2, y2 = (int(round(float(v))) for v in faces[0].box)
+    for y, x in ((y1, x1), (y1, x2 - 3), (y2 - 3, x1), (y2 - 3, x2 - 3)):
+        assert by_gan[y : y + 3, x : x + 3].sum() >= 8, f"box corner ({x}, {y}) kept its original pixels"
+    assert by_gan[y1:y2, x1:x2].mean() > 0.999
+
+
+def test_close_up_filling_the_frame_is_generated(face_image, detector_model, generator):
+    """A face whose context window reaches far outside the frame (a portrait, a doorbell camera) gets gan."""
+    x1, y1, x2, y2 = 181, 58, 270, 178
+    close = cv2.resize(face_image[y1 - 5 : y2 + 5, x1 - 10 : x2 + 10], None, fx=2, fy=2)
+    found = FaceDetector.from_path(detector_model).detect(close)[:1]
+    assert found and found[0].width > 0.8 * close.shape[1]
+    image = close.copy()
+    red = Anonymizer("gan", generator=generator).redact(Frame(0, 0.0, image), found)
+    assert [r.method for r in red.faces] == ["gan"]
+    assert _changed(image, close).mean() > 0.8
+
+
+@pytest.mark.parametrize("border", ["reflect", "replicate"])
+def test_crop_outside_the_frame_is_padded_from_the_frame(face_image, border):
+    region = crops.crop_region(np.array([0, 0, 512, 512], float))
+    zero = crops.cut_crop(face_image, region, "zero")
+    padded = crops.cut_crop(face_image, region, border)
+    assert (zero[:8, :8] == 0).all() and padded[:8, :8].mean() > 40  # corners came from the frame
+    assert np.abs(padded[40:88, 40:88].astype(int) - zero[40:88, 40:88]).max() <= 1  # inside: the same
+
+
+def test_grey_frame_gets_a_grey_face(face_image, faces, generator):
+    grey = cv2.cvtColor(cv2.cvtColor(face_image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    image = grey.copy()
+    assert generator.replace(image, faces, [5]) == [True]
+    assert _changed(image, grey).sum() > 1000
+    assert np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 1], image[:, :, 2])
+    # A colour frame keeps a colour face.
+    colour = face_image.copy()
+    generator.replace(colour, faces, [5])
+    x1, y1, x2, y2 = (int(v) for v in faces[0].box)
+    assert not blend.is_grey(colour[y1:y2, x1:x2])
+
+
+def test_colour_match_brings_a_dark_face_to_the_scenes_level():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(150, 20, (40, 40, 3)).astype(np.float32)
+    face = rng.normal(60, 5, (40, 40, 3)).astype(np.float32)
+    where = np.zeros((40, 40), bool)
+    where[:, :10] = True
+    out = blend.match_colour(face, reference, where)
+    assert abs(float(out[where].mean()) - 150) < 1
+    assert abs(float(out[where].std()) - 10) < 1  # gain capped at MAX_GAIN (2x), not 4x
+
+
+def test_pyramid_blend_is_exact_where_the_weight_is_one_or_far_from_it():
+    top, bottom = np.full((64, 96, 3), 200, np.float32), np.full((64, 96, 3), 50, np.float32)
+    alpha = np.zeros((64, 96), np.float32)
+    alpha[:, :48] = 1.0
+    out = blend.pyramid_blend(top, bottom, alpha)
+    assert np.allclose(out[:, :8], 200, atol=1) and np.allclose(out[:, -8:], 50, atol=1)
+    assert 50 < out[32, 48, 0] < 200

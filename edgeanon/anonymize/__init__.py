@@ -88,7 +88,8 @@ class Anonymizer:
     def _generate(self, image: np.ndarray, faces: list[Any]) -> list[bool]:
         seeds = [i if getattr(face, "track_id", None) is None else int(face.track_id) for i, face in enumerate(faces)]
         try:
-            served = list(self.generator.replace(image, faces, seeds))
+            served = list(self.generator.replace(image, faces, seeds, mask_scale=self.mask_scale,
+                                                 mask_shape=self.mask_shape, feather=self.feather))
         except Exception:  # any generator failure: every face gets the classic fallback, never left raw
             log.warning("generator failed on frame; using %s for its %d face(s)", FALLBACK_METHOD, len(faces),
                         exc_info=log.isEnabledFor(logging.DEBUG))

@@ -71,8 +71,15 @@ def crop_region(box: np.ndarray, size: int = CROP_SIZE, context: float = CONTEXT
     return CropRegion(cx - side / 2.0, cy - side / 2.0, side, size)
 
 
-def cut_crop(image: np.ndarray, region: CropRegion) -> np.ndarray:
-    """The region resampled to size x size (area filter when shrinking); outside the image is zero."""
+# How the crop is filled where its window reaches outside the frame: "zero" (black, what the training
+# crops use), "reflect" (mirrored at the frame edge) or "replicate" (edge pixels repeated). The runtime
+# uses CLOSEUP_BORDER, so a face whose 1.7x window leaves the frame (a close-up) still has context.
+BORDERS = {"zero": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE}
+
+
+def cut_crop(image: np.ndarray, region: CropRegion, border: str = "zero") -> np.ndarray:
+    """The region resampled to size x size (area filter when shrinking); outside the image: `border` (BORDERS)."""
+    mode = BORDERS[border]
     interp = cv2.INTER_AREA if region.scale < 1.0 else cv2.INTER_LINEAR
     if interp == cv2.INTER_AREA:
         # warpAffine has no area filter: cut the integer window (padded) and resize it.
@@ -80,20 +87,23 @@ def cut_crop(image: np.ndarray, region: CropRegion) -> np.ndarray:
         side = int(np.ceil(region.x0 + region.side)) - x0
         side = max(side, int(np.ceil(region.y0 + region.side)) - y0)
         h, w = image.shape[:2]
-        window = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
-        sx0, sy0 = max(x0, 0), max(y0, 0)
-        sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
-        if sx1 > sx0 and sy1 > sy0:
-            window[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        sx0, sy0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        sx1, sy1 = max(min(x0 + side, w), sx0 + 1), max(min(y0 + side, h), sy0 + 1)
+        if x0 >= w or y0 >= h or x0 + side <= 0 or y0 + side <= 0:  # nothing of the frame in the window
+            window = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
+        else:
+            # The part inside the frame, padded out to the window (the padding repeats or mirrors the frame edge).
+            window = cv2.copyMakeBorder(image[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0,
+                                        x0 + side - sx1, mode, value=0)
         # Sub-pixel offset of the true window inside the integer one, applied after resizing.
         dx, dy = (region.x0 - x0) * region.scale, (region.y0 - y0) * region.scale
         big = side * region.scale
         resized = cv2.resize(window, (max(1, round(big)), max(1, round(big))), interpolation=cv2.INTER_AREA)
         m = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]])
         return cv2.warpAffine(resized, m, (region.size, region.size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                              borderMode=cv2.BORDER_REPLICATE if mode != cv2.BORDER_CONSTANT else mode, borderValue=0)
     return cv2.warpAffine(image, region.matrix(), (region.size, region.size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                          borderMode=mode, borderValue=0)
 
 
 def ellipse_mask(box: np.ndarray, size: int | tuple[int, int], scale: float, feather: float = 0.0) -> np.ndarray:
@@ -147,11 +157,11 @@ def landmarks_plausible(box: np.ndarray, landmarks: np.ndarray | None) -> bool:
     return bool(lm[:2, 1].mean() < lm[3:, 1].mean())
 
 
-def crop_inputs(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray,
-                size: int = CROP_SIZE) -> tuple[CropRegion, np.ndarray, np.ndarray, np.ndarray]:
+def crop_inputs(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE,
+                border: str = "zero") -> tuple[CropRegion, np.ndarray, np.ndarray, np.ndarray]:
     """Everything the generator sees for one face: region, crop (BGR uint8), mask (size, size), heatmaps (5, ...)."""
     region = crop_region(box, size)
-    crop = cut_crop(image, region)
+    crop = cut_crop(image, region, border)
     mask = ellipse_mask(region.box_to_crop(box), size, MASK_SCALE)
     heat = landmark_heatmaps(region.to_crop(landmarks), size)
     return region, crop, mask, heat

@@ -43,7 +43,8 @@ examples:
 
 BOXES_HELP = """JSON {"file name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions (pixels) instead
 of detecting; for a video they apply to every frame. Boxes reaching outside the image are clamped; inverted or
-malformed boxes are rejected."""
+malformed boxes are rejected; an input without an entry is an error (nothing is written for it). With gan, the
+detector looks inside each box for the face's landmarks; where it finds none, a generic face is placed in the box."""
 
 
 class UserError(Exception):
@@ -59,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="gan: a generated face (default when models/generator.onnx exists), "
                         "else blur; pixelate; fill (solid colour). Faces too small for gan get blur.")
     p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
+    p.add_argument("--report", type=Path, metavar="FILE.json",
+                   help="write, per input, every face with the method that served it (and for gan where its "
+                        "landmarks came from: detected or template) and the totals")
     p.add_argument("--threshold", type=float, default=None, metavar="T",
                    help="detector score threshold in (0, 1): faces at or above it get --method "
                         f"(default: {VIDEO_PROFILE.threshold} for videos, {IMAGE_PROFILE.threshold} for images)")
@@ -132,15 +136,22 @@ def _run(args: argparse.Namespace) -> int:
                                                     threshold=args.threshold, input_scale=args.detect_scale,
                                                     video=True, **common)
         else:
-            generator = None
+            generator = finder = None
             if method == "gan":
+                from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
+                from edgeanon.detector import FaceDetector
+                from edgeanon.models import default_detector
                 from edgeanon.redactor import load_generator
                 generator = load_generator(args.generator_model)
+                finder = BoxLandmarks(FaceDetector.from_path(args.detector_model or default_detector(),
+                                                             threads=args.threads, threshold=THRESHOLD,
+                                                             input_scale=1.0))
             anonymizer = Anonymizer(method, generator=generator, mask_scale=args.mask_scale,
                                     mask_shape=args.mask_shape)
-            image_chain = video_chain = BoxChain(anonymizer, boxes)
+            image_chain = video_chain = BoxChain(anonymizer, boxes, args.boxes, finder)
     except (ModelError, ValueError) as exc:
         raise UserError(str(exc)) from exc
+    tally = Tally()
 
     bar = tqdm([f for f in files if not is_video(f)], desc="images", unit="img", disable=None) \
         if any(not is_video(f) for f in files) else None
@@ -153,35 +164,97 @@ def _run(args: argparse.Namespace) -> int:
             if path.resolve() == target.resolve():
                 raise UserError(f"{path}: output would overwrite the input; choose another -o")
             if is_video(path):
-                anonymize_video(path, target, video_chain)
+                anonymize_video(path, target, video_chain, tally)
             else:
-                anonymize_image(path, target, image_chain)
+                anonymize_image(path, target, image_chain, tally)
                 bar.update()
         except (UserError, ImageError, VideoError, ModelError) as exc:  # ModelError: a detector fault, nothing written
             if bar is not None:
                 bar.clear()
             print(f"error: {path}: {exc}" if isinstance(exc, ModelError) else f"error: {exc}", file=sys.stderr)
+            tally.error(path, str(exc))
             failures += 1
     if bar is not None:
         bar.close()
+    print(tally.summary())
+    if args.report:
+        try:
+            args.report.write_text(json.dumps(tally.report(), indent=1))
+        except OSError as exc:
+            print(f"error: --report {args.report}: cannot write ({exc.strerror})", file=sys.stderr)
+            failures += 1
     if failures:
         print(f"{failures} input(s) failed; the others were written to {args.output}", file=sys.stderr)
     return 1 if failures else 0
 
 
-class BoxChain:
-    """Bring-your-own-detections: anonymize exactly the given regions, per file name."""
+class Tally:
+    """Every face of a run with the method that served it: the summary line and the --report file."""
 
-    def __init__(self, anonymizer: Anonymizer, boxes: dict[str, np.ndarray]):
+    def __init__(self):
+        self.files: dict[str, dict] = {}
+        self.counts: dict[str, int] = {}
+        self.landmarks: dict[str, int] = {}
+        self.frames = 0
+
+    def add(self, path: Path, redacted, sources: list[str | None] | None = None, keep_faces: bool = True) -> None:
+        """Count one redacted frame of `path` (its faces listed in the report when `keep_faces`)."""
+        entry = self.files.setdefault(str(path), {"frames": 0, "methods": {}, "faces": []})
+        entry["frames"] += 1
+        self.frames += 1
+        sources = sources or [None] * len(redacted.faces)
+        for face, source in zip(redacted.faces, sources, strict=True):
+            self.counts[face.method] = self.counts.get(face.method, 0) + 1
+            entry["methods"][face.method] = entry["methods"].get(face.method, 0) + 1
+            if face.method == "gan" and source:
+                self.landmarks[source] = self.landmarks.get(source, 0) + 1
+            if keep_faces:
+                item = {"box": [round(v, 1) for v in face.box], "method": face.method}
+                if face.method == "gan" and source:
+                    item["landmarks"] = source
+                entry["faces"].append(item)
+
+    def error(self, path: Path, message: str) -> None:
+        self.files.setdefault(str(path), {"frames": 0, "methods": {}, "faces": []})["error"] = message
+
+    def summary(self) -> str:
+        """One line: faces (per frame, videos count every frame) by the method that served them."""
+        total = sum(self.counts.values())
+        parts = []
+        for method, n in sorted(self.counts.items(), key=lambda kv: -kv[1]):
+            part = f"{method} {n}"
+            if method == "gan" and self.landmarks:
+                part += " (landmarks " + ", ".join(f"{k} {v}" for k, v in sorted(self.landmarks.items())) + ")"
+            parts.append(part)
+        return (f"{total} face(s) in {self.frames} frame(s) of {len(self.files)} input(s)"
+                + (": " + ", ".join(parts) if parts else ""))
+
+    def report(self) -> dict:
+        return {"totals": dict(self.counts), "gan_landmarks": dict(self.landmarks), "frames": self.frames,
+                "files": self.files}
+
+
+class BoxChain:
+    """Bring-your-own-detections: anonymize exactly the given regions, per file name.
+
+    With gan, `finder` (edgeanon.anonymize.boxmarks.BoxLandmarks) gives each box its landmarks (detected,
+    else the generic face's), so the generator serves the given boxes instead of the fallback.
+    """
+
+    def __init__(self, anonymizer: Anonymizer, boxes: dict[str, np.ndarray], source: Path | None = None,
+                 finder=None):
         self.anonymizer = anonymizer
         self.boxes = boxes
-        self.current: list[Detection] = []
+        self.source = source
+        self.finder = finder
+        self.current = np.zeros((0, 4), np.float32)
+        self.sources: list[str | None] = []
 
     def start(self, path: Path, width: int, height: int) -> None:
         raw = self.boxes.get(path.name)
         if raw is None:
-            log.warning("%s: no boxes for it in --boxes; written without any region anonymized", path)
-            raw = np.zeros((0, 4), np.float32)
+            raise UserError(f"{path}: no entry for {path.name!r} in --boxes {self.source or ''}".rstrip()
+                            + "; nothing written for it")
         clamped = raw.copy()
         clamped[:, 0::2] = clamped[:, 0::2].clip(0, width)
         clamped[:, 1::2] = clamped[:, 1::2].clip(0, height)
@@ -191,16 +264,22 @@ class BoxChain:
                                 f"{width}x{height} image")
             if not np.array_equal(a, b):
                 log.info("%s: box %d %s clamped to the image: %s", path.name, i + 1, a.tolist(), b.tolist())
-        self.current = [Detection(b, 1.0) for b in clamped]
+        self.current = clamped
 
     def process(self, frame: Frame):
-        return self.anonymizer.redact(frame, self.current)
+        if self.finder is not None:
+            faces = self.finder.faces(frame.image, self.current)
+            self.sources = [f.source for f in faces]
+        else:
+            faces = [Detection(b, 1.0) for b in self.current]
+            self.sources = [None] * len(faces)
+        return self.anonymizer.redact(frame, faces)
 
     def reset(self) -> None:
         pass
 
 
-def anonymize_image(path: Path, target: Path, chain) -> None:
+def anonymize_image(path: Path, target: Path, chain, tally: Tally | None = None) -> None:
     image = load_image(path)
     if isinstance(chain, BoxChain):
         chain.start(path, image.shape[1], image.shape[0])
@@ -216,9 +295,18 @@ def anonymize_image(path: Path, target: Path, chain) -> None:
             tmp.write_bytes(data.tobytes())
     except OSError as exc:
         raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
+    if tally is not None:
+        tally.add(path, redacted, _sources(chain, redacted))
 
 
-def anonymize_video(path: Path, target: Path, chain) -> None:
+def _sources(chain, redacted) -> list[str | None]:
+    """Where gan's landmarks came from, per face: the box finder's answer, or the detector's own."""
+    if isinstance(chain, BoxChain):
+        return chain.sources
+    return ["detected" if f.method == "gan" else None for f in redacted.faces]
+
+
+def anonymize_video(path: Path, target: Path, chain, tally: Tally | None = None) -> None:
     with VideoReader(path) as reader:
         info = reader.info
         if isinstance(chain, BoxChain):
@@ -230,6 +318,8 @@ def anonymize_video(path: Path, target: Path, chain) -> None:
             for frame in reader:
                 redacted = chain.process(frame)
                 writer.write(redacted.image, redacted.timestamp)
+                if tally is not None:
+                    tally.add(path, redacted, _sources(chain, redacted), keep_faces=False)
                 bar.update()
         if not reader.complete:
             raise VideoError(f"{path}: truncated or corrupt: decoded {reader.frames_read} of {info.frame_count} "

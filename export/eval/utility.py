@@ -6,6 +6,12 @@ images and on the originals. Also reports the detail ratio: variance of the Lapl
 80% of each face box >= 48 px, anonymized / original (median); for gan also over only the faces the
 generator served (the rest, e.g. without usable landmarks, get the blur fallback), and per face-size band
 (the generator's 128 px crop holds a face of about 75 px: larger faces are pasted enlarged).
+
+The generator's landmarks for the ground-truth boxes come, by default, the way `edgeanon anonymize --boxes`
+finds them (edgeanon.anonymize.boxmarks: the detector looks inside each box, else the generic face), which
+is DeepPrivacy's protocol; `--landmarks detections` borrows them from our detector's full-image faces
+instead (IoU >= 0.4, else none: the fallback serves the face). The share of faces >= 16 px that gan
+served is reported.
 """
 
 from __future__ import annotations
@@ -51,8 +57,14 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only the first N held-back images (0 = all)")
     p.add_argument("--all-images", action="store_true", help="use all wider-train images, not only held-back")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
+    p.add_argument("--landmarks", choices=("boxes", "detections"), default="boxes",
+                   help="gan's landmarks: found inside each box as `anonymize --boxes` does (default), or borrowed "
+                        "from our detector's faces on the whole image")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
+
+
+SERVED_MIN_FACE = 16
 
 
 def dlib_model(name: str) -> str:
@@ -147,8 +159,17 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         names = names[: args.limit]
     anonymizers = build_anonymizers(methods, args)
-    found = facecrops.wider_detections(args.data, args.detector)
+    finder = found = None
+    if args.landmarks == "boxes":
+        from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
+        from edgeanon.detector import FaceDetector
+
+        finder = BoxLandmarks(FaceDetector.from_path(args.detector, threshold=THRESHOLD, input_scale=1.0))
+    else:
+        found = facecrops.wider_detections(args.data, args.detector)
     judge = Judge(args.judge, args.upsample)
+    sources: dict[str, int] = {}
+    served_sizes: list[float] = []
     per: dict[str, list] = {m: [] for m in ["original", *methods]}
     detail: dict[str, list[float]] = {m: [] for m in methods}
     detail_sizes: list[float] = []  # face size of each detail ratio (the same faces for every method)
@@ -157,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="utility", unit="img"):
         image = cv2.imread(str(args.data / facecrops.WIDER / name))
         gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
-        faces = as_people(faces_with_landmarks(gt, found.get(name, [])), name)
+        if finder is not None:
+            given = finder.faces(image, gt)
+            for f in given:
+                sources[f.source] = sources.get(f.source, 0) + 1
+        else:
+            given = faces_with_landmarks(gt, found.get(name, []))
+        faces = as_people(given, name)
         per["original"].append((gt, *judge(image)))
         big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
         base = [laplacian_variance(image, faces[i].box) for i in big]
@@ -167,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
             red = anonymizers[m].redact(Frame(0, 0.0, work), faces)
             if m == "gan":
                 served += [r.method == "gan" for r in red.faces]
+                served_sizes += [max(f.width, f.height) for f in faces]
             per[m].append((gt, *judge(work)))
             for i, v0 in zip(big, base, strict=True):
                 if v0 > 1e-6:
@@ -190,7 +218,14 @@ def run(args: argparse.Namespace) -> int:
     split = "all" if args.all_images else "held-back"
     print(f"images: {len(names)} ({split} wider-train), faces: {n_gt}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
+    served_16 = None
     if served:
+        ok, sizes_all = np.array(served), np.array(served_sizes)
+        counted = sizes_all >= SERVED_MIN_FACE
+        served_16 = float(ok[counted].mean()) if counted.any() else None
+        print(f"gan served {int(ok[counted].sum())}/{int(counted.sum())} faces >= {SERVED_MIN_FACE} px "
+              f"({100.0 * (served_16 or 0):.1f}%); landmarks: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "our detector's faces"))
         big_faces = rows[methods.index("gan")]["faces_detail"]
         print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback); of the {big_faces} faces "
               f">= {DETAIL_MIN_FACE} px, {len(detail_generated)} generated: their detail median "
@@ -209,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
         generated = {"faces": len(detail_generated),
                      "detail_median": generated_median if detail_generated else None}
         args.json.write_text(json.dumps({"original_ap": ap["original"], "rows": rows, "images": len(names),
-                                         "faces": n_gt, "judge": args.judge, "gan_generated": generated},
+                                         "faces": n_gt, "judge": args.judge, "gan_generated": generated,
+                                         "gan_served_16px": served_16, "landmarks": args.landmarks,
+                                         "landmark_sources": sources},
                                         indent=2))
     return 0
