@@ -25,6 +25,7 @@ SECRET_KEYS = frozenset({"mqtt.password"})
 # Protocol limits: MQTT strings are at most 65535 bytes, the message-expiry interval is a 4-byte integer.
 MQTT_STRING_MAX = 65535
 UINT32_MAX = 2**32 - 1
+PATH_MAX = 4096  # Linux
 # What one camera's publish queue may hold at worst (queue_size x max_payload): a Jetson Nano has 4 GB in all.
 QUEUE_BYTES_MAX = 256 * 1024 * 1024
 
@@ -35,10 +36,6 @@ class ConfigError(ValueError):
 
 def _check(ok: bool, message: str) -> str | None:
     return None if ok else message
-
-
-def _positive(v: Any) -> str | None:
-    return _check(v > 0, "must be greater than 0")
 
 
 def _positive_max(hi: float):
@@ -133,8 +130,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    detector: str | None = _f(None, None, "detector ONNX/engine path (default models/detector.onnx)")
-    generator: str | None = _f(None, None, "generator ONNX/engine path (default models/generator.onnx)")
+    detector: str | None = _f(None, _text(PATH_MAX), "detector ONNX/engine path (default models/detector.onnx)")
+    generator: str | None = _f(None, _text(PATH_MAX), "generator ONNX/engine path (default models/generator.onnx)")
     method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
     threshold: float = _f(VIDEO_PROFILE.threshold, _between(0.01, 0.99),
                           "detector score threshold: faces at or above it get `method`")
@@ -168,9 +165,9 @@ class EncodeConfig:
 
 @dataclass(frozen=True)
 class TlsConfig:
-    ca: str | None = _f(None, None, "CA certificate file (PEM); setting it turns TLS on")
-    cert: str | None = _f(None, None, "client certificate file (PEM)")
-    key: str | None = _f(None, None, "client private key file (PEM)")
+    ca: str | None = _f(None, _text(PATH_MAX), "CA certificate file (PEM); setting it turns TLS on")
+    cert: str | None = _f(None, _text(PATH_MAX), "client certificate file (PEM)")
+    key: str | None = _f(None, _text(PATH_MAX), "client private key file (PEM)")
     insecure: bool = _f(False, None, "skip the server host-name check (testing only)")
 
 

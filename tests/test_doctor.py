@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -277,3 +278,36 @@ def test_cli_output_holds_no_credentials(tmp_path):
     output = result.stdout + result.stderr
     for secret in ("p@ss", "123456", "admin:"):
         assert secret not in output, output
+
+
+def test_network_allow_list_of_the_installed_unit(tmp_path):
+    """The drop-in deploy/install.sh writes must let the daemon reach the broker and the RTSP camera."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/nv_tegra_release").write_text(JP6)
+    subprocess.run([str(REPO / "deploy/install.sh"), "--dry-run", "--root", str(root), "--camera", "door",
+                    "--broker", "10.1.2.3"], check=True, capture_output=True, timeout=120)
+    units = root / "etc/systemd/system"
+    paths = dataclasses.replace(fake_paths(tmp_path), units=(units / "edgeanon@.service",), unit_dir=units)
+
+    def cfg(host: str, uri: str = "csi://0"):
+        return config_from_dict({"camera_id": "door", "source": {"uri": uri}, "mqtt": {"host": host}})
+
+    ok = doctor.check_network(cfg("10.1.2.3"), paths)
+    assert ok.status == OK and "broker 10.1.2.3" in ok.detail, ok
+    assert doctor.check_network(cfg("127.0.0.1"), paths).status == OK  # localhost is always allowed
+    moved = doctor.check_network(cfg("10.1.2.4"), paths)
+    assert moved.status == FAIL and "10.1.2.4" in moved.detail and "network.conf" in moved.detail, moved
+    camera = doctor.check_network(cfg("10.1.2.3", "rtsp://u:p@192.168.7.20/live"), paths)
+    assert camera.status == FAIL and "camera 192.168.7.20" in camera.detail, camera
+    other = doctor.check_network(dataclasses.replace(cfg("10.1.2.3"), camera_id="porch"), paths)
+    assert other.status == FAIL, "another camera's drop-in is not this one's"
+    open_unit = tmp_path / "open.service"
+    open_unit.write_text("[Service]\nExecStart=/bin/true\n")
+    assert doctor.check_network(cfg("10.1.2.3"), dataclasses.replace(paths, units=(open_unit,))).status == WARN
+
+
+def test_ip_allow_list_follows_systemd_rules():
+    deny, allowed = doctor.ip_allow_list(["IPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.0/8",
+                                          "[Service]\nIPAddressAllow=\nIPAddressAllow=192.168.1.5"])
+    assert deny and [str(n) for n in allowed] == ["192.168.1.5/32"]

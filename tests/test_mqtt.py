@@ -286,3 +286,34 @@ def test_healthy_only_while_frames_leave_or_the_broker_is_away(tmp_path, redact)
     finally:
         pub.close()
         broker.stop()
+
+
+def test_a_hung_broker_is_seen_however_fast_the_queue_turns_over(tmp_path, redact):
+    """With a queue of 1 the waiting frame is replaced every second, so no frame grows old; what counts is
+    that the broker acknowledged nothing for stall_s while frames were waiting."""
+    broker = Broker(tmp_path / "b").start()
+    pub = MqttPublisher(cfg_for(broker.port, keepalive_s=60, queue_size=1), "cam")
+    pub.start()
+    try:
+        assert pub.wait_connected(10)
+        pub.publish_frame(redact(0), event_for(redact(0)))
+        assert pub.flush(5) and pub.healthy(stall_s=2.5)
+        os.kill(broker._proc.pid, signal.SIGSTOP)
+        try:
+            seen = []
+            deadline = time.monotonic() + 5.0
+            i = 1
+            while time.monotonic() < deadline:  # each call waits up to 1 s for room, then drops the oldest
+                pub.publish_frame(redact(i), event_for(redact(i)))
+                seen.append(pub.healthy(stall_s=2.5))
+                i += 1
+            assert pub.connected and seen[0] and not seen[-1], (seen, pub.stats())
+        finally:
+            os.kill(broker._proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while not pub.healthy(stall_s=2.5) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pub.healthy(stall_s=2.5), pub.stats()
+    finally:
+        pub.close()
+        broker.stop()

@@ -8,6 +8,7 @@ import fnmatch
 import glob
 import grp
 import importlib
+import ipaddress
 import json
 import os
 import pwd
@@ -35,7 +36,8 @@ DEVICE_GLOBS = ("video*", "nvmap", "nvhost-*", "nvgpu/*/*", "host1x*")
 
 EPILOG = """\
 checks: platform (L4T/JetPack), Python, ONNX Runtime, TensorRT, models, engines (present and built for
-this device), camera (gst:// pipelines against the allow-list), device access of the systemd unit, broker
+this device), camera (gst:// pipelines against the allow-list), device access of the systemd unit, the
+unit's IP allow-list (the broker and an RTSP camera must be on it), broker
 (the daemon's own client and TLS, and one QoS 1 test publish to <prefix>/<camera>/doctor whose PUBACK must
 come back), jtop, permissions. Credentials never appear in the output.
 Each line is OK, WARN (works, but worse than it could), FAIL (the daemon will not work) or SKIP (does not
@@ -66,6 +68,7 @@ class SystemPaths:
     jtop_socket: Path = Path("/run/jtop.sock")
     proc_devices: Path = Path("/proc/devices")
     units: tuple[Path, ...] = tuple(Path(p) for p in UNIT_CANDIDATES)
+    unit_dir: Path = Path("/etc/systemd/system")  # where edgeanon@CAMERA.service.d/ drop-ins live
 
 
 # -- platform and libraries -------------------------------------------------------------------------
@@ -313,6 +316,68 @@ def check_device_access(paths: SystemPaths) -> Check:
     return Check("devices", OK, f"{unit} allows all {len(nodes)} camera/GPU node(s)")
 
 
+# -- network allow-list -----------------------------------------------------------------------------
+
+_IP_SPECIAL = {
+    "any": ("0.0.0.0/0", "::/0"),
+    "localhost": ("127.0.0.0/8", "::1/128"),
+    "link-local": ("169.254.0.0/16", "fe80::/64"),
+    "multicast": ("224.0.0.0/4", "ff00::/8"),
+}
+
+
+def ip_allow_list(unit_texts: list[str]) -> tuple[bool, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """(denies everything else, allowed networks) from a unit and its drop-ins, in the order systemd reads
+    them; an empty IPAddressAllow= or IPAddressDeny= resets that list, as in systemd."""
+    deny_any, allowed = False, []
+    for text in unit_texts:
+        for line in text.splitlines():
+            m = re.match(r"\s*(IPAddressAllow|IPAddressDeny)\s*=\s*(.*?)\s*$", line)
+            if not m:
+                continue
+            key, values = m.group(1), m.group(2).split()
+            if key == "IPAddressDeny":
+                deny_any = "any" in values
+                continue
+            if not values:
+                allowed = []
+            for value in values:
+                for spec in _IP_SPECIAL.get(value, (value,)):
+                    with contextlib.suppress(ValueError):
+                        allowed.append(ipaddress.ip_network(spec, strict=False))
+    return deny_any, allowed
+
+
+def check_network(cfg: Config, paths: SystemPaths) -> Check:
+    """The installed unit denies IP traffic but to an allow-list: the broker (and an RTSP camera) must be on it."""
+    unit = next((u for u in paths.units if u.is_file()), None)
+    if unit is None:
+        return Check("network", SKIP, "edgeanon@.service is not installed")
+    dropins = paths.unit_dir / f"edgeanon@{cfg.camera_id}.service.d"
+    texts = [unit.read_text()] + [p.read_text() for p in sorted(dropins.glob("*.conf"))]
+    deny_any, allowed = ip_allow_list(texts)
+    if not deny_any:
+        return Check("network", WARN, f"{unit.name} lets the daemon reach any address (no IPAddressDeny=any)")
+    hosts = [("broker", cfg.mqtt.host)]
+    if cfg.source.uri.startswith(("rtsp://", "rtsps://")):
+        hosts.append(("camera", urlparse(cfg.source.uri).hostname or ""))
+    problems, fine = [], []
+    for role, host in hosts:
+        try:
+            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+        except (OSError, UnicodeError) as exc:
+            problems.append(f"{role} {host} does not resolve ({exc})")
+            continue
+        if any(ipaddress.ip_address(a.split("%")[0]) in net for a in addresses for net in allowed):
+            fine.append(f"{role} {host}")
+        else:
+            problems.append(f"{role} {host} ({', '.join(addresses)}) is not in IPAddressAllow=")
+    if problems:
+        return Check("network", FAIL, "; ".join(problems) + f": the daemon cannot reach it; rerun deploy/install.sh "
+                                      f"--camera {cfg.camera_id}, or add IPAddressAllow= to {dropins}/network.conf")
+    return Check("network", OK, f"IPAddressDeny=any; allowed: {', '.join(fine)}")
+
+
 # -- broker -----------------------------------------------------------------------------------------
 
 def check_broker(mqtt_cfg: MqttConfig, camera_id: str, timeout: float = 5.0) -> Check:
@@ -471,6 +536,8 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
     checks += [check_models(defaults), check_engines(engine_files(defaults))]
     checks.append(check_camera(cfg.source.uri if cfg else None, paths, timeout))
     checks.append(check_device_access(paths))
+    if cfg is not None:
+        checks.append(check_network(cfg, paths))
     if cfg is not None:
         checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))  # publishes to <prefix>/<camera>/doctor
     else:

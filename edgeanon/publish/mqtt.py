@@ -121,7 +121,6 @@ def _short(exc: BaseException) -> str:
 class _Item:
     encoded: EncodedFrame
     event: bytes
-    queued_at: float = 0.0
 
 
 class MqttPublisher:
@@ -146,7 +145,9 @@ class MqttPublisher:
         self.failure: str | None = None  # set when the sender gave up: the daemon must exit
         self._consecutive_errors = 0
         self._acks: dict[int, Any] = {}  # mid -> PUBACK reason code, since the current frame was handed to paho
-        self._sending_since = 0.0
+        # Progress: the last PUBACK of a frame, and when work last became pending after an idle spell.
+        self._last_ack = time.monotonic()
+        self._pending_since = time.monotonic()
         self._protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         self._client = make_client(cfg, cfg.client_id or f"edgeanon-{camera_id}", will_topic=self.topics.available)
         # paho's own queue holds at most what we hand it: one frame and its event in flight, plus a little.
@@ -230,9 +231,10 @@ class MqttPublisher:
             log.warning("%s; frame dropped", exc)
             return None
         latency_ms = round((time.monotonic() - (started if started is not None else called)) * 1000.0, 1)
-        item = _Item(encoded, json.dumps({**event, "latency_ms": latency_ms}, separators=(",", ":")).encode(),
-                     time.monotonic())
+        item = _Item(encoded, json.dumps({**event, "latency_ms": latency_ms}, separators=(",", ":")).encode())
         with self._cond:
+            if not self._queue and not self._sending:
+                self._pending_since = time.monotonic()
             full = self._queue.maxlen
             if len(self._queue) == full and self._connected.is_set():
                 # Broker there but slower than us: wait a moment for room (a file source loses nothing).
@@ -267,7 +269,7 @@ class MqttPublisher:
                             return
                         continue
                     item = self._queue.popleft()
-                    self._sending, self._sending_since = True, time.monotonic()
+                    self._sending = True
                     self._cond.notify_all()
                 try:
                     self._send(item)
@@ -317,6 +319,8 @@ class MqttPublisher:
             acked = False
         with self._cond:
             reason = self._acks.pop(info.mid, None)
+        if acked:
+            self._last_ack = time.monotonic()  # refused or not, the broker answered
         if not acked:
             self.counters["send_failed"] += 1
         elif reason is not None and getattr(reason, "is_failure", False):
@@ -341,12 +345,11 @@ class MqttPublisher:
         if not self._connected.is_set():
             return True
         with self._cond:
-            oldest = self._queue[0].queued_at if self._queue else None
-            busy_since = self._sending_since if self._sending else None
-        now = time.monotonic()
-        if busy_since is not None and now - max(busy_since, self._connected_at) > stall_s + ACK_TIMEOUT_S:
-            return False  # one send hangs (paho blocked)
-        return oldest is None or now - max(oldest, self._connected_at) < stall_s
+            pending = bool(self._queue) or self._sending
+        # Frames wait while connected: the broker must have acknowledged one within stall_s (counted from
+        # the connect, or from when work came after an idle spell).
+        since = max(self._last_ack, self._connected_at, self._pending_since)
+        return not pending or time.monotonic() - since < stall_s
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until every queued frame was sent (while connected); False when some are still waiting."""
