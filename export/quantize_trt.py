@@ -136,10 +136,11 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
     """The detector's TensorRT flavour: Model Optimizer Q/DQ, then float layers by sweep (`auto`) or by name."""
     start = time.perf_counter()
     source = load_checked(fp32_path)
+    auto = list(keep) == [AUTO]
     candidates = {m: modelopt_qdq(fp32_path, detector_feeds(fp32_path, images), len(images), m, "detector")
-                  for m in methods}
+                  for m in (methods if auto else methods[:1])}
     provenance: dict = {}
-    if list(keep) == [AUTO]:
+    if auto:
         tuning = DetectorTuning(fp32_path, data_dir, limit=tune_images)
         method = methods[0]
         if len(methods) > 1:  # the calibration method is chosen on the tuning half too, nothing in float
@@ -167,8 +168,8 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
     provenance = {
         "format": "QDQ", "flavour": "trt", "tool": f"nvidia-modelopt {modelopt_version()}",
         "activations": "QInt8 symmetric", "weights": "QInt8 per-channel symmetric", "calibration": method,
-        "calibration_inputs": len(images), "kept_float": kept,
-        "kept_float_by": "sweep" if list(keep) == [AUTO] else "name", **provenance,
+        "calibration_inputs": len(images), "kept_float": kept, "kept_float_by": "sweep" if auto else "name",
+        **provenance,
     }
     return write_quantized(model, source, out_path, provenance, QuantResult(
         "detector", str(fp32_path), str(out_path), FLAVOURS["trt"].name, kept, len(images),
