@@ -59,6 +59,7 @@ cmd_stale() {
 }
 
 cmd_build() {
+    # INT8 (from MODEL.int8-trt.onnx, present only when it passed its gates on the host) where it can, else FP16.
     # The export helper's engine builder (export/trt_build.py): needs only tensorrt, no torch or onnx,
     # so it is called without `python -m export`, which imports every export command. It reports
     # progress to systemd (STATUS=, EXTEND_TIMEOUT_USEC=) through edgeanon.systemd.Notifier; exec keeps
@@ -78,7 +79,7 @@ trt_build.register(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 sys.exit(args.func(args))
-' engine --model "$models" --onnx-dir "$MODELS" --out "$ENGINES"
+' engine --model "$models" --precision auto --onnx-dir "$MODELS" --out "$ENGINES"
 }
 
 cmd_stamp() {

@@ -154,7 +154,8 @@ def resolve_keep_float(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]
         if not item:
             continue
         if item == AUTO:
-            raise QuantizeError("--keep-float auto: the sensitivity sweep is for the TensorRT flavour only")
+            raise QuantizeError("--keep-float auto: the sensitivity sweep is for the detector (both flavours) "
+                                "and the TensorRT-flavour generator")
         if item == "first":
             for graph_input in model.graph.input:
                 for node in consumers.get(graph_input.name, []):
@@ -328,8 +329,15 @@ def quantize_detector(fp32_path: str | Path, calib_dir: str | Path, flavours: Se
         keep = _keep_for("detector", name, keep_float)
         out = output_path(fp32_path, flavour, out_dir)
         if name == "cpu":
-            results.append(quantize_model(fp32_path, out, detector_feeds(fp32_path, images), keep,
-                                          total=len(images), model_name="detector"))
+            auto = list(keep) == [AUTO]
+            result = quantize_model(fp32_path, out, detector_feeds(fp32_path, images), () if auto else keep,
+                                    total=len(images), model_name="detector")
+            if auto:
+                from export.tuning import sweep_cpu_flavour
+
+                result = sweep_cpu_flavour(result, Path(data_dir) if data_dir else Path(calib_dir).parent,
+                                           tune_images or None)
+            results.append(result)
         else:
             from export.quantize_trt import quantize_detector_trt
 

@@ -22,9 +22,7 @@ import onnx
 from export.quantize import (
     AUTO,
     FLAVOURS,
-    SWEEP_IMAGES,
     TRT_CALIBRATIONS,
-    TUNE_MAX_DROP,
     TUNE_MIN_PSNR_DB,
     FeedReader,
     QuantizeError,
@@ -35,12 +33,11 @@ from export.quantize import (
     resolve_keep_float,
     write_quantized,
 )
-from export.sensitivity import bypass, choose_kept, heatmap_error, sweep
+from export.sensitivity import bypass, sweep
+from export.tuning import SWEEP_REPORTED, DetectorTuning, choose, tune_detector_float_layers
 
 log = logging.getLogger(__name__)
 
-SWEEP_REPORTED = 16  # most sensitive layers recorded in the model's provenance
-SWEEP_SIDE = 640  # longest image side for the sweep's output-error runs
 
 
 def modelopt_version() -> str:
@@ -82,67 +79,19 @@ def _saved(model: onnx.ModelProto, folder: Path, name: str) -> Path:
     return path
 
 
-class DetectorTuning:
-    """The detector's measurements on the tuning half: output error (for the sweep) and recall/AP (the target)."""
-
-    def __init__(self, fp32_path: Path, data_dir: Path, sweep_images: int = SWEEP_IMAGES,
-                 max_drop: float = TUNE_MAX_DROP, limit: int | None = None):
-        from edgeanon.detector import FaceDetector, Prepared, Scaling
-        from edgeanon.images import load_image
-        from edgeanon.inference.ort import OrtBackend
-        from export.halves import wider_half
-
-        try:
-            self.items = wider_half(data_dir, "tune", limit)
-        except FileNotFoundError as exc:
-            raise QuantizeError(f"the TensorRT flavour chooses its float layers on wider-train: {exc}") from exc
-        if not self.items:
-            raise QuantizeError(f"{data_dir}/wider-train: no tuning images")
-        self.max_drop = max_drop
-        # The sweep ranks layers on a few images at SWEEP_SIDE: one run per quantized layer each, so it stays cheap.
-        reference = FaceDetector(OrtBackend(fp32_path), scaling=Scaling(SWEEP_SIDE, 0.1, 2.0))
-        self.prepared = []
-        for path, _ in self.items[:sweep_images]:
-            p = reference.prepare(load_image(path))
-            self.prepared.append(Prepared(p.blob.copy(), p.scale, p.size))  # prepare() reuses its buffer
-        self.reference = [reference.infer(p) for p in self.prepared]
-        self.fp32 = self.accuracy(fp32_path)
-        log.info("FP32 on the tuning half (%d images): recall %.4f AP %.4f", len(self.items),
-                 self.fp32["recall"], self.fp32["ap"])
-
-    def error(self, path: Path) -> float:
-        """Mean heatmap error against FP32 on the sweep images."""
-        from edgeanon.detector import FaceDetector
-        from edgeanon.inference.ort import OrtBackend
-
-        detector = FaceDetector(OrtBackend(path))
-        return float(np.mean([heatmap_error(ref, detector.infer(p)) for ref, p in zip(self.reference, self.prepared)]))
-
-    def accuracy(self, path: Path) -> dict[str, float]:
-        from export.eval.detector import edgeanon_pipeline, evaluate
-
-        return evaluate(edgeanon_pipeline(path), self.items, f"tuning half {path.name}")
-
-    def passes(self, path: Path) -> tuple[bool, dict]:
-        acc = self.accuracy(path)
-        drops = {m: round(self.fp32[m] - acc[m], 6) for m in ("recall", "ap")}
-        measured = {"recall": round(acc["recall"], 6), "ap": round(acc["ap"], 6),
-                    "recall_drop": drops["recall"], "ap_drop": drops["ap"]}
-        return all(d <= self.max_drop for d in drops.values()), measured
-
-
 def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path], keep: Sequence[str],
                           data_dir: Path, methods: Sequence[str], tune_images: int | None = None) -> QuantResult:
     """The detector's TensorRT flavour: Model Optimizer Q/DQ, then float layers by sweep (`auto`) or by name."""
     start = time.perf_counter()
     source = load_checked(fp32_path)
+    auto = list(keep) == [AUTO]
     candidates = {m: modelopt_qdq(fp32_path, detector_feeds(fp32_path, images), len(images), m, "detector")
-                  for m in methods}
+                  for m in (methods if auto else methods[:1])}
     provenance: dict = {}
-    if list(keep) == [AUTO]:
-        tuning = DetectorTuning(fp32_path, data_dir, limit=tune_images)
+    if auto:
         method = methods[0]
         if len(methods) > 1:  # the calibration method is chosen on the tuning half too, nothing in float
+            tuning = DetectorTuning(fp32_path, data_dir, limit=tune_images)
             compared = {}
             with tempfile.TemporaryDirectory(prefix="edgeanon-calib-") as tmp:
                 for m, qdq in candidates.items():
@@ -150,15 +99,8 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
             method = min(compared, key=lambda m: compared[m]["recall_drop"] + compared[m]["ap_drop"])
             provenance["calibration_compared"] = compared
         qdq = candidates[method]
-        base, scores = sweep(qdq, source, tuning.error)
-        kept, trials = _choose(qdq, source, [s.node for s in scores], tuning.passes)
-        provenance.update({
-            "tuning": f"wider-train tune half ({len(tuning.items)} images), recall and AP within "
-                      f"{TUNE_MAX_DROP} of FP32 ({tuning.fp32['recall']:.4f} / {tuning.fp32['ap']:.4f})",
-            "sweep": {"error_all_quantized": base, "images": len(tuning.prepared),
-                      "most_sensitive": [{"node": s.node, "gain": round(s.gain, 6)} for s in scores[:SWEEP_REPORTED]]},
-            "trials": trials,
-        })
+        kept, found = tune_detector_float_layers(qdq, source, fp32_path, data_dir, tune_images)
+        provenance.update(found)
     else:
         method = methods[0]
         qdq = candidates[method]
@@ -167,19 +109,12 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
     provenance = {
         "format": "QDQ", "flavour": "trt", "tool": f"nvidia-modelopt {modelopt_version()}",
         "activations": "QInt8 symmetric", "weights": "QInt8 per-channel symmetric", "calibration": method,
-        "calibration_inputs": len(images), "kept_float": kept,
-        "kept_float_by": "sweep" if list(keep) == [AUTO] else "name", **provenance,
+        "calibration_inputs": len(images), "kept_float": kept, "kept_float_by": "sweep" if auto else "name",
+        **provenance,
     }
     return write_quantized(model, source, out_path, provenance, QuantResult(
         "detector", str(fp32_path), str(out_path), FLAVOURS["trt"].name, kept, len(images),
         round(time.perf_counter() - start, 1)))
-
-
-def _choose(qdq, source, ranking, passes):
-    try:
-        return choose_kept(qdq, source, ranking, passes)
-    except ValueError as exc:
-        raise QuantizeError(f"TensorRT flavour: {exc}") from exc
 
 
 def quantize_generator_trt(fp32_path: Path, out_path: Path, conditions: Sequence[np.ndarray],
@@ -200,7 +135,7 @@ def quantize_generator_trt(fp32_path: Path, out_path: Path, conditions: Sequence
             return value >= TUNE_MIN_PSNR_DB, {"psnr_face_db": round(value, 3)}
 
         base, scores = sweep(qdq, source, error)
-        kept, trials = _choose(qdq, source, [s.node for s in scores], passes)
+        kept, trials = choose(qdq, source, [s.node for s in scores], passes)
         provenance = {"tuning": f"{len(conditions)} calibration face crops, PSNR >= {TUNE_MIN_PSNR_DB} dB",
                       "sweep": {"psnr_all_quantized": -base,
                                 "most_sensitive": [{"node": s.node, "gain_db": round(s.gain, 3)}

@@ -69,10 +69,19 @@ def bypass(qdq: onnx.ModelProto, fp32: onnx.ModelProto, names: Sequence[str]) ->
             producer = producers.get(name)
             if producer is None or producer.op_type != "DequantizeLinear":
                 continue
-            node.input[k] = source.input[k]
-            if source.input[k] in float_inits and source.input[k] not in have:
-                model.graph.initializer.append(float_inits[source.input[k]])
-                have.add(source.input[k])
+            wanted_name = source.input[k]
+            if wanted_name in float_inits:
+                # ONNX Runtime names a bias's DequantizeLinear output after the bias itself: the float copy
+                # then needs a name of its own.
+                own = wanted_name if wanted_name not in producers else f"{wanted_name}.float"
+                if own not in have:
+                    init = onnx.TensorProto()
+                    init.CopyFrom(float_inits[wanted_name])
+                    init.name = own
+                    model.graph.initializer.append(init)
+                    have.add(own)
+                wanted_name = own
+            node.input[k] = wanted_name
     prune(model)
     return model
 

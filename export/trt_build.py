@@ -94,6 +94,18 @@ def plan_build(tensorrt_version: str, precision: str, fp16_layers: Sequence[str]
     return BuildPlan(version[0], ("STRONGLY_TYPED",), (), source)
 
 
+def choose_precision(requested: str, models_dir: Path, model: str, tensorrt_version: str) -> str:
+    """`auto`: INT8 when the model's gated TensorRT-flavour QDQ file is there (`all` renames a failed one to
+    *.rejected.onnx), else FP16. Any other precision is taken as asked."""
+    if requested != "auto":
+        return requested
+    int8_source = source_onnx(models_dir, model, plan_build(tensorrt_version, "int8"))
+    if int8_source.is_file():
+        return "int8"
+    log.warning("%s not found: building %s in FP16", int8_source, model)
+    return "fp16"
+
+
 def kept_float_layers(onnx_metadata: dict[str, str]) -> tuple[str, ...]:
     """The nodes a QDQ model left in float, from its `edgeanon.quantization` metadata (none if absent)."""
     try:
@@ -387,13 +399,14 @@ def run(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         reports = []
         for model in args.model.split(","):
-            plan = plan_build(trt.__version__, args.precision)
+            precision = choose_precision(args.precision, models_dir, model, trt.__version__)
+            plan = plan_build(trt.__version__, precision)
             onnx_path = Path(args.onnx) if args.onnx else source_onnx(models_dir, model, plan)
             if not onnx_path.is_file():
                 raise EngineBuildError(f"{onnx_path}: not found (run `python -m export all --out {models_dir}` "
                                        "on the host, or copy the ONNX files here)")
             engine = out_dir / engine_name(model)
-            manifest = build_engine(onnx_path, engine, args.precision, settings.ranges(model),
+            manifest = build_engine(onnx_path, engine, precision, settings.ranges(model),
                                     settings.workspace_mib, args.timing_cache_dir)
             reports.append({"model": model, "engine": str(engine), **manifest.to_dict()})
         print(json.dumps(reports, indent=2))
@@ -417,8 +430,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example (on the Jetson): python -m export engine --model detector,generator "
                "--config /etc/edgeanon/edgeanon.toml")
     p.add_argument("--model", default="detector,generator", help="detector, generator or both (comma list)")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS,
-                   help="default: %(default)s")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=(*PRECISIONS, "auto"),
+                   help="default: %(default)s; auto = int8 where MODEL.int8-trt.onnx is present, else fp16")
     p.add_argument("--models", "--onnx-dir", dest="models", default=str(MODELS_DIR),
                    help="folder with the ONNX files (default: %(default)s)")
     p.add_argument("--onnx", help="build from this ONNX file instead of the one the precision implies")

@@ -171,10 +171,10 @@ def held_back_images(data_dir: Path) -> list[Path]:
     return [p for p in sorted((data_dir / "wider-train").glob("*.jpg")) if held_out(p.name)]
 
 
-def gate_command(key: str, models_dir: Path, data_dir: Path, limit: int | None) -> str:
-    """The command that runs one gate alone."""
+def gate_command(key: str, models_dir: Path, data_dir: Path, limit: int | None, options: str = "") -> str:
+    """The command that runs one gate alone (`options`: the non-default weights, as given)."""
     extra = f" --limit {limit}" if limit else ""
-    return f"python -m export verify --models {models_dir} --data {data_dir} --only {key}{extra}"
+    return f"python -m export verify --models {models_dir} --data {data_dir}{options} --only {key}{extra}"
 
 
 def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: Path = CENTERFACE_WEIGHTS,
@@ -192,8 +192,11 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
     gates: list[Gate] = []
     details: dict = {}
 
+    options = "" if weights == CENTERFACE_WEIGHTS else f" --weights {weights}"
+    options += f" --generator-weights {generator_weights}" if generator_weights else ""
+
     def add(key: str, gate: Gate) -> None:
-        gate.key, gate.command = key, gate_command(key, models_dir, data_dir, limit)
+        gate.key, gate.command = key, gate_command(key, models_dir, data_dir, limit, options)
         gates.append(gate)
 
     detector = models_dir / "detector.onnx"

@@ -114,8 +114,8 @@ def test_trt_flavour_is_made_by_model_optimizer_with_the_named_layers_in_float(q
     assert len(quantized) > 50 and not quantized & set(info["kept_float"])
 
 
-def test_auto_keep_float_is_refused_for_the_cpu_flavour(detector_model):
-    with pytest.raises(QuantizeError, match="TensorRT flavour only"):
+def test_auto_keep_float_is_refused_for_the_cpu_generator(detector_model):
+    with pytest.raises(QuantizeError, match="sensitivity sweep is for the detector"):
         resolve_keep_float(onnx.load(str(detector_model)), ["auto"])
 
 

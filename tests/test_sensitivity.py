@@ -103,3 +103,35 @@ def test_halves_are_stable_disjoint_and_cover_wider_train(shared_data):
     assert abs(len(halves["tune"]) - len(halves["held"])) < 0.1 * (len(halves["tune"]) + len(halves["held"]))
     with pytest.raises(ValueError, match="choose from"):
         wider_half(shared_data, "train")
+
+
+@pytest.fixture(scope="module")
+def tiny_wider(tmp_path_factory, detector_model, small_face):
+    """A one-photo wider-train (the astronaut at 128 px, her face as ground truth) in a tuning half."""
+    import json
+
+    import cv2
+
+    data = tmp_path_factory.mktemp("data")
+    (data / "wider-train").mkdir()
+    name = next(f"face{i}.jpg" for i in range(100) if half_of(f"face{i}.jpg") == "tune")
+    cv2.imwrite(str(data / "wider-train" / name), small_face)
+    (face,) = FaceDetector.from_path(detector_model, backend="ort").detect(small_face)
+    (data / "wider-train" / "boxes.json").write_text(json.dumps({name: [face.box.tolist()]}))
+    return data
+
+
+@pytest.mark.parametrize("flavour", ["cpu", "trt"])
+def test_auto_keep_float_runs_the_sweep_end_to_end(flavour, tmp_path, detector_model, shared_data, tiny_wider):
+    import json
+    import shutil
+
+    from export.quantize import quantize_detector
+
+    shutil.copy(detector_model, tmp_path / "detector.onnx")
+    (result,) = quantize_detector(tmp_path / "detector.onnx", shared_data / "wider-calib", (flavour,), ["auto"],
+                                  limit=2, data_dir=tiny_wider, tune_images=1)
+    info = json.loads({p.key: p.value for p in onnx.load(result.output).metadata_props}["edgeanon.quantization"])
+    assert info["kept_float_by"] == "sweep" and info["kept_float"] == result.keep_float
+    assert info["trials"] and info["trials"][-1]["passed"] and len(info["sweep"]["most_sensitive"]) == 16
+    assert "tune half (1 images)" in info["tuning"]

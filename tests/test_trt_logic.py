@@ -11,6 +11,7 @@ from export.trt_build import (
     EngineBuildError,
     EngineSettings,
     apply_plan,
+    choose_precision,
     compute_profiles,
     detector_dim_ranges,
     engine_name,
@@ -56,8 +57,13 @@ def test_tensorrt_10_fp16_is_strongly_typed_int8_comes_from_qdq_with_fp16_fallba
         plan_build(version, "int8-calib")  # no calibrator: INT8 scales come from the Q/DQ graph
 
 
-def test_int8_is_the_default_precision():
+def test_int8_is_the_default_precision_and_auto_falls_back_to_fp16(tmp_path):
     assert DEFAULT_PRECISION == "int8"
+    (tmp_path / "detector.int8-trt.onnx").write_bytes(b"qdq")
+    (tmp_path / "generator.int8-trt.rejected.onnx").write_bytes(b"failed its gate")
+    assert choose_precision("auto", tmp_path, "detector", "10.3.0") == "int8"
+    assert choose_precision("auto", tmp_path, "generator", "10.3.0") == "fp16"
+    assert choose_precision("fp32", tmp_path, "generator", "8.6.2") == "fp32"
 
 
 class FakeTRT:
