@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -25,12 +24,13 @@ SPLITS = ("tune", "holdout", "all")
 
 
 def split_of(name: str) -> str:
-    """'tune' or 'holdout' for a wider-train file: half each, by a hash of its name (stable everywhere).
+    """'tune' or 'holdout' for a wider-train file: the halves of export.halves (a hash of the file name).
 
     Every threshold, scale or weight is chosen on 'tune' and reported on 'holdout' as well.
     """
-    digest = hashlib.sha1(Path(name).name.encode()).digest()
-    return "tune" if digest[0] % 2 == 0 else "holdout"
+    from export.halves import half_of
+
+    return "tune" if half_of(name) == "tune" else "holdout"
 
 
 def in_split(name: str, split: str) -> bool:
