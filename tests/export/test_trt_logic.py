@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeanon.inference.errors import ModelError
+from edgeanon.inference.manifest import engine_name as runtime_engine_name
 from edgeanon.inference.trt import parse_version, supported_tensorrt, tensorrt_available
 from export.trt_build import (
     DEFAULT_PRECISION,
@@ -156,6 +157,10 @@ def test_source_and_engine_names(tmp_path):
     assert source_onnx(tmp_path, "generator", plan_build("8.6.2", "fp16")).name == "generator.onnx"
     assert engine_name("detector") == "detector.engine"  # found beside detector.onnx by the runtime
     assert timing_cache_name("10.3.0", "Orin (nvgpu)") == "trt-timing-10.3.0-orin--nvgpu.cache"
+
+
+def test_the_builder_names_engines_by_the_runtimes_rule():
+    assert engine_name("generator") == runtime_engine_name("generator") == "generator.engine"
 
 
 def test_detector_profile_is_padded_like_the_runtime():

@@ -12,7 +12,6 @@ from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.inference.errors import ModelError
 from edgeanon.inference.ort import OrtBackend
-from export.eval.methods import as_people
 
 
 class CountingBackend:
@@ -177,18 +176,3 @@ def test_generic_landmarks_drop_the_persons_proportions(faces):
     other_person = lm + residual_maker @ np.random.default_rng(0).normal(0, 0.1 * eye_dist, (5, 2))
     assert np.abs(other_person - lm).max() > 0.02 * eye_dist
     assert np.allclose(crops.generic_landmarks(other_person), generic, atol=1e-3)
-
-
-def test_evaluations_give_every_face_its_own_stable_person(face_image, faces, generator):
-    anon = Anonymizer("gan", generator=generator)
-    outs = []
-    for key in ("a.jpg", "b.jpg", "a.jpg"):
-        image = face_image.copy()
-        red = anon.redact(Frame(0, 0.0, image), as_people(faces, key))
-        assert [r.method for r in red.faces] == ["gan"]
-        outs.append(image)
-    assert np.array_equal(outs[0], outs[2]), "the same file must give the same synthetic face"
-    assert not np.array_equal(outs[0], outs[1]), "two people must not share one latent"
-    two = as_people(faces * 2, "a.jpg")
-    assert two[0].track_id != two[1].track_id
-    assert np.array_equal(two[0].box, faces[0].box) and np.array_equal(two[0].landmarks, faces[0].landmarks)
