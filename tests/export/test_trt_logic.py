@@ -172,7 +172,7 @@ def test_detector_profile_is_padded_like_the_runtime():
         detector_dim_ranges((1920, 1080), (1280, 720), (640, 480))
 
 
-@pytest.mark.parametrize("camera, detector_input", [((1280, 720), (640, 384)), ((1920, 1080), (960, 544)),
+@pytest.mark.parametrize("camera, detector_input", [((1280, 720), (1280, 736)), ((1920, 1080), (1280, 736)),
                                                     ((640, 480), (640, 480)), ((3840, 2160), (1920, 1088))])
 def test_the_optimum_is_the_input_the_daemon_makes_of_the_camera_frame(camera, detector_input):
     assert runtime_input_size(camera) == detector_input
