@@ -1,4 +1,9 @@
-"""Shared fixtures: the shared data folder, the default detector model, real images with real faces."""
+"""Shared fixtures: the shared data folder, the default detector model, real images with real faces.
+
+The tests live in three folders: runtime/ (edgeanon/ alone; collected without torch, as in a device venv),
+export/ (the host toolkit: export, training, evaluation, quantization) and deploy/ (systemd, install.sh,
+the broker config, doctor, the Makefile's gates).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,15 @@ from export.paths import REPO_ROOT, shared_data_dir
 DETECTOR = REPO_ROOT / "models" / "detector.onnx"
 # Real mosquitto brokers (plain and TLS + ACL): fixtures mosquitto_broker and secure_broker.
 pytest_plugins = ["devkit.broker"]
+TEST_FOLDERS = ("runtime", "export", "deploy")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a test file directly in tests/: the split (what a device venv can run) holds only if each is filed."""
+    stray = sorted(p.name for p in Path(__file__).parent.glob("test_*.py"))
+    if stray:
+        folders = ", ".join(f"tests/{name}" for name in TEST_FOLDERS)
+        raise pytest.UsageError(f"tests/{stray[0]}: move it into one of {folders}")
 
 
 @pytest.fixture(scope="session")

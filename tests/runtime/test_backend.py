@@ -12,7 +12,6 @@ from edgeanon.inference import ModelError, open_backend
 from edgeanon.inference.manifest import engine_beside, engine_name, model_name, rebuild_command
 from edgeanon.inference.ort import OrtBackend
 from edgeanon.inference.trt import tensorrt_available
-from export.trt_build import engine_name as build_engine_name
 
 
 @pytest.mark.parametrize("name", ["detector.onnx", "detector.int8.onnx", "detector.fp16.onnx",
@@ -22,8 +21,8 @@ def test_engine_is_named_after_the_model(name):
     assert model_name(name) == "detector"
 
 
-def test_one_naming_rule_for_the_runtime_the_builder_and_the_rebuild_hint():
-    assert build_engine_name("generator") == engine_name("generator") == "generator.engine"
+def test_one_naming_rule_for_the_engine_and_the_rebuild_hint():
+    assert engine_name("generator") == "generator.engine"  # the builder uses it too: tests/export/test_trt_logic.py
     assert "--model generator " in rebuild_command(engine_beside(Path("/m/generator.int8-trt.onnx")))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("scale", ["0.2", "0.99", "3.5", "nan"])

@@ -19,7 +19,8 @@ from edgeanon.inference.errors import ModelError
 from edgeanon.pipeline import Pipeline
 from edgeanon.redactor import Redactor
 from edgeanon.selftest import SELFTEST_IMAGE, check_detector
-from export.paths import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def heatmap_times(detector_model: Path, out: Path, factor: float) -> Path:

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "deploy" / "install.sh"
 ENGINES_SH = REPO / "deploy" / "engines.sh"
 UNITS = ("edgeanon@.service", "edgeanon-engines.service")

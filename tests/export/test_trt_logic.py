@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeanon.inference.errors import ModelError
+from edgeanon.inference.manifest import engine_name as runtime_engine_name
 from edgeanon.inference.trt import parse_version, supported_tensorrt, tensorrt_available
 from export.trt_build import (
     DEFAULT_PRECISION,
@@ -164,6 +165,10 @@ def test_source_and_engine_names(tmp_path):
     assert timing_cache_name("10.3.0", "Orin (nvgpu)") == "trt-timing-10.3.0-orin--nvgpu.cache"
 
 
+def test_the_builder_names_engines_by_the_runtimes_rule():
+    assert engine_name("generator") == runtime_engine_name("generator") == "generator.engine"
+
+
 def test_detector_profile_is_padded_like_the_runtime():
     ranges = detector_dim_ranges((320, 240), (1280, 720), (1920, 1080))
     assert ranges == {"batch": (1, 1, 1), "height": (256, 736, 1088), "width": (320, 1280, 1920)}
@@ -173,7 +178,7 @@ def test_detector_profile_is_padded_like_the_runtime():
         detector_dim_ranges((1920, 1080), (1280, 720), (640, 480))
 
 
-@pytest.mark.parametrize("camera, detector_input", [((1280, 720), (640, 384)), ((1920, 1080), (960, 544)),
+@pytest.mark.parametrize("camera, detector_input", [((1280, 720), (1280, 736)), ((1920, 1080), (1280, 736)),
                                                     ((640, 480), (640, 480)), ((3840, 2160), (1920, 1088))])
 def test_the_optimum_is_the_input_the_daemon_makes_of_the_camera_frame(camera, detector_input):
     assert runtime_input_size(camera) == detector_input

@@ -16,7 +16,7 @@ from edgeanon.config import ConfigError, config_from_dict
 from edgeanon.scrub import ScrubFilter, install_log_scrubber, safe_uri, scrub
 from edgeanon.sources import Backoff, LiveSource, SourceError, parse_uri
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("p@ss", "hunter2", "123456", "s3cr3t", "admin:")
 
 

@@ -157,7 +157,7 @@ def test_live_source_hands_over_newest_frame_and_reopens(clip):
 
 
 def test_credentials_never_reach_logs():
-    """safe_uri is the one scrubber (edgeanon.scrub); tests/test_scrub.py reads real log lines and stderr."""
+    """safe_uri is the one scrubber (edgeanon.scrub); tests/runtime/test_scrub.py reads real log lines and stderr."""
     from edgeanon.sources import safe_uri
 
     assert safe_uri("rtsp://admin:hunter2@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from export.paths import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PACKAGE = REPO_ROOT / "edgeanon"
 

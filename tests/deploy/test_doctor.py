@@ -16,7 +16,7 @@ from edgeanon.commands.doctor import FAIL, OK, SKIP, WARN, SystemPaths
 from edgeanon.config import config_from_dict
 from edgeanon.inference.manifest import DeviceEnvironment, EngineManifest, sha256_file, write_manifest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "edgeanon@.service"
 JP6 = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 2025\n"
 

@@ -11,7 +11,7 @@ import pytest
 
 from edgeanon.config import Config, ConfigError, config_from_dict, describe, load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "edgeanon.example.toml"
 
 

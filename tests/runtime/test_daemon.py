@@ -22,7 +22,7 @@ import pytest
 from devkit.broker import Broker, mosquitto_binary
 from devkit.daemon_kit import Collector, decode_jpeg, make_clip
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLIP_FRAMES = 12
 CLIP_FPS = 12.0
 
@@ -392,7 +392,7 @@ def test_hung_camera_exits_for_a_restart(mosquitto_broker):
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import MqttPublisher
     from edgeanon.sources import Backoff, LiveSource
-    from tests.test_sources import HungCapture
+    from tests.runtime.test_sources import HungCapture
 
     cfg = config_from_dict({"source": {"stall_timeout_s": 0.5},
                             "mqtt": {"host": "127.0.0.1", "port": mosquitto_broker.port}})

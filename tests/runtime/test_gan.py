@@ -13,7 +13,7 @@ from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.inference.errors import ModelError
 from edgeanon.inference.ort import OrtBackend
-from export.eval.methods import as_people
+from edgeanon.tracker import Track
 
 
 class CountingBackend:
@@ -180,21 +180,6 @@ def test_generic_landmarks_drop_the_persons_proportions(faces):
     assert np.allclose(crops.generic_landmarks(other_person), generic, atol=1e-3)
 
 
-def test_evaluations_give_every_face_its_own_stable_person(face_image, faces, generator):
-    anon = Anonymizer("gan", generator=generator)
-    outs = []
-    for key in ("a.jpg", "b.jpg", "a.jpg"):
-        image = face_image.copy()
-        red = anon.redact(Frame(0, 0.0, image), as_people(faces, key))
-        assert [r.method for r in red.faces] == ["gan"]
-        outs.append(image)
-    assert np.array_equal(outs[0], outs[2]), "the same file must give the same synthetic face"
-    assert not np.array_equal(outs[0], outs[1]), "two people must not share one latent"
-    two = as_people(faces * 2, "a.jpg")
-    assert two[0].track_id != two[1].track_id
-    assert np.array_equal(two[0].box, faces[0].box) and np.array_equal(two[0].landmarks, faces[0].landmarks)
-
-
 def _changed(a: np.ndarray, b: np.ndarray, by: int = 0) -> np.ndarray:
     return np.any(np.abs(a.astype(int) - b) > by, axis=2)
 
@@ -204,7 +189,7 @@ def test_gan_covers_at_least_what_blur_covers_and_every_pixel_of_the_box(face_im
     """Issue 16 item 5: the generated face honours mask_scale; the box's corners are not left original."""
     gan, blurred = face_image.copy(), face_image.copy()
     red = Anonymizer("gan", generator=generator, mask_scale=scale, mask_shape=shape).redact(
-        Frame(0, 0.0, gan), as_people(faces, "a.jpg"))
+        Frame(0, 0.0, gan), [Track(7, f.box, f.landmarks, f.score, True) for f in faces])
     assert [r.method for r in red.faces] == ["gan"]
     Anonymizer("blur", mask_scale=scale, mask_shape=shape).redact(Frame(0, 0.0, blurred), faces)
     # Every pixel the mask covers fully (inside its feathered rim) and blur changes is changed by gan too.
