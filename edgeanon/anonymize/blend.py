@@ -24,7 +24,7 @@ MIN_GAIN, MAX_GAIN = 0.5, 2.0
 # Off because any match moves the face toward its person: on 150 held-back faces in context (export.eval
 # incontext --limit 150 --methods gan), dlib's distance to the original fell by 0.0051 (SE 0.0012) per face
 # matched per channel and by 0.0038 (SE 0.0013) matched in brightness, and the share under 0.6 rose from
-# 8.0% to 10.0% and 9.3%. The multi-band blend alone already removes the brightness step at the rim.
+# 8.0% to 10.0% and 9.3% (on 300 faces the share did not separate them). The multi-band blend stays.
 COLOUR_MATCH: str | None = None
 # The ring of the colour match: normalized radii of the generated ellipse (1 = its rim).
 RING = (0.75, 1.0)
