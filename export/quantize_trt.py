@@ -13,7 +13,8 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,27 @@ def modelopt_version() -> str:
         return "not installed"
 
 
+@contextmanager
+def ort_quantization_unpatched() -> Iterator[None]:
+    """Undo, on exit, what Model Optimizer patches in onnxruntime.quantization for good (its
+    `ort_patching.patch_ort_modules` replaces calibrator and quantizer methods in place), so an ONNX Runtime
+    static quantization later in this process (the CPU flavour of the next model) runs ONNX Runtime's own code."""
+    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
+
+    owners = [calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater, calibrate.HistogramCalibrater,
+              calibrate.HistogramCollector, base_quantizer.BaseQuantizer, qdq_quantizer.QDQQuantizer]
+    saved = [(owner, dict(vars(owner))) for owner in owners]
+    try:
+        yield
+    finally:
+        for owner, before in saved:
+            for name in set(vars(owner)) - set(before):
+                delattr(owner, name)
+            for name, value in before.items():
+                if vars(owner).get(name) is not value:
+                    setattr(owner, name, value)
+
+
 def modelopt_qdq(fp32_path: Path, feeds: Iterable[dict[str, np.ndarray]], total: int, method: str,
                  model_name: str) -> onnx.ModelProto:
     """Model Optimizer INT8 PTQ of an FP32 model (float kept FP32 outside Q/DQ), calibrated on CPU."""
@@ -64,8 +86,9 @@ def modelopt_qdq(fp32_path: Path, feeds: Iterable[dict[str, np.ndarray]], total:
         source = Path(tmp) / "fp32.onnx"  # Model Optimizer writes its intermediate files beside its input
         shutil.copyfile(fp32_path, source)
         out = Path(tmp) / "qdq.onnx"
-        quantize(str(source), quantize_mode="int8", calibration_data_reader=reader, calibration_method=method,
-                 calibration_eps=["cpu"], output_path=str(out), high_precision_dtype="fp32", log_level="ERROR")
+        with ort_quantization_unpatched():
+            quantize(str(source), quantize_mode="int8", calibration_data_reader=reader, calibration_method=method,
+                     calibration_eps=["cpu"], output_path=str(out), high_precision_dtype="fp32", log_level="ERROR")
         if not out.is_file() or reader.count == 0:
             raise QuantizeError(f"{model_name}: Model Optimizer wrote no model (calibration inputs: {reader.count})")
         model = onnx.load(str(out))

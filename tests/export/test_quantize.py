@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -118,6 +119,23 @@ def test_auto_keep_float_is_refused_for_the_cpu_generator(detector_model):
     with pytest.raises(QuantizeError, match="sensitivity sweep is for the detector"):
         resolve_keep_float(onnx.load(str(detector_model)), ["auto"])
 
+
+
+def test_model_optimizer_leaves_onnx_runtime_quantization_as_it_found_it(quantized):
+    # Model Optimizer patches these in place; the CPU flavour quantized after it (the generator's, in `export all`)
+    # must run ONNX Runtime's own code, or it fails on missing quantization parameters
+    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
+
+    assert Path(quantized[1]["trt"].output).is_file()
+    for owner, name in [(calibrate, "create_calibrator"), (calibrate.CalibraterBase, "__init__"),
+                        (calibrate.CalibraterBase, "select_tensors_to_calibrate"),
+                        (calibrate.CalibraterBase, "create_inference_session"),
+                        (calibrate.MinMaxCalibrater, "compute_data"), (calibrate.MinMaxCalibrater, "collect_data"),
+                        (calibrate.HistogramCollector, "collect_value"),
+                        (base_quantizer.BaseQuantizer, "adjust_tensor_ranges"),
+                        (qdq_quantizer.QDQQuantizer, "check_opset_version")]:
+        value = getattr(owner, name, None)  # None: an attribute Model Optimizer adds, removed again
+        assert value is None or value.__module__.startswith("onnxruntime."), f"{name} is still {value}"
 
 @pytest.fixture(scope="module")
 def generator_int8(tmp_path_factory, detector_model, shared_data):
