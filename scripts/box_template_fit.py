@@ -1,6 +1,6 @@
 """Measure edgeanon.anonymize.boxmarks.BOX_TEMPLATE: where the 5 landmarks sit inside a WIDER ground-truth box.
 
-    .venv/bin/python scripts/box_template_fit.py --data ../shared/data
+    .venv/bin/python -m scripts.box_template_fit --data ../shared/data
 
 Tuning images only (wider-train minus the held-back split): our detector's landmarks of faces >= 24 px
 matched to a ground-truth box at IoU >= 0.5, in box units; prints the median and its left-right
@@ -17,14 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgeanon.anonymize import crops  # noqa: E402
-from edgeanon.detector import FaceDetector  # noqa: E402
-from edgeanon.models import DEFAULT_DETECTOR  # noqa: E402
-from edgeanon.tracker import iou_matrix  # noqa: E402
-from export import facecrops  # noqa: E402
-from export.paths import shared_data_dir  # noqa: E402
+from edgeanon.anonymize import crops
+from edgeanon.detector import FaceDetector
+from edgeanon.models import DEFAULT_DETECTOR
+from edgeanon.tracker import iou_matrix
+from export import facecrops
+from export.paths import shared_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The README's gan picture: a crowd, a mid-size face and a close-up, original left of gan, at full size.
 
-    .venv/bin/python scripts/gan_examples.py --out docs/gan-examples.jpg
+    .venv/bin/python -m scripts.gan_examples --out docs/gan-examples.jpg
 
 Only pictures that may be committed are used: scikit-image's bundled astronaut (public domain) and
 cameraman. The "crowd" is made of copies of the two at several sizes on the rocket picture's sky (no
@@ -17,10 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgeanon.frames import Frame  # noqa: E402
-from edgeanon.redactor import Redactor  # noqa: E402
+from edgeanon.frames import Frame
+from edgeanon.redactor import Redactor
 
 GAP = 8
 
