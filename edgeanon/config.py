@@ -154,6 +154,9 @@ class PipelineConfig:
     deadline_ms: float = _f(1000.0, _positive_max(60_000.0), "a frame not redacted within this time is dropped")
     on_failure: str = _f("drop", _one_of("drop", "mask"), "what a failed or late frame becomes")
     stats_interval_s: float = _f(10.0, _between(0.1, 86400.0), "seconds between stats messages")
+    target_fps: float = _f(10.0, _between(0.0, 240.0),
+                           "with model.input_scale = 0: detect at full size unless that cannot keep this many "
+                           "frames/s here (then half size); 0 = always full size")
 
 
 @dataclass(frozen=True)

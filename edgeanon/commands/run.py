@@ -70,6 +70,7 @@ def run_daemon(cfg: Config) -> int:
     from edgeanon.publish.mqtt import MqttPublisher, PublishError
     from edgeanon.redactor import Redactor
     from edgeanon.sources import SourceError, open_source, safe_uri
+    from edgeanon.speedfit import fit_to_speed
     from edgeanon.systemd import Notifier
     from edgeanon.telemetry import open_telemetry
 
@@ -102,6 +103,8 @@ def run_daemon(cfg: Config) -> int:
             low_threshold=m.low_threshold,
             mask_scale=m.mask_scale, track=m.track, input_scale=m.input_scale or None, threads=m.threads or None,
             video=True)
+        if not m.input_scale:
+            fit_to_speed(redactor.detector, cfg.source.height, cfg.source.width, cfg.pipeline.target_fps)
     except (ModelError, ValueError) as exc:
         print(f"edgeanon run: {exc}", file=sys.stderr)
         source.close()

@@ -98,8 +98,10 @@ def start_daemon(tmp: Path, config: str, notify: NotifySocket | None = None, *ar
 
 def base_config(port: int, uri: str, extra: str = "", deadline_ms: float = 60_000.0) -> str:
     # A generous deadline: on a loaded CI machine a frame may take seconds; test_missed_deadline sets its own.
+    # target_fps = 0: full-size detection whatever the load, so what these tests check does not depend on it.
     return (f'camera_id = "cam1"\n[source]\nuri = "{uri}"\nreconnect_min_s = 0.2\nreconnect_max_s = 0.5\n'
             f'[model]\nmethod = "blur"\n[pipeline]\nstats_interval_s = 1.0\ndeadline_ms = {deadline_ms}\n'
+            'target_fps = 0\n'
             f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nreconnect_min_s = 1\nreconnect_max_s = 2\n{extra}')
 
 
