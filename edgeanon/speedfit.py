@@ -50,7 +50,11 @@ def fit_to_speed(detector: FaceDetector, height: int, width: int, target_fps: fl
     if detector.input_scale is not None or target_fps <= 0:
         return None
     full = detector.scales_for(height, width)[0]
-    full_ms = detection_ms(detector, height, width, full)
+    try:
+        full_ms = detection_ms(detector, height, width, full)
+    except Exception as exc:  # a detector failing on frames fails them closed in the loop; no reason to stop here
+        log.warning("could not time the detector (%s): full size kept", type(exc).__name__)
+        return None
     scale = choose_scale(full_ms, target_fps)
     if scale is not None and scale < full:
         detector.input_scale = scale
