@@ -32,9 +32,9 @@ STEPS_DIR = ".steps"
 STEP_CODE = {
     "onnx": ("export/onnx_export.py", "export/import_weights.py", "export/models"),
     "fp16": ("export/fp16.py",),
-    "quantize": ("export/quantize.py", "export/quantize_trt.py", "export/sensitivity.py", "export/halves.py",
-                 "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
-    "verify": ("export/verify.py", "export/engine_check.py", "export/halves.py", "export/eval",
+    "quantize": ("export/quantize.py", "export/quantize_trt.py", "export/tuning.py", "export/sensitivity.py",
+                 "export/halves.py", "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
+    "verify": ("export/verify.py", "export/compare.py", "export/halves.py", "export/eval",
                "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
 }
 

@@ -9,12 +9,15 @@ The held-back half is never looked at here: `python -m export verify` reports bo
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import importlib.util
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,50 +53,42 @@ def modelopt_version() -> str:
         return "not installed"
 
 
-@contextmanager
-def ort_quantization_unpatched() -> Iterator[None]:
-    """Undo, on exit, what Model Optimizer patches in onnxruntime.quantization for good (its
-    `ort_patching.patch_ort_modules` replaces calibrator and quantizer methods in place), so an ONNX Runtime
-    static quantization later in this process (the CPU flavour of the next model) runs ONNX Runtime's own code."""
-    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
+def modelopt_qdq(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, np.ndarray]]], total: int,
+                 method: str, model_name: str) -> onnx.ModelProto:
+    """Model Optimizer INT8 PTQ of an FP32 model (float kept FP32 outside Q/DQ), calibrated on CPU.
 
-    owners = [calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater, calibrate.HistogramCalibrater,
-              calibrate.HistogramCollector, base_quantizer.BaseQuantizer, qdq_quantizer.QDQQuantizer]
-    saved = [(owner, dict(vars(owner))) for owner in owners]
-    try:
-        yield
-    finally:
-        for owner, before in saved:
-            for name in set(vars(owner)) - set(before):
-                delattr(owner, name)
-            for name, value in before.items():
-                if vars(owner).get(name) is not value:
-                    setattr(owner, name, value)
-
-
-def modelopt_qdq(fp32_path: Path, feeds: Iterable[dict[str, np.ndarray]], total: int, method: str,
-                 model_name: str) -> onnx.ModelProto:
-    """Model Optimizer INT8 PTQ of an FP32 model (float kept FP32 outside Q/DQ), calibrated on CPU."""
+    Runs in a child process: Model Optimizer patches ONNX Runtime's quantization module when it runs, which
+    would break `quantize_static` (the CPU flavour) later in the same process. `feed_factory` (picklable, e.g.
+    a functools.partial of detector_feeds) makes the calibration feeds there.
+    """
     if method not in TRT_CALIBRATIONS:
         raise QuantizeError(f"calibration {method!r}: choose from {', '.join(TRT_CALIBRATIONS)}")
-    try:
-        from modelopt.onnx.quantization import quantize
-    except ImportError as exc:
-        raise QuantizeError(f"the TensorRT flavour needs NVIDIA Model Optimizer ({exc}); "
-                            "pip install -r requirements-dev.txt") from exc
-    reader = FeedReader(feeds, total, f"calibrating {model_name} (trt, {method})")
+    if importlib.util.find_spec("modelopt") is None:
+        raise QuantizeError("the TensorRT flavour needs NVIDIA Model Optimizer (nvidia-modelopt); "
+                            "make venv installs it (pip install --no-deps nvidia-modelopt==0.47.0)")
     with tempfile.TemporaryDirectory(prefix="edgeanon-modelopt-") as tmp:
-        source = Path(tmp) / "fp32.onnx"  # Model Optimizer writes its intermediate files beside its input
-        shutil.copyfile(fp32_path, source)
         out = Path(tmp) / "qdq.onnx"
-        with ort_quantization_unpatched():
-            quantize(str(source), quantize_mode="int8", calibration_data_reader=reader, calibration_method=method,
-                     calibration_eps=["cpu"], output_path=str(out), high_precision_dtype="fp32", log_level="ERROR")
-        if not out.is_file() or reader.count == 0:
-            raise QuantizeError(f"{model_name}: Model Optimizer wrote no model (calibration inputs: {reader.count})")
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            count = pool.submit(_modelopt_child, Path(fp32_path), feed_factory, total, method, model_name,
+                                out).result()
+        if not out.is_file() or count == 0:
+            raise QuantizeError(f"{model_name}: Model Optimizer wrote no model (calibration inputs: {count})")
         model = onnx.load(str(out))
     model.ClearField("metadata_props")
     return model
+
+
+def _modelopt_child(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, np.ndarray]]], total: int,
+                    method: str, model_name: str, out: Path) -> int:
+    from modelopt.onnx.quantization import quantize
+
+    reader = FeedReader(feed_factory(), total, f"calibrating {model_name} (trt, {method})")
+    source = out.with_name("fp32.onnx")  # Model Optimizer writes its intermediate files beside its input
+    shutil.copyfile(fp32_path, source)
+    quantize(str(source), quantize_mode="int8", calibration_data_reader=reader, calibration_method=method,
+             calibration_eps=["cpu"], output_path=str(out), high_precision_dtype="fp32", log_level="ERROR")
+    return reader.count
 
 
 def _saved(model: onnx.ModelProto, folder: Path, name: str) -> Path:
@@ -108,7 +103,8 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
     start = time.perf_counter()
     source = load_checked(fp32_path)
     auto = list(keep) == [AUTO]
-    candidates = {m: modelopt_qdq(fp32_path, detector_feeds(fp32_path, images), len(images), m, "detector")
+    feeds = functools.partial(detector_feeds, fp32_path, list(images))
+    candidates = {m: modelopt_qdq(fp32_path, feeds, len(images), m, "detector")
                   for m in (methods if auto else methods[:1])}
     provenance: dict = {}
     if auto:
@@ -147,7 +143,8 @@ def quantize_generator_trt(fp32_path: Path, out_path: Path, conditions: Sequence
 
     start = time.perf_counter()
     source = load_checked(fp32_path)
-    qdq = modelopt_qdq(fp32_path, generator_feeds(fp32_path, conditions), len(conditions), method, "generator")
+    qdq = modelopt_qdq(fp32_path, functools.partial(generator_feeds, fp32_path, list(conditions)), len(conditions),
+                       method, "generator")
     provenance: dict = {}
     if list(keep) == [AUTO]:
         def error(path: Path) -> float:

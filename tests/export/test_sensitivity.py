@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import onnx
 import pytest
@@ -20,7 +22,8 @@ def qdq(tmp_path_factory, detector_model, shared_data):
     from export.quantize_trt import modelopt_qdq
 
     images = calibration_images(shared_data / "wider-calib", CALIB)
-    model = modelopt_qdq(detector_model, detector_feeds(detector_model, images), CALIB, "max", "detector")
+    model = modelopt_qdq(detector_model, functools.partial(detector_feeds, detector_model, images), CALIB, "max",
+                         "detector")
     return model, onnx.load(str(detector_model))
 
 
