@@ -6,11 +6,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,45 +18,13 @@ import pytest
 
 from devkit.broker import Broker, mosquitto_binary
 from devkit.daemon_kit import Collector, decode_jpeg, make_clip
+from devkit.notify import NotifySocket
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP_FRAMES = 12
 CLIP_FPS = 12.0
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto is not installed")
-
-
-class NotifySocket:
-    """A bound datagram socket standing in for systemd's NOTIFY_SOCKET; collects what the daemon sends."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="ea-n-", dir="/tmp"))  # sun_path is 108 bytes at most
-        self.path = str(self.dir / "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def first(self, prefix: str) -> int:
-        return next((i for i, m in enumerate(self.messages) if m.startswith(prefix)), -1)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
-import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 
 from devkit.broker import Broker, mosquitto_binary
 from devkit.daemon_kit import make_clip
+from devkit.notify import NotifySocket
 from edgeanon.config import Config, MqttConfig, PipelineConfig, SourceConfig
 from edgeanon.pipeline import Pipeline
 from edgeanon.publish.mqtt import MqttPublisher
@@ -40,40 +38,6 @@ def redactor(detector_model) -> Redactor:
     return Redactor.from_options(detector_model=detector_model, method="blur", video=True, threads=1)
 
 
-class Watchdog:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET; records when WATCHDOG=1 arrived."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="ea-w-", dir="/tmp"))
-        self.path = str(self.dir / "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.1)
-        self.pings: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.sock.recv(4096) == b"WATCHDOG=1":
-                    self.pings.append(time.monotonic())
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def pings_between(self, start: float, end: float) -> int:
-        return sum(start <= t < end for t in self.pings)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def make_pipeline(clip: Path, redactor: Redactor, mqtt: MqttConfig, notifier: Notifier) -> Pipeline:
     cfg = Config(camera_id="cam", source=SourceConfig(uri=f"file://{clip}", loop=True, realtime=True),
                  pipeline=PipelineConfig(deadline_ms=60_000.0, stats_interval_s=1.0), mqtt=mqtt)
@@ -83,7 +47,7 @@ def make_pipeline(clip: Path, redactor: Redactor, mqtt: MqttConfig, notifier: No
 
 def test_watchdog_is_fed_only_while_frames_leave(tmp_path, clip, redactor):
     broker = Broker(tmp_path / "b").start()
-    watchdog = Watchdog()
+    watchdog = NotifySocket()
     # WATCHDOG_USEC 2 s: pings every 0.5 s; frames waiting 1 s in vain stop them.
     notifier = Notifier(environ={"NOTIFY_SOCKET": watchdog.path, "WATCHDOG_USEC": "2000000"})
     mqtt = MqttConfig(host="127.0.0.1", port=broker.port, keepalive_s=60, reconnect_min_s=1, reconnect_max_s=2)
