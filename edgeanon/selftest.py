@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeanon.frames import Detection
 from edgeanon.inference.errors import ModelError
+from edgeanon.tracker import iou_matrix
 
 SELFTEST_IMAGE = Path(__file__).resolve().parent / "data" / "selftest-face.jpg"
 # Where the face is in that picture (x1, y1, x2, y2); a detection must overlap it this much.
@@ -24,14 +25,6 @@ MIN_IOU = 0.4
 
 class _Detects(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]: ...
-
-
-def _iou(a: np.ndarray, b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def check_detector(detector: _Detects, name: str = "detector") -> Detection:
@@ -47,8 +40,9 @@ def check_detector(detector: _Detects, name: str = "detector") -> Detection:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise ModelError(f"{name}: self-test failed: the detector raised {type(exc).__name__} on "
                          f"{SELFTEST_IMAGE.name} ({first}); refusing to run") from exc
-    best = max(found, key=lambda d: _iou(np.asarray(d.box, np.float64), SELFTEST_FACE), default=None)
-    if best is None or _iou(np.asarray(best.box, np.float64), SELFTEST_FACE) < MIN_IOU:
+    overlap = iou_matrix(np.array([d.box for d in found]).reshape(-1, 4), np.array([SELFTEST_FACE]))[:, 0]
+    best = found[int(overlap.argmax())] if len(found) else None
+    if best is None or overlap.max() < MIN_IOU:
         raise ModelError(f"{name}: self-test failed: it finds no face in {SELFTEST_IMAGE.name}, a picture with "
                          "one clear face (wrong, corrupt or badly exported model, or a broken engine); refusing to run")
     return best

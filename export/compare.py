@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeanon.inference.backend import Backend
+from edgeanon.tracker import iou_matrix
 
 # Minimum share of the FP32 ONNX model's faces a variant must also find, and generator PSNR, per precision.
 MIN_FACE_MATCH = {"fp32": 0.99, "fp16": 0.98, "int8": 0.95}
@@ -35,16 +36,6 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def compare_detectors(reference: Backend, candidate: Backend, images: list[np.ndarray],
                       threshold: float | None = None) -> DetectorComparison:
     """Faces of the reference (ONNX Runtime FP32) matched by the candidate at IoU >= 0.5."""
@@ -64,7 +55,7 @@ def compare_detectors(reference: Backend, candidate: Backend, images: list[np.nd
         cand_ms.append((t2 - t1) * 1000)
         a = np.array([f.box for f in ref]).reshape(-1, 4)
         b = np.array([f.box for f in cand]).reshape(-1, 4)
-        hits = int(((_iou(a, b) >= 0.5).any(axis=1)).sum()) if len(a) else 0
+        hits = int(((iou_matrix(a, b) >= 0.5).any(axis=1)).sum()) if len(a) else 0
         total += len(a)
         matched += hits
         extra += max(0, len(b) - hits)

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeanon.anonymize import crops
 from edgeanon.frames import Detection
+from edgeanon.tracker import iou_matrix
 
 # The box's region is its longest side times this, centred on it: the detector sees head and shoulders.
 CONTEXT = 2.0
@@ -81,7 +82,7 @@ class BoxLandmarks:
             if f.landmarks is None:
                 continue
             fbox = f.box / scale + [rx1, ry1, rx1, ry1]
-            overlap = _iou(fbox, box)
+            overlap = float(iou_matrix(fbox[None], box[None])[0, 0])
             lm = f.landmarks / scale + [rx1, ry1]
             if overlap >= best_iou and crops.landmarks_plausible(box, lm):
                 best, best_iou = lm.astype(np.float32), overlap
@@ -98,11 +99,3 @@ class BoxLandmarks:
             else:
                 out.append(BoxFace(box, 1.0, lm, source=DETECTED))
         return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
