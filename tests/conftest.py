@@ -53,3 +53,21 @@ def face_image() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def faces(face_image, detector_model) -> list:
+    """The astronaut's face as our detector finds it (one Detection with landmarks)."""
+    from edgeanon.detector import FaceDetector
+
+    found = FaceDetector.from_path(detector_model).detect(face_image)
+    assert found and found[0].landmarks is not None
+    return found[:1]
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The shipped face generator on ONNX Runtime."""
+    from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
+
+    return FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort")

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
-from edgeanon.detector import FaceDetector
-from edgeanon.frames import Detection, Frame
+from edgeanon.frames import Frame
 from export.eval.methods import as_people
-
-
-@pytest.fixture(scope="module")
-def faces(face_image, detector_model) -> list[Detection]:
-    found = FaceDetector.from_path(detector_model).detect(face_image)
-    assert found and found[0].landmarks is not None
-    return found[:1]
-
-
-@pytest.fixture(scope="module")
-def generator() -> FaceGenerator:
-    return FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort")
 
 
 def test_evaluations_give_every_face_its_own_stable_person(face_image, faces, generator):

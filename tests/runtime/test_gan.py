@@ -34,18 +34,6 @@ class CountingBackend:
         return self.inner.metadata()
 
 
-@pytest.fixture(scope="module")
-def faces(face_image, detector_model) -> list[Detection]:
-    found = FaceDetector.from_path(detector_model).detect(face_image)
-    assert found and found[0].landmarks is not None
-    return found[:1]
-
-
-@pytest.fixture(scope="module")
-def generator() -> FaceGenerator:
-    return FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort")
-
-
 def _ring(shape, box, lo, hi) -> np.ndarray:
     """Pixels between the lo- and hi-scaled ellipses of a box."""
     outer = crops.ellipse_mask(box, shape[:2], hi) > 0
