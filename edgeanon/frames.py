@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +34,8 @@ class Detection(BoxSize):
     box: np.ndarray
     score: float
     landmarks: np.ndarray | None = None
-    confident: bool = True
+    # keyword-only: a subclass's own fields (boxmarks.BoxFace.source) keep their positions
+    confident: bool = dataclasses.field(default=True, kw_only=True)
 
     def to_json(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
