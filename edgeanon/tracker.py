@@ -107,15 +107,16 @@ def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 class Tracker:
     """Associates detections over time and keeps covering a face for `hold_s` seconds after it is lost.
 
-    A track seen in fewer than `confirm_hits` frames (likely a false detection) is held for that
-    fraction of `hold_s` only. `max_speed` bounds a measured velocity (face sizes per second) against a
+    A track seen in fewer than `confirm_hits` frames (likely a false detection) is not held at all once
+    lost (as ByteTrack drops an unconfirmed track at its first miss); with `hold_unconfirmed` it is held for
+    that fraction of `hold_s`. `max_speed` bounds a measured velocity (face sizes per second) against a
     wild value from a mismatch. Timestamps must come from a monotonic clock; time going backwards
     (a new stream, a seek) resets the tracker, and so does `cut()` (a scene cut or a zoom jump).
     """
 
     def __init__(self, hold_s: float = DEFAULT_HOLD_S, iou_threshold: float = 0.2,
                  growth: float = 0.0, max_growth: float = 1.5, max_speed: float = 10.0, confirm_hits: int = 3,
-                 duplicate_iou: float = 0.6, edge_hold_s: float = 2.0):
+                 duplicate_iou: float = 0.6, edge_hold_s: float = 2.0, hold_unconfirmed: bool = False):
         if hold_s < 0:
             raise ValueError(f"hold time must be >= 0 seconds, got {hold_s}")
         if not 0.0 < iou_threshold <= 1.0:
@@ -130,6 +131,7 @@ class Tracker:
         self.confirm_hits = max(1, int(confirm_hits))
         self.duplicate_iou = duplicate_iou
         self.edge_hold_s = max(edge_hold_s, hold_s)
+        self.hold_unconfirmed = hold_unconfirmed
         self._tracks: list[_State] = []
         self._next_id = 1
         self._last_timestamp: float | None = None
@@ -193,7 +195,9 @@ class Tracker:
             if ti in matched_tracks:
                 continue
             box = state.predict(timestamp, self.growth, self.max_growth)
-            hold = self.hold_s * min(1.0, state.hits / self.confirm_hits)
+            confirmed = state.hits >= self.confirm_hits
+            hold = self.hold_s if confirmed else (
+                self.hold_s * state.hits / self.confirm_hits if self.hold_unconfirmed else 0.0)
             if size is not None and state.hits >= self.confirm_hits and _leaving(box, size):
                 hold = self.edge_hold_s
             if timestamp - state.last_seen > hold:

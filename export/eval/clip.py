@@ -23,13 +23,15 @@ SOURCE_CRF = 12
 
 
 def pick_images(boxes: dict[str, list], count: int, seed: int, min_faces: int, min_face_px: float,
-                names_filter: Callable[[str], bool] | None = None) -> list[str]:
-    """Images with at least `min_faces` faces of `min_face_px` height, sampled deterministically."""
+                names_filter: Callable[[str], bool] | None = None, min_total: int = 0) -> list[str]:
+    """Images with at least `min_faces` faces of `min_face_px` height (and `min_total` faces of any size: a
+    crowd), sampled deterministically."""
     good = sorted(name for name, faces in boxes.items()
-                  if sum(1 for b in faces if b[3] - b[1] >= min_face_px) >= min_faces
+                  if sum(1 for b in faces if b[3] - b[1] >= min_face_px) >= min_faces and len(faces) >= min_total
                   and (names_filter is None or names_filter(name)))
     if len(good) < count:
-        raise ValueError(f"only {len(good)} images have {min_faces} faces of {min_face_px}px or more")
+        raise ValueError(f"only {len(good)} images have {min_faces} faces of {min_face_px}px or more "
+                         f"and {min_total} faces in all")
     return random.Random(seed).sample(good, count)
 
 
@@ -43,10 +45,12 @@ def camera_path(t: float, scene: int) -> tuple[float, float, float]:
 
 def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: float, seed: int,
               size: tuple[int, int] = (1280, 720), names_filter: Callable[[str], bool] | None = None,
-              crf: int = SOURCE_CRF) -> dict:
-    """Write the clip and its truth (`out` with suffix .truth.json); returns the truth."""
+              crf: int = SOURCE_CRF, min_total: int = 0) -> dict:
+    """Write the clip and its truth (`out` with suffix .truth.json); returns the truth. With `min_total`,
+    every scene is an image with at least that many labelled faces (a crowd clip)."""
     boxes = json.loads((data / "wider-train" / "boxes.json").read_text())
-    names = pick_images(boxes, scenes, seed, min_faces=4, min_face_px=20, names_filter=names_filter)
+    names = pick_images(boxes, scenes, seed, min_faces=4, min_face_px=20, names_filter=names_filter,
+                        min_total=min_total)
     width, height = size
     truth = {"width": width, "height": height, "fps": fps, "images": names, "frames": []}
     out.parent.mkdir(parents=True, exist_ok=True)

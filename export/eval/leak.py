@@ -34,6 +34,9 @@ DEFACE_THRESHOLD = 0.2  # deface 1.5's default --thresh
 DEFACE_MASK_SCALE = 1.3  # deface 1.5's default --mask-scale
 CLIP_SCENES = 6
 CLIP_FRAMES_PER_SCENE = 30
+# The clips of each split: "clip" is any six images with four faces of 20 px or more; "crowd" is six images with
+# at least 40 labelled faces each (dense crowds, where small faces and false candidates are many).
+CLIP_KINDS = {"clip": {"min_total": 0, "seed": 0}, "crowd": {"min_total": 40, "seed": 1}}
 
 
 class LeakError(ValueError):
@@ -150,15 +153,16 @@ def run_stills(anonymize: Anonymize, items: list[tuple[Path, np.ndarray]], desc:
 
 
 def build_clip(data: Path, split: str, out_dir: Path, scenes: int = CLIP_SCENES,
-               frames_per_scene: int = CLIP_FRAMES_PER_SCENE) -> tuple[Path, Path]:
-    """The split's clip (bench/make_clip.py: pans, zooms, and a cut between scenes), built once and kept."""
+               frames_per_scene: int = CLIP_FRAMES_PER_SCENE, kind: str = "clip") -> tuple[Path, Path]:
+    """The split's clip of this kind (CLIP_KINDS; export/eval/clip.py: pans, zooms, and a cut between scenes),
+    built once and kept."""
     from export.eval.clip import make_clip
 
-    clip = out_dir / f"clip-{split}.mp4"
+    clip = out_dir / f"{kind}-{split}.mp4"
     truth = clip.with_suffix(".truth.json")
     if not (clip.is_file() and truth.is_file()):
-        make_clip(data, clip, scenes=scenes, frames_per_scene=frames_per_scene, fps=25.0, seed=0,
-                  names_filter=lambda name: in_split(name, split))
+        make_clip(data, clip, scenes=scenes, frames_per_scene=frames_per_scene, fps=25.0,
+                  names_filter=lambda name: in_split(name, split), **CLIP_KINDS[kind])
     return clip, truth
 
 
@@ -190,7 +194,7 @@ def benchmark(args: argparse.Namespace) -> int:
         options["detector_model"] = args.detector_model
     if args.threads:
         options["threads"] = args.threads
-    report: dict = {"split": args.split, "data": str(args.data), "stills": {}, "clip": {}}
+    report: dict = {"split": args.split, "data": str(args.data), "stills": {}, **{kind: {} for kind in CLIP_KINDS}}
     lines = [f"split: {args.split}; leak = faces >= {DEFAULT_MIN_SIZE} px whose mean local SSIM to the source "
              "is >= 0.85; collateral = pixels outside the faces (grown 1.6x) changed by > 12 grey levels", "",
              f"| {'run':<34} | leak   | leaked / faces | collat. | leaked/faces by size (px) |",
@@ -207,13 +211,15 @@ def benchmark(args: argparse.Namespace) -> int:
             tally = run_stills(anonymize, items, f"stills {name}")
             report["stills"][name] = tally.to_json()
             lines.append(_row(f"stills, {name}", tally))
-    if "clip" in args.modes:
-        clip, truth = build_clip(args.data, args.split, out_dir)
+    for kind in CLIP_KINDS:
+        if kind not in args.modes:
+            continue
+        clip, truth = build_clip(args.data, args.split, out_dir, kind=kind)
         for name, make in runs:
             anonymize, reset = make(True)
-            tally = run_clip(anonymize, reset, clip, truth, f"clip {name}")
-            report["clip"][name] = tally.to_json()
-            lines.append(_row(f"clip, {name}", tally))
+            tally = run_clip(anonymize, reset, clip, truth, f"{kind} {name}")
+            report[kind][name] = tally.to_json()
+            lines.append(_row(f"{kind}, {name}", tally))
     table = "\n".join(lines)
     print(table)
     report["table"] = table
@@ -257,7 +263,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=SPLITS, default="holdout",
                    help="wider-train half: tune (settings are chosen there) or holdout (default), or all")
     p.add_argument("--methods", default="blur,gan", help="edgeanon methods to run, comma-separated (default blur,gan)")
-    p.add_argument("--modes", default="stills,clip", help="stills, clip or both (default)")
+    p.add_argument("--modes", default="stills,clip,crowd",
+                   help="any of stills, clip (six scenes of four or more faces) and crowd (six scenes of 40 or "
+                        "more faces), comma-separated (default: all three)")
     p.add_argument("--no-deface", dest="deface", action="store_false", help="leave deface out of the table")
     p.add_argument("--limit", type=int, default=None, help="at most this many images of the split (stills)")
     p.add_argument("--detector-model", type=Path, help="detector model (default: the runtime's default)")

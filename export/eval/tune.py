@@ -30,7 +30,7 @@ from edgeanon.models import default_detector
 from edgeanon.redactor import Redactor
 from edgeanon.tracker import Tracker
 from edgeanon.video import VideoReader
-from export.eval.leak import build_clip, load_truth, stills
+from export.eval.leak import CLIP_KINDS, build_clip, load_truth, stills
 from export.eval.leak_metric import LeakTally
 
 LOWEST = 0.05
@@ -120,6 +120,7 @@ def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, 
               method: str, store: CandidateCache, growths: tuple[float, ...] = (0.3,)) -> list[dict]:
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     truth, _ = load_truth(truth_path)
+    kind = clip.stem.rsplit("-", 1)[0]  # CLIP_KINDS: clip or crowd
     cache, frames = {}, []
     with VideoReader(clip) as reader:
         for frame in tqdm(reader, total=reader.info.frame_count, desc="clip: detecting", unit="f"):
@@ -138,9 +139,9 @@ def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, 
             faces = truth.get(str(frame.index), [])
             out = chain.process(Frame(frame.index, frame.timestamp, frame.image.copy())).image
             tally.add(out, frame.image, [f["box"] for f in faces], [f["id"] for f in faces])
-        rows.append({"mode": "clip", "scales": list(scales), **describe(setting), "hold": hold, "growth": growth,
+        rows.append({"mode": kind, "scales": list(scales), **describe(setting), "hold": hold, "growth": growth,
                      **tally.to_json()})
-        print(f"clip {'+'.join(scales):<14} {_text(setting)} hold {hold:.1f} growth {growth:.1f}: "
+        print(f"{kind} {'+'.join(scales):<14} {_text(setting)} hold {hold:.1f} growth {growth:.1f}: "
               f"leak {tally.rate:6.2%} ({tally.leaked}/{tally.faces}) collateral {tally.collateral:6.2%}", flush=True)
     return rows
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="shared data folder (has wider-train/)")
     p.add_argument("--split", default="tune", choices=("tune", "holdout", "all"))
-    p.add_argument("--modes", default="stills,clip")
+    p.add_argument("--modes", default="stills,clip,crowd", help="any of stills, clip, crowd (see export.eval leak)")
     p.add_argument("--method", default="blur")
     p.add_argument("--limit", type=int, default=None, help="at most this many still images")
     p.add_argument("--detector-model", type=Path, default=None)
@@ -203,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if "stills" in args.modes:
         rows += tune_stills(detector, stills(args.data, args.split, args.limit), _scale_sets(args.still_scales),
                             settings, args.method, store)
-    if "clip" in args.modes:
-        clip, truth = build_clip(args.data, args.split, args.work)
+    for kind in CLIP_KINDS:
+        if kind not in args.modes:
+            continue
+        clip, truth = build_clip(args.data, args.split, args.work, kind=kind)
         rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), settings, _floats(args.holds),
                           args.method, store, tuple(_floats(args.growths)))
     if args.json:

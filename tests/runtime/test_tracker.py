@@ -55,10 +55,11 @@ def test_coverage_never_shrinks_below_the_last_detection():
 
 def test_coasting_box_grows_and_reacquires_the_same_id():
     tracker = Tracker(hold_s=1.0, growth=0.5)
-    first = tracker.update([det(100, 100, 150, 150)], 0.0)[0]
-    held = tracker.update([], 0.2)[0]
+    for k in range(3):  # confirmed
+        first = tracker.update([det(100, 100, 150, 150)], k * 0.04)[0]
+    held = tracker.update([], 0.28)[0]
     assert held.width > 50 and held.track_id == first.track_id
-    back = tracker.update([det(101, 100, 151, 150)], 0.24)
+    back = tracker.update([det(101, 100, 151, 150)], 0.32)
     assert [t.track_id for t in back] == [first.track_id] and back[0].fresh
 
 
@@ -85,11 +86,17 @@ def test_bad_options():
         Tracker(iou_threshold=0)
 
 
-def test_unconfirmed_track_is_held_briefly():
+def test_a_track_seen_fewer_than_confirm_hits_times_is_not_held():
+    """A detection seen once or twice is most often a false one: in the tuning crowd clip, holding such tracks
+    changed 1.4% more of the picture and kept no more faces covered (docs/privacy.md)."""
     tracker = Tracker(hold_s=0.9, confirm_hits=3)
-    tracker.update([det(0, 0, 50, 50)], 0.0)  # seen once: held a third of the hold time
-    assert len(tracker.update([], 0.2)) == 1
-    assert tracker.update([], 0.4) == []
+    tracker.update([det(0, 0, 50, 50)], 0.0)
+    tracker.update([det(0, 0, 50, 50)], 0.04)  # seen twice: not confirmed
+    assert tracker.update([], 0.08) == []
+    brief = Tracker(hold_s=0.9, confirm_hits=3, hold_unconfirmed=True)  # the former rule, kept as an option
+    brief.update([det(0, 0, 50, 50)], 0.0)  # seen once: held a third of the hold time
+    assert len(brief.update([], 0.2)) == 1
+    assert brief.update([], 0.4) == []
 
 
 def test_lost_duplicate_of_a_detected_face_is_dropped():
@@ -139,7 +146,8 @@ def test_detector_jitter_keeps_one_track_and_a_tight_cover():
 
 def test_doubtful_detections_keep_a_track_alive_but_start_none():
     tracker = Tracker(hold_s=0.2)
-    (first,) = tracker.update([det(0, 0, 50, 50)], 0.0)
+    for k in range(3):  # confirmed
+        (first,) = tracker.update([det(0, 0, 50, 50)], k * 0.04 - 0.12)
     for k in range(1, 20):  # long past the hold time, kept alive by low-score detections only
         (t,) = tracker.update([det(0, 0, 50, 50, score=0.1, confident=False)], k * 0.04)
         assert t.track_id == first.track_id and t.fresh
@@ -178,6 +186,5 @@ def test_doubtful_detections_do_not_confirm_a_track():
     tracker.update([det(0, 0, 50, 50)], 0.0)
     for k in range(1, 4):
         tracker.update([det(0, 0, 50, 50, score=0.1, confident=False)], k * 0.04)
-    # one confident sighting: held a third of hold_s after the last doubtful one, not the whole hold
-    assert len(tracker.update([], 0.12 + 0.25)) == 1
-    assert tracker.update([], 0.12 + 0.35) == []
+    # one confident sighting: the track is not confirmed, so it is not held once the doubtful ones stop
+    assert tracker.update([], 0.12 + 0.04) == []
