@@ -129,3 +129,18 @@ def test_collateral_counts_changes_outside_the_grown_faces_only(face_image):
     out[400:450, 0:100] = 255 - out[400:450, 0:100]  # a 100x50 patch of background inverted
     changed, _ = collateral(out, face_image, [FACE])
     assert 0.8 * 5000 < changed <= 5000 + 400
+
+
+def test_clip_scenes_are_picked_within_the_split_and_the_crowd_kind_needs_crowds():
+    from export.eval.clip import pick_images
+    from export.eval.leak import CLIP_KINDS
+
+    face = [0, 0, 30, 30]
+    boxes = {f"small{i}.jpg": [face] * 5 for i in range(4)} | {f"crowd{i}.jpg": [face] * 45 for i in range(3)}
+    assert sorted(pick_images(boxes, 3, 0, 4, 20, min_total=CLIP_KINDS["crowd"]["min_total"])) == [
+        "crowd0.jpg", "crowd1.jpg", "crowd2.jpg"]
+    assert len(pick_images(boxes, 7, 0, 4, 20, min_total=CLIP_KINDS["clip"]["min_total"])) == 7
+    picked = pick_images(boxes, 2, 0, 4, 20, names_filter=lambda n: n.startswith("small"))
+    assert len(picked) == 2 and all(n.startswith("small") for n in picked)
+    with pytest.raises(ValueError, match="only 3 images .* 40 faces in all"):
+        pick_images(boxes, 4, 0, 4, 20, min_total=40)
