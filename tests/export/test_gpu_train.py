@@ -57,3 +57,16 @@ def test_smoke_run_hands_back_a_candidate_a_preview_a_light_checkpoint_and_a_sum
 def test_a_missing_crop_file_is_one_clear_line(tmp_path, caplog):
     assert gpu_train.main(["--train-set", str(tmp_path / "absent.npz"), "--out", str(tmp_path), "--smoke"]) == 2
     assert f"{tmp_path / 'absent.npz'}: crop file" in caplog.text
+
+
+def test_pack_keeps_a_stable_subset_that_fits_the_size_asked_for(astronaut_crops, tmp_path):
+    budget = astronaut_crops.stat().st_size * 0.75
+    packed, again = tmp_path / "packed.npz", tmp_path / "again.npz"
+    for out in (packed, again):
+        assert gpu_train.main(["--pack", str(astronaut_crops), "--train-set", str(out),
+                               "--max-mib", str(budget / 2**20)]) == 0
+    assert packed.stat().st_size <= budget and packed.read_bytes() == again.read_bytes()
+    full, part = facecrops.load_training_set(astronaut_crops), facecrops.load_training_set(packed)
+    assert part.held_out.sum() == 1 and 1 <= (~part.held_out).sum() < (~full.held_out).sum()
+    kept = {name: image for name, image in zip(part.names, part.images, strict=True)}  # not re-encoded
+    assert all((kept[n] == im).all() for n, im in zip(full.names, full.images, strict=True) if n in kept)
