@@ -17,6 +17,7 @@ COMMANDS = {
     "trt_build": "engine",
     "all_steps": "all",
     "train": "train-generator",
+    "gate": "gate-generator",
 }
 
 

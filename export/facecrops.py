@@ -190,6 +190,36 @@ class CropSet:
         return masks, heats
 
 
+def shrink_training_set(src: Path, dst: Path, max_bytes: int, preview: int = 8) -> tuple[int, int]:
+    """Copy a crop file, keeping `preview` held-back crops and as many training crops as fit in `max_bytes`
+    (a stable subset: ordered by a hash of name and index); the JPEG bytes are copied, never re-encoded.
+    Returns (training crops, held-back crops) kept."""
+    with np.load(src) as z:
+        parts = {k: z[k] for k in z.files}
+    lengths = parts["lengths"]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    names = parts["names"]
+    order = sorted(range(len(lengths)), key=lambda i: hashlib.sha1(f"{names[i]}:{i}".encode()).digest())
+    # Bytes one crop costs in the file: its JPEG, box, landmarks, length, flag and name.
+    per_crop = lengths + 4 * 4 + 10 * 4 + 8 + 1 + names.dtype.itemsize
+    budget = max_bytes - 4096  # the zip's headers
+    held = [i for i in order if parts["held_out"][i]][:preview]
+    budget -= int(per_crop[held].sum())
+    train = []
+    for i in order:
+        if not parts["held_out"][i] and budget >= per_crop[i]:
+            train.append(i)
+            budget -= int(per_crop[i])
+    keep = np.array(sorted(train + held), np.int64)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(dst, jpeg=np.concatenate([parts["jpeg"][offsets[i] : offsets[i + 1]] for i in keep]),
+             lengths=lengths[keep], boxes=parts["boxes"][keep], landmarks=parts["landmarks"][keep],
+             held_out=parts["held_out"][keep], names=names[keep])
+    log.info("wrote %d training and %d held-back crops of %d to %s (%.1f MiB)", len(train), len(held),
+             len(lengths), dst, dst.stat().st_size / 2**20)
+    return len(train), len(held)
+
+
 def load_training_set(path: Path) -> CropSet:
     with np.load(path) as z:
         jpeg, lengths = z["jpeg"], z["lengths"]

@@ -17,6 +17,7 @@ from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR
 from export import facecrops
 from export.face_prior import FacePrior
+from export.gate import add_gate_options
 from export.models.generator import LATENT, Discriminator, Generator, count_parameters
 from export.paths import CENTERFACE_WEIGHTS, shared_data_dir
 
@@ -86,6 +87,11 @@ def register(subparsers) -> None:
                    help="start the generator (and its EMA) from these weights, e.g. models/generator.pt "
                         "(ignored when --out already holds a checkpoint to resume)")
     p.add_argument("--prepare-only", action="store_true", help="only build the crop file, then stop")
+    p.add_argument("--gate", action="store_true",
+                   help="after training, compare the new weights with the committed ones (--gate-committed) on the "
+                        "tuning split and promote them only if utility, detail and identity all hold "
+                        "(`python -m export gate-generator`); the exit status is the gate's: 0 promoted, 1 kept")
+    add_gate_options(p, prefix="gate-")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -108,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     Trainer(args, device).train()
-    return 0
+    if not args.gate:
+        return 0
+    from export.gate import gate
+
+    return gate(args.out / "generator.pt", args.gate_committed, args.gate_onnx, args.data, args.detector,
+                args.gate_images, args.gate_faces, args.gate_threads, args.gate_work)
 
 
 def uses_face_prior(args: argparse.Namespace) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgeanon.anonymize import blend, classic, crops
@@ -40,6 +41,10 @@ MAX_BATCH = 32
 # 0.7%, AP 150.3%, detail 0.266; 0 -> 3.3%, 0.1% (chance), 163.0%, 0.279.
 DETECTED_LANDMARK_JITTER = 0.03
 GENERIC_LANDMARK_JITTER = 0.0
+# Gaussian sigma (pixels of the 128 px crop) of a blur of the context the generator sees around the masked
+# face, to soften identity cues it could copy (hair, ears, the face's edge); 0 = off. The blur is normalised
+# over the context alone, so no face pixel is smeared into it.
+CONTEXT_BLUR = 0.0
 
 
 def latent_for_seed(seed: int, size: int) -> np.ndarray:
@@ -52,7 +57,8 @@ class FaceGenerator:
 
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
                  max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
-                 landmark_jitter: float | None = None, generic: bool = True, border: str = BORDER):
+                 landmark_jitter: float | None = None, generic: bool = True, border: str = BORDER,
+                 context_blur: float = CONTEXT_BLUR):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -69,6 +75,9 @@ class FaceGenerator:
         if border not in crops.BORDERS:
             raise ValueError(f"unknown crop border {border!r}: choose {', '.join(crops.BORDERS)}")
         self.border = border
+        if not (np.isfinite(context_blur) and context_blur >= 0):
+            raise ValueError(f"context blur must be a sigma >= 0, got {context_blur}")
+        self.context_blur = float(context_blur)
 
     @classmethod
     def from_path(cls, path: str | Path = DEFAULT_GENERATOR, backend: str = "auto", threads: int | None = None,
@@ -128,7 +137,7 @@ class FaceGenerator:
             region, crop, mask, heat = crops.crop_inputs(image, box, landmarks, border=self.border)
             regions.append(region)
             cut.append(crop)
-            conds.append(crops.network_input(crop, mask, heat))
+            conds.append(crops.network_input(soften_context(crop, mask, self.context_blur), mask, heat))
         latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])
         condition = np.stack(conds)
         try:
@@ -151,3 +160,15 @@ class FaceGenerator:
         if out.shape != (condition.shape[0], 3) + condition.shape[2:] or not np.all(np.isfinite(out)):
             raise ModelError(f"{self.backend.path}: generator returned {out.shape} / non-finite values")
         return out
+
+
+def soften_context(crop: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """The crop with its context (outside `mask`) blurred by a Gaussian of `sigma` px, normalised over the
+    context alone so the masked face does not bleed into it; the crop itself when sigma is 0."""
+    if sigma <= 0:
+        return crop
+    keep = (1.0 - mask).astype(np.float32)
+    num = cv2.GaussianBlur(crop.astype(np.float32) * keep[:, :, None], (0, 0), sigma)
+    den = cv2.GaussianBlur(keep, (0, 0), sigma)[:, :, None]
+    out = np.where(den > 1e-3, num / np.maximum(den, 1e-3), crop.astype(np.float32))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

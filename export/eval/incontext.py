@@ -10,7 +10,8 @@ Reported per method: the share of faces dlib still calls the same person (distan
 interval, and rank-1 re-identification (the anonymized face's nearest original, among all laid-in people,
 is its own; chance is 1 / faces). A face our detector misses stays as it is and counts as a leak.
 This replaces the black-padded crops of `identity`: a face in a scene gets the detector's real box and
-landmarks, and the generator the real context around it.
+landmarks, and the generator the real context around it. `--split tune` lays tuning photos into tuning scenes
+instead (export.eval.splits), for choosing without touching the held-back part.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import json
 import logging
 import zipfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edgeanon.anonymize import Anonymizer
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
@@ -33,6 +36,7 @@ from edgeanon.tracker import iou_matrix
 from export import facecrops
 from export.eval.identity import SAME_PERSON, Embedder, reidentified, wilson_interval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
+from export.eval.splits import add_split_option, utk_in_split, wider_in_split
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, default=shared_data_dir())
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (finds the faces)")
     add_method_options(p)
-    p.add_argument("--limit", type=int, default=300, help="number of held-back faces (default 300, 0 = all)")
+    p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
+    add_split_option(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
 
@@ -88,34 +93,67 @@ def lay_in(scene: np.ndarray, photo: np.ndarray, face_box: np.ndarray, gt: np.nd
     return out, (face_box * k + [x, y, x, y]).astype(np.float32)
 
 
-def run(args: argparse.Namespace) -> int:
-    methods = chosen_methods(args)
-    if methods is None:
-        return 2
-    zip_path, boxes_file = args.data / facecrops.UTK_ZIP, args.data / facecrops.WIDER / "boxes.json"
-    for path in (zip_path, boxes_file):
+@dataclass
+class InContext:
+    """Per-face results of one in-context run: every label (method) saw the same faces in the same scenes."""
+
+    split: str
+    scenes: int
+    found: list[bool] = field(default_factory=list)  # our detector found the laid-in face
+    refs: list[np.ndarray] = field(default_factory=list)  # dlib embeddings of the laid-in faces
+    anonymized: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    distances: dict[str, list[float]] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)  # found faces the generator served, per gan label
+
+    @property
+    def faces(self) -> int:
+        return len(self.refs)
+
+    def row(self, label: str) -> dict:
+        """share < 0.6 (and its interval), median distance, rank-1 re-identification, share among found faces."""
+        d = np.array(self.distances[label])
+        same = int(np.sum(d < SAME_PERSON))
+        lo, hi = wilson_interval(same, len(d))
+        hits = np.array(self.found, bool)
+        return {"method": label, "share_same": same / len(d) if len(d) else float("nan"),
+                "share_same_interval": [lo, hi], "median_distance": float(np.median(d)) if len(d) else float("nan"),
+                "reid_rank1": reidentified(self.anonymized[label], self.refs),
+                "share_same_found_only": float(np.mean(d[hits] < SAME_PERSON)) if hits.any() else float("nan")}
+
+
+def missing_input(data: Path) -> Path | None:
+    """The first input file of this evaluation missing under `data`, else None."""
+    for path in (data / facecrops.UTK_ZIP, data / facecrops.WIDER / "boxes.json"):
         if not path.is_file():
-            log.error("%s: not found (set --data)", path)
-            return 2
+            return path
+    return None
+
+
+def chosen_faces(zf: zipfile.ZipFile, split: str, limit: int) -> list[str]:
+    """The split's UTKFace photos, evenly spread over the sorted names (`limit` of them; 0 = all)."""
+    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and utk_in_split(n, split))
+    return names[:: max(1, len(names) // limit)][:limit] if limit else names
+
+
+def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer], limit: int = 300,
+             split: str = "held", threads: int | None = None, progress: bool = True) -> InContext:
+    """Lay `limit` UTKFace photos of the split into the split's wider-train scenes; anonymize each scene with
+    every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after."""
     from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING
 
-    anonymizers = build_anonymizers(methods, args)
     # The still-image chain's detector, as `edgeanon anonymize` builds it.
-    detector = FaceDetector.from_path(args.detector, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING)
-    zf = zipfile.ZipFile(zip_path)
-    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and facecrops.held_out(n))
-    if args.limit:
-        names = names[:: max(1, len(names) // args.limit)][: args.limit]
-    gt_all = json.loads(boxes_file.read_text())
-    scenes = sorted(n for n in gt_all if facecrops.held_out(n))
+    detector = FaceDetector.from_path(detector_path, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING,
+                                      threads=threads)
+    zf = zipfile.ZipFile(data / facecrops.UTK_ZIP)
+    names = chosen_faces(zf, split, limit)
+    gt_all = json.loads((data / facecrops.WIDER / "boxes.json").read_text())
+    scenes = sorted(n for n in gt_all if wider_in_split(n, split))
+    result = InContext(split, len(scenes), anonymized={m: [] for m in anonymizers},
+                       distances={m: [] for m in anonymizers},
+                       served={m: 0 for m, a in anonymizers.items() if a.method == "gan"})
     embed = Embedder()
-    refs: list[np.ndarray] = []
-    anonymized: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    dists: dict[str, list[float]] = {m: [] for m in methods}
-    found = served = 0
-    was_found: list[bool] = []
     pad = facecrops.UTK_PAD
-    for i, name in enumerate(tqdm(names, desc="incontext", unit="face")):
+    for i, name in enumerate(tqdm(names, desc="incontext", unit="face", disable=not progress)):
         photo = facecrops.decode(zf.read(name))
         padded = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         own = detector.detect(padded)
@@ -124,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         face_box = max(own, key=lambda d: d.score).box - [pad, pad, pad, pad]
         rng = np.random.default_rng(zlib.crc32(name.encode()))
         scene_name = scenes[i % len(scenes)]
-        scene = cv2.imread(str(args.data / facecrops.WIDER / scene_name))
+        scene = cv2.imread(str(data / facecrops.WIDER / scene_name))
         gt = np.array(gt_all[scene_name], np.float32).reshape(-1, 4)
         laid = lay_in(scene, photo, face_box, gt, rng)
         if laid is None:
@@ -132,42 +170,46 @@ def run(args: argparse.Namespace) -> int:
         image, box = laid
         faces = detector.detect(image)
         hit = iou_matrix(np.array([box]), np.array([f.box for f in faces], np.float32).reshape(-1, 4))
-        was_found.append(bool(hit.size and hit.max() >= 0.4))
-        found += was_found[-1]
+        found = bool(hit.size and hit.max() >= 0.4)
+        result.found.append(found)
         ref = embed(image, box)
-        refs.append(ref)
+        result.refs.append(ref)
         people = as_people(faces, f"{scene_name}:{name}")
-        for m in methods:
+        for m, anonymizer in anonymizers.items():
             work = image.copy()
-            red = anonymizers[m].redact(Frame(0, 0.0, work), people)
-            if m == "gan" and hit.size and hit.max() >= 0.4:
-                served += red.faces[int(np.argmax(hit[0]))].method == "gan"
-            anonymized[m].append(embed(work, box))
-            dists[m].append(float(np.linalg.norm(anonymized[m][-1] - ref)))
-    n = len(refs)
-    print(f"faces: {n} held-back UTKFace photos laid into {min(n, len(scenes))} held-back wider-train scenes "
+            red = anonymizer.redact(Frame(0, 0.0, work), people)
+            if m in result.served and found:
+                result.served[m] += red.faces[int(np.argmax(hit[0]))].method == "gan"
+            result.anonymized[m].append(embed(work, box))
+            result.distances[m].append(float(np.linalg.norm(result.anonymized[m][-1] - ref)))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = chosen_methods(args)
+    if methods is None:
+        return 2
+    missing = missing_input(args.data)
+    if missing is not None:
+        log.error("%s: not found (set --data)", missing)
+        return 2
+    res = evaluate(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split)
+    n, found = res.faces, sum(res.found)
+    part = "held-back" if args.split == "held" else "tuning"
+    print(f"faces: {n} {part} UTKFace photos laid into {min(n, res.scenes)} {part} wider-train scenes "
           f"(faces {FACE_SIZES[0]}-{FACE_SIZES[1]} px); our detector found {found} ({100.0 * found / max(n, 1):.1f}%)")
     if "gan" in methods:
-        print(f"gan served {served} of the {found} found (rest: classic fallback)")
+        print(f"gan served {res.served['gan']} of the {found} found (rest: classic fallback)")
     print(f"re-identification chance level: {100.0 / max(n, 1):.2f}%")
     print(f"{'method':<10} {'share < 0.6':>12} {'95% interval':>14} {'median dist':>12} {'re-id rank-1':>13} "
           f"{'share, found only':>18}")
-    hits = np.array(was_found, bool)
-    rows = []
-    for m in methods:
-        d = np.array(dists[m])
-        same = int(np.sum(d < SAME_PERSON))
-        share = same / len(d) if len(d) else float("nan")
-        lo, hi = wilson_interval(same, len(d))
-        med = float(np.median(d)) if len(d) else float("nan")
-        reid = reidentified(anonymized[m], refs)
-        found_share = float(np.mean(d[hits] < SAME_PERSON)) if hits.any() else float("nan")
-        rows.append({"method": m, "share_same": share, "share_same_interval": [lo, hi], "median_distance": med,
-                     "reid_rank1": reid, "share_same_found_only": found_share})
-        print(f"{m:<10} {share * 100:11.1f}% {f'{lo * 100:.1f}-{hi * 100:.1f}%':>14} {med:12.3f} {reid * 100:12.1f}% "
-              f"{found_share * 100:17.1f}%")
+    rows = [res.row(m) for m in methods]
+    for r in rows:
+        lo, hi = r["share_same_interval"]
+        print(f"{r['method']:<10} {r['share_same'] * 100:11.1f}% {f'{lo * 100:.1f}-{hi * 100:.1f}%':>14} "
+              f"{r['median_distance']:12.3f} {r['reid_rank1'] * 100:12.1f}% {r['share_same_found_only'] * 100:17.1f}%")
     if args.json:
-        args.json.write_text(json.dumps({"faces": n, "found": found, "gan_served": served, "rows": rows,
-                                         "found_per_face": was_found,
-                                         "distances": {m: dists[m] for m in methods}}, indent=2))
+        args.json.write_text(json.dumps({"faces": n, "found": found, "gan_served": res.served.get("gan", 0),
+                                         "split": args.split, "rows": rows, "found_per_face": res.found,
+                                         "distances": res.distances}, indent=2))
     return 0

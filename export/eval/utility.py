@@ -6,6 +6,7 @@ images and on the originals. Also reports the detail ratio: variance of the Lapl
 80% of each face box >= 48 px, anonymized / original (median); for gan also over only the faces the
 generator served (the rest, e.g. without usable landmarks, get the blur fallback), and per face-size band
 (the generator's 128 px crop holds a face of about 75 px: larger faces are pasted enlarged).
+`--split tune` uses tuning images instead of the held-back ones (export.eval.splits).
 
 The generator's landmarks for the ground-truth boxes come, by default, the way `edgeanon anonymize --boxes`
 finds them (edgeanon.anonymize.boxmarks: the detector looks inside each box, else the generic face), which
@@ -19,18 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
 from export import facecrops
 from export.eval import boxes as box_eval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
+from export.eval.splits import add_split_option, wider_in_split
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -54,8 +58,9 @@ def register(subparsers) -> None:
     p.add_argument("--judge", choices=("cnn", "hog"), default="hog",
                    help="dlib judge: hog (default, ~1 s per image here) or cnn (mmod, ~30x slower on CPU)")
     p.add_argument("--upsample", type=int, default=1, help="judge's upsampling passes (default 1)")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N held-back images (0 = all)")
-    p.add_argument("--all-images", action="store_true", help="use all wider-train images, not only held-back")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images of the split (0 = all)")
+    add_split_option(p)
+    p.add_argument("--all-images", action="store_true", help="use all wider-train images, whatever --split says")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
     p.add_argument("--landmarks", choices=("boxes", "detections"), default="boxes",
                    help="gan's landmarks: found inside each box as `anonymize --boxes` does (default), or borrowed "
@@ -146,6 +151,101 @@ def faces_with_landmarks(gt: np.ndarray, found: list[facecrops.Face]) -> list[De
     return out
 
 
+@dataclass
+class Utility:
+    """Per-image judge results and per-face detail ratios of one run: every label saw the same faces."""
+
+    images: int
+    labels: list[str]
+    per: dict[str, list] = field(default_factory=dict)  # label (and "original") -> [(gt, found, scores)]
+    detail: dict[str, list[float]] = field(default_factory=dict)  # label -> ratio per face >= 48 px
+    detail_sizes: list[float] = field(default_factory=list)  # face size of each detail ratio
+    generated: dict[str, list[float]] = field(default_factory=dict)  # gan label -> ratios of the faces it served
+    served: dict[str, list[bool]] = field(default_factory=dict)  # gan label -> served, per face
+    served_sizes: list[float] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)  # landmark source -> faces
+
+    @property
+    def faces(self) -> int:
+        return sum(len(g) for g, _, _ in self.per["original"])
+
+    def rows(self, iou: float = 0.5) -> list[dict]:
+        """Per label: AP, AP retention, detail median (faces >= 48 px) and the detail median by face size."""
+        ap = {m: average_precision(v, iou) for m, v in self.per.items()}
+        sizes = np.array(self.detail_sizes)
+        in_band = {band: (sizes >= lo) & (sizes < hi) for band, (lo, hi) in SIZE_BANDS.items()}
+        rows = []
+        for m in self.labels:
+            ratios = np.array(self.detail[m])
+            medians = {band: _median(ratios[chosen]) for band, chosen in in_band.items()}
+            bands = {band: (v if np.isfinite(v) else None) for band, v in medians.items()}  # JSON has no NaN
+            rows.append({"method": m, "ap": ap[m], "original_ap": ap["original"],
+                         "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
+                         "detail_median": _median(ratios), "faces_detail": int(np.isfinite(ratios).sum()),
+                         "detail_by_size": bands, "faces_by_size": {b: int(c.sum()) for b, c in in_band.items()}})
+        return rows
+
+    def served_share(self, label: str, min_face: float = SERVED_MIN_FACE) -> float | None:
+        """Share of faces >= min_face px the generator of a gan label served (None without such faces)."""
+        ok, sizes = np.array(self.served[label], bool), np.array(self.served_sizes)
+        counted = sizes >= min_face
+        return float(ok[counted].mean()) if counted.any() else None
+
+
+def chosen_images(gt_all: dict, split: str | None, limit: int = 0) -> list[str]:
+    """The split's wider-train images sorted by name (None: all images), the first `limit` (0 = all)."""
+    names = sorted(n for n in gt_all if split is None or wider_in_split(n, split))
+    return names[:limit] if limit else names
+
+
+def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], detector_path: Path,
+             judge: Judge, landmarks: str = "boxes", threads: int | None = None, progress: bool = True) -> Utility:
+    """Anonymize every ground-truth box of the named wider-train images with each anonymizer (the same faces,
+    landmarks and seeds for each), judge the originals and every output, and measure detail on faces >= 48 px."""
+    gt_all = json.loads((data / facecrops.WIDER / "boxes.json").read_text())
+    finder = found = None
+    if landmarks == "boxes":
+        from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
+        from edgeanon.detector import FaceDetector
+
+        finder = BoxLandmarks(FaceDetector.from_path(detector_path, threshold=THRESHOLD, input_scale=1.0,
+                                                     threads=threads))
+    else:
+        found = facecrops.wider_detections(data, detector_path)
+    gans = [m for m, a in anonymizers.items() if a.method == "gan"]
+    res = Utility(len(names), list(anonymizers), per={m: [] for m in ["original", *anonymizers]},
+                  detail={m: [] for m in anonymizers}, generated={m: [] for m in gans}, served={m: [] for m in gans})
+    for name in tqdm(names, desc="utility", unit="img", disable=not progress):
+        image = cv2.imread(str(data / facecrops.WIDER / name))
+        gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
+        if finder is not None:
+            given = finder.faces(image, gt)
+            for f in given:
+                res.sources[f.source] = res.sources.get(f.source, 0) + 1
+        else:
+            given = faces_with_landmarks(gt, found.get(name, []))
+        faces = as_people(given, name)
+        res.per["original"].append((gt, *judge(image)))
+        big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
+        base = [laplacian_variance(image, faces[i].box) for i in big]
+        res.detail_sizes += [max(faces[i].width, faces[i].height)
+                             for i, v0 in zip(big, base, strict=True) if v0 > 1e-6]
+        res.served_sizes += [max(f.width, f.height) for f in faces]
+        for m, anonymizer in anonymizers.items():
+            work = image.copy()
+            red = anonymizer.redact(Frame(0, 0.0, work), faces)
+            if m in res.served:
+                res.served[m] += [r.method == "gan" for r in red.faces]
+            res.per[m].append((gt, *judge(work)))
+            for i, v0 in zip(big, base, strict=True):
+                if v0 > 1e-6:
+                    v1 = laplacian_variance(work, faces[i].box)
+                    res.detail[m].append(v1 / v0 if np.isfinite(v1) else float("nan"))
+                    if m in res.generated and red.faces[i].method == "gan" and np.isfinite(v1):
+                        res.generated[m].append(v1 / v0)
+    return res
+
+
 def run(args: argparse.Namespace) -> int:
     methods = chosen_methods(args)
     if methods is None:
@@ -154,81 +254,25 @@ def run(args: argparse.Namespace) -> int:
     if not boxes_file.is_file():
         log.error("%s: not found (set --data)", boxes_file)
         return 2
-    gt_all = json.loads(boxes_file.read_text())
-    names = sorted(n for n in gt_all if args.all_images or facecrops.held_out(n))
-    if args.limit:
-        names = names[: args.limit]
-    anonymizers = build_anonymizers(methods, args)
-    finder = found = None
-    if args.landmarks == "boxes":
-        from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
-        from edgeanon.detector import FaceDetector
-
-        finder = BoxLandmarks(FaceDetector.from_path(args.detector, threshold=THRESHOLD, input_scale=1.0))
-    else:
-        found = facecrops.wider_detections(args.data, args.detector)
-    judge = Judge(args.judge, args.upsample)
-    sources: dict[str, int] = {}
-    served_sizes: list[float] = []
-    per: dict[str, list] = {m: [] for m in ["original", *methods]}
-    detail: dict[str, list[float]] = {m: [] for m in methods}
-    detail_sizes: list[float] = []  # face size of each detail ratio (the same faces for every method)
-    detail_generated: list[float] = []  # gan's ratios for the faces the generator served (not the fallback)
-    served = []
-    for name in tqdm(names, desc="utility", unit="img"):
-        image = cv2.imread(str(args.data / facecrops.WIDER / name))
-        gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
-        if finder is not None:
-            given = finder.faces(image, gt)
-            for f in given:
-                sources[f.source] = sources.get(f.source, 0) + 1
-        else:
-            given = faces_with_landmarks(gt, found.get(name, []))
-        faces = as_people(given, name)
-        per["original"].append((gt, *judge(image)))
-        big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
-        base = [laplacian_variance(image, faces[i].box) for i in big]
-        detail_sizes += [max(faces[i].width, faces[i].height) for i, v0 in zip(big, base, strict=True) if v0 > 1e-6]
-        for m in methods:
-            work = image.copy()
-            red = anonymizers[m].redact(Frame(0, 0.0, work), faces)
-            if m == "gan":
-                served += [r.method == "gan" for r in red.faces]
-                served_sizes += [max(f.width, f.height) for f in faces]
-            per[m].append((gt, *judge(work)))
-            for i, v0 in zip(big, base, strict=True):
-                if v0 > 1e-6:
-                    v1 = laplacian_variance(work, faces[i].box)
-                    detail[m].append(v1 / v0 if np.isfinite(v1) else float("nan"))
-                    if m == "gan" and red.faces[i].method == "gan" and np.isfinite(v1):
-                        detail_generated.append(v1 / v0)
-    ap = {m: average_precision(v, args.iou) for m, v in per.items()}
-    sizes = np.array(detail_sizes)
-    in_band = {band: (sizes >= lo) & (sizes < hi) for band, (lo, hi) in SIZE_BANDS.items()}
-    rows = []
-    for m in methods:
-        ratios = np.array(detail[m])
-        medians = {band: _median(ratios[chosen]) for band, chosen in in_band.items()}
-        bands = {band: (v if np.isfinite(v) else None) for band, v in medians.items()}  # JSON has no NaN
-        rows.append({"method": m, "ap": ap[m], "retention": ap[m] / ap["original"] if ap["original"] else 0.0,
-                     "detail_median": _median(ratios), "faces_detail": int(np.isfinite(ratios).sum()),
-                     "detail_by_size": bands})
-    n_gt = sum(len(g) for g, _, _ in per["original"])
-    generated_median = _median(np.array(detail_generated, dtype=float))
-    split = "all" if args.all_images else "held-back"
-    print(f"images: {len(names)} ({split} wider-train), faces: {n_gt}, judge: dlib {args.judge} "
-          f"(upsample {args.upsample}), AP@IoU{args.iou}: original {ap['original']:.4f}")
-    served_16 = None
-    if served:
-        ok, sizes_all = np.array(served), np.array(served_sizes)
-        counted = sizes_all >= SERVED_MIN_FACE
-        served_16 = float(ok[counted].mean()) if counted.any() else None
+    names = chosen_images(json.loads(boxes_file.read_text()), None if args.all_images else args.split, args.limit)
+    res = evaluate(args.data, names, build_anonymizers(methods, args), args.detector, Judge(args.judge, args.upsample),
+                   args.landmarks)
+    rows = res.rows(args.iou)
+    original_ap = rows[0]["original_ap"] if rows else average_precision(res.per["original"], args.iou)
+    split = "all" if args.all_images else ("held-back" if args.split == "held" else "tuning")
+    print(f"images: {len(names)} ({split} wider-train), faces: {res.faces}, judge: dlib {args.judge} "
+          f"(upsample {args.upsample}), AP@IoU{args.iou}: original {original_ap:.4f}")
+    served_16 = generated_median = None
+    if "gan" in res.served:
+        served_16 = res.served_share("gan")
+        ok, counted = np.array(res.served["gan"], bool), np.array(res.served_sizes) >= SERVED_MIN_FACE
         print(f"gan served {int(ok[counted].sum())}/{int(counted.sum())} faces >= {SERVED_MIN_FACE} px "
               f"({100.0 * (served_16 or 0):.1f}%); landmarks: "
-              + (", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "our detector's faces"))
+              + (", ".join(f"{k} {v}" for k, v in sorted(res.sources.items())) or "our detector's faces"))
+        generated_median = _median(np.array(res.generated["gan"], dtype=float))
         big_faces = rows[methods.index("gan")]["faces_detail"]
-        print(f"gan served {sum(served)}/{len(served)} faces (rest: classic fallback); of the {big_faces} faces "
-              f">= {DETAIL_MIN_FACE} px, {len(detail_generated)} generated: their detail median "
+        print(f"gan served {int(ok.sum())}/{len(ok)} faces (rest: classic fallback); of the {big_faces} faces "
+              f">= {DETAIL_MIN_FACE} px, {len(res.generated['gan'])} generated: their detail median "
               f"{generated_median:.3f}")
     print(f"{'method':<10} {'AP':>8} {'retention':>10} {'detail median':>14} {'faces>=48':>10}")
     for r in rows:
@@ -236,16 +280,18 @@ def run(args: argparse.Namespace) -> int:
               f"{r['faces_detail']:10d}")
     print("detail median by face size (longest side, px):")
     print(f"{'size':<10} {'faces':>6}" + "".join(f"{m:>10}" for m in methods))
-    for band, chosen in in_band.items():
+    for band in SIZE_BANDS:
         values = (r["detail_by_size"][band] for r in rows)
-        print(f"{band:<10} {int(chosen.sum()):6d}"
-              + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
+        count = rows[0]["faces_by_size"][band] if rows else 0
+        print(f"{band:<10} {count:6d}" + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
     if args.json:
-        generated = {"faces": len(detail_generated),
-                     "detail_median": generated_median if detail_generated else None}
-        args.json.write_text(json.dumps({"original_ap": ap["original"], "rows": rows, "images": len(names),
-                                         "faces": n_gt, "judge": args.judge, "gan_generated": generated,
-                                         "gan_served_16px": served_16, "landmarks": args.landmarks,
-                                         "landmark_sources": sources},
+        generated = None
+        if "gan" in res.generated:
+            generated = {"faces": len(res.generated["gan"]),
+                         "detail_median": generated_median if res.generated["gan"] else None}
+        args.json.write_text(json.dumps({"original_ap": original_ap, "rows": rows, "images": len(names),
+                                         "faces": res.faces, "judge": args.judge, "split": split,
+                                         "gan_generated": generated, "gan_served_16px": served_16,
+                                         "landmarks": args.landmarks, "landmark_sources": res.sources},
                                         indent=2))
     return 0

@@ -28,10 +28,14 @@ def crop_file(shared_data, detector_model, tmp_path_factory):
     return writer.save(tmp_path_factory.mktemp("crops") / "faces.npz")
 
 
-def _train(crop_file, out, *extra):
+def _train_status(crop_file, out, *extra) -> int:
     args = build_parser().parse_args(["train-generator", "--train-set", str(crop_file), "--out", str(out),
                                       "--batch", "2", "--preview-every", "0", *extra])
-    assert args.func(args) == 0
+    return args.func(args)
+
+
+def _train(crop_file, out, *extra):
+    assert _train_status(crop_file, out, *extra) == 0
     return torch.load(out / "checkpoint.pt", weights_only=True)
 
 
@@ -64,3 +68,24 @@ def test_a_missing_face_prior_is_a_clear_error(crop_file, tmp_path, caplog):
                                       "--face-prior", str(tmp_path / "absent.pt")])
     assert args.func(args) == 2
     assert "face prior weights not found" in caplog.text and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_gate_after_training_compares_with_the_committed_weights_and_decides(crop_file, shared_data, tmp_path, capsys):
+    """Resume from a copy of the committed weights, train a moment, gate on tiny tuning settings: the copy is
+    replaced (exit 0) by the new weights or left as it was (exit 1), and the table names every measure."""
+    from export.gate import DEFAULT_WEIGHTS, MEASURES
+
+    committed, onnx_path = tmp_path / "committed.pt", tmp_path / "generator.onnx"
+    committed.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    status = _train_status(crop_file, tmp_path / "run", "--minutes", "0.02", "--init-generator", str(committed),
+                           "--data", str(shared_data), "--gate", "--gate-committed", str(committed), "--gate-onnx",
+                           str(onnx_path), "--gate-images", "2", "--gate-faces", "2", "--gate-threads", "1",
+                           "--gate-work", str(tmp_path / "gate"))
+    out = capsys.readouterr().out
+    assert all(m.name in out for m in MEASURES)
+    candidate = (tmp_path / "run" / "generator.pt").read_bytes()
+    if status == 0:
+        assert committed.read_bytes() == candidate and onnx_path.is_file() and "promoted" in out
+    else:
+        assert status == 1 and committed.read_bytes() == DEFAULT_WEIGHTS.read_bytes() and not onnx_path.exists()
+        assert "kept" in out

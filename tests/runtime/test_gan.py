@@ -248,3 +248,27 @@ def test_pyramid_blend_is_exact_where_the_weight_is_one_or_far_from_it():
     out = blend.pyramid_blend(top, bottom, alpha)
     assert np.allclose(out[:, :8], 200, atol=1) and np.allclose(out[:, -8:], 50, atol=1)
     assert 50 < out[32, 48, 0] < 200
+
+
+def test_context_blur_softens_only_the_context_and_never_smears_the_face_into_it(face_image, faces):
+    from edgeanon.anonymize.gan import soften_context
+
+    region, crop, mask, _ = crops.crop_inputs(face_image, faces[0].box, faces[0].landmarks)
+    assert soften_context(crop, mask, 0.0) is crop
+    soft = soften_context(crop, mask, 4.0)
+    context = mask < 1e-6
+    assert np.abs(cv2.Laplacian(soft, cv2.CV_32F))[context].mean() < 0.5 * np.abs(
+        cv2.Laplacian(crop, cv2.CV_32F))[context].mean()
+    other_face = crop.copy()
+    other_face[mask > 0] = 255  # whatever lies under the mask does not reach the context
+    assert np.array_equal(soften_context(other_face, mask, 4.0)[context], soft[context])
+
+
+def test_context_blur_changes_the_generated_face_and_a_bad_sigma_is_refused(face_image, faces):
+    plain, soft = face_image.copy(), face_image.copy()
+    FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort").replace(plain, faces, [3])
+    blurred = FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort", context_blur=4.0)
+    assert blurred.replace(soft, faces, [3]) == [True]
+    assert not np.array_equal(plain, soft)
+    with pytest.raises(ValueError, match="context blur"):
+        FaceGenerator.from_path(DEFAULT_GENERATOR, backend="ort", context_blur=-1.0)

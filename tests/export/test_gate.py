@@ -1,0 +1,102 @@
+"""The generator gate: its decision on plain numbers, the tuning split, promotion, and one real run on the data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from export import facecrops
+from export.__main__ import build_parser
+from export.eval.splits import utk_in_split, wider_in_split
+from export.gate import DEFAULT_WEIGHTS, MEASURES, decide, promote, table
+from export.halves import half_of
+
+BASE = {"ap_retention": 1.5, "detail": 0.35, "identity_share": 0.10, "reid_rank1": 0.03}
+
+
+def test_a_candidate_equal_on_every_measure_is_kept():
+    verdict = decide(BASE, dict(BASE))
+    assert not verdict.promote and verdict.reason == "no measure is better"
+    assert set(verdict.outcome.values()) == {"same"}
+
+
+@pytest.mark.parametrize("key, value", [("ap_retention", 1.6), ("detail", 0.36), ("identity_share", 0.09),
+                                        ("reid_rank1", 0.02)])
+def test_one_better_measure_and_none_worse_promotes(key, value):
+    verdict = decide(BASE, {**BASE, key: value})
+    assert verdict.promote and verdict.outcome[key] == "better"
+    assert [k for k, v in verdict.outcome.items() if v != "same"] == [key]
+
+
+@pytest.mark.parametrize("key, value", [("ap_retention", 1.4), ("detail", 0.34), ("identity_share", 0.11),
+                                        ("reid_rank1", 0.04), ("detail", math.nan)])
+def test_any_worse_measure_keeps_the_committed_weights_and_names_it(key, value):
+    others_better = {"ap_retention": 2.0, "detail": 0.5, "identity_share": 0.0, "reid_rank1": 0.0}
+    verdict = decide(BASE, {**others_better, key: value})
+    assert not verdict.promote and verdict.outcome[key] == "worse"
+    name = next(m.name for m in MEASURES if m.key == key)
+    assert verdict.reason == f"worse: {name}"
+
+
+def test_the_table_shows_both_values_and_the_outcome_of_each_measure():
+    candidate = {**BASE, "identity_share": 0.08}
+    text = table(BASE, candidate, decide(BASE, candidate))
+    line = next(row for row in text.splitlines() if row.startswith("identity in context: share"))
+    assert line.split()[-3:] == ["10.0%", "8.0%", "better"]
+    assert len(text.splitlines()) == len(MEASURES) + 1
+
+
+def test_the_tuning_split_never_touches_the_held_back_files():
+    names = [f"{i}_0_0_2017.jpg.chip.jpg" for i in range(2000)]
+    held = [n for n in names if utk_in_split(n, "held")]
+    tune = [n for n in names if utk_in_split(n, "tune")]
+    assert set(held) == {n for n in names if facecrops.held_out(n)} and not set(held) & set(tune)
+    assert len(held) + len(tune) == len(names)
+    scenes = [f"0--Parade/0_Parade_{i}.jpg" for i in range(2000)]
+    tune_scenes = [n for n in scenes if wider_in_split(n, "tune")]
+    assert tune_scenes and all(not facecrops.held_out(n) and half_of(n) == "tune" for n in tune_scenes)
+    assert not set(tune_scenes) & {n for n in scenes if wider_in_split(n, "held")}
+    with pytest.raises(ValueError, match="split"):
+        wider_in_split(scenes[0], "test")
+
+
+def test_promotion_copies_the_weights_and_re_exports_a_working_model(tmp_path, face_image, faces):
+    from edgeanon.anonymize.gan import FaceGenerator
+
+    committed, onnx_path = tmp_path / "generator.pt", tmp_path / "generator.onnx"
+    committed.write_bytes(b"old weights")
+    promote(DEFAULT_WEIGHTS, committed, onnx_path)
+    assert committed.read_bytes() == DEFAULT_WEIGHTS.read_bytes()
+    image = face_image.copy()
+    assert FaceGenerator.from_path(onnx_path, backend="ort", threads=1).replace(image, faces, [7]) == [True]
+    assert not np.array_equal(image, face_image)
+
+
+def test_the_gate_on_real_data_keeps_weights_that_are_no_better(shared_data, detector_model, tmp_path, capsys):
+    """The same weights under two names: every measure ties, so nothing is promoted (exit status 1)."""
+    committed, candidate = tmp_path / "committed.pt", tmp_path / "candidate.pt"
+    committed.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    candidate.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    onnx_path = tmp_path / "generator.onnx"
+    args = build_parser().parse_args([
+        "gate-generator", "--candidate", str(candidate), "--committed", str(committed), "--onnx", str(onnx_path),
+        "--data", str(shared_data), "--detector", str(detector_model), "--images", "2", "--faces", "3",
+        "--threads", "1", "--work", str(tmp_path / "work")])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "generator gate on the tuning split: 2 wider-train images" in out
+    assert "kept" in out and "no measure is better" in out
+    report = json.loads((tmp_path / "work" / "gate.json").read_text())
+    assert report["split"] == "tune" and report["faces"] == 3 and not report["promoted"]
+    assert report["committed"] == report["candidate"] and set(report["outcome"].values()) == {"same"}
+    assert not onnx_path.exists() and committed.read_bytes() == DEFAULT_WEIGHTS.read_bytes()
+
+
+def test_the_gate_refuses_missing_inputs_in_one_line(tmp_path, caplog):
+    args = build_parser().parse_args(["gate-generator", "--candidate", str(tmp_path / "absent.pt"),
+                                      "--work", str(tmp_path)])
+    assert args.func(args) == 2
+    assert f"{tmp_path / 'absent.pt'}: candidate weights not found" in caplog.text
