@@ -117,7 +117,7 @@ def tune_stills(detector: FaceDetector, items, scale_sets, settings: list[dict],
 
 
 def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, settings: list[dict], holds,
-              method: str, store: CandidateCache, growths: tuple[float, ...] = (0.3,)) -> list[dict]:
+              method: str, store: CandidateCache, growths: tuple[float, ...] = (0.0,)) -> list[dict]:
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     truth, _ = load_truth(truth_path)
     kind = clip.stem.rsplit("-", 1)[0]  # CLIP_KINDS: clip or crowd
@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lows", default="0.05,0.1,0.2")
     p.add_argument("--extra-thresholds", default="0.2,0.4", help="confident threshold of the extra scales")
     p.add_argument("--doubt-max", default="48,inf", help="largest box side (px) a doubtful candidate may have")
-    p.add_argument("--holds", default="0,1.0")
-    p.add_argument("--growths", default="0.3", help="tracker growth per second while a face coasts")
+    p.add_argument("--holds", default="0,0.3", help="tracker hold times to try, seconds (0 = no tracker)")
+    p.add_argument("--growths", default="0", help="tracker growth per second while a face coasts (default 0, as the "
+                   "runtime's tracker)")
     p.add_argument("--work", type=Path, default=Path("out/leak"))
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
