@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
@@ -24,15 +22,7 @@ from export.engine_check import (  # noqa: E402
     onnxrt_runner,
     tolerance,
 )
-
-
-def blind_copy(src, dst):
-    model = onnx.load(str(src))
-    conv = next(n for n in model.graph.node if n.name == "/heatmap/Conv")
-    for init in model.graph.initializer:
-        if init.name == conv.input[2]:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) - 8.0, init.name))
-    onnx.save(model, str(dst))
+from tests.export.broken_models import blind_copy  # noqa: E402
 
 
 def test_inputs_are_fitted_to_the_profile_shape(face_image):

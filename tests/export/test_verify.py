@@ -9,25 +9,14 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from export.all_steps import reject_failed
 from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT
 from export.verify import MAX_ABS_DIFF, psnr, verify
+from tests.export.broken_models import blind_copy
 
 LIMIT = 3  # wider-train images per accuracy check: enough to tell a faithful model from a broken one
-
-
-def blind_copy(src, dst):
-    """The detector with its heatmap bias pushed down: it finds almost nothing (a model that leaks faces)."""
-    model = onnx.load(str(src))
-    conv = next(n for n in model.graph.node if n.name == "/heatmap/Conv")
-    for init in model.graph.initializer:
-        if init.name == conv.input[2]:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) - 8.0, init.name))
-    onnx.save(model, str(dst))
 
 
 @pytest.fixture
