@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import paho.mqtt.client as mqtt
 
 from devkit.broker import Broker
 from devkit.daemon_kit import make_clip
+from devkit.process import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,13 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if daemon.poll() is None:
             samples.append(sample(daemon.pid, counter, (time.monotonic() - started) / 60.0, restarts))
     finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop_process(daemon, 30)
         time.sleep(1.0)  # the final stats message
         log.close()
         counter.close()

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.process import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 CERTS_SH = DEPLOY / "certs.sh"
@@ -172,13 +174,8 @@ class Broker:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop mosquitto cleanly (SIGTERM, then SIGKILL after `timeout`)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc, timeout)
         self._proc = None
         self._close_log()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.process import stop_process
 from edgeanon.config import ConfigError, config_from_dict
 from edgeanon.scrub import ScrubFilter, install_log_scrubber, safe_uri, scrub
 from edgeanon.sources import Backoff, LiveSource, SourceError, parse_uri
@@ -132,12 +132,7 @@ def test_daemon_stderr_holds_no_credentials(tmp_path):
             while "retrying" not in log.read_text(errors="replace") and time.monotonic() < deadline:
                 time.sleep(0.2)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 30)
     text = log.read_text(errors="replace")
     assert "rtsp://***@127.0.0.1:1/s" in text and "retrying" in text, text
     assert_clean(text)
