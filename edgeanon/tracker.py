@@ -198,7 +198,7 @@ class Tracker:
             confirmed = state.hits >= self.confirm_hits
             hold = self.hold_s if confirmed else (
                 self.hold_s * state.hits / self.confirm_hits if self.hold_unconfirmed else 0.0)
-            if size is not None and state.hits >= self.confirm_hits and _leaving(box, size):
+            if size is not None and confirmed and _leaving(box, size):
                 hold = self.edge_hold_s
             if timestamp - state.last_seen > hold:
                 continue

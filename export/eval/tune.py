@@ -117,10 +117,11 @@ def tune_stills(detector: FaceDetector, items, scale_sets, settings: list[dict],
 
 
 def tune_clip(detector: FaceDetector, clip: Path, truth_path: Path, scale_sets, settings: list[dict], holds,
-              method: str, store: CandidateCache, growths: tuple[float, ...] = (0.0,)) -> list[dict]:
+              method: str, store: CandidateCache, growths: tuple[float, ...] = (0.0,),
+              kind: str = "clip") -> list[dict]:
+    """Every setting on one evaluation clip; `kind` (CLIP_KINDS: clip or crowd) labels its rows."""
     all_scales = tuple(sorted({s for ss in scale_sets for s in ss}))
     truth, _ = load_truth(truth_path)
-    kind = clip.stem.rsplit("-", 1)[0]  # CLIP_KINDS: clip or crowd
     cache, frames = {}, []
     with VideoReader(clip) as reader:
         for frame in tqdm(reader, total=reader.info.frame_count, desc="clip: detecting", unit="f"):
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         clip, truth = build_clip(args.data, args.split, args.work, kind=kind)
         rows += tune_clip(detector, clip, truth, _scale_sets(args.clip_scales), settings, _floats(args.holds),
-                          args.method, store, tuple(_floats(args.growths)))
+                          args.method, store, tuple(_floats(args.growths)), kind)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
