@@ -48,7 +48,7 @@ models/detector.onnx: models/centerface.pt
 # FP32 on both halves of wider-train); it needs the shared data to calibrate and to check. The outcome, pass
 # or fail, is kept in models/.int8-gate, so a failed gate is not re-run by every `make test`: it runs again
 # when detector.onnx or the quantization code changes (or after `rm models/.int8-gate`).
-INT8_CODE := export/quantize.py export/tuning.py export/sensitivity.py export/verify.py export/halves.py \
+INT8_CODE := export/quantization/quantize.py export/quantization/tuning.py export/quantization/sensitivity.py export/quantization/verify.py export/splits.py \
              edgeanon/detector.py
 models/.int8-gate: models/detector.onnx $(INT8_CODE)
 	@if [ -f "$(DATA)/wider-train/boxes.json" ] && [ -d "$(DATA)/wider-calib" ]; then \

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run on a Jetson (JetPack 5.1+ / 6 / 7) by its owner: build the detector and generator TensorRT engines
 # (INT8 from the QDQ model, and FP16), then compare each engine with ONNX Runtime running the ONNX model it
-# was built from, on real photos, with Polygraphy (export/engine_check.py), and print one table. Nothing here
+# was built from, on real photos, with Polygraphy (export/quantization/engine_check.py), and print one table. Nothing here
 # can run on a machine without an NVIDIA GPU and TensorRT.
 #
 #   deploy/verify-on-device.sh [--models DIR] [--images DIR] [--out DIR] [--limit N] [--opt-size WxH]
@@ -74,7 +74,7 @@ done
 printf '\n== Polygraphy: each engine vs ONNX Runtime on its source model, %s photos from %s\n' "$LIMIT" "$IMAGES"
 status=0
 # shellcheck disable=SC2086 # ENGINE_DIRS is a space-separated list of our own folder names
-"$PYTHON" -m export.engine_check --models "$MODELS" --engines $ENGINE_DIRS --images "$IMAGES" \
+"$PYTHON" -m export.quantization.engine_check --models "$MODELS" --engines $ENGINE_DIRS --images "$IMAGES" \
     --limit "$LIMIT" --report "$OUT/device-report.json" || status=$?
 printf '\nreport: %s/device-report.json\n' "$OUT"
 exit "$status"

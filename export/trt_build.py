@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
-from export.atomic_io import atomic_path
+from export.onnx_file import atomic_path
 from export.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)

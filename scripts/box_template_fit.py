@@ -21,8 +21,8 @@ from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
-from export import facecrops
 from export.paths import shared_data_dir
+from export.training import facecrops
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,10 +23,10 @@ from edgeanon.anonymize import Anonymizer, crops
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
-from export import facecrops
 from export.eval.methods import as_people
 from export.eval.utility import Judge, laplacian_variance
 from export.paths import shared_data_dir
+from export.training import facecrops
 
 log = logging.getLogger(__name__)
 

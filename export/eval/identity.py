@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
-from export import facecrops
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.eval.utility import dlib_model
 from export.paths import shared_data_dir
+from export.training import facecrops
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
-from export import facecrops
 from export.eval.identity import SAME_PERSON, Embedder, reidentified, wilson_interval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.eval.splits import add_split_option, utk_in_split, wider_in_split
 from export.paths import shared_data_dir
+from export.training import facecrops
 
 log = logging.getLogger(__name__)
 

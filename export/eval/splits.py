@@ -3,7 +3,7 @@
 `held` is `facecrops.held_out` (about 10% of each set by file-name hash): the published numbers come from it,
 and nothing may be chosen on it. `tune` is what a choice (such as the generator gate) is made on: UTKFace
 photos outside the held-back 10%, and wider-train scenes outside it that also lie in the `tune` half of
-`export.halves`. Both tuning parts overlap the generator's training crops (it trains on everything not held
+`export.splits`. Both tuning parts overlap the generator's training crops (it trains on everything not held
 back), so a tuning number is a choosing aid, not a result to publish.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from export import facecrops
-from export.halves import half_of
+from export.splits import half_of
+from export.training import facecrops
 
 SPLITS = ("held", "tune")
 

@@ -31,11 +31,11 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
-from export import facecrops
 from export.eval import boxes as box_eval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.eval.splits import add_split_option, wider_in_split
 from export.paths import shared_data_dir
+from export.training import facecrops
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ SPLITS = ("tune", "holdout", "all")
 
 
 def split_of(name: str) -> str:
-    """'tune' or 'holdout' for a wider-train file: the halves of export.halves (a hash of the file name).
+    """'tune' or 'holdout' for a wider-train file: the halves of export.splits (a hash of the file name).
 
     Every threshold, scale or weight is chosen on 'tune' and reported on 'holdout' as well.
     """
-    from export.halves import half_of
+    from export.splits import half_of
 
     return "tune" if half_of(name) == "tune" else "holdout"
 

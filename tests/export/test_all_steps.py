@@ -6,7 +6,7 @@ import pytest
 
 from export.all_steps import StepRunner, calibration_set, centerface_weights, reject_failed, tree_digest
 from export.paths import CENTERFACE_WEIGHTS
-from export.quantize import QuantizeError
+from export.quantization.quantize import QuantizeError
 
 
 def test_a_step_runs_once_then_is_skipped_until_an_input_changes(tmp_path, caplog):
@@ -71,7 +71,7 @@ def test_calibration_set_is_reported_as_path_count_and_hash(shared_data, tmp_pat
 def test_onnx_export_creates_the_output_folder_with_its_parents(tmp_path):
     if not CENTERFACE_WEIGHTS.is_file():
         pytest.skip(f"{CENTERFACE_WEIGHTS} missing (make setup imports it)")
-    from export.onnx_export import export_detector_onnx
+    from export.conversion.onnx_export import export_detector_onnx
 
     out = export_detector_onnx(CENTERFACE_WEIGHTS, tmp_path / "new" / "dir" / "detector.onnx")
     assert out.is_file() and out.parent == tmp_path / "new" / "dir"

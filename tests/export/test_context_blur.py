@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from scripts import context_blur
+from export.eval import context_blur
 
 
 def test_every_sigma_is_measured_on_the_same_faces(shared_data, detector_model, tmp_path, capsys):

@@ -12,7 +12,7 @@ from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manif
 
 pytest.importorskip("polygraphy", reason="Polygraphy is in requirements-dev.txt")
 
-from export.engine_check import (  # noqa: E402
+from export.quantization.engine_check import (  # noqa: E402
     check_engine_file,
     compare_runners,
     detector_inputs,

@@ -13,10 +13,10 @@ from onnx import TensorProto, helper
 
 from edgeanon.inference.manifest import DeviceEnvironment, EngineManifest, StaleEngineError, check_engine, sha256_file
 from edgeanon.inference.manifest import write_manifest as write_engine_manifest
-from export.atomic_io import atomic_path
-from export.fp16 import convert_fp16
+from export.conversion.fp16 import convert_fp16
+from export.onnx_file import atomic_path
 from export.paths import REPO_ROOT
-from export.quantize import QuantizeError, calibration_images, load_checked, quantize_detector
+from export.quantization.quantize import QuantizeError, calibration_images, load_checked, quantize_detector
 
 
 def export_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from export import facecrops
 from export.__main__ import build_parser
 from export.eval.splits import utk_in_split, wider_in_split
-from export.gate import DEFAULT_WEIGHTS, MEASURES, decide, promote, table
-from export.halves import half_of
+from export.splits import half_of
+from export.training import facecrops
+from export.training.gate import DEFAULT_WEIGHTS, MEASURES, decide, promote, table
 
 BASE = {"ap_retention": 1.5, "detail": 0.35, "identity_share": 0.10, "reid_rank1": 0.03}
 

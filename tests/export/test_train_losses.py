@@ -9,9 +9,9 @@ import torch
 
 from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
-from export.face_prior import FacePrior
 from export.paths import CENTERFACE_WEIGHTS
-from export.train import blank_borders, detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
+from export.training.face_prior import FacePrior
+from export.training.train import blank_borders, detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
 
 
 @pytest.fixture(scope="module")

@@ -229,7 +229,7 @@ def test_tensorrt_is_import_gated(tmp_path):
 
 def test_engine_comparison_logic_with_onnx_runtime_standing_in(detector_model, face_image):
     from edgeanon.inference.ort import OrtBackend
-    from export.compare import compare_detectors
+    from export.quantization.compare import compare_detectors
 
     same = compare_detectors(OrtBackend(detector_model), OrtBackend(detector_model), [face_image, face_image[:, ::-1]])
     assert same.reference_faces == 2 and same.match_rate == 1.0 and same.extra == 0

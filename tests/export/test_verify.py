@@ -13,7 +13,7 @@ import pytest
 
 from export.all_steps import reject_failed
 from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT
-from export.verify import MAX_ABS_DIFF, psnr, verify
+from export.quantization.verify import MAX_ABS_DIFF, psnr, verify
 from tests.export.broken_models import blind_copy
 
 LIMIT = 3  # wider-train images per accuracy check: enough to tell a faithful model from a broken one

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import onnx
 
-from export.atomic_io import save_onnx
+from export.onnx_file import save_onnx
 from export.paths import MODELS_DIR
-from export.quantize import QuantizeError, load_checked
+from export.quantization.quantize import QuantizeError, load_checked
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@
   trt -> `*.int8-trt.onnx`: NVIDIA Model Optimizer (nvidia-modelopt) ONNX PTQ: int8 symmetric activations and
                             per-channel weights, zero points 0, Q/DQ placed where TensorRT fuses them.
 In both detector flavours the layers left in float are chosen by a per-layer sensitivity sweep on the tuning
-half of wider-train (export.tuning, export.sensitivity), never by hand. Layers can also be kept in float
-explicitly (`--keep-float`), by role or by node name.
+half of wider-train (tuning.py, sensitivity.py), never by hand. Layers can also be kept in float explicitly
+(`--keep-float`), by role or by node name.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import numpy as np
 import onnx
 from tqdm import tqdm
 
-from export.atomic_io import save_onnx
+from export.onnx_file import save_onnx
 from export.paths import MODELS_DIR, shared_data_dir
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"  # keep-float choice made by the sensitivity sweep on the tuning half (export.tuning)
+AUTO = "auto"  # keep-float choice made by the sensitivity sweep on the tuning half (export.quantization.tuning)
 # Layers kept in float, per model and flavour. Detector, both flavours: the sweep (docs/export.md; with nothing
 # kept, the CPU flavour lost 0.017 recall / 0.018 AP on the tuning half, the TensorRT flavour 0.025 / 0.032
 # on its first 96 images). Generator CPU flavour: first+last, 74 dB vs 58 dB PSNR with nothing kept.
@@ -333,13 +333,13 @@ def quantize_detector(fp32_path: str | Path, calib_dir: str | Path, flavours: Se
             result = quantize_model(fp32_path, out, detector_feeds(fp32_path, images), () if auto else keep,
                                     total=len(images), model_name="detector")
             if auto:
-                from export.tuning import sweep_cpu_flavour
+                from export.quantization.tuning import sweep_cpu_flavour
 
                 result = sweep_cpu_flavour(result, Path(data_dir) if data_dir else Path(calib_dir).parent,
                                            tune_images or None)
             results.append(result)
         else:
-            from export.quantize_trt import quantize_detector_trt
+            from export.quantization.trt_flavour import quantize_detector_trt
 
             results.append(quantize_detector_trt(fp32_path, out, images, keep,
                                                  Path(data_dir) if data_dir else Path(calib_dir).parent,
@@ -397,7 +397,7 @@ def quantize_generator(fp32_path: str | Path, detector_path: str | Path, calib_d
             results.append(quantize_model(fp32_path, out, generator_feeds(fp32_path, conditions), keep,
                                           total=len(conditions), model_name="generator"))
         else:
-            from export.quantize_trt import quantize_generator_trt
+            from export.quantization.trt_flavour import quantize_generator_trt
 
             results.append(quantize_generator_trt(fp32_path, out, conditions, keep))
     return results

@@ -1,4 +1,5 @@
-"""`python -m export.engine_check`: each TensorRT engine against ONNX Runtime on real images, with Polygraphy.
+"""`python -m export.quantization.engine_check`: each TensorRT engine against ONNX Runtime on real images
+(Polygraphy).
 
 For every engine in the given folders, the ONNX model it was built from (its manifest's `onnx_file`: the QDQ
 model for INT8, the FP16 model for FP16) runs on ONNX Runtime and the engine on TensorRT, both as Polygraphy
@@ -188,7 +189,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.engine_check", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m export.quantization.engine_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="models", help="folder with detector.onnx (generator face crops)")
     parser.add_argument("--engines", nargs="+", required=True, help="engine folders (one per precision)")
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     report = {"passed": all(r["passed"] for r in rows), "engines": rows}
     if args.report:
-        from export.atomic_io import atomic_path
+        from export.onnx_file import atomic_path
 
         with atomic_path(args.report) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from export.atomic_io import atomic_path
-from export.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
-from export.halves import HALVES, wider_half
+from export.onnx_file import atomic_path
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, shared_data_dir
-from export.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
+from export.quantization.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
+from export.quantization.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
+from export.splits import HALVES, wider_half
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def detector_parity(onnx_path: Path, weights: Path, images: list[Path]) -> tuple
     from edgeanon.detector import FaceDetector
     from edgeanon.images import load_image
     from edgeanon.inference.ort import OrtBackend
-    from export.import_weights import load_centerface
+    from export.conversion.import_weights import load_centerface
 
     torch_model = load_centerface(weights).fold_batchnorm().eval()
     backend = OrtBackend(onnx_path)
@@ -166,7 +166,7 @@ def detector_fp16_match(fp32_path: Path, fp16_path: Path, data_dir: Path, count:
 
 def held_back_images(data_dir: Path) -> list[Path]:
     """wider-train images the generator never trained on (the generator toolkit's held-out split)."""
-    from export.facecrops import held_out
+    from export.training.facecrops import held_out
 
     return [p for p in sorted((data_dir / "wider-train").glob("*.jpg")) if held_out(p.name)]
 

@@ -2,7 +2,7 @@
 
 Model Optimizer (`modelopt.onnx.quantization`) places the Q/DQ pairs where TensorRT fuses them and calibrates
 on CPU through ONNX Runtime (symmetric int8 activations, per-channel int8 weights, zero points 0). Then the
-per-layer sensitivity sweep (export.sensitivity) ranks the quantized layers on the tuning half of wider-train
+per-layer sensitivity sweep (sensitivity.py) ranks the quantized layers on the tuning half of wider-train
 and leaves the fewest most sensitive ones in float that bring the tuning half within TUNE_MAX_DROP of FP32.
 The held-back half is never looked at here: `python -m export verify` reports both halves.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.quantize import (
+from export.quantization.quantize import (
     AUTO,
     FLAVOURS,
     TRT_CALIBRATIONS,
@@ -37,8 +37,8 @@ from export.quantize import (
     resolve_keep_float,
     write_quantized,
 )
-from export.sensitivity import bypass, sweep
-from export.tuning import SWEEP_REPORTED, DetectorTuning, choose, tune_detector_float_layers
+from export.quantization.sensitivity import bypass, sweep
+from export.quantization.tuning import SWEEP_REPORTED, DetectorTuning, choose, tune_detector_float_layers
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
 def quantize_generator_trt(fp32_path: Path, out_path: Path, conditions: Sequence[np.ndarray],
                            keep: Sequence[str], method: str = "max") -> QuantResult:
     """The generator's TensorRT flavour: Model Optimizer Q/DQ, float layers by sweep on PSNR (`auto`) or by name."""
-    from export.verify import generator_psnr
+    from export.quantization.verify import generator_psnr
 
     start = time.perf_counter()
     source = load_checked(fp32_path)

@@ -172,7 +172,7 @@ def gate(candidate: Path, committed: Path, onnx_path: Path, data: Path, detector
 
 
 def export_onnx(weights: Path, out: Path) -> Path:
-    from export.onnx_export import export_generator
+    from export.conversion.onnx_export import export_generator
 
     return export_generator(weights, out)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import onnx
 import torch
 
-from export.atomic_io import save_onnx
-from export.import_weights import load_centerface
+from export.conversion.import_weights import load_centerface
+from export.onnx_file import save_onnx
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.import_weights import load_centerface
+from export.conversion.import_weights import load_centerface
 
 STRIDE = 4  # CenterFace's heatmap resolution
 

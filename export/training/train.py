@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR
-from export import facecrops
-from export.face_prior import FacePrior
-from export.gate import add_gate_options
 from export.models.generator import LATENT, Discriminator, Generator, count_parameters
 from export.paths import CENTERFACE_WEIGHTS, shared_data_dir
+from export.training import facecrops
+from export.training.face_prior import FacePrior
+from export.training.gate import add_gate_options
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     Trainer(args, device).train()
     if not args.gate:
         return 0
-    from export.gate import gate
+    from export.training.gate import gate
 
     return gate(args.out / "generator.pt", args.gate_committed, args.gate_onnx, args.data, args.detector,
                 args.gate_images, args.gate_faces, args.gate_threads, args.gate_work)

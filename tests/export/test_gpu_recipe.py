@@ -8,9 +8,8 @@ import cv2
 import pytest
 import torch
 
-from export import facecrops
 from export.models.generator import Generator
-from scripts import gpu_train
+from export.training import facecrops, gpu_recipe
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,8 @@ def astronaut_crops(face_image, faces, tmp_path_factory):
 
 
 def test_smoke_run_hands_back_a_candidate_a_preview_a_light_checkpoint_and_a_summary(astronaut_crops, tmp_path):
-    assert gpu_train.main(["--train-set", str(astronaut_crops), "--out", str(tmp_path), "--smoke", "--lr", "1e-5"]) == 0
+    assert gpu_recipe.main(["--train-set", str(astronaut_crops), "--out", str(tmp_path), "--smoke",
+                            "--lr", "1e-5"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"generator.pt", "preview.png", "checkpoint.pt", "train.log",
                                                      "summary.json"}
     Generator().load_state_dict({k: v.float() for k, v in torch.load(tmp_path / "generator.pt").items()})
@@ -48,14 +48,14 @@ def test_smoke_run_hands_back_a_candidate_a_preview_a_light_checkpoint_and_a_sum
     assert summary["options"] == ["--lr", "1e-5"] and "gate-generator" in summary["gate"]
     # A second call continues from the checkpoint the first handed back.
     again = tmp_path / "again"
-    assert gpu_train.main(["--train-set", str(astronaut_crops), "--out", str(again), "--smoke",
+    assert gpu_recipe.main(["--train-set", str(astronaut_crops), "--out", str(again), "--smoke",
                            "--resume", str(tmp_path / "checkpoint.pt")]) == 0
     assert json.loads((again / "summary.json").read_text())["steps"] > summary["steps"]
     assert "resumed from" in (again / "train.log").read_text()
 
 
 def test_a_missing_crop_file_is_one_clear_line(tmp_path, caplog):
-    assert gpu_train.main(["--train-set", str(tmp_path / "absent.npz"), "--out", str(tmp_path), "--smoke"]) == 2
+    assert gpu_recipe.main(["--train-set", str(tmp_path / "absent.npz"), "--out", str(tmp_path), "--smoke"]) == 2
     assert f"{tmp_path / 'absent.npz'}: crop file" in caplog.text
 
 
@@ -63,7 +63,7 @@ def test_pack_keeps_a_stable_subset_that_fits_the_size_asked_for(astronaut_crops
     budget = astronaut_crops.stat().st_size * 0.75
     packed, again = tmp_path / "packed.npz", tmp_path / "again.npz"
     for out in (packed, again):
-        assert gpu_train.main(["--pack", str(astronaut_crops), "--train-set", str(out),
+        assert gpu_recipe.main(["--pack", str(astronaut_crops), "--train-set", str(out),
                                "--max-mib", str(budget / 2**20)]) == 0
     assert packed.stat().st_size <= budget and packed.read_bytes() == again.read_bytes()
     full, part = facecrops.load_training_set(astronaut_crops), facecrops.load_training_set(packed)

@@ -1,6 +1,6 @@
 """Measurements on the tuning half of wider-train that choose which quantized detector layers stay in float.
 
-Used by both INT8 flavours: the sweep ranks the layers by the heatmap error they add (export.sensitivity),
+Used by both INT8 flavours: the sweep ranks the layers by the heatmap error they add (export.quantization.sensitivity),
 and the fewest most sensitive ones are left in float that bring recall and AP on the tuning half within
 TUNE_MAX_DROP of FP32. The held-back half is never looked at here.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.quantize import SWEEP_IMAGES, TUNE_MAX_DROP, QuantizeError, QuantResult
-from export.sensitivity import PassFn, choose_kept, heatmap_error, sweep
+from export.quantization.quantize import SWEEP_IMAGES, TUNE_MAX_DROP, QuantizeError, QuantResult
+from export.quantization.sensitivity import PassFn, choose_kept, heatmap_error, sweep
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class DetectorTuning:
         from edgeanon.detector import FaceDetector, Prepared, Scaling
         from edgeanon.images import load_image
         from edgeanon.inference.ort import OrtBackend
-        from export.halves import wider_half
+        from export.splits import wider_half
 
         try:
             self.items = wider_half(data_dir, "tune", limit)
@@ -75,7 +75,7 @@ class DetectorTuning:
 
 def choose(qdq: onnx.ModelProto, source: onnx.ModelProto, ranking: Sequence[str],
            passes: PassFn) -> tuple[list[str], list[dict]]:
-    """export.sensitivity.choose_kept, with an unreachable target reported as a QuantizeError."""
+    """export.quantization.sensitivity.choose_kept, with an unreachable target reported as a QuantizeError."""
     try:
         return choose_kept(qdq, source, ranking, passes)
     except ValueError as exc:
@@ -99,8 +99,8 @@ def tune_detector_float_layers(qdq: onnx.ModelProto, source: onnx.ModelProto, fp
 
 def sweep_cpu_flavour(result: QuantResult, data_dir: Path, tune_images: int | None) -> QuantResult:
     """Leave the layers the sweep picks in float in a CPU-flavour detector written with nothing kept float."""
-    from export.quantize import load_checked, write_quantized
-    from export.sensitivity import bypass
+    from export.quantization.quantize import load_checked, write_quantized
+    from export.quantization.sensitivity import bypass
 
     out = Path(result.output)
     qdq = onnx.load(str(out))

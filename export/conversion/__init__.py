@@ -1,0 +1,1 @@
+"""Conversion: CenterFace weights into PyTorch, PyTorch models into ONNX, ONNX into FP16."""
