@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.make_clip import default_data, make_clip
 from edgeanon.video import VideoReader, VideoWriter
 from export.eval.leak import leak_rate
-from export.eval.wider import in_split
+from export.splits import HOLDOUT, in_split
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # held-back wider-train images only: the settings were chosen on the other half
         make_clip(args.data, clip, scenes=4, frames_per_scene=40, fps=25.0, seed=0,
-                  names_filter=lambda name: in_split(name, "holdout"))
+                  names_filter=lambda name: in_split(name, HOLDOUT))
     with VideoReader(clip) as reader:
         info = reader.info
 

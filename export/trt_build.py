@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeanon.atomic import atomic_path
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
-from export.onnx_file import atomic_path
 from export.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
+from export import datasets
 from export.paths import shared_data_dir
-from export.training import facecrops
+from export.splits import generator_holdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
     p.add_argument("--images", type=int, default=120, help="every 4th tuning image, up to this many")
     args = p.parse_args(argv)
-    gt_all = json.loads((args.data / facecrops.WIDER / "boxes.json").read_text())
-    names = [n for n in sorted(gt_all) if not facecrops.held_out(n)][::4][: args.images]
+    gt_all = json.loads((args.data / datasets.WIDER / "boxes.json").read_text())
+    names = [n for n in sorted(gt_all) if not generator_holdout(n)][::4][: args.images]
     det = FaceDetector.from_path(args.detector, threshold=0.3)
     rel = []
     for n in names:
-        img = cv2.imread(str(args.data / facecrops.WIDER / n))
+        img = cv2.imread(str(args.data / datasets.WIDER / n))
         gt = np.array(gt_all[n], np.float32).reshape(-1, 4)
         found = det.detect(img)
         if not found or not len(gt):

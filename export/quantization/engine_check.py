@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeanon.anonymize import crops
+from edgeanon.anonymize.gan import latent_for_seed
+from edgeanon.atomic import atomic_path
+from edgeanon.detector import FaceDetector, Scaling
+from edgeanon.images import list_images, load_image
 from edgeanon.inference.errors import ModelError
+from edgeanon.inference.manifest import model_name, read_manifest
+from edgeanon.inference.ort import OrtBackend
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,6 @@ def fit_blob(blob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def detector_inputs(images: Sequence[np.ndarray], input_name: str, height: int, width: int) -> list[dict]:
     """One feed per photo: the runtime's preprocessing, scaled toward the profile's optimum, fitted to it."""
-    from edgeanon.detector import FaceDetector, Scaling
-
     class _Shape:  # FaceDetector only reads input_names from its backend to prepare inputs
         input_names = [input_name]
 
@@ -64,8 +69,6 @@ def detector_inputs(images: Sequence[np.ndarray], input_name: str, height: int, 
 def generator_inputs(conditions: Sequence[np.ndarray], names: Sequence[str], batch: int,
                      latent_size: int = 32) -> list[dict]:
     """Feeds of `batch` face crops each, with the runtime's seeded latents."""
-    from edgeanon.anonymize.gan import latent_for_seed
-
     feeds = []
     for start in range(0, len(conditions) - batch + 1, batch):
         chunk = np.stack(conditions[start:start + batch]).astype(np.float32)
@@ -76,6 +79,7 @@ def generator_inputs(conditions: Sequence[np.ndarray], names: Sequence[str], bat
 
 def compare_runners(candidate, reference, feeds: list[dict], precision: str) -> dict:
     """Polygraphy: run both runners on the feeds and compare every output; returns pass/fail and the errors."""
+    # Polygraphy (and TensorRT under its runner) may be absent here: main() says so in one line.
     from polygraphy.comparator import Comparator
 
     atol, rtol = tolerance(precision)
@@ -122,8 +126,6 @@ def onnxrt_runner(onnx_path: Path):
 
 
 def load_images(folder: Path, limit: int) -> list[np.ndarray]:
-    from edgeanon.images import list_images, load_image
-
     if not folder.is_dir():
         raise ModelError(f"{folder}: image folder not found (pass --images DIR with photos of people)")
     paths = list_images([folder])[:limit]
@@ -134,10 +136,6 @@ def load_images(folder: Path, limit: int) -> list[np.ndarray]:
 
 def face_conditions_from(detector_onnx: Path, images: Sequence[np.ndarray], limit: int) -> list[np.ndarray]:
     """Generator conditions for the faces the FP32 detector finds, cut with the runtime's crop geometry."""
-    from edgeanon.anonymize import crops
-    from edgeanon.detector import FaceDetector
-    from edgeanon.inference.ort import OrtBackend
-
     out = []
     with OrtBackend(detector_onnx) as backend:
         detector = FaceDetector(backend)
@@ -154,8 +152,6 @@ def face_conditions_from(detector_onnx: Path, images: Sequence[np.ndarray], limi
 def check_engine_file(engine: Path, images: Sequence[np.ndarray], models: Path,
                       runner_for_engine: Callable = engine_runner) -> dict:
     """One engine against its source ONNX model on ONNX Runtime (the manifest says which, and the shapes)."""
-    from edgeanon.inference.manifest import model_name, read_manifest
-
     manifest = read_manifest(engine)
     source = engine.parent / manifest.onnx_file
     if not source.is_file():
@@ -214,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     report = {"passed": all(r["passed"] for r in rows), "engines": rows}
     if args.report:
-        from export.onnx_file import atomic_path
-
         with atomic_path(args.report) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     return 0 if report["passed"] else 1

@@ -102,7 +102,8 @@ def prune(model: onnx.ModelProto) -> None:
         graph.initializer.remove(init)
 
 
-def _saved(model: onnx.ModelProto, folder: Path, name: str) -> Path:
+def saved(model: onnx.ModelProto, folder: Path, name: str) -> Path:
+    """Write a model into a (temporary) folder for a measurement; its path."""
     path = folder / name
     onnx.save(model, str(path))
     return path
@@ -113,10 +114,10 @@ def sweep(qdq: onnx.ModelProto, fp32: onnx.ModelProto, error: ErrorFn,
     """Error of the fully quantized model, and each quantized layer's score, most sensitive first."""
     nodes = [n for n in quantized_nodes(qdq) if candidates is None or n.name in candidates]
     with tempfile.TemporaryDirectory(prefix="edgeanon-sweep-") as tmp:
-        base = error(_saved(qdq, Path(tmp), "base.onnx"))
+        base = error(saved(qdq, Path(tmp), "base.onnx"))
         scores = []
         for i, node in enumerate(nodes):
-            value = error(_saved(bypass(qdq, fp32, [node.name]), Path(tmp), f"layer{i}.onnx"))
+            value = error(saved(bypass(qdq, fp32, [node.name]), Path(tmp), f"layer{i}.onnx"))
             scores.append(LayerScore(node.name, node.op_type, value, base - value))
             log.debug("sweep %d/%d %s: %.6g (base %.6g)", i + 1, len(nodes), node.name, value, base)
     scores.sort(key=lambda s: s.gain, reverse=True)
@@ -144,7 +145,7 @@ def choose_kept(qdq: onnx.ModelProto, fp32: onnx.ModelProto, ranking: Sequence[s
     def trial(k: int) -> bool:
         kept = list(ranking[:k])
         with tempfile.TemporaryDirectory(prefix="edgeanon-keep-") as tmp:
-            ok, measured = passes(_saved(bypass(qdq, fp32, kept) if kept else qdq, Path(tmp), "trial.onnx"))
+            ok, measured = passes(saved(bypass(qdq, fp32, kept) if kept else qdq, Path(tmp), "trial.onnx"))
         trials.append({"kept": k, "passed": ok, **measured})
         log.info("%d layer(s) in float: %s %s", k, "pass" if ok else "fail", measured)
         return ok

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import importlib.metadata
 import importlib.util
 import logging
 import multiprocessing
@@ -23,33 +24,24 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.quantization.quantize import (
-    AUTO,
-    FLAVOURS,
-    TRT_CALIBRATIONS,
-    TUNE_MIN_PSNR_DB,
-    FeedReader,
-    QuantizeError,
-    QuantResult,
-    detector_feeds,
-    generator_feeds,
-    load_checked,
-    resolve_keep_float,
-    write_quantized,
-)
-from export.quantization.sensitivity import bypass, sweep
+from export.onnx_file import ExportError, load_checked
+from export.quantization.compare import generator_psnr
+from export.quantization.feeds import FeedReader, detector_feeds, generator_feeds
+from export.quantization.qdq import AUTO, FLAVOURS, QuantResult, resolve_keep_float, write_quantized
+from export.quantization.sensitivity import bypass, saved, sweep
 from export.quantization.tuning import SWEEP_REPORTED, DetectorTuning, choose, tune_detector_float_layers
 
 log = logging.getLogger(__name__)
 
+TRT_CALIBRATIONS = ("max", "entropy")
+# Generator: the sweep's PSNR target on calibration crops (the gate is 30 dB on held-back crops).
+TUNE_MIN_PSNR_DB = 33.0
 
 
 def modelopt_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("nvidia-modelopt")
-    except Exception:  # not installed: reported by modelopt_qdq
+        return importlib.metadata.version("nvidia-modelopt")
+    except importlib.metadata.PackageNotFoundError:  # reported by modelopt_qdq
         return "not installed"
 
 
@@ -62,9 +54,9 @@ def modelopt_qdq(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, 
     a functools.partial of detector_feeds) makes the calibration feeds there.
     """
     if method not in TRT_CALIBRATIONS:
-        raise QuantizeError(f"calibration {method!r}: choose from {', '.join(TRT_CALIBRATIONS)}")
+        raise ExportError(f"calibration {method!r}: choose from {', '.join(TRT_CALIBRATIONS)}")
     if importlib.util.find_spec("modelopt") is None:
-        raise QuantizeError("the TensorRT flavour needs NVIDIA Model Optimizer (nvidia-modelopt); "
+        raise ExportError("the TensorRT flavour needs NVIDIA Model Optimizer (nvidia-modelopt); "
                             "make venv installs it (pip install --no-deps nvidia-modelopt==0.47.0)")
     with tempfile.TemporaryDirectory(prefix="edgeanon-modelopt-") as tmp:
         out = Path(tmp) / "qdq.onnx"
@@ -73,7 +65,7 @@ def modelopt_qdq(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, 
             count = pool.submit(_modelopt_child, Path(fp32_path), feed_factory, total, method, model_name,
                                 out).result()
         if not out.is_file() or count == 0:
-            raise QuantizeError(f"{model_name}: Model Optimizer wrote no model (calibration inputs: {count})")
+            raise ExportError(f"{model_name}: Model Optimizer wrote no model (calibration inputs: {count})")
         model = onnx.load(str(out))
     model.ClearField("metadata_props")
     return model
@@ -81,6 +73,8 @@ def modelopt_qdq(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, 
 
 def _modelopt_child(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[str, np.ndarray]]], total: int,
                     method: str, model_name: str, out: Path) -> int:
+    # Imported here, in the child process only: Model Optimizer is an optional install (TensorRT flavour), and
+    # importing it patches ONNX Runtime's quantization module (see modelopt_qdq).
     from modelopt.onnx.quantization import quantize
 
     reader = FeedReader(feed_factory(), total, f"calibrating {model_name} (trt, {method})")
@@ -89,12 +83,6 @@ def _modelopt_child(fp32_path: Path, feed_factory: Callable[[], Iterable[dict[st
     quantize(str(source), quantize_mode="int8", calibration_data_reader=reader, calibration_method=method,
              calibration_eps=["cpu"], output_path=str(out), high_precision_dtype="fp32", log_level="ERROR")
     return reader.count
-
-
-def _saved(model: onnx.ModelProto, folder: Path, name: str) -> Path:
-    path = folder / name
-    onnx.save(model, str(path))
-    return path
 
 
 def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path], keep: Sequence[str],
@@ -114,7 +102,7 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
             compared = {}
             with tempfile.TemporaryDirectory(prefix="edgeanon-calib-") as tmp:
                 for m, qdq in candidates.items():
-                    compared[m] = tuning.passes(_saved(qdq, Path(tmp), f"{m}.onnx"))[1]
+                    compared[m] = tuning.passes(saved(qdq, Path(tmp), f"{m}.onnx"))[1]
             method = min(compared, key=lambda m: compared[m]["recall_drop"] + compared[m]["ap_drop"])
             provenance["calibration_compared"] = compared
         qdq = candidates[method]
@@ -139,8 +127,6 @@ def quantize_detector_trt(fp32_path: Path, out_path: Path, images: Sequence[Path
 def quantize_generator_trt(fp32_path: Path, out_path: Path, conditions: Sequence[np.ndarray],
                            keep: Sequence[str], method: str = "max") -> QuantResult:
     """The generator's TensorRT flavour: Model Optimizer Q/DQ, float layers by sweep on PSNR (`auto`) or by name."""
-    from export.quantization.verify import generator_psnr
-
     start = time.perf_counter()
     source = load_checked(fp32_path)
     qdq = modelopt_qdq(fp32_path, functools.partial(generator_feeds, fp32_path, list(conditions)), len(conditions),

@@ -15,10 +15,22 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.quantization.quantize import SWEEP_IMAGES, TUNE_MAX_DROP, QuantizeError, QuantResult
-from export.quantization.sensitivity import PassFn, choose_kept, heatmap_error, sweep
+from edgeanon.detector import FaceDetector, Prepared, Scaling
+from edgeanon.images import load_image
+from edgeanon.inference.ort import OrtBackend
+from export.datasets import load_wider
+from export.eval.detector import edgeanon_pipeline, evaluate
+from export.onnx_file import ExportError, load_checked
+from export.quantization.qdq import QuantResult, write_quantized
+from export.quantization.sensitivity import PassFn, bypass, choose_kept, heatmap_error, sweep
+from export.splits import TUNE
 
 log = logging.getLogger(__name__)
+
+# The sweep keeps layers in float until the tuning half is within this of FP32 (recall and AP): half the
+# 0.01 gate, so the held-back half has room.
+TUNE_MAX_DROP = 0.005
+SWEEP_IMAGES = 4  # tuning images whose output error ranks the layers
 
 SWEEP_SIDE = 640  # longest image side for the sweep's output-error runs
 SWEEP_REPORTED = 16  # most sensitive layers recorded in the model's provenance
@@ -29,17 +41,12 @@ class DetectorTuning:
 
     def __init__(self, fp32_path: Path, data_dir: Path, sweep_images: int = SWEEP_IMAGES,
                  max_drop: float = TUNE_MAX_DROP, limit: int | None = None):
-        from edgeanon.detector import FaceDetector, Prepared, Scaling
-        from edgeanon.images import load_image
-        from edgeanon.inference.ort import OrtBackend
-        from export.splits import wider_half
-
         try:
-            self.items = wider_half(data_dir, "tune", limit)
+            self.items = load_wider(data_dir, limit, TUNE)
         except FileNotFoundError as exc:
-            raise QuantizeError(f"the TensorRT flavour chooses its float layers on wider-train: {exc}") from exc
+            raise ExportError(f"the TensorRT flavour chooses its float layers on wider-train: {exc}") from exc
         if not self.items:
-            raise QuantizeError(f"{data_dir}/wider-train: no tuning images")
+            raise ExportError(f"{data_dir}/wider-train: no tuning images")
         self.max_drop = max_drop
         # The sweep ranks layers on a few images at SWEEP_SIDE: one run per quantized layer each, so it stays cheap.
         reference = FaceDetector(OrtBackend(fp32_path), scaling=Scaling(SWEEP_SIDE, 0.1, 2.0))
@@ -54,15 +61,10 @@ class DetectorTuning:
 
     def error(self, path: Path) -> float:
         """Mean heatmap error against FP32 on the sweep images."""
-        from edgeanon.detector import FaceDetector
-        from edgeanon.inference.ort import OrtBackend
-
         detector = FaceDetector(OrtBackend(path))
         return float(np.mean([heatmap_error(ref, detector.infer(p)) for ref, p in zip(self.reference, self.prepared)]))
 
     def accuracy(self, path: Path) -> dict[str, float]:
-        from export.eval.detector import edgeanon_pipeline, evaluate
-
         return evaluate(edgeanon_pipeline(path), self.items, f"tuning half {path.name}")
 
     def passes(self, path: Path) -> tuple[bool, dict]:
@@ -75,11 +77,11 @@ class DetectorTuning:
 
 def choose(qdq: onnx.ModelProto, source: onnx.ModelProto, ranking: Sequence[str],
            passes: PassFn) -> tuple[list[str], list[dict]]:
-    """export.quantization.sensitivity.choose_kept, with an unreachable target reported as a QuantizeError."""
+    """export.quantization.sensitivity.choose_kept, with an unreachable target reported as a ExportError."""
     try:
         return choose_kept(qdq, source, ranking, passes)
     except ValueError as exc:
-        raise QuantizeError(f"keep-float sweep: {exc}") from exc
+        raise ExportError(f"keep-float sweep: {exc}") from exc
 
 
 def tune_detector_float_layers(qdq: onnx.ModelProto, source: onnx.ModelProto, fp32_path: Path, data_dir: Path,
@@ -99,9 +101,6 @@ def tune_detector_float_layers(qdq: onnx.ModelProto, source: onnx.ModelProto, fp
 
 def sweep_cpu_flavour(result: QuantResult, data_dir: Path, tune_images: int | None) -> QuantResult:
     """Leave the layers the sweep picks in float in a CPU-flavour detector written with nothing kept float."""
-    from export.quantization.quantize import load_checked, write_quantized
-    from export.quantization.sensitivity import bypass
-
     out = Path(result.output)
     qdq = onnx.load(str(out))
     provenance = json.loads({p.key: p.value for p in qdq.metadata_props}.get("edgeanon.quantization", "{}"))

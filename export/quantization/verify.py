@@ -25,12 +25,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
+import torch
 
-from export.onnx_file import atomic_path
+from edgeanon.atomic import atomic_path
+from edgeanon.detector import FaceDetector
+from edgeanon.images import load_image
+from edgeanon.inference.ort import OrtBackend
+from export.conversion.import_weights import load_centerface
+from export.datasets import WIDER, load_wider
+from export.eval.detector import edgeanon_pipeline, evaluate
+from export.models.generator import load_generator
+from export.onnx_file import ExportError, load_checked
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR, shared_data_dir
-from export.quantization.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, psnr
-from export.quantization.quantize import QuantizeError, face_conditions, generator_feeds, load_checked
-from export.splits import HALVES, wider_half
+from export.quantization.compare import MIN_FACE_MATCH, MIN_GENERATOR_PSNR, compare_detectors, generator_psnr
+from export.quantization.feeds import face_conditions, generator_feeds
+from export.splits import HALVES, HOLDOUT, generator_holdout
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +85,6 @@ def _fmt(gate: Gate) -> str:
 
 
 def parity_images(data_dir: Path, count: int = PARITY_IMAGES) -> list[Path]:
-    from export.eval.wider import load_wider
-
     items = load_wider(data_dir)
     step = max(1, len(items) // count)
     return [path for path, _ in items[::step][:count]]
@@ -84,13 +92,6 @@ def parity_images(data_dir: Path, count: int = PARITY_IMAGES) -> list[Path]:
 
 def detector_parity(onnx_path: Path, weights: Path, images: list[Path]) -> tuple[float, dict]:
     """Max abs diff of every output between the PyTorch CenterFace (as exported) and the ONNX model."""
-    import torch
-
-    from edgeanon.detector import FaceDetector
-    from edgeanon.images import load_image
-    from edgeanon.inference.ort import OrtBackend
-    from export.conversion.import_weights import load_centerface
-
     torch_model = load_centerface(weights).fold_batchnorm().eval()
     backend = OrtBackend(onnx_path)
     detector = FaceDetector(backend)
@@ -109,11 +110,6 @@ def detector_parity(onnx_path: Path, weights: Path, images: list[Path]) -> tuple
 
 def generator_parity(onnx_path: Path, weights: Path, conditions: list[np.ndarray]) -> float:
     """Max abs diff between the PyTorch generator and its ONNX export on real face crops."""
-    import torch
-
-    from edgeanon.inference.ort import OrtBackend
-    from export.models.generator import load_generator
-
     model = load_generator(weights)
     backend = OrtBackend(onnx_path)
     worst = 0.0
@@ -125,39 +121,16 @@ def generator_parity(onnx_path: Path, weights: Path, conditions: list[np.ndarray
     return worst
 
 
-def generator_psnr(fp32_path: Path, int8_path: Path, conditions: list[np.ndarray]) -> dict:
-    """PSNR of INT8 vs FP32 generator outputs in 8-bit pixels: over the regenerated (masked) region and the crop."""
-    from edgeanon.inference.ort import OrtBackend
-
-    fp32, int8 = OrtBackend(fp32_path), OrtBackend(int8_path)
-    face, whole = [], []
-    for feed, condition in zip(generator_feeds(fp32_path, conditions), conditions):
-        a = fp32.run(feed)[fp32.output_names[0]][0]
-        b = int8.run(feed)[int8.output_names[0]][0]
-        pa, pb = (np.clip((x + 1.0) * 127.5, 0, 255) for x in (a, b))
-        mask = condition[3] > 0.5
-        face.append(psnr(pa[:, mask], pb[:, mask], 255.0))
-        whole.append(psnr(pa, pb, 255.0))
-    finite = [v for v in face if np.isfinite(v)] or [99.0]
-    return {"psnr_face_db_mean": float(np.mean(finite)), "psnr_face_db_min": float(np.min(finite)),
-            "psnr_crop_db_mean": float(np.mean([v for v in whole if np.isfinite(v)] or [99.0])), "crops": len(face)}
-
-
 def detector_accuracy(models: dict[str, Path], data_dir: Path, half: str, limit: int | None) -> dict[str, dict]:
     """Recall/AP of each detector model on one half of wider-train, through the runtime's FaceDetector."""
-    from export.eval.detector import edgeanon_pipeline, evaluate
-
-    items = wider_half(data_dir, half, limit)
+    items = load_wider(data_dir, limit, half)
     return {name: evaluate(edgeanon_pipeline(path), items, f"wider-train {half} {name}")
             for name, path in models.items()}
 
 
 def detector_fp16_match(fp32_path: Path, fp16_path: Path, data_dir: Path, count: int = FP16_IMAGES) -> dict:
     """Share of the FP32 model's faces the FP16 model also finds (IoU >= 0.5) on held-back images."""
-    from edgeanon.images import load_image
-    from edgeanon.inference.ort import OrtBackend
-
-    images = [load_image(path) for path, _ in wider_half(data_dir, "held")[:: 16][:count]]
+    images = [load_image(path) for path, _ in load_wider(data_dir, split=HOLDOUT)[:: 16][:count]]
     with OrtBackend(fp32_path) as reference, OrtBackend(fp16_path) as candidate:
         cmp = compare_detectors(reference, candidate, images)
     return {"images": cmp.images, "faces": cmp.reference_faces, "matched": cmp.matched, "extra": cmp.extra,
@@ -166,9 +139,7 @@ def detector_fp16_match(fp32_path: Path, fp16_path: Path, data_dir: Path, count:
 
 def held_back_images(data_dir: Path) -> list[Path]:
     """wider-train images the generator never trained on (the generator toolkit's held-out split)."""
-    from export.training.facecrops import held_out
-
-    return [p for p in sorted((data_dir / "wider-train").glob("*.jpg")) if held_out(p.name)]
+    return [p for p in sorted((data_dir / WIDER).glob("*.jpg")) if generator_holdout(p.name)]
 
 
 def gate_command(key: str, models_dir: Path, data_dir: Path, limit: int | None, options: str = "") -> str:
@@ -188,7 +159,7 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
     wanted = set(only or GATE_KEYS)
     unknown = wanted - set(GATE_KEYS)
     if unknown:
-        raise QuantizeError(f"--only {', '.join(sorted(unknown))}: choose from {', '.join(GATE_KEYS)}")
+        raise ExportError(f"--only {', '.join(sorted(unknown))}: choose from {', '.join(GATE_KEYS)}")
     gates: list[Gate] = []
     details: dict = {}
 
@@ -202,7 +173,7 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
     detector = models_dir / "detector.onnx"
     load_checked(detector)
     if not (data_dir / "wider-train" / "boxes.json").is_file():
-        raise QuantizeError(f"{data_dir}: no wider-train/boxes.json (pass --data pointing at the shared data folder)")
+        raise ExportError(f"{data_dir}: no wider-train/boxes.json (pass --data pointing at the shared data folder)")
 
     if "detector-parity" in wanted:
         name = "detector pytorch-vs-onnx max abs diff"
@@ -242,7 +213,7 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
         for half in HALVES:
             acc = detector_accuracy({"fp32": detector, **candidates}, data_dir, half, limit)
             details.setdefault("detector_accuracy", {})[half] = acc
-            details["detector_accuracy_images"][half] = len(wider_half(data_dir, half, limit))
+            details["detector_accuracy_images"][half] = len(load_wider(data_dir, limit, half))
             for flavour in candidates:
                 for metric in ("recall", "ap"):
                     drop = acc["fp32"][metric] - acc[flavour][metric]
@@ -298,8 +269,6 @@ def verify(models_dir: Path, data_dir: Path, limit: int | None = None, weights: 
 
 
 def _ort_version() -> str:
-    import onnxruntime
-
     return onnxruntime.__version__
 
 
@@ -308,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         report = verify(Path(args.models), shared_data_dir(args.data), args.limit or None, Path(args.weights),
                         Path(args.generator_weights) if args.generator_weights else None,
                         parity_count=args.parity_images, only=_split(args.only))
-    except (QuantizeError, FileNotFoundError) as exc:
+    except (ExportError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
     print_gates(report["gates"])

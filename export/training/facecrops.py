@@ -1,11 +1,9 @@
-"""Generator training data: held-back split, cached detector landmarks, and the compact crop file."""
+"""Generator training data: cached detector landmarks and the compact crop file (held-back files: export.splits)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,78 +12,12 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import crops
-from edgeanon.detector import FaceDetector
+from export.datasets import UTK_PAD, WIDER, Face, decode, utk_detections, wider_detections
+from export.splits import generator_holdout
 
 log = logging.getLogger(__name__)
 
-UTK_ZIP = "utkface-crops.zip"
-WIDER = "wider-train"
-CACHE_DIR = Path(".cache")
 MIN_WIDER_FACE = 48  # smaller faces upscaled to 128 px teach the generator blur
-HELD_OUT_PERCENT = 10
-
-
-def held_out(name: str) -> bool:
-    """True for the ~10% of files (by name hash, stable everywhere) kept out of training for evaluation."""
-    return int.from_bytes(hashlib.sha1(Path(name).name.encode()).digest()[:4], "big") % 100 < HELD_OUT_PERCENT
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
-
-
-@dataclass
-class Face:
-    box: np.ndarray  # (4,) image pixels
-    score: float
-    landmarks: np.ndarray  # (5, 2) image pixels
-
-
-def cached_detections(paths: dict[str, object], read, detector_path: Path, tag: str,
-                      cache_dir: Path = CACHE_DIR) -> dict[str, list[Face]]:
-    """Our detector's faces for each named image, computed once per (image set, detector file) and cached."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_dir / f"detections-{tag}-{_file_digest(Path(detector_path))}.json"
-    if cache.is_file():
-        raw = json.loads(cache.read_text())
-        if set(raw) >= set(paths):
-            return {k: [Face(np.array(f["box"], np.float32), f["score"], np.array(f["landmarks"], np.float32))
-                        for f in raw[k]] for k in paths}
-    detector = FaceDetector.from_path(detector_path)
-    out: dict[str, list[Face]] = {}
-    for name, src in tqdm(paths.items(), desc=f"detect {tag}", unit="img"):
-        image = read(src)
-        out[name] = [Face(d.box, d.score, d.landmarks) for d in detector.detect(image) if d.landmarks is not None]
-    cache.write_text(json.dumps({k: [{"box": f.box.tolist(), "score": f.score, "landmarks": f.landmarks.tolist()}
-                                     for f in v] for k, v in out.items()}))
-    return out
-
-
-def decode(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("undecodable image")
-    return image
-
-
-UTK_PAD = 80  # UTK crops are tight: pad them so the detector sees the whole face
-
-
-def utk_detections(data_dir: Path, detector_path: Path) -> tuple[zipfile.ZipFile, dict[str, list[Face]]]:
-    """Faces in the UTKFace crops (coordinates of the crop padded by UTK_PAD on each side)."""
-    zf = zipfile.ZipFile(data_dir / UTK_ZIP)
-    names = {n: n for n in sorted(zf.namelist()) if n.lower().endswith(".jpg")}
-
-    def read(name: str) -> np.ndarray:
-        return cv2.copyMakeBorder(decode(zf.read(name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
-
-    return zf, cached_detections(names, read, detector_path, "utk")
-
-
-def wider_detections(data_dir: Path, detector_path: Path) -> dict[str, list[Face]]:
-    paths = {p.name: p for p in sorted((data_dir / WIDER).glob("*.jpg"))}
-    return cached_detections(paths, lambda p: cv2.imread(str(p)), detector_path, "wider")
-
 
 def _background_patch(rng: np.random.Generator, backgrounds: list[np.ndarray], side: int) -> np.ndarray:
     bg = backgrounds[rng.integers(len(backgrounds))]
@@ -108,7 +40,7 @@ def build_training_set(data_dir: Path, detector_path: Path, out_file: Path, qual
     backgrounds = []
     for name, faces in tqdm(sorted(wider.items())[:limit], desc="wider crops", unit="img"):
         image = cv2.imread(str(data_dir / WIDER / name))
-        if not held_out(name) and len(backgrounds) < 120:
+        if not generator_holdout(name) and len(backgrounds) < 120:
             backgrounds.append(image)
         for f in faces:
             if f.score >= 0.5 and max(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= MIN_WIDER_FACE \
@@ -155,7 +87,7 @@ class CropWriter:
         self.blobs.append(jpg.tobytes())
         self.boxes.append(region.box_to_crop(face.box))
         self.landmarks.append(region.to_crop(face.landmarks))
-        self.held.append(held_out(name))
+        self.held.append(generator_holdout(name))
         self.names.append(name)
 
     def save(self, out_file: Path) -> Path:

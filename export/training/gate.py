@@ -19,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from export.conversion.onnx_export import export_generator
+from export.eval import incontext, utility
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -128,8 +132,6 @@ def run(args: argparse.Namespace) -> int:
 
 def missing_input(candidate: Path, committed: Path, data: Path, detector: Path) -> str | None:
     """One line naming the first input the gate lacks, else None."""
-    from export.eval import incontext
-
     for path, what in ((candidate, "candidate weights"), (committed, "committed weights"), (detector, "detector")):
         if not path.is_file():
             return f"{path}: {what} not found"
@@ -171,29 +173,19 @@ def gate(candidate: Path, committed: Path, onnx_path: Path, data: Path, detector
     return 0
 
 
-def export_onnx(weights: Path, out: Path) -> Path:
-    from export.conversion.onnx_export import export_generator
-
-    return export_generator(weights, out)
-
-
 def promote(candidate: Path, committed: Path, onnx_path: Path) -> None:
     """Copy the candidate weights over the committed ones and re-export the ONNX model from them."""
     with atomic_path(committed) as tmp:
         tmp.write_bytes(candidate.read_bytes())
-    export_onnx(committed, onnx_path)
+    export_generator(committed, onnx_path)
 
 
 def evaluate_pair(committed: Path, candidate: Path, data: Path, detector: Path, images: int, faces: int,
                   threads: int | None, work: Path) -> dict:
     """Both weights through the runtime (each exported to ONNX in `work`), on the same tuning faces and seeds."""
-    from edgeanon.anonymize import Anonymizer
-    from edgeanon.anonymize.gan import FaceGenerator
-    from export.eval import incontext, utility
-
     work.mkdir(parents=True, exist_ok=True)
-    models = {"committed": export_onnx(committed, work / "committed.onnx"),
-              "candidate": export_onnx(candidate, work / "candidate.onnx")}
+    models = {"committed": export_generator(committed, work / "committed.onnx"),
+              "candidate": export_generator(candidate, work / "candidate.onnx")}
     anonymizers = {label: Anonymizer("gan", generator=FaceGenerator.from_path(path, backend="ort", threads=threads))
                    for label, path in models.items()}
     gt_all = json.loads((data / "wider-train" / "boxes.json").read_text())

@@ -29,7 +29,11 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from export.paths import CENTERFACE_WEIGHTS, MODELS_DIR
+from export.training import train
+from export.training.facecrops import shrink_training_set
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,6 @@ def tracked_bytes() -> int:
 
 
 def pack(args: argparse.Namespace) -> int:
-    from export.training.facecrops import shrink_training_set
-
     if not args.pack.is_file():
         log.error("%s: crop file not found (python -m export train-generator --prepare-only makes it)", args.pack)
         return 2
@@ -126,10 +128,6 @@ def train_once(args: argparse.Namespace, extra: list[str]) -> int:
     if problem:
         log.error("%s", problem)
         return 2
-    import torch
-
-    from export.training import train
-
     device = "cpu" if args.smoke else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and not args.smoke:
         log.warning("no CUDA device: training on the CPU (this recipe is meant for a lent GPU)")

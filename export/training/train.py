@@ -15,15 +15,16 @@ from tqdm import tqdm
 
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR
+from export import datasets
 from export.models.generator import LATENT, Discriminator, Generator, count_parameters
 from export.paths import CENTERFACE_WEIGHTS, shared_data_dir
 from export.training import facecrops
 from export.training.face_prior import FacePrior
-from export.training.gate import add_gate_options
+from export.training.gate import add_gate_options, gate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SET = facecrops.CACHE_DIR / "gentrain" / "faces.npz"
+DEFAULT_SET = datasets.CACHE_DIR / "gentrain" / "faces.npz"
 DIVERSITY_TARGET = 0.1
 BORDER_PROB = 0.0
 # Widest frame-border band (share of the crop side) the border augmentation blanks from one side.
@@ -98,8 +99,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.train_set.is_file():
-        if not (args.data / facecrops.UTK_ZIP).is_file() or not (args.data / facecrops.WIDER).is_dir():
-            log.error("%s: needs %s and %s/ (set --data)", args.data, facecrops.UTK_ZIP, facecrops.WIDER)
+        if not (args.data / datasets.UTK_ZIP).is_file() or not (args.data / datasets.WIDER).is_dir():
+            log.error("%s: needs %s and %s/ (set --data)", args.data, datasets.UTK_ZIP, datasets.WIDER)
             return 2
         if not args.detector.is_file():
             log.error("%s: detector model not found (run make setup)", args.detector)
@@ -116,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
     Trainer(args, device).train()
     if not args.gate:
         return 0
-    from export.training.gate import gate
-
     return gate(args.out / "generator.pt", args.gate_committed, args.gate_onnx, args.data, args.detector,
                 args.gate_images, args.gate_faces, args.gate_threads, args.gate_work)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from export.all_steps import StepRunner, calibration_set, centerface_weights, reject_failed, tree_digest
+from export.onnx_file import ExportError
 from export.paths import CENTERFACE_WEIGHTS
-from export.quantization.quantize import QuantizeError
 
 
 def test_a_step_runs_once_then_is_skipped_until_an_input_changes(tmp_path, caplog):
@@ -64,7 +64,7 @@ def test_calibration_set_is_reported_as_path_count_and_hash(shared_data, tmp_pat
     info = calibration_set(shared_data / "wider-calib")
     assert info["path"] == str((shared_data / "wider-calib").resolve()) and info["images"] > 50
     assert len(info["sha256"]) == 64 and calibration_set(shared_data / "wider-calib") == info
-    with pytest.raises(QuantizeError, match="calibration folder not found"):
+    with pytest.raises(ExportError, match="calibration folder not found"):
         calibration_set(tmp_path / "nowhere")
 
 

@@ -11,12 +11,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from edgeanon.atomic import atomic_path
 from edgeanon.inference.manifest import DeviceEnvironment, EngineManifest, StaleEngineError, check_engine, sha256_file
 from edgeanon.inference.manifest import write_manifest as write_engine_manifest
 from export.conversion.fp16 import convert_fp16
-from export.onnx_file import atomic_path
+from export.onnx_file import ExportError, load_checked
 from export.paths import REPO_ROOT
-from export.quantization.quantize import QuantizeError, calibration_images, load_checked, quantize_detector
+from export.quantization.feeds import calibration_images
+from export.quantization.quantize import quantize_detector
 
 
 def export_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
@@ -45,21 +47,21 @@ def old_opset_model(path: Path, opset: int = 11) -> Path:
 def test_truncated_and_corrupt_onnx_are_named(models):
     data = (models / "detector.onnx").read_bytes()
     (models / "detector.onnx").write_bytes(data[: len(data) // 2])
-    with pytest.raises(QuantizeError, match=r"detector.onnx: not a valid ONNX model"):
+    with pytest.raises(ExportError, match=r"detector.onnx: not a valid ONNX model"):
         load_checked(models / "detector.onnx")
     (models / "garbage.onnx").write_bytes(b"\x00\xffnot protobuf at all" * 10)
-    with pytest.raises(QuantizeError, match="garbage.onnx: not a valid ONNX model"):
+    with pytest.raises(ExportError, match="garbage.onnx: not a valid ONNX model"):
         load_checked(models / "garbage.onnx")
     (models / "empty.onnx").write_bytes(b"")
-    with pytest.raises(QuantizeError, match="empty.onnx: model file is empty"):
+    with pytest.raises(ExportError, match="empty.onnx: model file is empty"):
         load_checked(models / "empty.onnx")
-    with pytest.raises(QuantizeError, match="detector.onnx: not a valid ONNX model"):
+    with pytest.raises(ExportError, match="detector.onnx: not a valid ONNX model"):
         convert_fp16(models / "detector.onnx", models / "detector.fp16.onnx")
     assert not (models / "detector.fp16.onnx").exists() and not leftovers(models)
 
 
 def test_wrong_opset_is_refused(tmp_path):
-    with pytest.raises(QuantizeError, match="opset 11 is too old"):
+    with pytest.raises(ExportError, match="opset 11 is too old"):
         load_checked(old_opset_model(tmp_path / "old.onnx"))
 
 
@@ -73,10 +75,10 @@ def test_quantize_cli_truncated_model_one_line_no_output(models, shared_data):
 
 
 def test_missing_calibration_folder(models, tmp_path):
-    with pytest.raises(QuantizeError, match="calibration folder not found"):
+    with pytest.raises(ExportError, match="calibration folder not found"):
         calibration_images(tmp_path / "nowhere", 8)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(QuantizeError, match="holds no images"):
+    with pytest.raises(ExportError, match="holds no images"):
         calibration_images(tmp_path / "empty", 8)
     result = export_cli("quantize", "--models", str(models), "--data", str(tmp_path / "nodata"), "--model", "detector")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -91,7 +93,7 @@ def test_failed_quantization_keeps_the_previous_output(models, shared_data, tmp_
     (calib / "b.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     previous = models / "detector.int8.onnx"
     previous.write_bytes(b"previous good model")
-    with pytest.raises(QuantizeError, match="b.jpg: not a readable image"):
+    with pytest.raises(ExportError, match="b.jpg: not a readable image"):
         quantize_detector(models / "detector.onnx", calib, ("cpu",), limit=None)
     assert previous.read_bytes() == b"previous good model" and not leftovers(models)
 

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 
 from export.__main__ import build_parser
-from export.eval.splits import utk_in_split, wider_in_split
-from export.splits import half_of
-from export.training import facecrops
 from export.training.gate import DEFAULT_WEIGHTS, MEASURES, decide, promote, table
 
 BASE = {"ap_retention": 1.5, "detail": 0.35, "identity_share": 0.10, "reid_rank1": 0.03}
@@ -47,20 +44,6 @@ def test_the_table_shows_both_values_and_the_outcome_of_each_measure():
     line = next(row for row in text.splitlines() if row.startswith("identity in context: share"))
     assert line.split()[-3:] == ["10.0%", "8.0%", "better"]
     assert len(text.splitlines()) == len(MEASURES) + 1
-
-
-def test_the_tuning_split_never_touches_the_held_back_files():
-    names = [f"{i}_0_0_2017.jpg.chip.jpg" for i in range(2000)]
-    held = [n for n in names if utk_in_split(n, "held")]
-    tune = [n for n in names if utk_in_split(n, "tune")]
-    assert set(held) == {n for n in names if facecrops.held_out(n)} and not set(held) & set(tune)
-    assert len(held) + len(tune) == len(names)
-    scenes = [f"0--Parade/0_Parade_{i}.jpg" for i in range(2000)]
-    tune_scenes = [n for n in scenes if wider_in_split(n, "tune")]
-    assert tune_scenes and all(not facecrops.held_out(n) and half_of(n) == "tune" for n in tune_scenes)
-    assert not set(tune_scenes) & {n for n in scenes if wider_in_split(n, "held")}
-    with pytest.raises(ValueError, match="split"):
-        wider_in_split(scenes[0], "test")
 
 
 def test_promotion_copies_the_weights_and_re_exports_a_working_model(tmp_path, face_image, faces):

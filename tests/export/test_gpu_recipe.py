@@ -8,7 +8,9 @@ import cv2
 import pytest
 import torch
 
+from export import datasets
 from export.models.generator import Generator
+from export.splits import generator_holdout
 from export.training import facecrops, gpu_recipe
 
 
@@ -20,15 +22,15 @@ def astronaut_crops(face_image, faces, tmp_path_factory):
     writer = facecrops.CropWriter()
     for i in range(200):
         name = f"astronaut_{i}.jpg"
-        if sum(writer.held) < 1 and facecrops.held_out(name) or len(writer.held) - sum(writer.held) < 4 \
-                and not facecrops.held_out(name):
+        if sum(writer.held) < 1 and generator_holdout(name) or len(writer.held) - sum(writer.held) < 4 \
+                and not generator_holdout(name):
             image = face_image if i % 2 else cv2.flip(face_image, 1)
             box, lm = face.box.copy(), face.landmarks.copy()
             if not i % 2:  # mirrored: boxes and landmarks mirrored, left and right eye (mouth corner) swapped
                 w = image.shape[1]
                 box = [w - box[2], box[1], w - box[0], box[3]]
                 lm = lm[[1, 0, 2, 4, 3]] * [-1, 1] + [w, 0]
-            writer.add(name, image, facecrops.Face(torch.tensor(box).numpy(), face.score, lm))
+            writer.add(name, image, datasets.Face(torch.tensor(box).numpy(), face.score, lm))
     assert sum(writer.held) == 1 and len(writer.held) == 5
     return writer.save(tmp_path_factory.mktemp("crops") / "faces.npz")
 

@@ -12,7 +12,12 @@ import pytest
 from onnx import numpy_helper
 
 from edgeanon.detector import FaceDetector
-from export.quantization.quantize import FLAVOURS, QuantizeError, quantize_detector, resolve_keep_float
+from edgeanon.inference.ort import OrtBackend
+from export.onnx_file import ExportError
+from export.paths import MODELS_DIR
+from export.quantization.feeds import FeedReader, calibration_images, face_conditions, generator_feeds
+from export.quantization.qdq import FLAVOURS, resolve_keep_float
+from export.quantization.quantize import quantize_detector, quantize_generator
 from export.quantization.sensitivity import quantized_nodes
 
 CALIB_IMAGES = 8
@@ -93,11 +98,11 @@ def test_keep_float_roles_resolve_on_the_real_graph(detector_model):
     heads = resolve_keep_float(model, ["heads"])
     assert set(heads) == {"/Sigmoid", "/heatmap/Conv", "/scale/Conv", "/offset/Conv", "/landmarks/Conv"}
     assert resolve_keep_float(model, ["/up4/Add", ""]) == ["/up4/Add"]
-    with pytest.raises(QuantizeError, match="'nope': not a role"):
+    with pytest.raises(ExportError, match="'nope': not a role"):
         resolve_keep_float(model, ["nope"])
     neck = resolve_keep_float(model, ["/up*"])
     assert "/up4/Add" in neck and "/up16/up/ConvTranspose" in neck and not any("backbone" in n for n in neck)
-    with pytest.raises(QuantizeError, match="matches no node"):
+    with pytest.raises(ExportError, match="matches no node"):
         resolve_keep_float(model, ["/nothing*"])
 
 
@@ -116,7 +121,7 @@ def test_trt_flavour_is_made_by_model_optimizer_with_the_named_layers_in_float(q
 
 
 def test_auto_keep_float_is_refused_for_the_cpu_generator(detector_model):
-    with pytest.raises(QuantizeError, match="sensitivity sweep is for the detector"):
+    with pytest.raises(ExportError, match="sensitivity sweep is for the detector"):
         resolve_keep_float(onnx.load(str(detector_model)), ["auto"])
 
 
@@ -139,9 +144,6 @@ def test_model_optimizer_leaves_onnx_runtime_quantization_as_it_found_it(quantiz
 
 @pytest.fixture(scope="module")
 def generator_int8(tmp_path_factory, detector_model, shared_data):
-    from export.paths import MODELS_DIR
-    from export.quantization.quantize import calibration_images, face_conditions, quantize_generator
-
     folder = tmp_path_factory.mktemp("gen")
     source = MODELS_DIR / "generator.onnx"
     if source.is_file():
@@ -162,9 +164,6 @@ def generator_int8(tmp_path_factory, detector_model, shared_data):
 
 
 def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(generator_int8):
-    from edgeanon.inference.ort import OrtBackend
-    from export.quantization.quantize import generator_feeds
-
     fp32, result, conditions = generator_int8
     assert result.calibration_inputs == CALIB_IMAGES and result.output.endswith("generator.int8.onnx")
     assert conditions
@@ -178,8 +177,6 @@ def test_int8_generator_runs_and_leaves_pixels_outside_the_mask_untouched(genera
 
 
 def test_feed_reader_lets_model_optimizer_peek_at_the_first_feed():
-    from export.quantization.quantize import FeedReader
-
     reader = FeedReader(iter([{"x": 1}, {"x": 2}]), 2, "test")
     assert reader.get_first() == {"x": 1} and reader.get_first() == {"x": 1}
     assert [reader.get_next(), reader.get_next(), reader.get_next()] == [{"x": 1}, {"x": 2}, None]

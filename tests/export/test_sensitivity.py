@@ -11,14 +11,14 @@ import pytest
 from edgeanon.detector import FaceDetector
 from edgeanon.inference.ort import OrtBackend
 from export.quantization.sensitivity import bypass, choose_kept, heatmap_error, keep_counts, quantized_nodes, sweep
-from export.splits import HALVES, half_of, wider_half
+from export.splits import half_of
 
 CALIB = 4
 
 
 @pytest.fixture(scope="module")
 def qdq(tmp_path_factory, detector_model, shared_data):
-    from export.quantization.quantize import calibration_images, detector_feeds
+    from export.quantization.feeds import calibration_images, detector_feeds
     from export.quantization.trt_flavour import modelopt_qdq
 
     images = calibration_images(shared_data / "wider-calib", CALIB)
@@ -97,15 +97,6 @@ def test_keep_counts():
     assert keep_counts(0) == [0]
     assert keep_counts(5) == [0, 1, 2, 4, 5]
     assert keep_counts(8) == [0, 1, 2, 4, 8]
-
-
-def test_halves_are_stable_disjoint_and_cover_wider_train(shared_data):
-    assert half_of("0_Parade_marchingband_1_5.jpg") == half_of("/elsewhere/0_Parade_marchingband_1_5.jpg")
-    halves = {h: {p.name for p, _ in wider_half(shared_data, h)} for h in HALVES}
-    assert halves["tune"] and halves["held"] and not halves["tune"] & halves["held"]
-    assert abs(len(halves["tune"]) - len(halves["held"])) < 0.1 * (len(halves["tune"]) + len(halves["held"]))
-    with pytest.raises(ValueError, match="choose from"):
-        wider_half(shared_data, "train")
 
 
 @pytest.fixture(scope="module")

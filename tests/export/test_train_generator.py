@@ -8,6 +8,7 @@ import torch
 
 from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
+from export import datasets
 from export.__main__ import build_parser
 from export.models.generator import Generator
 from export.training import facecrops
@@ -18,11 +19,11 @@ def crop_file(shared_data, detector_model, tmp_path_factory):
     """A crop file of real faces with at least 4 for training and 1 held back for the preview."""
     detector = FaceDetector.from_path(detector_model)
     writer = facecrops.CropWriter()
-    for path in sorted((shared_data / facecrops.WIDER).glob("*.jpg")):
+    for path in sorted((shared_data / datasets.WIDER).glob("*.jpg")):
         image = cv2.imread(str(path))
         for d in detector.detect(image):
             if d.landmarks is not None and d.box[2] - d.box[0] >= 24 and crops.landmarks_plausible(d.box, d.landmarks):
-                writer.add(path.name, image, facecrops.Face(d.box, d.score, d.landmarks))
+                writer.add(path.name, image, datasets.Face(d.box, d.score, d.landmarks))
         if sum(writer.held) >= 1 and len(writer.held) - sum(writer.held) >= 4:
             break
     return writer.save(tmp_path_factory.mktemp("crops") / "faces.npz")

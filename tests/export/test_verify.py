@@ -13,7 +13,8 @@ import pytest
 
 from export.all_steps import reject_failed
 from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT
-from export.quantization.verify import MAX_ABS_DIFF, psnr, verify
+from export.quantization.compare import psnr
+from export.quantization.verify import MAX_ABS_DIFF, verify
 from tests.export.broken_models import blind_copy
 
 LIMIT = 3  # wider-train images per accuracy check: enough to tell a faithful model from a broken one
@@ -42,7 +43,7 @@ def test_every_artefact_is_gated_on_both_halves_and_absent_generator_is_skipped(
     parity = gates["detector pytorch-vs-onnx max abs diff"]
     assert parity["passed"] and parity["value"] <= MAX_ABS_DIFF
     for flavour in ("int8", "int8-trt"):
-        for half in ("tune", "held"):
+        for half in ("tune", "holdout"):
             for metric in ("recall", "ap"):
                 gate = gates[f"detector {flavour} {metric} drop vs fp32 ({half} half)"]
                 assert gate["value"] == 0.0 and gate["passed"] and gate["key"] == f"detector-{flavour}"
@@ -50,7 +51,7 @@ def test_every_artefact_is_gated_on_both_halves_and_absent_generator_is_skipped(
     assert gates["generator gates"]["passed"] is None and "missing" in gates["generator gates"]["note"]
     assert all(g["command"].startswith(f"python -m export verify --models {models} ") for g in report["gates"])
     assert report["passed"] and report["details"]["detector_accuracy"]["tune"]["fp32"]["faces"] > 0
-    assert report["details"]["detector_accuracy_images"] == {"tune": LIMIT, "held": LIMIT}
+    assert report["details"]["detector_accuracy_images"] == {"tune": LIMIT, "holdout": LIMIT}
 
 
 def test_lossy_int8_fails_its_gate_exits_1_and_is_rejected(models, shared_data):
