@@ -48,8 +48,9 @@ models/detector.onnx: models/centerface.pt
 # FP32 on both halves of wider-train); it needs the shared data to calibrate and to check. The outcome, pass
 # or fail, is kept in models/.int8-gate, so a failed gate is not re-run by every `make test`: it runs again
 # when detector.onnx or the quantization code changes (or after `rm models/.int8-gate`).
-INT8_CODE := export/quantization/quantize.py export/quantization/tuning.py export/quantization/sensitivity.py export/quantization/verify.py export/splits.py \
-             edgeanon/detector.py
+Q := export/quantization
+INT8_CODE := $(Q)/quantize.py $(Q)/qdq.py $(Q)/feeds.py $(Q)/tuning.py $(Q)/sensitivity.py $(Q)/verify.py \
+             export/splits.py export/datasets.py export/onnx_file.py edgeanon/detector.py
 models/.int8-gate: models/detector.onnx $(INT8_CODE)
 	@if [ -f "$(DATA)/wider-train/boxes.json" ] && [ -d "$(DATA)/wider-calib" ]; then \
 	  if $(BIN)/python -m export quantize --models models --data "$(DATA)" --model detector --flavour cpu && \

@@ -43,11 +43,13 @@ STEPS_DIR = ".steps"
 STEP_CODE = {
     "onnx": ("export/conversion/onnx_export.py", "export/conversion/import_weights.py", "export/models"),
     "fp16": ("export/conversion/fp16.py",),
-    "quantize": ("export/quantization/quantize.py", "export/quantization/trt_flavour.py",
-                 "export/quantization/tuning.py", "export/quantization/sensitivity.py", "export/splits.py",
-                 "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
-    "verify": ("export/quantization/verify.py", "export/quantization/compare.py", "export/splits.py", "export/eval",
-               "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
+    "quantize": tuple(f"export/quantization/{name}.py" for name in ("quantize", "qdq", "feeds", "trt_flavour",
+                                                                     "tuning", "sensitivity", "compare"))
+                + ("export/splits.py", "export/datasets.py", "export/onnx_file.py",
+                 "export/eval/detector.py", "edgeanon/detector.py", "edgeanon/anonymize/crops.py"),
+    "verify": ("export/quantization/verify.py", "export/quantization/compare.py", "export/quantization/feeds.py",
+               "export/splits.py", "export/datasets.py", "export/eval", "edgeanon/detector.py",
+               "edgeanon/anonymize/crops.py"),
 }
 
 

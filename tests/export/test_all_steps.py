@@ -44,7 +44,7 @@ def test_a_rejected_output_still_counts_so_a_failed_gate_is_not_redone(tmp_path)
         return [out / "detector.int8-trt.onnx"], None
 
     StepRunner(out).run("quantize", {"model": "a"}, action)
-    report = {"gates": [{"name": "detector int8-trt recall drop vs fp32 (held half)", "passed": False}]}
+    report = {"gates": [{"name": "detector int8-trt recall drop vs fp32 (holdout half)", "passed": False}]}
     assert reject_failed(out, report) == [str(out / "detector.int8-trt.rejected.onnx")]
     runner = StepRunner(out)
     runner.run("quantize", {"model": "a"}, action)

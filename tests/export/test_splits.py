@@ -19,7 +19,7 @@ from export.splits import HALVES, generator_holdout, half_of, in_generator_split
 
 SYNTHETIC = [f"img_{i}.jpg" for i in range(2000)]
 
-# split -> (digest, count) under the old vocabularies; "halves" is HALVES' "held" = wider.SPLITS' "holdout",
+# split -> (digest, count) under the old vocabularies: "holdout" was HALVES' "held" and wider.SPLITS' "holdout";
 # "generator" is eval/splits.SPLITS' "held" / "tune" (held = facecrops.held_out).
 BEFORE = {
     "synthetic": {"tune": ("09d69b3a5dcfa635", 1001), "holdout": ("3b0403596446c7f4", 999),

@@ -63,9 +63,9 @@ def test_lossy_int8_fails_its_gate_exits_1_and_is_rejected(models, shared_data):
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr
     assert "FAIL  detector int8-trt recall drop vs fp32 (tune half)" in result.stderr
-    assert "PASS  detector int8 recall drop vs fp32 (held half)" in result.stderr
+    assert "PASS  detector int8 recall drop vs fp32 (holdout half)" in result.stderr
     report = json.loads(report_path.read_text())
-    assert not report["passed"] and "detector int8-trt recall drop vs fp32 (held half)" in report["failed"]
+    assert not report["passed"] and "detector int8-trt recall drop vs fp32 (holdout half)" in report["failed"]
     failed = next(g for g in report["gates"] if g["passed"] is False)
     assert failed["command"].endswith(f"--only detector-int8-trt --limit {LIMIT}")
     rejected = reject_failed(models, report)
