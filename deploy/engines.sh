@@ -2,7 +2,7 @@
 # Build this device's TensorRT engines from the installed ONNX models, only when needed.
 #
 #   engines.sh stale   exit 0 when engines must be (re)built, 1 when they are fresh or cannot be built here
-#   engines.sh build   build them (exec's the export helper, so its sd_notify STATUS= reaches systemd)
+#   engines.sh build   build them (exec's `edgeanon engines`, so its sd_notify STATUS= reaches systemd)
 #   engines.sh stamp   record what the engines were built for (after a successful build)
 #
 # Used by edgeanon-engines.service (ExecCondition=stale, ExecStart=build, ExecStartPost=stamp). "Fresh" means built for the
@@ -60,10 +60,9 @@ cmd_stale() {
 
 cmd_build() {
     # INT8 (from MODEL.int8-trt.onnx, present only when it passed its gates on the host) where it can, else FP16.
-    # The export helper's engine builder (export/trt_build.py): needs only tensorrt, no torch or onnx,
-    # so it is called without `python -m export`, which imports every export command. It reports
-    # progress to systemd (STATUS=, EXTEND_TIMEOUT_USEC=) through edgeanon.systemd.Notifier; exec keeps
-    # the service's main PID, so NotifyAccess=main accepts those messages.
+    # `edgeanon engines` (edgeanon/engines.py) needs TensorRT, never torch or onnx. It reports progress to
+    # systemd (STATUS=, EXTEND_TIMEOUT_USEC=) through edgeanon.systemd.Notifier; exec keeps the service's
+    # main PID, so NotifyAccess=main accepts those messages. Run from the installed app, as the daemons are.
     models=
     for name in detector generator; do
         [ -f "$MODELS/$name.onnx" ] && models="${models:+$models,}$name"
@@ -71,15 +70,7 @@ cmd_build() {
     [ -n "$models" ] || { say "no detector.onnx or generator.onnx in $MODELS"; return 1; }
     mkdir -p "$ENGINES"
     cd "$PREFIX/app"
-    exec "$PYTHON" -c '
-import argparse, logging, sys
-from export import trt_build
-parser = argparse.ArgumentParser(prog="engines.sh build")
-trt_build.register(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-sys.exit(args.func(args))
-' engine --model "$models" --precision auto --onnx-dir "$MODELS" --out "$ENGINES"
+    exec "$PYTHON" -m edgeanon engines --model "$models" --precision auto --models "$MODELS" --out "$ENGINES"
 }
 
 cmd_stamp() {

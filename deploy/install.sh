@@ -8,7 +8,7 @@ usage() {
 Usage: deploy/install.sh [OPTIONS]
 
 Installs edgeanon from this source tree:
-  /opt/edgeanon/app            a copy of the sources (edgeanon/, export/, deploy/, systemd/)
+  /opt/edgeanon/app            a copy of the runtime (edgeanon/, deploy/, systemd/; the host toolkit export/ stays behind)
   /opt/edgeanon/.venv          Python venv with --system-site-packages (JetPack's TensorRT and OpenCV)
   /etc/edgeanon/CAMERA.toml    the camera's config (never overwritten once there)
   /etc/edgeanon/tls/           broker CA and this device's client certificate (with --tls-dir)
@@ -213,7 +213,7 @@ install_app() {
         return 0
     fi
     items=
-    for item in edgeanon export deploy systemd pyproject.toml README.md requirements.txt requirements-jetson.txt; do
+    for item in edgeanon deploy systemd pyproject.toml README.md requirements.txt requirements-jetson.txt; do
         [ -e "$SRC/$item" ] && items="$items $item"
     done
     fs rm -rf "$ROOT$APP.new"

@@ -64,7 +64,7 @@ for precision in int8 fp16; do
     mkdir -p "$dir"
     printf '== building %s engines (%s) into %s\n' "$precision" "$MODEL_LIST" "$dir"
     start=$(date +%s)
-    "$PYTHON" -m export engine --model "$MODEL_LIST" --precision "$precision" --models "$MODELS" \
+    "$PYTHON" -m edgeanon engines --model "$MODEL_LIST" --precision "$precision" --models "$MODELS" \
         --out "$dir" --opt-size "$OPT_SIZE" >"$dir/build.json" \
         || die "building the $precision engines failed (log above; $dir/build.json)"
     printf '   built in %s s\n' "$(( $(date +%s) - start ))"

@@ -11,7 +11,7 @@ from edgeanon import __version__
 from edgeanon.scrub import install_log_scrubber
 
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
-COMMANDS = ("detect", "anonymize", "run", "doctor")
+COMMANDS = ("detect", "anonymize", "run", "doctor", "engines")
 
 
 def build_parser() -> argparse.ArgumentParser:

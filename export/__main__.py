@@ -7,17 +7,18 @@ import importlib
 import logging
 import sys
 
-# module name -> CLI name; each module has `register(subparsers)` setting `func(args) -> int`.
+# module -> CLI name; each module has `register(subparsers[, name])` setting `func(args) -> int`. `engine` is the
+# runtime's builder (`edgeanon engines`), kept here under its old name.
 COMMANDS = {
-    "conversion.import_weights": "import-weights",
-    "conversion.onnx_export": "onnx",
-    "conversion.fp16": "fp16",
-    "quantization.quantize": "quantize",
-    "quantization.verify": "verify",
-    "trt_build": "engine",
-    "all_steps": "all",
-    "training.train": "train-generator",
-    "training.gate": "gate-generator",
+    "export.conversion.import_weights": "import-weights",
+    "export.conversion.onnx_export": "onnx",
+    "export.conversion.fp16": "fp16",
+    "export.quantization.quantize": "quantize",
+    "export.quantization.verify": "verify",
+    "edgeanon.commands.engines": "engine",
+    "export.all_steps": "all",
+    "export.training.train": "train-generator",
+    "export.training.gate": "gate-generator",
 }
 
 
@@ -31,14 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, command in COMMANDS.items():
         try:
-            module = importlib.import_module(f"export.{module_name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"export.{module_name}":
+            if exc.name == module_name:
                 continue
             # A device has TensorRT but no torch/onnx: keep the other commands usable and say what is missing.
             unavailable(sub, command, exc.name or "a dependency")
             continue
-        if hasattr(module, "register"):
+        if module_name.startswith("edgeanon."):
+            module.register(sub, command)
+        elif hasattr(module, "register"):
             module.register(sub)
     return parser
 

@@ -176,8 +176,8 @@ def check_engines(engines: list[Path], environment: Callable[[], object] | None 
             return Check("engines", SKIP, "no TensorRT here: ONNX models run on ONNX Runtime")
         from edgeanon.inference.trt import current_environment as environment
     if not engines:
-        return Check("engines", WARN, "no TensorRT engines yet: `sudo systemctl start edgeanon-engines` builds "
-                                      "them (ONNX Runtime until then)")
+        return Check("engines", WARN, "no TensorRT engines yet: `sudo systemctl start edgeanon-engines` "
+                                      "(`edgeanon engines` underneath) builds them (ONNX Runtime until then)")
     try:
         env = environment()
     except (ModelError, ImportError, RuntimeError) as exc:

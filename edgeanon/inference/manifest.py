@@ -185,7 +185,7 @@ def rebuild_command(engine_path: str | Path, manifest: EngineManifest | None = N
     model = model_name(engine_path)
     precision = f" --precision {manifest.precision}" if manifest else ""
     source = f" --onnx {engine_path.parent / manifest.onnx_file}" if manifest else ""
-    return f"python -m export engine --model {model}{precision}{source} --out {engine_path.parent}"
+    return f"edgeanon engines --model {model}{precision}{source} --out {engine_path.parent}"
 
 
 def check_engine(engine_path: str | Path, env: DeviceEnvironment, verify_engine_hash: bool = True) -> EngineManifest:

@@ -144,7 +144,7 @@ class TensorRTBackend(ClosingBackend):
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
             raise ModelError(f"{self.path}: TensorRT could not deserialize this engine (built by another "
-                             f"TensorRT version or for another GPU?); rebuild it with `python -m export engine`")
+                             f"TensorRT version or for another GPU?); rebuild it with `edgeanon engines`")
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from edgeanon.inference.trt import tensorrt_available
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -191,6 +193,7 @@ def test_dry_run_lays_out_the_tree(installed):
         assert (root / "var/lib/edgeanon/models" / model.name).read_bytes() == model.read_bytes()
     app = root / "opt/edgeanon/app"
     assert (app / "edgeanon/cli.py").is_file() and (app / "requirements-jetson.txt").is_file()
+    assert not (app / "export").exists()  # the host toolkit stays behind: the device builds with `edgeanon engines`
     assert os.access(app / "deploy/engines.sh", os.X_OK)
     assert not list(app.rglob("__pycache__"))
 
@@ -406,20 +409,26 @@ def test_jetson_pins_follow_the_jetpack():
     assert "<2" in jp6["numpy"] and "paho-mqtt" in jp6 and "onnxruntime" in jp6
 
 
-def test_engines_build_runs_the_export_builder(installed, tmp_path):
-    """`engines.sh build` reaches export/trt_build.py with arguments it accepts (TensorRT is absent here)."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        pass
-    else:
+def test_engines_build_runs_the_runtimes_builder(installed, tmp_path):
+    """`engines.sh build` reaches `edgeanon engines` of the installed app, with arguments it accepts (TensorRT is
+    absent here)."""
+    if tensorrt_available():
         pytest.skip("TensorRT is installed here: a real build would start")
     root, _ = installed
     models = tmp_path / "models"
     models.mkdir()
     (models / "detector.onnx").write_bytes(b"not built here")
     env = {**os.environ, "EDGEANON_PREFIX": str(root / "opt/edgeanon"), "EDGEANON_PYTHON": sys.executable,
-           "EDGEANON_MODELS": str(models)}
+           "EDGEANON_MODELS": str(models), "PYTHONPATH": ""}  # the installed copy, not this checkout
     result = engines("build", env)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "usage:" not in result.stderr and "TensorRT is not installed" in result.stderr, result.stderr
+    assert "edgeanon.commands.engines" in result.stderr  # the runtime's command, no export/ on the device
+
+
+def test_verify_on_device_script_refuses_without_tensorrt():
+    if tensorrt_available():
+        pytest.skip("TensorRT runs here: the script would build real engines")
+    result = subprocess.run(["sh", str(REPO / "deploy" / "verify-on-device.sh")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "TensorRT does not import" in result.stderr

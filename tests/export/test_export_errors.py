@@ -122,7 +122,7 @@ def test_engine_from_another_tensorrt_version_is_refused(tmp_path):
         check_engine(engine, now)
     message = str(info.value)
     assert "\n" not in message and "built with TensorRT 8.5.2.2" in message and "TensorRT 10.3.0.30" in message
-    assert "python -m export engine --model detector --precision fp16" in message
+    assert "edgeanon engines --model detector --precision fp16" in message
 
 
 def test_engine_command_without_tensorrt_says_where_to_run(tmp_path):

@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
+from edgeanon.inference.ort import OrtBackend
 from export.all_steps import reject_failed
 from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT
-from export.quantization.compare import psnr
+from export.quantization.compare import compare_detectors, psnr
 from export.quantization.verify import MAX_ABS_DIFF, verify
 from tests.export.broken_models import blind_copy
 
@@ -96,3 +97,8 @@ def test_only_the_failing_flavour_is_rejected(tmp_path):
     ]}
     assert reject_failed(tmp_path, report) == [str(tmp_path / "detector.int8-trt.rejected.onnx")]
     assert (tmp_path / "detector.int8.onnx").is_file() and (tmp_path / "generator.int8.onnx").is_file()
+
+
+def test_engine_comparison_logic_with_onnx_runtime_standing_in(detector_model, face_image):
+    same = compare_detectors(OrtBackend(detector_model), OrtBackend(detector_model), [face_image, face_image[:, ::-1]])
+    assert same.reference_faces == 2 and same.match_rate == 1.0 and same.extra == 0

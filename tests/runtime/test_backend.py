@@ -37,7 +37,7 @@ def test_auto_uses_onnx_runtime_when_tensorrt_is_absent(detector_model, tmp_path
 def test_trt_on_an_onnx_path_without_its_engine_names_the_engine_and_the_build(detector_model, tmp_path):
     model = tmp_path / "detector.onnx"
     shutil.copy(detector_model, model)
-    with pytest.raises(ModelError, match=r"needs the TensorRT engine detector\.engine beside it.*export engine"):
+    with pytest.raises(ModelError, match=r"needs the TensorRT engine detector\.engine beside it.*edgeanon engines"):
         open_backend(model, "trt")
 
 

@@ -58,7 +58,7 @@ def test_stale_when_the_onnx_changed(tmp_path):
     onnx.write_bytes(b"retrained model")
     with pytest.raises(StaleEngineError, match="stale: detector.onnx changed") as info:
         check_engine(engine, ORIN_JP6)
-    assert "python -m export engine --model detector --precision fp16" in str(info.value)
+    assert "edgeanon engines --model detector --precision fp16" in str(info.value)
 
 
 @pytest.mark.parametrize("other, words", [
@@ -116,5 +116,5 @@ def test_rebuild_command_names_model_precision_and_source(tmp_path):
     engine, _, manifest = built(tmp_path, precision="int8")
     manifest = replace(manifest, onnx_file="detector.int8-trt.onnx")
     command = rebuild_command(engine, manifest)
-    assert command.startswith("python -m export engine --model detector --precision int8")
+    assert command.startswith("edgeanon engines --model detector --precision int8")
     assert "detector.int8-trt.onnx" in command

@@ -1,4 +1,4 @@
-"""`python -m export engine`: build TensorRT engines on the device that will run them, with sidecar manifests.
+"""Build TensorRT engines on the device that will run them, with sidecar manifests (`edgeanon engines`).
 
 One code path for TensorRT 8.5/8.6 (JetPack 5) and 10.x (JetPack 6/7). FP16 engines, and INT8 engines from the
 symmetric QDQ model (explicit quantization: the scales are in the graph, no calibrator at build time), with the
@@ -9,7 +9,6 @@ beside the engine and the file names are pure functions, tested with fakes where
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -20,14 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeanon.anonymize.gan import MAX_BATCH
 from edgeanon.atomic import atomic_path
+from edgeanon.detector import MULTIPLE, VIDEO_SCALING, Scaling
+from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
-from export.paths import MODELS_DIR
+from edgeanon.inference.ort import OrtBackend
+from edgeanon.inference.trt import current_environment, parse_version
+from edgeanon.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "fp16", "fp32")
-# INT8 is the default: the TensorRT-flavour INT8 models pass their gates (`python -m export verify`).
+# INT8 is the default: the TensorRT-flavour INT8 models pass their gates (`python -m export verify` on the host).
 DEFAULT_PRECISION = "int8"
 # Which ONNX variant each precision builds from, per TensorRT generation.
 _SOURCE = {
@@ -39,13 +43,8 @@ DEFAULT_DETECTOR_MIN = (320, 320)  # detector input width, height
 DEFAULT_DETECTOR_MAX = (1920, 1080)
 DEFAULT_CAMERA = (1280, 720)
 BUILD_HEARTBEAT_S = 20.0
-
-
-def default_generator_batch() -> tuple[int, int, int]:
-    """min, opt, max faces per generator call: the runtime batches up to MAX_BATCH faces at once."""
-    from edgeanon.anonymize.gan import MAX_BATCH
-
-    return (1, 4, MAX_BATCH)
+# min, opt, max faces per generator call: the runtime batches up to MAX_BATCH faces at once.
+DEFAULT_GENERATOR_BATCH = (1, 4, MAX_BATCH)
 
 
 class EngineBuildError(RuntimeError):
@@ -61,12 +60,6 @@ class BuildPlan:
     builder_flags: tuple[str, ...]
     source_suffix: str
     fp16_layers: tuple[str, ...] = ()  # ONNX nodes the QDQ model leaves in float: built in FP16
-
-
-def parse_version(version: str) -> tuple[int, ...]:
-    from edgeanon.inference.trt import parse_version as parse
-
-    return parse(version)
 
 
 def plan_build(tensorrt_version: str, precision: str, fp16_layers: Sequence[str] = ()) -> BuildPlan:
@@ -120,14 +113,6 @@ def source_onnx(models_dir: Path, model: str, plan: BuildPlan) -> Path:
     return Path(models_dir) / f"{model}{plan.source_suffix}"
 
 
-def engine_name(model: str) -> str:
-    """Engines are named after the model (`detector.engine`): the runtime finds it beside `detector.onnx`,
-    and the manifest records the precision. The rule itself lives in edgeanon.inference.manifest."""
-    from edgeanon.inference.manifest import engine_name as rule
-
-    return rule(model)
-
-
 def timing_cache_name(tensorrt_version: str, device_name: str) -> str:
     """A timing cache per TensorRT version and GPU: caches do not transfer between them."""
     safe = "".join(ch if ch.isalnum() else "-" for ch in device_name).strip("-").lower() or "gpu"
@@ -152,8 +137,6 @@ def _round_up(value: int, multiple: int) -> int:
 def detector_dim_ranges(min_wh: tuple[int, int], opt_wh: tuple[int, int], max_wh: tuple[int, int],
                         batch: tuple[int, int, int] = (1, 1, 1)) -> dict[str, tuple[int, int, int]]:
     """Frame sizes -> min/opt/max of the detector's named dynamic dims, padded as the runtime pads them."""
-    from edgeanon.detector import MULTIPLE
-
     ws = [_round_up(s[0], MULTIPLE) for s in (min_wh, opt_wh, max_wh)]
     hs = [_round_up(s[1], MULTIPLE) for s in (min_wh, opt_wh, max_wh)]
     for name, values in (("width", ws), ("height", hs), ("batch", list(batch))):
@@ -190,9 +173,6 @@ def onnx_input_shapes(path: str | Path) -> dict[str, list[int | str]]:
 
 
 def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[str, str]]:
-    from edgeanon.inference.errors import ModelError
-    from edgeanon.inference.ort import OrtBackend
-
     try:
         backend = OrtBackend(path, threads=1, providers=["CPUExecutionProvider"])
     except ModelError as exc:
@@ -201,12 +181,9 @@ def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[s
     return shapes, backend.metadata()
 
 
-def runtime_input_size(frame_wh: tuple[int, int], scaling=None) -> tuple[int, int]:
+def runtime_input_size(frame_wh: tuple[int, int], scaling: Scaling = VIDEO_SCALING) -> tuple[int, int]:
     """The detector input (width, height) the runtime feeds for a frame size: scaled as the daemon scales video
     frames (edgeanon.detector.VIDEO_SCALING), then padded to a multiple of 32."""
-    from edgeanon.detector import MULTIPLE, VIDEO_SCALING
-
-    scaling = scaling or VIDEO_SCALING
     w, h = frame_wh
     scale = scaling.scale_for(h, w)
     return (_round_up(max(1, round(w * scale)), MULTIPLE), _round_up(max(1, round(h * scale)), MULTIPLE))
@@ -222,7 +199,7 @@ class EngineSettings:
     detector_min: tuple[int, int] = DEFAULT_DETECTOR_MIN
     detector_opt: tuple[int, int] = DEFAULT_CAMERA
     detector_max: tuple[int, int] = DEFAULT_DETECTOR_MAX
-    generator_batch: tuple[int, int, int] | None = None  # None: default_generator_batch()
+    generator_batch: tuple[int, int, int] = DEFAULT_GENERATOR_BATCH
     workspace_mib: int = DEFAULT_WORKSPACE_MIB
 
     def ranges(self, model: str) -> dict[str, tuple[int, int, int]]:
@@ -231,31 +208,7 @@ class EngineSettings:
             largest = (max(opt[0], self.detector_max[0]), max(opt[1], self.detector_max[1]))
             smallest = (min(opt[0], self.detector_min[0]), min(opt[1], self.detector_min[1]))
             return detector_dim_ranges(smallest, opt, largest)
-        return {"batch": self.generator_batch or default_generator_batch()}
-
-
-def settings_from_args(args: argparse.Namespace) -> EngineSettings:
-    """The camera size of the edgeanon config sets the detector's optimum shape; options override."""
-    camera = DEFAULT_CAMERA
-    if args.config:
-        from edgeanon.config import ConfigError, load_config
-
-        try:
-            cfg = load_config(args.config)
-        except ConfigError as exc:
-            raise EngineBuildError(f"{args.config}: {exc}") from exc
-        camera = (cfg.source.width, cfg.source.height)
-    if args.opt_size:
-        camera = parse_size(args.opt_size)
-    batch = None
-    if args.generator_batch:
-        try:
-            batch = tuple(int(v) for v in args.generator_batch.split(","))
-        except ValueError:
-            batch = ()
-        if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
-            raise EngineBuildError(f"--generator-batch {args.generator_batch!r}: expected MIN,OPT,MAX, e.g. 1,4,32")
-    return EngineSettings(parse_size(args.min_size), camera, parse_size(args.max_size), batch, args.workspace_mib)
+        return {"batch": self.generator_batch}
 
 
 def relative_onnx_name(onnx_path: Path, engine_path: Path) -> str:
@@ -328,17 +281,22 @@ class _Heartbeat:
             self._thread.join(timeout=1)
 
 
+def import_tensorrt():
+    """The tensorrt module, or EngineBuildError saying where engines are built. Imported on demand: TensorRT is
+    JetPack's, absent from any other machine, and the runtime works without it (ONNX Runtime)."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise EngineBuildError("TensorRT is not installed here: build engines on the Jetson that runs them "
+                               "(JetPack ships it; see requirements-jetson.txt)") from exc
+    return tensorrt
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
                  ranges: dict[str, tuple[int, int, int]], workspace_mib: int = DEFAULT_WORKSPACE_MIB,
                  timing_cache_dir: str | Path | None = None) -> EngineManifest:
     """Build and write one engine plus its manifest (needs TensorRT and a GPU). Returns the manifest."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise EngineBuildError("TensorRT is not installed here: build engines on the Jetson that runs them "
-                               "(JetPack ships it; see requirements-jetson.txt)") from exc
-    from edgeanon.inference.trt import current_environment
-    from edgeanon.systemd import Notifier
+    trt = import_tensorrt()
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     input_shapes, onnx_metadata = _describe_onnx(onnx_path)
@@ -383,72 +341,3 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str,
     write_manifest(engine_path, manifest)
     log.info("wrote %s in %.0f s (manifest %s.json)", engine_path, time.monotonic() - start, engine_path.name)
     return manifest
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        import tensorrt as trt
-    except ImportError:
-        log.error("TensorRT is not installed here: run `python -m export engine` on the Jetson that will use the "
-                  "engines (JetPack ships TensorRT; pip install -r requirements-jetson.txt for cuda-python)")
-        return 2
-    try:
-        settings = settings_from_args(args)
-        models_dir = Path(args.models)
-        out_dir = Path(args.out) if args.out else models_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        reports = []
-        for model in args.model.split(","):
-            precision = choose_precision(args.precision, models_dir, model, trt.__version__)
-            plan = plan_build(trt.__version__, precision)
-            onnx_path = Path(args.onnx) if args.onnx else source_onnx(models_dir, model, plan)
-            if not onnx_path.is_file():
-                raise EngineBuildError(f"{onnx_path}: not found (run `python -m export all --out {models_dir}` "
-                                       "on the host, or copy the ONNX files here)")
-            engine = out_dir / engine_name(model)
-            manifest = build_engine(onnx_path, engine, precision, settings.ranges(model),
-                                    settings.workspace_mib, args.timing_cache_dir)
-            reports.append({"model": model, "engine": str(engine), **manifest.to_dict()})
-        print(json.dumps(reports, indent=2))
-        return 0
-    except EngineBuildError as exc:
-        log.error("%s", exc)
-        return 2
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "engine", help="build TensorRT engines on the Jetson (INT8 from QDQ, FP16), with manifests",
-        description="Build TensorRT engines from the exported ONNX files ON THE DEVICE THAT RUNS THEM "
-                    "(engines are tied to the TensorRT version, GPU and JetPack). Writes MODEL.engine and "
-                    "MODEL.engine.json (ONNX sha256, TensorRT/CUDA/JetPack versions, GPU, precision, profile "
-                    "shapes); the runtime refuses an engine whose manifest does not match. Precisions: int8 "
-                    "(default; explicit quantization from MODEL.int8-trt.onnx, no calibrator, the layers it "
-                    "leaves in float built in FP16); fp16; fp32. The detector profile's optimum is the input "
-                    "the daemon makes of the camera frame; the generator's batch range covers the runtime's "
-                    "largest batch. The timing cache is kept beside the engine.",
-        epilog="example (on the Jetson): python -m export engine --model detector,generator "
-               "--config /etc/edgeanon/edgeanon.toml")
-    p.add_argument("--model", default="detector,generator", help="detector, generator or both (comma list)")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=(*PRECISIONS, "auto"),
-                   help="default: %(default)s; auto = int8 where MODEL.int8-trt.onnx is present, else fp16")
-    p.add_argument("--models", "--onnx-dir", dest="models", default=str(MODELS_DIR),
-                   help="folder with the ONNX files (default: %(default)s)")
-    p.add_argument("--onnx", help="build from this ONNX file instead of the one the precision implies")
-    p.add_argument("--out", help="engine folder, created if missing (default: the models folder)")
-    p.add_argument("--config", help="edgeanon TOML config: its camera size sets the detector's optimum shape")
-    p.add_argument("--opt-size", help="camera frame size WxH the detector is tuned for (default: config camera "
-                                      "size or 1280x720; the daemon halves large frames before detection)")
-    p.add_argument("--min-size", default="x".join(map(str, DEFAULT_DETECTOR_MIN)), help="smallest detector input WxH")
-    p.add_argument("--max-size", default="x".join(map(str, DEFAULT_DETECTOR_MAX)), help="largest detector input WxH")
-    p.add_argument("--generator-batch", default=None,
-                   help="generator batch MIN,OPT,MAX (faces per call; default: 1,4,the runtime's largest batch)")
-    p.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB, help="builder workspace limit")
-    p.add_argument("--timing-cache-dir", default=os.environ.get("CACHE_DIRECTORY"),
-                   help="where the timing cache persists (default: $CACHE_DIRECTORY under systemd, else beside "
-                        "the engine)")
-    p.set_defaults(func=run)
-
-
-__all__: Sequence[str] = ("BuildPlan", "plan_build", "apply_plan", "compute_profiles", "detector_dim_ranges",
-                          "build_engine")
