@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,29 @@ class PendingFile:
         """Delete the temp file if it is there."""
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+
+
+def target_problem(target: str | os.PathLike) -> str | None:
+    """Why `atomic_path(target)` would fail for want of a place to write, or None: checked before long work.
+
+    The temp file goes beside the target, so its folder (or the nearest one that exists, when atomic_path would
+    create the rest) must be a folder a file can be made in (tried, not guessed from the permission bits, which
+    root and /proc ignore), and the target itself must not be a folder.
+    """
+    target = Path(target)
+    if target.is_dir():
+        return "is a folder"
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeanon-probe."):
+            pass
+    except OSError as exc:
+        return f"cannot write in {folder} ({exc.strerror})"
+    return None
 
 
 @contextlib.contextmanager

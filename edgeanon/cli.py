@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import sys
 
 from edgeanon import __version__
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # No number option of any command means anything as nan or inf (argparse's float() takes both).
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            print(f"edgeanon {args.command}: error: --{name.replace('_', '-')} must be a finite number, got {value}",
+                  file=sys.stderr)
+            return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -28,6 +28,11 @@ UINT32_MAX = 2**32 - 1
 PATH_MAX = 4096  # Linux
 # What one camera's publish queue may hold at worst (queue_size x max_payload): a Jetson Nano has 4 GB in all.
 QUEUE_BYTES_MAX = 256 * 1024 * 1024
+# ONNX Runtime threads: more than this only wait on each other (100000 hangs the session's start).
+THREADS_MAX = 256
+# The largest picture decoded, an image file or one video frame (8192 x 8192, a camera's largest capture size too):
+# read from the header and refused before a pixel is decoded.
+MAX_PIXELS = 8192 * 8192
 
 
 class ConfigError(ValueError):
@@ -146,7 +151,7 @@ class ModelConfig:
                             "on the long side, larger frames scaled to it), 0.5 = half size (4x less detector "
                             "work, misses small faces)")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
-    threads: int = _f(0, _between(0, 256), "ONNX Runtime threads (0 = all cores)")
+    threads: int = _f(0, _between(0, THREADS_MAX), "ONNX Runtime threads (0 = all cores)")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ DEFAULT_MASK_SCALE = 1.6
 # changed 0.9% less of the picture.
 DEFAULT_HOLD_S = 0.3
 
+# The largest video `edgeanon anonymize` decodes, in billions of pixels (width x height x frames): 1000 is about an
+# hour of 4K at 30 frames/s. Checked from the header before decoding, so a small file cannot claim days of work.
+DEFAULT_VIDEO_GIGAPIXELS = 1000.0
+
 
 @dataclass(frozen=True)
 class Scaling:

@@ -109,8 +109,10 @@ class FaceDetector:
             low_threshold = threshold
         if low_threshold is not None and not 0.0 < low_threshold <= threshold:
             raise ValueError(f"low threshold must be 0 (off) or in (0, threshold {threshold}], got {low_threshold}")
-        if input_scale is not None and input_scale <= 0:
-            raise ValueError(f"input scale must be positive, got {input_scale}")
+        if input_scale is not None and not 0 < input_scale < float("inf"):
+            raise ValueError(f"input scale must be a positive number, got {input_scale}")
+        if not 0.0 < nms_iou <= 1.0:  # NaN included: OpenCV's NMS would fail on it
+            raise ValueError(f"NMS overlap must be in (0, 1], got {nms_iou}")
         if any(not s > 0 for s in extra_scales):
             raise ValueError(f"extra scales must be positive, got {extra_scales}")
         self.backend = backend

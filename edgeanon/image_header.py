@@ -1,7 +1,9 @@
 """Width and height from an image file's header, without decoding it (the decompression-bomb guard).
 
 Knows the formats edgeanon reads (JPEG, PNG, BMP, WebP, TIFF, PNM, JPEG 2000, GIF); anything else, or
-a header that cannot be read, is None, and the caller refuses the file.
+a header that cannot be read, is None, and the caller refuses the file. Give it the whole file: a JPEG's frame
+header may follow megabytes of metadata, and a TIFF's directory often follows its pixels; each reader reads only
+as far as its format needs.
 """
 
 from __future__ import annotations

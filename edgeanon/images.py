@@ -1,16 +1,29 @@
-"""Reading images into the runtime's one format: BGR uint8, HxWx3, whatever the file holds."""
+"""Reading images into the runtime's one format: BGR uint8, HxWx3, upright as a viewer shows them.
+
+A photo stored sideways with an EXIF orientation tag (what phones write) is turned upright on load, so faces
+are looked for, and boxes given, in the picture as people see it; outputs are written upright without the tag.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeanon.config import MAX_PIXELS
 from edgeanon.image_header import image_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm"}
-MAX_PIXELS = 8192 * 8192
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageError", "list_images", "load_image", "to_bgr8"]
+# Keeps 16-bit and grey pictures for to_bgr8, and, unlike IMREAD_UNCHANGED, applies the EXIF orientation.
+READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+# libjpeg's warnings for damaged data: it still returns a picture, partly grey or garbage, and says so only on
+# the C stderr (OpenCV offers no other way to ask), so that is where they are read.
+JPEG_DAMAGE = (b"Corrupt JPEG data", b"Premature end of JPEG file")
 
 
 class ImageError(ValueError):
@@ -40,19 +53,49 @@ def load_image(path: str | Path) -> np.ndarray:
     size = path.stat().st_size
     if size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    # The size from the header, before any pixel is decoded: a small file may claim gigapixels.
-    size = image_size(data[:1 << 20].tobytes())
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
+    # The size from the header, before any pixel is decoded: a small file may claim gigapixels. The whole file
+    # goes in: a JPEG's frame header may follow megabytes of metadata, a TIFF's directory may follow its pixels.
+    size = image_size(data)
     if size is None:
         raise ImageError(f"{path}: not a readable image (unknown format or broken header)")
     if size[0] * size[1] > MAX_PIXELS or not (size[0] and size[1]):
         raise ImageError(f"{path}: {size[0]}x{size[1]} is larger than {MAX_PIXELS} pixels (or empty); not decoded")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    image, warnings = _decode(np.frombuffer(data, np.uint8), jpeg=data[:2] == b"\xff\xd8")
+    damage = [line for line in warnings.splitlines() if line.startswith(JPEG_DAMAGE)]
+    if warnings and not damage:
+        sys.stderr.buffer.write(warnings)  # not ours to judge: passed on as the library wrote it
+        sys.stderr.flush()
+    if damage:
+        raise ImageError(f"{path}: corrupt JPEG ({damage[0].decode('ascii', 'replace').strip()}); not used")
     if image is None:
         raise ImageError(f"{path}: not a readable image")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise ImageError(f"{path}: {image.shape[1]}x{image.shape[0]} is larger than {MAX_PIXELS} pixels")
     return to_bgr8(image)
+
+
+def _decode(data: np.ndarray, jpeg: bool) -> tuple[np.ndarray | None, bytes]:
+    """The decoded picture and, for a JPEG, what the decoder wrote to the C stderr meanwhile."""
+    if not jpeg:
+        return cv2.imdecode(data, READ_FLAGS), b""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to read the warnings from
+            return cv2.imdecode(data, READ_FLAGS), b""
+        os.dup2(sink.fileno(), 2)
+        try:
+            image = cv2.imdecode(data, READ_FLAGS)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return image, sink.read()
 
 
 def list_images(inputs: list[str | Path]) -> list[Path]:

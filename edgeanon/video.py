@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from edgeanon.atomic import PendingFile
+from edgeanon.config import MAX_PIXELS
 from edgeanon.frames import Frame
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,14 @@ class VideoReader:
     Frame timestamps are the stream's own presentation times in seconds, so a variable frame rate and
     the offset to the audio survive a round trip through VideoWriter. Frames stored rotated (a phone's
     display matrix) come out upright, as a player shows them.
+
+    Limits, read from the stream's header before a frame is decoded: frames of more than MAX_PIXELS are refused
+    (and FFmpeg's decoder refuses one mid-stream too), and so is a video declaring more than `max_total_pixels`
+    (width x height x frames, None: no limit), which is counted again while decoding, for a header that says
+    nothing or lies.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_total_pixels: float | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise VideoError(f"{self.path}: no such file")
@@ -82,6 +88,16 @@ class VideoReader:
         if width <= 0 or height <= 0:
             self._container.close()
             raise VideoError(f"{self.path}: video has no picture size (corrupt or not a video)")
+        declared = int(self._stream.frames or 0)
+        if width * height > MAX_PIXELS:
+            self._container.close()
+            raise VideoError(f"{self.path}: {width}x{height} frames are larger than {MAX_PIXELS} pixels; not decoded")
+        self.max_total_pixels = max_total_pixels
+        if max_total_pixels is not None and width * height * declared > max_total_pixels:
+            self._container.close()
+            raise VideoError(f"{self.path}: {declared} frames of {width}x{height} are more than "
+                             f"{max_total_pixels / 1e9:g} billion pixels in all; not decoded")
+        self._stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}  # a frame that grows mid-stream
         rate = self._stream.average_rate or self._stream.guessed_rate
         fps = float(rate) if rate else 0.0
         if not (math.isfinite(fps) and 0 < fps <= 1000):
@@ -95,7 +111,7 @@ class VideoReader:
         self._stored = (width, height)
         if self._turns % 2:
             width, height = height, width
-        self.info = VideoInfo(width, height, fps, int(self._stream.frames or 0), self._stream.time_base,
+        self.info = VideoInfo(width, height, fps, declared, self._stream.time_base,
                               bool(self._container.streams.audio))
 
     def _next_picture(self) -> av.VideoFrame | None:
@@ -113,6 +129,10 @@ class VideoReader:
         if picture is None and self.frames_read > 0:
             picture = self._next_picture()
         while picture is not None:
+            if (self.max_total_pixels is not None
+                    and (self.frames_read + 1) * self._stored[0] * self._stored[1] > self.max_total_pixels):
+                raise VideoError(f"{self.path}: more than {self.max_total_pixels / 1e9:g} billion pixels in all "
+                                 f"(width x height x frames); stopped after {self.frames_read} frames")
             # a stream that changes size midway is scaled back to the size it started with
             image = picture.to_ndarray(width=self._stored[0], height=self._stored[1], format="bgr24")
             if self._turns:

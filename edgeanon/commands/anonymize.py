@@ -15,11 +15,20 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.atomic import atomic_path
-from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE, IMAGE_PROFILE, METHODS, VIDEO_PROFILE
+from edgeanon.atomic import atomic_path, target_problem
+from edgeanon.config import THREADS_MAX
+from edgeanon.defaults import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MASK_SCALE,
+    DEFAULT_VIDEO_GIGAPIXELS,
+    IMAGE_PROFILE,
+    METHODS,
+    VIDEO_PROFILE,
+)
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.errors import ModelError
+from edgeanon.inputs import Input, InputError, collect, skipped_warning
 from edgeanon.redactor import Redactor
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 
@@ -29,9 +38,14 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Find every face in images and videos and anonymize it, on this machine.
 
-INPUT may be image files, folders (their images and videos) and video files.
-With one video INPUT, -o is the output video (.mp4, .mov, .mkv, .avi); otherwise
--o is a folder that receives files with the same names (created if missing).
+INPUT may be image files, folders (their images and videos; with --recursive, those
+of their subfolders too) and video files. With one video INPUT, -o is the output
+video (.mp4, .mov, .mkv, .avi); otherwise -o is a folder (created if missing) that
+receives each input under its name: a file given directly by its file name, a file
+found in a folder by its path inside that folder. Two inputs that would get the
+same name are refused before any work.
+Photos stored sideways with an EXIF orientation tag (as phones write them) are
+turned upright on load and written upright, without the tag.
 Videos become H.264 (.avi: MJPEG) with the frame count, timestamps and size of the
 input; its audio is copied unchanged.
 
@@ -41,10 +55,14 @@ examples:
   edgeanon anonymize a.jpg b.png -o out/ --boxes boxes.json     # your own regions, no detector
 """
 
-BOXES_HELP = """JSON {"file name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions (pixels) instead
-of detecting; for a video they apply to every frame. Boxes reaching outside the image are clamped; inverted or
-malformed boxes are rejected; an input without an entry is an error (nothing is written for it). With gan, the
-detector looks inside each box for the face's landmarks; where it finds none, a generic face is placed in the box."""
+BOXES_HELP = """JSON {"name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions instead of detecting;
+for a video they apply to every frame. The name is the input's (its file name, or its path inside the folder
+given); a box is [x1, y1, x2, y2] or {"box": [x1, y1, x2, y2], ...}, so the output of `edgeanon detect --json` works
+as it is (every box in it is covered, whatever its score). Coordinates are pixels of the picture as displayed:
+upright, after its EXIF orientation (and a video's rotation) is applied. Boxes reaching outside the image are
+clamped; inverted or malformed boxes are rejected; an input without an entry is an error (nothing is written for
+it). With gan, the detector looks inside each box for the face's landmarks; where it finds none, a generic face is
+placed in the box."""
 
 
 class UserError(Exception):
@@ -56,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or video")
     p.add_argument("-o", "--output", required=True, type=Path, help="output video (one video input) or folder")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="search folders' subfolders too (default: only their top level, with a warning naming "
+                        "how many files below it were skipped); outputs keep the subfolders")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="gan: a generated face (default when models/generator.onnx exists), "
                         "else blur; pixelate; fill (solid colour). Faces too small for gan get blur.")
@@ -89,7 +110,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="detector model (default models/detector*.onnx)")
     p.add_argument("--generator-model", type=Path, metavar="PATH",
                    help="generator model (default models/generator.onnx)")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"inference threads, at most {THREADS_MAX} (default: all cores)")
+    p.add_argument("--video-gigapixels", type=float, default=DEFAULT_VIDEO_GIGAPIXELS, metavar="G",
+                   help="largest video to decode, in width x height x frames (default "
+                        f"{DEFAULT_VIDEO_GIGAPIXELS:g} billion pixels: about an hour of 4K at 30 frames/s); "
+                        "checked from the file's header before decoding, and again while decoding")
     p.set_defaults(func=run)
 
 
@@ -102,7 +128,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    files, failures = expand_inputs(args.inputs)
+    check_outputs_and_limits(args)
+    try:
+        found = collect(args.inputs, IMAGE_SUFFIXES | VIDEO_SUFFIXES, recursive=args.recursive)
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    for line in [f"error: {p}" for p in found.problems] + skipped_warning(found):
+        print(line, file=sys.stderr)
+    inputs, failures = found.files, len(found.problems)
+    files = [item.path for item in inputs]
     if not files:
         raise UserError("no image or video to process" + (" (see the errors above)" if failures else ""))
     single_video = (len(args.inputs) == 1 and len(files) == 1 and is_video(files[0])
@@ -155,18 +189,24 @@ def _run(args: argparse.Namespace) -> int:
 
     bar = tqdm([f for f in files if not is_video(f)], desc="images", unit="img", disable=None) \
         if any(not is_video(f) for f in files) else None
-    for path in files:
+    for item in inputs:
+        path = item.path
         if single_video:
             target = args.output / path.name if args.output.is_dir() else args.output
         else:
-            target = out_dir / path.name
+            target = out_dir / item.name
         try:
+            if not single_video and target.parent != out_dir:  # a subfolder of -o, with --recursive
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise UserError(f"{target.parent}: cannot create the folder ({exc.strerror})") from exc
             if path.resolve() == target.resolve():
                 raise UserError(f"{path}: output would overwrite the input; choose another -o")
             if is_video(path):
-                anonymize_video(path, target, video_chain, tally)
+                anonymize_video(item, target, video_chain, tally, budget=args.video_gigapixels * 1e9)
             else:
-                anonymize_image(path, target, image_chain, tally)
+                anonymize_image(item, target, image_chain, tally)
                 bar.update()
         except (UserError, ImageError, VideoError, ModelError) as exc:  # ModelError: a detector fault, nothing written
             if bar is not None:
@@ -179,13 +219,29 @@ def _run(args: argparse.Namespace) -> int:
     print(tally.summary())
     if args.report:
         try:
-            args.report.write_text(json.dumps(tally.report(), indent=1))
+            with atomic_path(args.report) as tmp:
+                tmp.write_text(json.dumps(tally.report(), indent=1))
         except OSError as exc:
             print(f"error: --report {args.report}: cannot write ({exc.strerror})", file=sys.stderr)
             failures += 1
-    if failures:
-        print(f"{failures} input(s) failed; the others were written to {args.output}", file=sys.stderr)
+    if failures and len(inputs) + len(found.problems) > 1:
+        done = len(inputs) - sum(1 for entry in tally.files.values() if "error" in entry)
+        print(f"{failures} of {len(inputs) + len(found.problems)} inputs failed; "
+              + (f"the other {done} were written to {args.output}" if done else "nothing was written"),
+              file=sys.stderr)
     return 1 if failures else 0
+
+
+def check_outputs_and_limits(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --report that cannot be written and limits out of their bounds."""
+    if args.report is not None:
+        problem = target_problem(args.report)
+        if problem:
+            raise UserError(f"--report {args.report}: {problem}")
+    if args.threads is not None and not 0 <= args.threads <= THREADS_MAX:  # the config's model.threads bounds
+        raise UserError(f"--threads must be 0 (all cores) to {THREADS_MAX}, got {args.threads}")
+    if not args.video_gigapixels > 0:
+        raise UserError(f"--video-gigapixels must be greater than 0, got {args.video_gigapixels:g}")
 
 
 class Tally:
@@ -250,20 +306,21 @@ class BoxChain:
         self.current = np.zeros((0, 4), np.float32)
         self.sources: list[str | None] = []
 
-    def start(self, path: Path, width: int, height: int) -> None:
-        raw = self.boxes.get(path.name)
+    def start(self, item: Input, width: int, height: int) -> None:
+        path = item.path
+        raw = self.boxes.get(item.name)
         if raw is None:
-            raise UserError(f"{path}: no entry for {path.name!r} in --boxes {self.source or ''}".rstrip()
+            raise UserError(f"{path}: no entry for {item.name!r} in --boxes {self.source or ''}".rstrip()
                             + "; nothing written for it")
         clamped = raw.copy()
         clamped[:, 0::2] = clamped[:, 0::2].clip(0, width)
         clamped[:, 1::2] = clamped[:, 1::2].clip(0, height)
         for i, (a, b) in enumerate(zip(raw, clamped, strict=True)):
             if b[2] - b[0] <= 0 or b[3] - b[1] <= 0:
-                raise UserError(f"--boxes: box {i + 1} of {path.name} {a.tolist()} lies outside the "
+                raise UserError(f"--boxes: box {i + 1} of {item.name} {a.tolist()} lies outside the "
                                 f"{width}x{height} image")
             if not np.array_equal(a, b):
-                log.info("%s: box %d %s clamped to the image: %s", path.name, i + 1, a.tolist(), b.tolist())
+                log.info("%s: box %d %s clamped to the image: %s", item.name, i + 1, a.tolist(), b.tolist())
         self.current = clamped
 
     def process(self, frame: Frame):
@@ -279,10 +336,11 @@ class BoxChain:
         pass
 
 
-def anonymize_image(path: Path, target: Path, chain, tally: Tally | None = None) -> None:
-    image = load_image(path)
+def anonymize_image(item: Input, target: Path, chain, tally: Tally | None = None) -> None:
+    path = item.path
+    image = load_image(path)  # upright: its EXIF orientation applied; written without one
     if isinstance(chain, BoxChain):
-        chain.start(path, image.shape[1], image.shape[0])
+        chain.start(item, image.shape[1], image.shape[0])
     else:
         chain.reset()
     redacted = chain.process(Frame(0, 0.0, image))
@@ -306,11 +364,13 @@ def _sources(chain, redacted) -> list[str | None]:
     return ["detected" if f.method == "gan" else None for f in redacted.faces]
 
 
-def anonymize_video(path: Path, target: Path, chain, tally: Tally | None = None) -> None:
-    with VideoReader(path) as reader:
+def anonymize_video(item: Input, target: Path, chain, tally: Tally | None = None,
+                    budget: float | None = None) -> None:
+    path = item.path
+    with VideoReader(path, max_total_pixels=budget) as reader:
         info = reader.info
         if isinstance(chain, BoxChain):
-            chain.start(path, info.width, info.height)
+            chain.start(item, info.width, info.height)
         else:
             chain.reset()
         with VideoWriter(target, info.fps, (info.width, info.height), audio_from=path, time_base=info.time_base) \
@@ -328,26 +388,6 @@ def anonymize_video(path: Path, target: Path, chain, tally: Tally | None = None)
                              f"{path}: truncated or corrupt: no frame could be decoded")
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], int]:
-    """Files to process (folders expand to their images and videos, sorted) and the count of bad inputs."""
-    files: list[Path] = []
-    failures = 0
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file()
-                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            if not found:
-                print(f"error: {item}: folder holds no image or video", file=sys.stderr)
-                failures += 1
-            files += found
-        elif item.is_file():
-            files.append(item)
-        else:
-            print(f"error: {item}: no such file or folder", file=sys.stderr)
-            failures += 1
-    return files, failures
-
-
 def prepare_folder(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: -o must be a folder when there are several inputs or images")
@@ -361,7 +401,11 @@ def prepare_folder(path: Path) -> Path:
 
 
 def load_boxes(path: Path) -> dict[str, np.ndarray]:
-    """Parse and check --boxes: {file name: [[x1, y1, x2, y2], ...]} with finite numbers, x2 > x1, y2 > y1."""
+    """Parse and check --boxes: {name: [box, ...]} with finite numbers, x2 > x1, y2 > y1.
+
+    A box is [x1, y1, x2, y2], or an object with that under "box" (edgeanon detect --json; its other keys are
+    not read: every box is covered, whatever its score).
+    """
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -376,6 +420,8 @@ def load_boxes(path: Path) -> dict[str, np.ndarray]:
             raise UserError(f"--boxes {path}: {name!r} must map to a list of [x1, y1, x2, y2] boxes")
         parsed = []
         for i, box in enumerate(items):
+            if isinstance(box, dict):
+                box = box.get("box")
             if (not isinstance(box, list) or len(box) != 4
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
                     or not all(math.isfinite(v) for v in box)):
