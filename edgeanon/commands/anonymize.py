@@ -224,11 +224,12 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: --report {args.report}: cannot write ({exc.strerror})", file=sys.stderr)
             failures += 1
-    if failures and len(inputs) + len(found.problems) > 1:
-        done = len(inputs) - sum(1 for entry in tally.files.values() if "error" in entry)
-        print(f"{failures} of {len(inputs) + len(found.problems)} inputs failed; "
-              + (f"the other {done} were written to {args.output}" if done else "nothing was written"),
-              file=sys.stderr)
+    named = len(inputs) + len(found.problems)
+    failed = len(found.problems) + sum(1 for entry in tally.files.values() if "error" in entry)
+    if failed and named > 1:  # with one input, its own error line says it all
+        print(f"{failed} of {named} inputs failed; "
+              + (f"the other {named - failed} were written to {args.output}" if failed < named
+                 else "nothing was written"), file=sys.stderr)
     return 1 if failures else 0
 
 
