@@ -141,7 +141,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write results here (default: standard output)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="heatmap score a face needs (default: %(default)s; lower finds more, with more false hits)")
-    p.add_argument("--nms-iou", type=float, default=DEFAULT_NMS_IOU, help="NMS overlap (default: %(default)s)")
+    p.add_argument("--nms-iou", type=float, default=DEFAULT_NMS_IOU,
+                   help="NMS overlap, in (0, 1] (default: %(default)s)")
     p.add_argument("--input-scale", type=float, default=None,
                    help="scale images by this before detecting (>1 finds smaller faces, slower; default: images "
                         "smaller than 1280 px are scaled up to 1280, at most 2x)")
