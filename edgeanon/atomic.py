@@ -67,6 +67,18 @@ def target_problem(target: str | os.PathLike) -> str | None:
     return None
 
 
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Make `folder` (with its parents) when missing; why files cannot be written in it, or None."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        return "is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder ({exc.strerror})"
+    return target_problem(folder / "probe")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path to write; it replaces `target` when the block succeeds and is deleted otherwise.

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.atomic import atomic_path, target_problem
+from edgeanon.atomic import atomic_path, folder_problem, target_problem
 from edgeanon.config import THREADS_MAX
 from edgeanon.defaults import (
     DEFAULT_HOLD_S,
@@ -392,12 +391,9 @@ def anonymize_video(item: Input, target: Path, chain, tally: Tally | None = None
 def prepare_folder(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: -o must be a folder when there are several inputs or images")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the output folder ({exc.strerror})") from exc
-    if not os.access(path, os.W_OK):
-        raise UserError(f"{path}: output folder is not writable")
+    problem = folder_problem(path)
+    if problem:
+        raise UserError(f"{path}: output folder: {problem}")
     return path
 
 

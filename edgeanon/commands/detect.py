@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.atomic import atomic_path, target_problem
+from edgeanon.atomic import atomic_path, folder_problem, target_problem
 from edgeanon.detector import DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, FaceDetector
 from edgeanon.frames import Detection
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
@@ -42,19 +42,6 @@ class UserError(Exception):
     """A mistake the user can fix; reported as one line."""
 
 
-def prepare_draw(folder: Path) -> None:
-    """Make the --draw folder, or UserError saying why it cannot hold the drawings (before any work)."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--draw {folder}: is a file; give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--draw {folder}: cannot create the folder ({exc.strerror})") from exc
-    problem = target_problem(folder / "probe.faces.jpg")
-    if problem:
-        raise UserError(f"--draw {folder}: {problem}")
-
-
 def save_drawing(target: Path, image: np.ndarray) -> None:
     """Write one drawing (JPEG), or UserError naming the file."""
     ok, data = cv2.imencode(".jpg", image)
@@ -80,8 +67,9 @@ def _run(args: argparse.Namespace) -> int:
         problem = target_problem(args.json)
         if problem:
             raise UserError(f"--json {args.json}: {problem}")
-    if args.draw:
-        prepare_draw(Path(args.draw))
+    problem = folder_problem(args.draw) if args.draw else None
+    if problem:
+        raise UserError(f"--draw {args.draw}: {problem}")
     try:
         found = collect(args.inputs, IMAGE_SUFFIXES, recursive=args.recursive)
     except InputError as exc:

@@ -168,8 +168,9 @@ def test_crowd_photos_leak_no_more_tagged_than_upright(shared_data, detector_mod
     that did not survive in the upright copy. Before orientation was applied, 21 to 29 of the 102 faces survived
     in each of orientations 3, 6 and 8.
     """
+    # the host toolkit's leak metric and data loader: imported here, so that a device venv still collects this file
+    from export.datasets import load_wider
     from export.eval.leak_metric import face_scores
-    from export.eval.wider import load_wider
 
     photos = [(p, b) for p, b in load_wider(shared_data)
               if sum(min(x2 - x1, y2 - y1) >= 16 for x1, y1, x2, y2 in b) >= 15][:4]
