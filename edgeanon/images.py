@@ -67,7 +67,7 @@ def load_image(path: str | Path) -> np.ndarray:
     image, warnings = _decode(np.frombuffer(data, np.uint8), jpeg=data[:2] == b"\xff\xd8")
     damage = [line for line in warnings.splitlines() if line.startswith(JPEG_DAMAGE)]
     if warnings and not damage:
-        sys.stderr.buffer.write(warnings)  # not ours to judge: passed on as the library wrote it
+        sys.stderr.write(warnings.decode("utf-8", "replace"))  # not ours to judge: passed on as the library wrote it
         sys.stderr.flush()
     if damage:
         raise ImageError(f"{path}: corrupt JPEG ({damage[0].decode('ascii', 'replace').strip()}); not used")
