@@ -52,6 +52,7 @@ examples:
   edgeanon anonymize street.mp4 -o street.anon.mp4
   edgeanon anonymize photos/ -o photos-anon/ --method pixelate
   edgeanon anonymize a.jpg b.png -o out/ --boxes boxes.json     # your own regions, no detector
+  edgeanon anonymize trip/ -o trip-anon/ -r --boxes faces.json   # faces.json from edgeanon detect trip/ -r --json
 """
 
 BOXES_HELP = """JSON {"name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions instead of detecting;
