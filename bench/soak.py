@@ -7,7 +7,7 @@ frame rate) and publishes to a real mosquitto that is stopped and started again 
 --restart-every seconds (down for --down-for seconds each time). A subscriber counts the frames that
 arrive. Every --sample-every seconds the script samples the daemon's RSS, open file descriptors and
 threads (/proc) and its latest stats message (sent every second while the broker is up: frames in,
-published, drops, MQTT counters), and
+redacted, drops, MQTT delivery counters), and
 prints one table row. At the end it says whether RSS and open fds stayed flat after warm-up:
 (max - min) / min of the samples after --warmup-min minutes within 5% (for fds: within one descriptor
 or 5%, as the broker connection's socket comes and goes). Exit status 0 when both
@@ -85,14 +85,14 @@ def sample(pid: int, counter: Counter, minute: float, restarts: int) -> dict:
     received, stats = counter.snapshot()
     m = stats.get("mqtt", {})
     row = {"t_min": round(minute, 2), **proc_sample(pid),
-           "frames_in": stats.get("frames_in"), "published": stats.get("published"),
-           "sent": m.get("sent"), "received": received, "drops": stats.get("drops"),
-           "queue_dropped": m.get("queue_dropped"), "send_failed": m.get("send_failed"),
+           "frames_in": stats.get("frames_in"), "redacted": stats.get("redacted"),
+           "acked": m.get("acked"), "received": received, "drops": stats.get("drops"),
+           "dropped_queue": m.get("dropped_queue"), "unacked": m.get("unacked"),
            "refused": m.get("refused"), "broker_restarts": restarts}
     print("| " + " | ".join(
         f"{row[k]:.1f}" if k in ("t_min", "rss_mb") else str(row[k] if row[k] is not None else "-")
-        for k in ("t_min", "rss_mb", "fds", "threads", "frames_in", "published", "sent", "received",
-                  "drops", "queue_dropped", "send_failed", "refused", "broker_restarts")) + " |", flush=True)
+        for k in ("t_min", "rss_mb", "fds", "threads", "frames_in", "redacted", "acked", "received",
+                  "drops", "dropped_queue", "unacked", "refused", "broker_restarts")) + " |", flush=True)
     return row
 
 
@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {args.minutes:g} min, broker restarted every {args.restart_every:g} s (down {args.down_for:g} s), "
           f"640x360 clip at {args.fps:g} fps, blur, {os.cpu_count()} CPU cores; warm-up {warmup_s / 60:g} min",
           flush=True)
-    header = ("| min | RSS MB | fds | threads | frames in | published | sent (acked) | received | drops | "
-              "queue dropped | send failed | refused | broker restarts |")
+    header = ("| min | RSS MB | fds | threads | frames in | redacted | acknowledged | received | drops | "
+              "queue dropped | unacknowledged | refused | broker restarts |")
     print(header)
     print("|" + "|".join("---" for _ in header.split("|")[1:-1]) + "|", flush=True)
     samples: list[dict] = []
@@ -176,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     _, final = counter.snapshot()
     if final.get("final"):
         m = final.get("mqtt", {})
-        print(f"\nfinal stats: {final['frames_in']} frames in, {final['published']} published, "
-              f"{m.get('sent')} acknowledged by the broker; dropped: {final['dropped_error']} redaction error, "
+        print(f"\nfinal stats: {final['frames_in']} frames in, {final['redacted']} redacted, "
+              f"{m.get('acked')} acknowledged by the broker; dropped: {final['dropped_error']} redaction error, "
               f"{final['dropped_deadline']} past the deadline, {final['dropped_publish']} refused by the publisher, "
-              f"{m.get('queue_dropped')} oldest dropped from the queue while the broker was away, "
-              f"{m.get('send_failed')} unacknowledged, {m.get('refused')} refused by the broker, "
-              f"{m.get('send_errors')} send errors; {m.get('connects')} connects")
+              f"{m.get('dropped_queue')} oldest dropped from the queue while the broker was away, "
+              f"{m.get('unacked')} unacknowledged, {m.get('refused')} refused by the broker, "
+              f"{m.get('dropped_error')} send errors; {m.get('connects')} connects")
 
     settled = [s for s in samples if s["t_min"] * 60.0 >= warmup_s]
     rss_drift, fd_drift = drift([s["rss_mb"] for s in settled]), drift([s["fds"] for s in settled])

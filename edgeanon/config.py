@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeanon.defaults import DEFAULT_MASK_SCALE, METHODS, VIDEO_PROFILE
+from edgeanon.defaults import (
+    DEFAULT_MASK_SCALE,
+    DEFAULT_NO_ACK_EXIT_S,
+    DEFAULT_NO_ACK_WARN_S,
+    METHODS,
+    VIDEO_PROFILE,
+)
 from edgeanon.scrub import MASK, scrub
 
 if sys.version_info >= (3, 11):
@@ -194,6 +200,11 @@ class MqttConfig:
     max_payload: int = _f(1_900_000, _between(10_000, 268_435_455), "largest frame payload in bytes")
     reconnect_min_s: int = _f(1, _between(1, 3600), "first wait before reconnecting")
     reconnect_max_s: int = _f(60, _between(1, 3600), "longest wait between reconnects")
+    no_ack_warn_s: float = _f(DEFAULT_NO_ACK_WARN_S, _between(1.0, 3600.0),
+                              "warn when frames wait and the broker acknowledged none for this long")
+    no_ack_exit_s: float = _f(DEFAULT_NO_ACK_EXIT_S,
+                              lambda v: _check(v == 0 or 1.0 <= v <= 86400.0, "must be 0 (never) or 1 - 86400"),
+                              "exit non-zero (for a restart) when that lasts this long; 0 = never")
     homeassistant: bool = _f(False, None, "publish Home Assistant MQTT discovery")
     discovery_prefix: str = _f("homeassistant", _prefix, "Home Assistant discovery prefix")
     tls: TlsConfig = _sub(TlsConfig)
@@ -289,6 +300,8 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("source.reconnect_max_s: must not be less than source.reconnect_min_s")
     if cfg.mqtt.reconnect_max_s < cfg.mqtt.reconnect_min_s:
         raise ConfigError("mqtt.reconnect_max_s: must not be less than mqtt.reconnect_min_s")
+    if cfg.mqtt.no_ack_exit_s and cfg.mqtt.no_ack_exit_s < cfg.mqtt.no_ack_warn_s:
+        raise ConfigError("mqtt.no_ack_exit_s: must be 0 (never) or not less than mqtt.no_ack_warn_s")
     if cfg.encode.min_quality > cfg.encode.quality:
         raise ConfigError("encode.min_quality: must not be more than encode.quality")
     tls = cfg.mqtt.tls

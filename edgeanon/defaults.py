@@ -19,6 +19,13 @@ DEFAULT_HOLD_S = 0.3
 # hour of 4K at 30 frames/s. Checked from the header before decoding, so a small file cannot claim days of work.
 DEFAULT_VIDEO_GIGAPIXELS = 1000.0
 
+# Delivery (edgeanon.publish.mqtt): frames wait and the broker acknowledges none for this long: a warning
+# (repeated at this period); for the second: the daemon exits non-zero so the service manager restarts it.
+# 300 s keeps a broker that is down for a while from running the unit into systemd's start limit (5 starts
+# in 10 minutes), since each start also takes the restart delay and the model load.
+DEFAULT_NO_ACK_WARN_S = 30.0
+DEFAULT_NO_ACK_EXIT_S = 300.0
+
 
 @dataclass(frozen=True)
 class Scaling:

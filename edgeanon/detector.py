@@ -153,6 +153,11 @@ class FaceDetector:
             buffer = self._buffers[(ph, pw)] = np.zeros((1, 3, ph, pw), dtype=np.float32)
         return buffer
 
+    def forget_pixels(self) -> None:
+        """Zero the reused input buffers: each holds the last image of its size until the next one comes."""
+        for buffer in self._buffers.values():
+            buffer.fill(0)
+
     def prepare(self, image: np.ndarray, scale: float | None = None) -> Prepared:
         """BGR uint8 image -> RGB float32 NCHW blob in [0, 255], zero-padded bottom/right."""
         h, w = image.shape[:2]

@@ -39,19 +39,22 @@ class JpegEncoder:
         self.min_scale = min_scale
         self._last_quality = quality  # start where the previous frame ended up: frames are alike
 
-    def encode(self, frame: RedactedFrame) -> EncodedFrame:
+    def encode(self, frame: RedactedFrame, max_bytes: int | None = None) -> EncodedFrame:
+        """The frame as JPEG of at most `max_bytes` (default: the encoder's own limit); PayloadTooLarge when
+        even the lowest quality and scale do not fit."""
         if not isinstance(frame, RedactedFrame):
             raise TypeError(f"JpegEncoder encodes only RedactedFrame, not {type(frame).__name__}")
+        limit = self.max_bytes if max_bytes is None else min(self.max_bytes, max_bytes)
         image = frame.image
         scale = 1.0
         while True:
             quality = self._last_quality if scale == 1.0 else self.min_quality
             while True:
                 data = _jpeg(image, quality)
-                if len(data) <= self.max_bytes:
+                if len(data) <= limit:
                     if scale == 1.0:
                         # drift back up toward the configured quality when there is room
-                        self._last_quality = min(self.quality, quality + 5) if len(data) < self.max_bytes * 0.7 \
+                        self._last_quality = min(self.quality, quality + 5) if len(data) < limit * 0.7 \
                             else quality
                     h, w = image.shape[:2]
                     return EncodedFrame(frame.index, frame.timestamp, data, quality, w, h)
@@ -63,7 +66,7 @@ class JpegEncoder:
             scale *= 0.75
             if scale < self.min_scale:
                 raise PayloadTooLarge(
-                    f"frame {frame.index}: JPEG stays over {self.max_bytes} bytes even at quality "
+                    f"frame {frame.index}: JPEG stays over {limit} bytes even at quality "
                     f"{self.min_quality} and scale {self.min_scale}")
             h, w = frame.image.shape[:2]
             image = cv2.resize(frame.image, (max(1, int(w * scale)), max(1, int(h * scale))),

@@ -4,7 +4,13 @@ Any exception or missed deadline while detecting or anonymizing drops the frame 
 on_failure = "mask", publishes a fully masked frame instead): a raw face never reaches the publisher.
 The loop itself pings the systemd watchdog, so a hung detector gets the service restarted; it pings
 only while the publisher is healthy (frames leave, or the broker is known to be away), and a publisher
-that gave up ends the loop with exit code 1, so systemd restarts the daemon.
+that gave up (send errors, or nothing acknowledged for mqtt.no_ack_exit_s) ends the loop with exit code
+1, so systemd restarts the daemon. The final line and stats count what the broker acknowledged apart
+from what was only handed over: nothing is called delivered that no broker acknowledged.
+
+Raw pixels live no longer than one frame: the loop drops its reference after each frame, and when no
+frame comes for a moment (camera away, end of stream) it wipes the redactor's buffers that still hold
+the last one (the detector's input).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import numpy as np
 
 from edgeanon.config import Config
 from edgeanon.frames import Frame, RedactedFrame
-from edgeanon.publish.mqtt import SEND_STALL_S
+from edgeanon.publish.mqtt import FAILED, SEND_STALL_S, STOPPED
+from edgeanon.scrub import short_error
 from edgeanon.sources import FileSource, Source, SourceEnded, safe_uri
 from edgeanon.systemd import Notifier
 
@@ -42,6 +49,10 @@ class FrameRedactor(Protocol):
         """The whole frame covered (the fail-closed fallback)."""
         ...
 
+    def forget_pixels(self) -> None:
+        """Wipe every buffer that still holds the last frame's pixels."""
+        ...
+
 
 class Publisher(Protocol):
     """Where redacted frames, their events and the stats go (edgeanon.publish.mqtt.MqttPublisher)."""
@@ -58,7 +69,9 @@ class Publisher(Protocol):
 
     def flush(self, timeout: float = 2.0) -> bool: ...
 
-    def close(self, timeout: float = 3.0) -> None: ...
+    def close(self, timeout: float = 3.0, state: str = STOPPED) -> None:
+        """Publish `state` on the availability topic (`stopped` or `failed`) and disconnect."""
+        ...
 
 
 class Telemetry(Protocol):
@@ -71,8 +84,10 @@ class Telemetry(Protocol):
 
 @dataclass
 class Counters:
+    """The frame loop's counts (what became of a frame before the publisher: mqtt.DeliveryCounters after)."""
+
     frames_in: int = 0
-    published: int = 0
+    redacted: int = 0  # redacted (or fully masked) and handed to the publisher, which queued it
     dropped_error: int = 0
     dropped_deadline: int = 0
     dropped_publish: int = 0
@@ -81,17 +96,25 @@ class Counters:
     faces: int = 0
 
 
+def final_line(c: Counters, mqtt: dict[str, Any]) -> str:
+    """The daemon's last line: what came in, what the broker acknowledged, and where the rest went."""
+    m = {k: mqtt.get(k, 0) for k in ("handed", "acked", "refused", "unacked", "dropped", "dropped_queue",
+                                     "dropped_too_large", "dropped_unsent", "dropped_error", "dropped_at_stop")}
+    # The publisher counts every frame it was offered (its too-large and not-sent drops are the loop's
+    # dropped_publish), so the drops add up without counting a frame twice.
+    return (f"{c.frames_in} in, {c.redacted} redacted; broker: {m['acked']} acknowledged, {m['refused']} refused, "
+            f"{m['unacked']} unacknowledged of {m['handed']} handed to the MQTT client; "
+            f"{c.dropped_error + c.dropped_deadline + m['dropped']} dropped (redaction error {c.dropped_error}, "
+            f"deadline {c.dropped_deadline}, too large {m['dropped_too_large']}, queue {m['dropped_queue']}, "
+            f"not sent {m['dropped_unsent']}, send error {m['dropped_error']}, at stop {m['dropped_at_stop']}); "
+            f"{c.faces} faces")
+
+
 def _percentiles(values: deque[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p90": None, "p99": None}
     p50, p90, p99 = np.percentile(np.fromiter(values, dtype=np.float64), [50, 90, 99])
     return {"p50": round(float(p50), 1), "p90": round(float(p90), 1), "p99": round(float(p99), 1)}
-
-
-def _short(exc: BaseException) -> str:
-    """Exception type and the first line of its message, cut short (never a dump of arrays)."""
-    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Pipeline:
@@ -114,6 +137,7 @@ class Pipeline:
         self._last_stats_counts = (0, 0)
         self._error_logged_at = 0.0
         self._first_frame_at: float | None = None
+        self._pixels_held = False  # the redactor's buffers hold a frame not wiped yet
 
     def request_stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -133,6 +157,9 @@ class Pipeline:
         self.notifier.status("waiting for the first frame")
         try:
             while not self._stop.is_set():
+                check_progress = getattr(self.publisher, "check_progress", None)
+                if check_progress is not None:
+                    check_progress()
                 failure = getattr(self.publisher, "failure", None)
                 if failure:
                     log.error("publisher failed (%s); exiting so the service manager restarts the daemon", failure)
@@ -145,6 +172,7 @@ class Pipeline:
                     log.info("end of %s", self.source.uri)
                     break
                 if frame is None:
+                    self._forget_pixels()
                     if not ready:
                         self.notifier.extend_timeout(START_EXTEND_USEC)
                     stalled = self.source.stalled_s()
@@ -155,14 +183,27 @@ class Pipeline:
                         break
                 else:
                     self.handle(frame)
+                    frame = None  # its raw pixels go no further than this frame
+                    self._pixels_held = True
                     if not ready:
                         ready = True
                         self.notifier.ready(status="running")
                         log.info("ready: first frame processed")
                 self._maybe_stats()
+        except BaseException:
+            exit_code = 1
+            raise
         finally:
-            self.shutdown()
+            self._forget_pixels()
+            self.shutdown(clean=exit_code == 0)
         return exit_code
+
+    def _forget_pixels(self) -> None:
+        if self._pixels_held:
+            self._pixels_held = False
+            forget = getattr(self.redactor, "forget_pixels", None)
+            if forget is not None:
+                forget()
 
     def _feed_watchdog(self) -> None:
         """Ping systemd's watchdog, unless frames stopped leaving while the broker is there (then let it fire)."""
@@ -189,7 +230,7 @@ class Pipeline:
         if latency_ms is None:
             c.dropped_publish += 1
             return None
-        c.published += 1
+        c.redacted += 1
         self._latencies.append(latency_ms)
         return redacted
 
@@ -206,7 +247,7 @@ class Pipeline:
             now = time.monotonic()
             if now - self._error_logged_at > 10.0:  # one line per 10 s, not one per frame
                 self._error_logged_at = now
-                log.error("frame %d: redaction failed (%s); dropped (%d so far)", frame.index, _short(exc),
+                log.error("frame %d: redaction failed (%s); dropped (%d so far)", frame.index, short_error(exc),
                           c.dropped_error)
         else:
             if time.monotonic() - started <= self._deadline_s:
@@ -218,7 +259,7 @@ class Pipeline:
         try:
             masked = self.redactor.mask_all(frame)
         except Exception as exc:
-            log.error("frame %d: masking failed (%s); dropped", frame.index, _short(exc))
+            log.error("frame %d: masking failed (%s); dropped", frame.index, short_error(exc))
             return None
         c.masked += 1
         return masked
@@ -241,9 +282,9 @@ class Pipeline:
         now = time.monotonic()
         c = self.counters
         dt = max(1e-6, now - self._last_stats)
-        fps = (c.published - self._last_stats_counts[0]) / dt
+        fps = (c.redacted - self._last_stats_counts[0]) / dt
         fps_in = (c.frames_in - self._last_stats_counts[1]) / dt
-        self._last_stats, self._last_stats_counts = now, (c.published, c.frames_in)
+        self._last_stats, self._last_stats_counts = now, (c.redacted, c.frames_in)
         out: dict[str, Any] = {
             "camera": self.cfg.camera_id,
             "time": round(time.time(), 3),
@@ -251,10 +292,10 @@ class Pipeline:
             "fps": round(fps, 2),
             "fps_in": round(fps_in, 2),
             # since the first frame: the number to compare runs with (fps is over the last interval only)
-            "fps_avg": round(c.published / max(1e-6, now - self._first_frame_at), 2) if self._first_frame_at else 0.0,
+            "fps_avg": round(c.redacted / max(1e-6, now - self._first_frame_at), 2) if self._first_frame_at else 0.0,
             "latency_ms": _percentiles(self._latencies),
             **asdict(c),
-            "drops": c.dropped_error + c.dropped_deadline + c.dropped_publish,
+            "drops": c.dropped_error + c.dropped_deadline + c.dropped_publish,  # before the publisher's queue
             "method": self.cfg.model.method,
             "source": self.source.stats(),
         }
@@ -278,22 +319,20 @@ class Pipeline:
         return (f"{stats['fps']:.1f} fps, p50 {lat if lat is not None else '-'} ms, {self.counters.faces} faces, "
                 f"{stats['drops']} dropped")
 
-    def shutdown(self) -> None:
-        """Final stats, `stopped`, flush, disconnect: well within systemd's 5 s stop budget."""
+    def shutdown(self, clean: bool = True) -> None:
+        """Final stats, `stopped` (or `failed`), flush, disconnect: well within systemd's 5 s stop budget."""
         self.notifier.stopping()
         self.notifier.status("stopping")
+        word = "stopped" if clean else "failed"
         try:
             self.publisher.flush(timeout=1.0)
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)
-            self.notifier.status(f"stopped: {self._status_line(final)}")
-            c = self.counters
-            log.info("stopped: %d in, %d published, %d dropped (error %d, deadline %d, publish %d), %d faces",
-                     c.frames_in, c.published, final["drops"], c.dropped_error, c.dropped_deadline,
-                     c.dropped_publish, c.faces)
+            self.notifier.status(f"{word}: {self._status_line(final)}")
+            log.log(logging.INFO if clean else logging.ERROR, "%s: %s", word, final_line(self.counters, final["mqtt"]))
         finally:
-            self.publisher.close(timeout=2.5)
+            self.publisher.close(timeout=2.5, state=STOPPED if clean else FAILED)
             self.source.close()
             if self.telemetry is not None:
                 self.telemetry.close()

@@ -42,6 +42,11 @@ class Redactor:
         """Cover the whole frame (the fail-closed fallback for a frame that could not be redacted in time)."""
         return self.anonymizer.mask_all(frame)
 
+    def forget_pixels(self) -> None:
+        """Wipe what still holds the last frame's pixels (the detector's input buffers); the daemon calls it
+        when no frame comes for a moment, so a raw frame is not kept longer than it is worked on."""
+        self.detector.forget_pixels()
+
     def reset(self) -> None:
         """Forget tracked faces (call between unrelated videos or streams)."""
         if self.tracker is not None:

@@ -20,7 +20,7 @@ import cv2
 
 from edgeanon.config import SourceConfig
 from edgeanon.frames import Frame
-from edgeanon.scrub import safe_uri
+from edgeanon.scrub import UriError, safe_uri, split_uri
 
 __all__ = ["Backoff", "FileSource", "LiveSource", "Source", "SourceEnded", "SourceError", "check_gst_pipeline",
            "gst_pipeline", "open_source", "parse_uri", "safe_uri"]
@@ -180,19 +180,50 @@ def parse_uri(uri: str, cfg: SourceConfig | None = None) -> tuple[str, str]:
     if scheme == "v4l2":
         return "v4l2", f"/dev/video{rest}" if rest.isdigit() else rest
     if scheme in ("rtsp", "rtsps"):
+        try:
+            parts = split_uri(uri)  # the one parser: what doctor checks is what is opened
+        except UriError as exc:
+            raise SourceError(f"source {exc}") from None
+        if not parts.host:
+            raise SourceError(f"source {safe_uri(uri)!r}: no camera host, e.g. rtsp://user:password@cam/stream")
         return "rtsp", uri
     if scheme == "gst":
         return "gst", gst_pipeline(rest)
     if scheme == "file":
-        return "file", rest
+        return "file", file_path(uri)
     raise SourceError(f"source {safe_uri(uri)!r}: unknown scheme {scheme!r} (use csi, v4l2, rtsp, gst or file)")
 
 
+def file_path(uri: str) -> str:
+    """The path of a file:// URI; SourceError for one with a host (file://tmp/x.mp4 names host 'tmp')."""
+    try:
+        parts = split_uri(uri)
+    except UriError as exc:
+        raise SourceError(f"source {exc}") from None
+    if parts.host not in ("", "localhost") or parts.user is not None:
+        raise SourceError(f"source {safe_uri(uri)!r}: a file:// URI takes an absolute path after the two slashes, so "
+                          f"this names the host {parts.host!r}; did you mean file:///{uri.partition('://')[2]}?")
+    if not parts.rest.startswith("/"):
+        raise SourceError(f"source {safe_uri(uri)!r}: give an absolute path, e.g. file:///data/clip.mp4")
+    return parts.rest
+
+
 def open_source(cfg: SourceConfig) -> Source:
-    """Build the source for cfg.uri. Raises SourceError for a URI that can never work here."""
+    """Build the source for cfg.uri. Raises SourceError for a URI that can never work here (a file:// source
+    that is missing or no video included: it fails at once rather than being retried)."""
     kind, target = parse_uri(cfg.uri, cfg)
     backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
     if kind == "file":
+        path = Path(target)
+        if not path.is_file():
+            why = "is not a file" if path.exists() else "not found"
+            raise SourceError(f"source {safe_uri(cfg.uri)!r}: {target} {why} (a file:// source must exist when the "
+                              "daemon starts; for a camera use csi://, v4l2:// or rtsp://)")
+        probe = cv2.VideoCapture(target, cv2.CAP_ANY)
+        opened = probe.isOpened()
+        probe.release()
+        if not opened:
+            raise SourceError(f"source {safe_uri(cfg.uri)!r}: {target} cannot be opened as video")
         return FileSource(target, realtime=cfg.realtime, loop=cfg.loop, backoff=backoff, uri=cfg.uri)
     if kind in ("csi", "gst"):
         if not _gstreamer_available():

@@ -21,6 +21,7 @@ import numpy as np
 from edgeanon.atomic import PendingFile
 from edgeanon.config import MAX_PIXELS
 from edgeanon.frames import Frame
+from edgeanon.scrub import short_error
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ class VideoInfo:
     has_audio: bool = False
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-
-
 class VideoReader:
     """Decodes a video file frame by frame; `complete` says whether every declared frame was decoded.
 
@@ -78,7 +75,7 @@ class VideoReader:
             self._container = av.open(str(self.path), metadata_errors="ignore")
         except (av.FFmpegError, UnicodeDecodeError) as exc:
             raise VideoError(f"{self.path}: cannot be opened as a video (corrupt, truncated or unknown format: "
-                             f"{_short(exc)})") from exc
+                             f"{short_error(exc)})") from exc
         if not self._container.streams.video:
             self._container.close()
             raise VideoError(f"{self.path}: cannot be opened as a video (it has no video stream)")
@@ -120,7 +117,7 @@ class VideoReader:
         except StopIteration:
             return None
         except av.FFmpegError as exc:  # a damaged packet: stop here; `complete` tells the caller
-            self.error = _short(exc)
+            self.error = short_error(exc)
             log.warning("%s: decoding stopped after %d frames (%s)", self.path, self.frames_read, self.error)
             return None
 
@@ -200,14 +197,14 @@ class VideoWriter:
             self._container = av.open(str(self.tmp), "w", format=WRITE_FORMATS[suffix])
         except av.FFmpegError as exc:
             self._pending.discard()
-            raise VideoError(f"{self.path}: cannot create the video ({_short(exc)})") from exc
+            raise VideoError(f"{self.path}: cannot create the video ({short_error(exc)})") from exc
         try:
             self._video = self._add_video(WRITE_CODECS[suffix], crf, preset)
             self._audio = self._add_audio(audio_from) if audio_from is not None else None
         except (av.FFmpegError, ValueError) as exc:
             self._abort()
             raise VideoError(f"{self.path}: cannot open a video writer ({WRITE_CODECS[suffix]} at "
-                             f"{self.size[0]}x{self.size[1]}: {_short(exc)})") from exc
+                             f"{self.size[0]}x{self.size[1]}: {short_error(exc)})") from exc
 
     def _add_video(self, codec: str, crf: int, preset: str):
         stream = self._container.add_stream(codec, rate=self.rate)
@@ -227,7 +224,7 @@ class VideoWriter:
         try:
             self._audio_in = av.open(str(source), metadata_errors="ignore")
         except av.FFmpegError as exc:
-            log.warning("%s: cannot read its audio (%s); the video is written without it", source, _short(exc))
+            log.warning("%s: cannot read its audio (%s); the video is written without it", source, short_error(exc))
             return None
         if not self._audio_in.streams.audio:
             self._audio_in.close()
@@ -263,7 +260,7 @@ class VideoWriter:
             self._copy_audio(until=float(pts * self.time_base))
             self._container.mux(self._video.encode(frame))
         except av.FFmpegError as exc:
-            raise VideoError(f"{self.path}: encoding failed ({_short(exc)})") from exc
+            raise VideoError(f"{self.path}: encoding failed ({short_error(exc)})") from exc
         self.frames_written += 1
 
     def _copy_audio(self, until: float | None) -> None:
@@ -279,7 +276,7 @@ class VideoWriter:
                     self._audio = None
                     return
                 except av.FFmpegError as exc:
-                    log.warning("%s: audio copy stopped (%s)", self.path, _short(exc))
+                    log.warning("%s: audio copy stopped (%s)", self.path, short_error(exc))
                     self._audio = None
                     return
                 if packet.dts is None:  # the demuxer's empty flush packet
@@ -305,7 +302,7 @@ class VideoWriter:
             self._container.close()
         except av.FFmpegError as exc:
             self._abort()
-            raise VideoError(f"{self.path}: cannot finish the video ({_short(exc)})") from exc
+            raise VideoError(f"{self.path}: cannot finish the video ({short_error(exc)})") from exc
         finally:
             if self._audio_in is not None:
                 self._audio_in.close()

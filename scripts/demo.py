@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = Collector(broker.port, camera="demo", protocol=protocol)
     config = out / "demo.toml"
     config.write_text(
-        f'camera_id = "demo"\n[source]\nuri = "file://{clip}"\n[model]\nmethod = "{method}"\n'
+        f'camera_id = "demo"\n[source]\nuri = "file://{clip.resolve()}"\n[model]\nmethod = "{method}"\n'
         f'[pipeline]\nstats_interval_s = 2.0\ndeadline_ms = 10000.0\n'  # a busy laptop: show frames, not drops
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nprotocol = "{protocol}"\n')
     log = out / "daemon.log"

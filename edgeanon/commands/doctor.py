@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -23,10 +24,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from edgeanon.config import Config, ConfigError, MqttConfig, load_config
-from edgeanon.scrub import scrub
+from edgeanon.coredump import CoreSettings, core_settings
+from edgeanon.scrub import UriError, scrub, split_uri
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 SERVICE_USER = "edgeanon"
@@ -39,7 +40,8 @@ checks: platform (L4T/JetPack), Python, ONNX Runtime, TensorRT, models, engines 
 this device), camera (gst:// pipelines against the allow-list), device access of the systemd unit, the
 unit's IP allow-list (the broker and an RTSP camera must be on it), broker
 (the daemon's own client and TLS, and one QoS 1 test publish to <prefix>/<camera>/doctor whose PUBACK must
-come back), jtop, permissions. Credentials never appear in the output.
+come back), jtop, permissions, core dumps (the unit's LimitCORE=0, and RLIMIT_CORE 0 and not dumpable as
+the daemon sets them, tried on doctor itself; the kernel's core_pattern). Credentials never appear in the output.
 Each line is OK, WARN (works, but worse than it could), FAIL (the daemon will not work) or SKIP (does not
 apply here). Exit status: 1 when any check FAILs, else 0.
 
@@ -69,6 +71,7 @@ class SystemPaths:
     proc_devices: Path = Path("/proc/devices")
     units: tuple[Path, ...] = tuple(Path(p) for p in UNIT_CANDIDATES)
     unit_dir: Path = Path("/etc/systemd/system")  # where edgeanon@CAMERA.service.d/ drop-ins live
+    proc: Path = Path("/proc")  # for sys/kernel/core_pattern
 
 
 # -- platform and libraries -------------------------------------------------------------------------
@@ -211,7 +214,10 @@ def check_camera(uri: str | None, paths: SystemPaths, timeout: float = 3.0) -> C
             return Check("camera", WARN, f"no {paths.dev}/video* and no {paths.argus_socket} (no --config given)")
         found = nodes + ([f"{paths.argus_socket} (CSI via nvargus-daemon)"] if argus else [])
         return Check("camera", OK, f"found {', '.join(found)} (no --config given)")
-    parsed = urlparse(uri)
+    try:
+        parsed = split_uri(uri)  # the daemon's own parser (edgeanon.sources uses it too)
+    except UriError as exc:
+        return Check("camera", FAIL, str(exc))
     scheme = parsed.scheme
     if scheme == "csi":
         if not is_jetson(paths):
@@ -230,25 +236,26 @@ def check_camera(uri: str | None, paths: SystemPaths, timeout: float = 3.0) -> C
             return Check("camera", FAIL, f"{uri}: no read/write permission on {node} for this user "
                                          "(the service user needs the video group)")
         return Check("camera", OK, f"{uri}: {node} readable and writable")
-    if scheme == "file":
-        path = Path(parsed.path)
-        return Check("camera", OK, f"{uri}: file present") if path.is_file() else \
-            Check("camera", FAIL, f"{uri}: file not found")
-    if scheme in ("rtsp", "rtsps"):
-        port = parsed.port or (322 if scheme == "rtsps" else 554)
-        try:
-            with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-                pass
-        except OSError as exc:
-            return Check("camera", FAIL, f"{scheme}://{parsed.hostname}:{port} unreachable ({exc})")
-        return Check("camera", OK, f"{scheme}://{parsed.hostname}:{port} accepts connections")
-    if scheme == "gst":
+    if scheme in ("file", "gst", "rtsp", "rtsps"):
         from edgeanon.sources import SourceError, parse_uri
 
         try:
-            parse_uri(uri)
+            target = parse_uri(uri)[1]  # the daemon's own checks: file:// path, gst allow-list, rtsp URI
         except SourceError as exc:
             return Check("camera", FAIL, str(exc))
+    if scheme == "file":
+        return Check("camera", OK, f"{parsed.safe}: file present") if Path(target).is_file() else \
+            Check("camera", FAIL, f"{parsed.safe}: file not found")
+    if scheme in ("rtsp", "rtsps"):
+        port = parsed.port or (322 if scheme == "rtsps" else 554)
+        where = f"{scheme}://[{parsed.host}]:{port}" if ":" in parsed.host else f"{scheme}://{parsed.host}:{port}"
+        try:
+            with socket.create_connection((parsed.host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            return Check("camera", FAIL, f"{where} unreachable ({exc})")
+        return Check("camera", OK, f"{where} accepts connections")
+    if scheme == "gst":
         return Check("camera", OK, "gst:// pipeline: every element is an allowed source, decoder or converter "
                                    "(whether it delivers frames shows only when it runs)")
     return Check("camera", SKIP, f"{uri}: not checked")
@@ -360,7 +367,10 @@ def check_network(cfg: Config, paths: SystemPaths) -> Check:
         return Check("network", WARN, f"{unit.name} lets the daemon reach any address (no IPAddressDeny=any)")
     hosts = [("broker", cfg.mqtt.host)]
     if cfg.source.uri.startswith(("rtsp://", "rtsps://")):
-        hosts.append(("camera", urlparse(cfg.source.uri).hostname or ""))
+        try:
+            hosts.append(("camera", split_uri(cfg.source.uri).host))
+        except UriError as exc:
+            return Check("network", FAIL, f"camera: {exc}")
     problems, fine = [], []
     for role, host in hosts:
         try:
@@ -490,6 +500,51 @@ def check_jtop(cfg: Config, paths: SystemPaths) -> Check:
     return Check("jtop", OK, f"service socket {paths.jtop_socket} and jetson-stats present")
 
 
+def unit_limit_core(unit_text: str) -> str | None:
+    """The value of the unit's last LimitCORE= line, or None without one."""
+    values = re.findall(r"^\s*LimitCORE\s*=\s*(\S*)\s*$", unit_text, re.M)
+    return values[-1] if values else None
+
+
+# Run in a child process: doctor's own process (or a test runner calling run_checks) keeps its settings.
+_CORE_PROBE = ("import json, dataclasses; from edgeanon.coredump import core_settings, disable_core_dumps; "
+               "p = disable_core_dumps(); print(json.dumps([p, dataclasses.asdict(core_settings())]))")
+
+
+def probe_core_dumps() -> tuple[list[str], CoreSettings]:
+    """What disable_core_dumps() achieves here, tried in a child process as the daemon does at start."""
+    proc = subprocess.run([sys.executable, "-c", _CORE_PROBE], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    if proc.returncode != 0:
+        return [f"the probe failed ({scrub(proc.stderr.strip()[-200:])})"], core_settings()
+    problems, fields = json.loads(proc.stdout)
+    fields["rlimit_core"] = tuple(fields["rlimit_core"])
+    return problems, CoreSettings(**fields)
+
+
+def check_core_dumps(paths: SystemPaths) -> Check:
+    """A core dump of the daemon would hold raw frames: the unit sets LimitCORE=0, and the daemon sets
+    RLIMIT_CORE 0 and makes itself non-dumpable at start (tried here in a child process)."""
+    before = core_settings(paths.proc)
+    problems, after = probe_core_dumps()
+    pattern = after.core_pattern or ""
+    where = (f"the kernel pipes cores to {pattern[1:].split()[0]!r}" if pattern.startswith("|")
+             else f"the kernel writes cores as {pattern!r}" if pattern else "core_pattern unknown")
+    detail = f"as the daemon does at start: {after.describe()} (before: {before.describe()}); {where}"
+    if problems or not after.off:
+        return Check("core dumps", FAIL, f"{'; '.join(problems) or 'still dumpable'}: a crash of the daemon may "
+                                         f"leave raw frames in a core file ({detail})")
+    unit = next((u for u in paths.units if u.is_file()), None)
+    if unit is None:
+        return Check("core dumps", OK, f"{detail}; edgeanon@.service not installed")
+    limit = unit_limit_core(unit.read_text())
+    if limit not in ("0", "0:0"):
+        return Check("core dumps", WARN, f"{unit} has {'LimitCORE=' + limit if limit else 'no LimitCORE=0'}: the "
+                                         f"daemon still turns its own cores off, but reinstall the unit "
+                                         f"(deploy/install.sh) to set it; {detail}")
+    return Check("core dumps", OK, f"{unit}: LimitCORE=0; {detail}")
+
+
 def check_permissions(cfg: Config | None, config_path: Path | None) -> Check:
     problems, notes = [], []
     try:
@@ -542,7 +597,7 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
         checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))  # publishes to <prefix>/<camera>/doctor
     else:
         checks.append(Check("broker", SKIP, "give --config to check the broker"))
-    checks += [check_jtop(defaults, paths), check_permissions(cfg, config_path)]
+    checks += [check_jtop(defaults, paths), check_permissions(cfg, config_path), check_core_dumps(paths)]
     return checks
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from edgeanon.config import Config, ConfigError, load_config
+from edgeanon.coredump import core_settings, disable_core_dumps
 from edgeanon.defaults import METHODS
 
 log = logging.getLogger("edgeanon.run")
@@ -20,9 +21,12 @@ examples:
   edgeanon run --source v4l2:///dev/video0 --camera-id door --mqtt-host broker.lan
 
 topics (prefix 'edgeanon' by default): <prefix>/<camera>/frame (JPEG), /events (JSON per frame),
-/stats (periodic JSON), /available (online | offline | stopped).
+/stats (periodic JSON), /available (online | stopped after a clean stop | failed | offline if it died).
 Every key of the config file is documented in deploy/edgeanon.example.toml.
-exit codes: 0 stopped cleanly or file finished, 1 model or runtime failure, 2 bad configuration.
+signals: SIGTERM, SIGINT and SIGHUP stop cleanly (final stats, 'stopped'); to load a changed config,
+restart the daemon. It writes no core dump (RLIMIT_CORE 0, not dumpable): a core would hold raw frames.
+exit codes: 0 stopped cleanly or file finished, 1 model or runtime failure (including a broker that
+acknowledged nothing for mqtt.no_ack_exit_s), 2 bad configuration.
 """
 
 
@@ -53,12 +57,29 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+# Signals that stop the daemon cleanly. SIGHUP too: it is not a reload (a changed config needs a restart),
+# and its default action would kill the daemon without final stats or `stopped`.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def report_core_dumps(problems: list[str]) -> None:
+    """Log what disable_core_dumps() achieved (after the config loaded: a config mistake stays one line)."""
+    settings = core_settings()
+    if problems:
+        log.warning("core dumps: %s; a crash may leave raw frames in a core file (%s)", "; ".join(problems),
+                    settings.describe())
+    else:
+        log.info("core dumps off: %s", settings.describe())
+
+
 def run(args: argparse.Namespace) -> int:
+    core_problems = disable_core_dumps()  # before the config (its password) or any frame is in memory
     try:
         cfg = load_config(args.config, _overrides(args))
     except ConfigError as exc:
         print(f"edgeanon run: {exc}", file=sys.stderr)
         return 2
+    report_core_dumps(core_problems)
     return run_daemon(cfg)
 
 
@@ -67,7 +88,7 @@ def run_daemon(cfg: Config) -> int:
     from edgeanon.encode import JpegEncoder
     from edgeanon.inference.errors import ModelError
     from edgeanon.pipeline import Pipeline
-    from edgeanon.publish.mqtt import MqttPublisher, PublishError
+    from edgeanon.publish.mqtt import FAILED, MqttPublisher, PublishError
     from edgeanon.redactor import Redactor
     from edgeanon.sources import SourceError, open_source, safe_uri
     from edgeanon.speedfit import fit_to_speed
@@ -84,8 +105,8 @@ def run_daemon(cfg: Config) -> int:
         if pipeline is not None:
             pipeline.request_stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
 
     encoder = JpegEncoder(cfg.encode.quality, cfg.encode.min_quality, cfg.mqtt.max_payload, cfg.encode.min_scale)
     try:
@@ -108,7 +129,8 @@ def run_daemon(cfg: Config) -> int:
     except (ModelError, ValueError) as exc:
         print(f"edgeanon run: {exc}", file=sys.stderr)
         source.close()
-        publisher.close(timeout=1.0)
+        publisher.wait_connected(2.0)  # so that `failed` reaches the broker when it is there
+        publisher.close(timeout=1.0, state=FAILED)  # not `stopped`: that is for a clean stop
         return 1
     telemetry = open_telemetry(cfg.telemetry.jtop) if cfg.telemetry.enabled else None
     pipeline = Pipeline(cfg, source, redactor, publisher, notifier, telemetry)

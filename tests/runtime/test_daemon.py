@@ -129,9 +129,9 @@ def test_file_source_end_to_end(file_run):
         assert abs(e["timestamp"] - e["frame_index"] / CLIP_FPS) < 1e-2
     assert r.available == ["online", "stopped"]
     final = [s for s in r.stats if s.get("final")][-1]
-    assert final["frames_in"] == final["published"] == CLIP_FRAMES
+    assert final["frames_in"] == final["redacted"] == final["mqtt"]["acked"] == CLIP_FRAMES
     assert final["drops"] == 0 and final["faces"] == sum(e["faces"] for e in r.events)
-    assert final["latency_ms"]["p50"] > 0 and final["mqtt"]["sent"] == CLIP_FRAMES
+    assert final["latency_ms"]["p50"] > 0 and final["mqtt"]["handed"] == CLIP_FRAMES
     assert final["telemetry"]["source"] in ("sys", "jtop")
 
 
@@ -242,7 +242,7 @@ def test_broker_killed_and_restarted_mid_stream(tmp_path, clip, broker):
     assert rss_after < rss_before + 64, f"RSS grew from {rss_before:.0f} to {rss_after:.0f} MB"
     assert "disconnected" in daemon.stderr()
     assert final and final[-1]["mqtt"]["connects"] >= 2
-    assert final[-1]["mqtt"]["queue_dropped"] > 0, "frames made while the broker was away were dropped, not hoarded"
+    assert final[-1]["mqtt"]["dropped_queue"] > 0, "frames made while the broker was away were dropped, not hoarded"
     assert collector.received.available.count("online") >= 2
 
 
@@ -287,9 +287,9 @@ def test_failing_detector_fails_closed(tmp_path, clip, broker, on_failure):
     assert "redaction failed" in daemon.stderr()
     if on_failure == "drop":
         assert r.frames == [] and r.events == [], "nothing published when redaction fails"
-        assert final["published"] == 0
+        assert final["redacted"] == 0 and final["mqtt"]["handed"] == 0
     else:
-        assert len(r.frames) == final["masked"] == final["published"] == CLIP_FRAMES
+        assert len(r.frames) == final["masked"] == final["redacted"] == final["mqtt"]["acked"] == CLIP_FRAMES
         for _, jpeg in r.frames:
             assert decode_jpeg(jpeg).max() <= 8, "a masked frame shows nothing of the scene"
         assert all(e["fully_masked"] and e["faces"] == 0 for e in r.events)
@@ -356,7 +356,7 @@ def test_tls_device_certificate_with_acl(tmp_path, clip):
     assert rc == 0, daemon.stderr()
     assert [i for i, _ in r.frames] == list(range(CLIP_FRAMES))
     assert len(r.events) == CLIP_FRAMES and r.available == ["online", "stopped"]
-    assert json.loads(json.dumps(r.stats[-1]))["published"] == CLIP_FRAMES
+    assert json.loads(json.dumps(r.stats[-1]))["mqtt"]["acked"] == CLIP_FRAMES
 
 
 def test_missed_deadline_drops_frames(tmp_path, clip, broker):
@@ -371,7 +371,7 @@ def test_missed_deadline_drops_frames(tmp_path, clip, broker):
     assert rc == 0, daemon.stderr()
     final = [s for s in r.stats if s.get("final")][-1]
     assert final["dropped_deadline"] == final["frames_in"] == CLIP_FRAMES
-    assert r.frames == [] and final["published"] == 0, "a late frame is dropped, never sent"
+    assert r.frames == [] and final["redacted"] == final["mqtt"]["handed"] == 0, "a late frame is dropped, never sent"
 
 
 def test_hung_camera_exits_for_a_restart(mosquitto_broker):

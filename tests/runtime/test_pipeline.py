@@ -68,13 +68,13 @@ class RecordingPublisher:
         self.stats_sent.append(stats)
 
     def stats(self) -> dict[str, Any]:
-        return {"sent": len(self.frames)}
+        return {"acked": len(self.frames)}
 
     def flush(self, timeout: float = 2.0) -> bool:
         return True
 
-    def close(self, timeout: float = 3.0) -> None:
-        self.closed = True
+    def close(self, timeout: float = 3.0, state: str = "stopped") -> None:
+        self.closed = state
 
 
 class FaceRedactor:
@@ -143,7 +143,7 @@ def test_a_redacted_frame_is_published_with_its_event(face_image):
                      "boxes": [[181.0, 58.0, 270.0, 178.0]], "methods": ["fill"], "track_ids": [None],
                      "fully_masked": False}  # the latency is the publisher's answer, not written into the event
     c = pipeline.counters
-    assert (c.frames_in, c.published, c.faces, c.fallbacks) == (1, 1, 1, 0)
+    assert (c.frames_in, c.redacted, c.faces, c.fallbacks) == (1, 1, 1, 0)
     assert pipeline.stats()["latency_ms"]["p50"] == 12.5
 
 
@@ -157,7 +157,7 @@ def test_a_failed_or_late_frame_is_dropped_never_sent(face_image, redactor, coun
     pipeline = Pipeline(config(deadline_ms=10.0), ListSource([]), redactor, publisher)
     assert pipeline.handle(raw_frame(face_image)) is None
     assert publisher.frames == []
-    assert getattr(pipeline.counters, counter) == 1 and pipeline.counters.published == 0
+    assert getattr(pipeline.counters, counter) == 1 and pipeline.counters.redacted == 0
 
 
 @pytest.mark.parametrize("redactor", [RaisingRedactor(), LateRedactor(delay_s=0.05)], ids=["raises", "late"])
@@ -181,7 +181,7 @@ def test_when_masking_fails_too_the_frame_is_dropped(face_image):
 def test_a_frame_the_publisher_refuses_is_counted(face_image):
     pipeline = Pipeline(config(), ListSource([]), FaceRedactor(), RecordingPublisher(refuse=True))
     assert pipeline.handle(raw_frame(face_image)) is None
-    assert pipeline.counters.dropped_publish == 1 and pipeline.counters.published == 0
+    assert pipeline.counters.dropped_publish == 1 and pipeline.counters.redacted == 0
 
 
 def test_run_to_the_end_of_a_source_then_final_stats_and_close(face_image):
@@ -191,5 +191,5 @@ def test_run_to_the_end_of_a_source_then_final_stats_and_close(face_image):
     assert pipeline.run() == 0
     assert [f.index for f, _, _ in publisher.frames] == [0, 1, 2]
     final = publisher.stats_sent[-1]
-    assert final["final"] and final["published"] == 3 and final["mqtt"] == {"sent": 3}
-    assert source.closed and publisher.closed
+    assert final["final"] and final["redacted"] == 3 and final["mqtt"] == {"acked": 3}
+    assert source.closed and publisher.closed == "stopped"

@@ -58,9 +58,9 @@ def test_watchdog_is_fed_only_while_frames_leave(tmp_path, clip, redactor):
     runner.start()
     try:
         deadline = time.monotonic() + 60
-        while pipeline.publisher.stats()["sent"] < 3 and time.monotonic() < deadline:
+        while pipeline.publisher.stats()["acked"] < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert pipeline.publisher.stats()["sent"] >= 3, pipeline.publisher.stats()
+        assert pipeline.publisher.stats()["acked"] >= 3, pipeline.publisher.stats()
         healthy_from = time.monotonic()
         time.sleep(2.0)
         os.kill(broker._proc.pid, signal.SIGSTOP)  # connected, but nothing is acknowledged any more

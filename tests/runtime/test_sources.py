@@ -61,7 +61,8 @@ def test_gst_v4l2_rtsp_file_uris():
     assert parse_uri("v4l2://2") == ("v4l2", "/dev/video2")
     assert parse_uri("rtsp://u:p@cam/stream") == ("rtsp", "rtsp://u:p@cam/stream")
     assert parse_uri("file:///data/a.mp4") == ("file", "/data/a.mp4")
-    assert parse_uri("file://relative.mp4") == ("file", "relative.mp4")
+    with pytest.raises(SourceError, match="names the host .relative.mp4."):
+        parse_uri("file://relative.mp4")
     with pytest.raises(SourceError, match="unknown scheme"):
         parse_uri("http://x")
 
