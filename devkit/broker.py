@@ -11,6 +11,11 @@
         client.connect(broker.host, broker.tls_port) # cam1 may write only edgeanon/cam1/#
         broker.restart()                             # same ports; broker.kill() for an abrupt death
 
+    with Broker(tmp_path, extra_config="max_packet_size 20000\n") as broker:   # any mosquitto.conf lines
+
+    with SilentBroker() as silent:                   # not mosquitto: takes the connection, acknowledges nothing
+        ...                                          # (CONNACK, PINGRESP; every PUBLISH swallowed)
+
 Secure broker ports: `tls_port` (cameras, mutual TLS, certificate CN = user name), `password_tls_port`
 (TLS + user name/password, for viewers) and `port` (loopback, user name/password). `passwords` maps user
 to password; user "viewer" may read edgeanon/# (see deploy/mosquitto/acl). Server certificate names:
@@ -29,6 +34,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -76,8 +82,9 @@ class Broker:
     host = "127.0.0.1"
 
     def __init__(self, workdir: str | Path, tls: bool = False, devices: tuple[str, ...] = ("cam1", "cam2"),
-                 passwords: dict[str, str] | None = None):
+                 passwords: dict[str, str] | None = None, extra_config: str = ""):
         self.workdir = Path(workdir)
+        self.extra_config = extra_config  # mosquitto.conf lines appended (global options such as max_packet_size)
         self.tls = tls
         self.devices = devices
         self.passwords = dict(passwords or {"viewer": "viewer-secret"})
@@ -98,7 +105,8 @@ class Broker:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         user = f"user {getpass.getuser()}\n"  # as root, mosquitto would otherwise switch to user 'mosquitto'
-        common = f"{user}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+        common = (f"{user}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+                  f"{self.extra_config}")
         if not self.tls:
             self.config_path.write_text(f"{common}listener {self.port} 127.0.0.1\nallow_anonymous true\n")
         else:
@@ -207,6 +215,98 @@ class Broker:
             self._log = None
 
     def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class SilentBroker:
+    """A real TCP peer that speaks just enough MQTT to take a connection and then acknowledges nothing.
+
+    It answers CONNECT with a successful CONNACK (MQTT 5 or 3.1.1, as the client asked) and PINGREQ with
+    PINGRESP, so the client stays connected; every PUBLISH is read and swallowed, never acknowledged:
+    the broker that accepts a connection and loses everything. `published` counts the PUBLISH packets.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self):
+        self._server = socket.create_server((self.host, 0))
+        self.port = self._server.getsockname()[1]
+        self.connects = 0
+        self.published = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> SilentBroker:
+        thread = threading.Thread(target=self._accept, name="silent-broker", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except (TimeoutError, OSError):
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _read(self, conn: socket.socket, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            try:
+                chunk = conn.recv(n - len(data))
+            except TimeoutError:  # the timeout only lets stop() end the thread; a packet is read whole
+                if self._stop.is_set():
+                    raise ConnectionError("stopped") from None
+                continue
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+    def _packet(self, conn: socket.socket) -> tuple[int, bytes]:
+        first = self._read(conn, 1)[0]
+        length, shift = 0, 0
+        while True:  # MQTT's variable-length "remaining length"
+            byte = self._read(conn, 1)[0]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return first >> 4, self._read(conn, length)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    kind, body = self._packet(conn)
+                except (ConnectionError, OSError):
+                    return
+                if kind == 1:  # CONNECT: protocol name (2-byte length + text), then the protocol level
+                    level = body[2 + int.from_bytes(body[:2], "big")]
+                    self.connects += 1
+                    conn.sendall(b"\x20\x03\x00\x00\x00" if level == 5 else b"\x20\x02\x00\x00")
+                elif kind == 3:  # PUBLISH: swallowed
+                    self.published += 1
+                elif kind == 12:  # PINGREQ
+                    conn.sendall(b"\xd0\x00")
+                elif kind == 14:  # DISCONNECT
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.close()
+        for thread in self._threads:
+            thread.join(2.0)
+
+    def __enter__(self) -> SilentBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

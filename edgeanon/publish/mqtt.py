@@ -169,13 +169,16 @@ class _Item:
     event: bytes
 
 
-def _connect_error() -> str:
+def _connect_error(tls: bool) -> str:
     """Why the connection attempt failed (paho calls on_connect_fail inside its `except OSError`)."""
     exc = sys.exc_info()[1]
     if exc is None:
         return "no reason given"
     text = short_error(exc)
-    return f"{text}; is the port a TLS listener?" if isinstance(exc, ssl.SSLError) else text
+    # A plain MQTT listener answers a TLS ClientHello by closing or resetting the connection.
+    if tls and isinstance(exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError)):
+        return f"{text}; the TLS handshake failed: is the port a TLS listener?"
+    return text
 
 
 class MqttPublisher:
@@ -255,7 +258,7 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._connect_error = _connect_error()
+        self._connect_error = _connect_error(self.cfg.tls.ca is not None)
         now = time.monotonic()
         if now - self._fail_logged_at > 60.0:  # the first failure, then once a minute
             self._fail_logged_at = now

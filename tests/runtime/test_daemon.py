@@ -49,15 +49,18 @@ class Daemon:
         raise AssertionError("no VmRSS")
 
 
-def start_daemon(tmp: Path, config: str, notify: NotifySocket | None = None, *args: str) -> Daemon:
+def start_daemon(tmp: Path, config: str, notify: NotifySocket | None = None, *args: str, cwd: Path = REPO,
+                 preexec_fn=None) -> Daemon:
     cfg = tmp / "daemon.toml"
     cfg.write_text(config)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])  # for cwd != REPO
     if notify is not None:
         env.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
     log = tmp / "daemon.log"
     proc = subprocess.Popen([sys.executable, "-m", "edgeanon", "run", "--config", str(cfg), *args],
-                            cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            preexec_fn=preexec_fn)
     return Daemon(proc, log)
 
 
@@ -319,26 +322,6 @@ def test_missing_camera_retries_and_last_will(tmp_path, broker):
     assert any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notify.messages), "start timeout extended"
     assert not any("READY=1" in m for m in notify.messages), "not ready before a first frame"
     assert "WATCHDOG=1" in notify.messages, "the loop stays alive while the camera is away"
-
-
-def test_file_that_appears_later(tmp_path, clip, broker):
-    target = tmp_path / "later" / "clip.avi"
-    collector = Collector(broker.port, camera="cam1")
-    daemon = start_daemon(tmp_path, base_config(broker.port, f"file://{target}"))
-    try:
-        deadline = time.monotonic() + 60
-        while daemon.stderr().count("not found; retrying") < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert daemon.proc.poll() is None, daemon.stderr()
-        target.parent.mkdir()
-        shutil.copy(clip, target)
-        assert daemon.wait() == 0, daemon.stderr()
-        collector.wait_for(lambda r: len(r.frames) == CLIP_FRAMES, 10)
-    finally:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-        collector.close()
-    assert [i for i, _ in collector.received.frames] == list(range(CLIP_FRAMES))
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")

@@ -6,12 +6,13 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from devkit.broker import Broker, free_port
+from devkit.broker import CERTS_SH, Broker, SilentBroker, free_port
 from devkit.daemon_kit import Collector, decode_jpeg
 from edgeanon.anonymize import Anonymizer
 from edgeanon.config import MqttConfig, TlsConfig
@@ -317,3 +318,99 @@ def test_a_hung_broker_is_seen_however_fast_the_queue_turns_over(tmp_path, redac
     finally:
         pub.close()
         broker.stop()
+
+
+# -- honest delivery (issue 26) -------------------------------------------------------------------
+
+def test_the_brokers_maximum_packet_size_is_honoured(tmp_path, redact):
+    """mosquitto with max_packet_size announces it in its CONNACK (MQTT 5): every frame is encoded to fit it
+    and acknowledged on one connection. Before, a frame over it got the connection cut on every frame."""
+    with Broker(tmp_path / "small", extra_config="max_packet_size 20000\n") as broker:
+        collector = Collector(broker.port, camera="cam")
+        pub = MqttPublisher(cfg_for(broker.port), "cam")  # max_payload: 1.9 MB
+        full = len(JpegEncoder().encode(redact(0)).data)
+        pub.start()
+        try:
+            assert pub.wait_connected(10)
+            for i in range(3):
+                assert pub.publish_frame(redact(i), event_for(redact(i))) is not None
+            assert pub.flush(15)
+            assert collector.wait_for(lambda r: len(r.frames) == 3, 10), pub.stats()
+            stats = pub.stats()
+        finally:
+            pub.close()
+            collector.close()
+    assert full > 20000, "the frame as it comes is over the broker's limit"
+    assert stats["broker_max_packet"] == 20000 and 19000 < stats["max_frame_bytes"] < 20000, stats
+    assert (stats["queued"], stats["handed"], stats["acked"], stats["unacked"], stats["dropped"]) == (3, 3, 3, 0, 0)
+    assert stats["connects"] == 1, "no disconnect"
+    assert all(len(jpeg) <= stats["max_frame_bytes"] for _, jpeg in collector.received.frames)
+
+
+def test_a_frame_over_the_brokers_limit_is_dropped_never_sent(tmp_path, redact, caplog):
+    with Broker(tmp_path / "tiny", extra_config="max_packet_size 1500\n") as broker:
+        collector = Collector(broker.port, camera="cam")
+        pub = MqttPublisher(cfg_for(broker.port), "cam")
+        pub.start()
+        try:
+            assert pub.wait_connected(10)
+            for i in range(3):
+                assert pub.publish_frame(redact(i), event_for(redact(i))) is None
+            time.sleep(1.0)
+            stats = pub.stats()
+            assert pub.connected
+        finally:
+            pub.close()
+        assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 5)
+        collector.close()
+    assert stats["dropped_too_large"] == stats["dropped"] == 3 and stats["handed"] == stats["acked"] == 0, stats
+    assert stats["connects"] == 1 and collector.received.frames == [] and collector.received.available == [
+        "online", "stopped"]
+    assert "the broker's Maximum Packet Size" in caplog.text and "frame dropped, not sent" in caplog.text
+
+
+def test_a_broker_that_never_acknowledges_is_reported_then_given_up(redact, caplog):
+    """A real TCP peer that takes the connection and swallows every PUBLISH: nothing is counted as
+    acknowledged, a warning comes after no_ack_warn_s, and after no_ack_exit_s the publisher fails."""
+    with SilentBroker() as silent:
+        pub = MqttPublisher(cfg_for(silent.port, no_ack_warn_s=1.0, no_ack_exit_s=4.0, queue_size=2), "cam")
+        pub.start()
+        try:
+            assert pub.wait_connected(10)
+            deadline = time.monotonic() + 60
+            i = 0
+            while pub.failure is None and time.monotonic() < deadline:
+                pub.publish_frame(redact(i), event_for(redact(i)))  # waits up to 1 s for room in the queue
+                pub.check_progress()
+                i += 1
+            stats = pub.stats()
+        finally:
+            pub.close(timeout=1.0)
+    assert pub.failure and "no frame acknowledged for" in pub.failure, stats
+    assert "connected, but the broker acknowledges nothing" in pub.failure
+    assert stats["acked"] == stats["refused"] == 0 and stats["handed"] >= 1 and silent.published >= 1, stats
+    assert "no frame acknowledged for" in caplog.text and "exiting for a restart after 4 s" in caplog.text
+
+
+def test_tls_against_a_plain_port_is_reported_never_counted(mosquitto_broker, tmp_path, redact, caplog):
+    pki = tmp_path / "pki"
+    subprocess.run([str(CERTS_SH), "--dir", str(pki), "ca"], check=True, capture_output=True)
+    cfg = cfg_for(mosquitto_broker.port, tls=TlsConfig(ca=str(pki / "ca.crt")), no_ack_warn_s=1.0,
+                  no_ack_exit_s=3.0, queue_size=2)
+    pub = MqttPublisher(cfg, "cam")
+    pub.start()
+    try:
+        deadline = time.monotonic() + 60
+        i = 0
+        while pub.failure is None and time.monotonic() < deadline:
+            pub.publish_frame(redact(i), event_for(redact(i)))
+            pub.check_progress()
+            time.sleep(0.2)
+            i += 1
+        stats = pub.stats()
+    finally:
+        pub.close(timeout=1.0)
+    assert not stats["connected"] and stats["connects"] == 0
+    assert stats["handed"] == stats["acked"] == 0 and stats["dropped_queue"] > 0, stats
+    assert pub.failure and "broker unreachable" in pub.failure and "TLS handshake failed" in pub.failure, pub.failure
+    assert "is the port a TLS listener?" in caplog.text
