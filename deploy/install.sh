@@ -335,11 +335,12 @@ toml_string() {
         }' "$1"
 }
 
-# The host of a URI: no scheme, no user:password@ (up to the last @), no path, no port.
+# The host of a URI: no scheme, no user:password@ (up to the last @, as edgeanon.scrub.split_uri reads it: a
+# password may hold '/', '#', '?'), no path, no port.
 uri_host() {
     rest=${1#*://}
-    authority=${rest%%/*}
-    host=${authority##*@}
+    rest=${rest##*@}
+    host=${rest%%[/?#]*}
     case "$host" in
         \[*\]*) host=${host#\[}; host=${host%%\]*} ;;
         *:*) host=${host%:*} ;;

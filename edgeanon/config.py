@@ -18,7 +18,7 @@ from edgeanon.defaults import (
     METHODS,
     VIDEO_PROFILE,
 )
-from edgeanon.scrub import MASK, scrub
+from edgeanon.scrub import MASK, safe_uri, scrub
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +28,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "gst", "file")
 # Keys whose values are never echoed in an error message, whatever the mistake.
 SECRET_KEYS = frozenset({"mqtt.password"})
+# Keys holding a URI: shown without credentials even when the scheme is missing (admin:pw@cam/s).
+URI_KEYS = frozenset({"source.uri"})
 # Protocol limits: MQTT strings are at most 65535 bytes, the message-expiry interval is a 4-byte integer.
 MQTT_STRING_MAX = 65535
 UINT32_MAX = 2**32 - 1
@@ -262,7 +264,7 @@ def _shown(key: str, value: Any) -> str:
     """A value as an error message may show it: never a secret, never a URI's credentials, never long."""
     if key in SECRET_KEYS:
         return MASK
-    text = scrub(repr(value))
+    text = repr(safe_uri(value)) if key in URI_KEYS and isinstance(value, str) else scrub(repr(value))
     return text if len(text) <= 200 else text[:200] + "..."
 
 

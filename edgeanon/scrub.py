@@ -44,7 +44,10 @@ def scrub(text: str) -> str:
 
 
 def safe_uri(uri: str) -> str:
-    """A source or broker URI without its credentials, for logs and messages."""
+    """A source or broker URI without its credentials, for logs and messages. Text meant as a URI but
+    without its scheme (`admin:pw@cam/s`) may still be credentials@host: nothing before its last '@' is shown."""
+    if "://" not in uri and "@" in uri:
+        return f"{MASK}@{scrub(uri.rsplit('@', 1)[1])}"
     return scrub(uri)
 
 

@@ -152,6 +152,8 @@ def test_daemon_unit_contract():
     assert engines["User"] == ["edgeanon-models"] and "StateDirectory" not in engines
     assert engines["ReadWritePaths"] == ["/var/lib/edgeanon/models"]
     assert s["ReadOnlyPaths"] == ["-/var/lib/edgeanon/models"]
+    # No core dump: it would hold raw frames (the watchdog kills with SIGABRT). The daemon sets it too.
+    assert s["LimitCORE"] == ["0"]
 
 
 # -- shell ------------------------------------------------------------------------------------------
@@ -228,11 +230,15 @@ def test_network_dropin_allows_the_broker_camera_and_dns_only(tmp_path):
     config.write_text(re.sub(r'(?m)^uri = .*$', 'uri = "rtsp://admin:p@ss@192.168.7.20:554/live"', text))
     install(tmp_path, "--camera", "door")
     assert dropin(tmp_path, "door") == ["10.1.2.3", "192.168.7.20"]
+    # The host is read as edgeanon reads it: after the last '@', even when the password holds '/' or '#'.
+    config.write_text(re.sub(r'(?m)^uri = .*$', 'uri = "rtsp://admin:10.6.6.6/#@192.168.7.21/live"', text))
+    install(tmp_path, "--camera", "door")
+    assert dropin(tmp_path, "door") == ["10.1.2.3", "192.168.7.21"]
     # Names: resolved here (localhost needs no entry), DNS servers added; a name that does not resolve is named.
     (tmp_path / "etc/resolv.conf").write_text("nameserver 127.0.0.53\nnameserver 10.9.9.9\n")
     config.write_text(re.sub(r'(?m)^host = .*$', 'host = "broker.invalid"', config.read_text()))
     result = install(tmp_path, "--camera", "door")
-    assert dropin(tmp_path, "door") == ["10.9.9.9", "192.168.7.20"]
+    assert dropin(tmp_path, "door") == ["10.9.9.9", "192.168.7.21"]
     assert "broker.invalid does not resolve" in result.stderr and "p@ss" not in result.stdout + result.stderr
 
 

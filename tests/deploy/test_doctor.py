@@ -311,3 +311,34 @@ def test_ip_allow_list_follows_systemd_rules():
     deny, allowed = doctor.ip_allow_list(["IPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.0/8",
                                           "[Service]\nIPAddressAllow=\nIPAddressAllow=192.168.1.5"])
     assert deny and [str(n) for n in allowed] == ["192.168.1.5/32"]
+
+
+def test_core_dump_settings_are_reported(tmp_path):
+    """doctor says what keeps raw frames out of core dumps: the unit's LimitCORE=0, RLIMIT_CORE 0 and not
+    dumpable as the daemon sets them (tried in a real child process), and the kernel's core_pattern."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    no_unit = doctor.check_core_dumps(fake_paths(tmp_path))
+    assert no_unit.status == OK and "RLIMIT_CORE 0/0, dumpable no" in no_unit.detail, no_unit
+    assert repr(pattern) in no_unit.detail and "not installed" in no_unit.detail
+    old_unit = tmp_path / "old.service"
+    old_unit.write_text("\n".join(line for line in UNIT.read_text().splitlines() if "LimitCORE" not in line))
+    old = doctor.check_core_dumps(dataclasses.replace(fake_paths(tmp_path), units=(old_unit,)))
+    assert old.status == WARN and "no LimitCORE=0" in old.detail, old
+    current = doctor.check_core_dumps(dataclasses.replace(fake_paths(tmp_path), units=(UNIT,)))
+    assert current.status == OK and "LimitCORE=0" in current.detail, current
+    cli = _doctor_cli()
+    line = next(line for line in cli.stdout.splitlines() if "core dumps" in line)
+    assert line.startswith("[ OK ]") and "RLIMIT_CORE 0/0, dumpable no" in line and "core_pattern" in line, line
+
+
+def test_rtsp_passwords_with_uri_characters(tmp_path):
+    """Before: 'Port could not be cast to integer value as ...' (a piece of the password) as a traceback."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        fine = doctor.check_camera(f"rtsp://admin:Qa1@Wb2:Ec3@127.0.0.1:{port}/s", fake_paths(tmp_path))
+        encoded = doctor.check_camera(f"rtsp://admin:Qa1%2FWb2%23@127.0.0.1:{port}/s", fake_paths(tmp_path))
+    assert fine.status == encoded.status == OK and f"rtsp://127.0.0.1:{port}" in fine.detail, (fine, encoded)
+    raw = doctor.check_camera(f"rtsp://admin:12/Wb2#Ec3@127.0.0.1:{port}/s", fake_paths(tmp_path))
+    assert raw.status == FAIL and "percent-encode" in raw.detail and "Wb2" not in raw.detail, raw

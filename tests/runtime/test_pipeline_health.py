@@ -99,3 +99,42 @@ def test_a_failed_publisher_ends_the_loop_with_exit_code_1(tmp_path, clip, redac
             pytest.fail("the loop kept running on a failed publisher")
     assert result == [1]
     assert "publisher failed" in caplog.text and "send errors in a row" in caplog.text
+
+
+def test_raw_pixels_are_wiped_when_no_frame_comes(tmp_path, clip, redactor):
+    """A camera that delivers one pass of the clip and is then gone: while the loop waits for it, the
+    detector's input buffer no longer holds the last frame (a raw frame lives no longer than one frame)."""
+    import cv2
+
+    from edgeanon.sources import Backoff, LiveSource
+
+    opened: list[bool] = []
+
+    def camera():
+        if opened:
+            return None  # gone after one pass
+        opened.append(True)
+        return cv2.VideoCapture(str(clip))
+
+    with Broker(tmp_path / "b") as broker:
+        mqtt = MqttConfig(host="127.0.0.1", port=broker.port)
+        cfg = Config(camera_id="cam", pipeline=PipelineConfig(deadline_ms=60_000.0), mqtt=mqtt)
+        source = LiveSource("test://camera", camera, Backoff(30.0, 30.0))
+        pipeline = Pipeline(cfg, source, redactor, MqttPublisher(mqtt, "cam"))
+        pipeline.publisher.start()
+        runner = threading.Thread(target=pipeline.run)
+        runner.start()
+        try:
+            buffers = redactor.detector._buffers
+            deadline = time.monotonic() + 60
+            while not (pipeline.counters.frames_in and not source.connected) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pipeline.counters.frames_in >= 1 and not source.connected
+            deadline = time.monotonic() + 10
+            while any(b.any() for b in buffers.values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert runner.is_alive(), "still waiting for the camera"
+            assert buffers and not any(b.any() for b in buffers.values()), "the last frame is still in memory"
+        finally:
+            pipeline.request_stop()
+            runner.join(30)
