@@ -67,7 +67,9 @@ class Publisher(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    def flush(self, timeout: float = 2.0) -> bool: ...
+    def stop_sending(self, timeout: float = 1.0) -> None:
+        """Send what is queued for at most `timeout` s, then stop: the delivery counts are final."""
+        ...
 
     def close(self, timeout: float = 3.0, state: str = STOPPED) -> None:
         """Publish `state` on the availability topic (`stopped` or `failed`) and disconnect."""
@@ -320,17 +322,20 @@ class Pipeline:
                 f"{stats['drops']} dropped")
 
     def shutdown(self, clean: bool = True) -> None:
-        """Final stats, `stopped` (or `failed`), flush, disconnect: well within systemd's 5 s stop budget."""
+        """Send what is queued (1 s at most), final stats, `stopped` (or `failed`), disconnect: well within
+        systemd's stop timeout."""
         self.notifier.stopping()
         self.notifier.status("stopping")
         word = "stopped" if clean else "failed"
         try:
-            self.publisher.flush(timeout=1.0)
+            self.publisher.stop_sending(timeout=1.0)
             final = self.stats()
             final["final"] = True
             self.publisher.publish_stats(final)
             self.notifier.status(f"{word}: {self._status_line(final)}")
             log.log(logging.INFO if clean else logging.ERROR, "%s: %s", word, final_line(self.counters, final["mqtt"]))
+            if self.counters.redacted and not final["mqtt"].get("acked"):
+                log.warning("no broker acknowledged any of the %d redacted frames", self.counters.redacted)
         finally:
             self.publisher.close(timeout=2.5, state=STOPPED if clean else FAILED)
             self.source.close()

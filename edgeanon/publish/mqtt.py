@@ -192,6 +192,7 @@ class MqttPublisher:
         self._queue: deque[_Item] = deque(maxlen=cfg.queue_size)
         self._cond = threading.Condition()
         self._closing = False
+        self._stop_by: float | None = None  # set by stop_sending(): the sender gives up waiting then
         self._sending = False
         self._fail_logged_at = -1e9
         self._error_logged_at = -1e9
@@ -367,9 +368,10 @@ class MqttPublisher:
             while True:
                 with self._cond:
                     self._cond.wait_for(lambda: self._closing or (self._queue and self._connected.is_set()))
+                    if self._closing and (not self._queue or not self._connected.is_set()
+                                          or time.monotonic() >= (self._stop_by or 0.0)):
+                        return  # drained, or the broker is away, or the time to drain is up
                     if not self._queue or not self._connected.is_set():
-                        if self._closing:
-                            return
                         continue
                     item = self._queue.popleft()
                     self._sending = True
@@ -391,8 +393,9 @@ class MqttPublisher:
             self.failure = self.failure or f"sender thread died ({short_error(exc)})"
             raise
         finally:
-            if self.failure is not None:
+            if self.failure is not None:  # nothing more will be sent: what waits is dropped, and counted
                 with self._cond:
+                    self.counters.dropped_at_stop += len(self._queue)
                     self._queue.clear()
                     self._cond.notify_all()
 
@@ -423,8 +426,11 @@ class MqttPublisher:
         if self._broker_max_packet is None or event_packet <= self._broker_max_packet:
             self._client.publish(self.topics.events, item.event, qos=FRAME_QOS)
         try:
-            # One frame in flight: wait for its PUBACK (which also keeps paho's buffer to about one frame).
-            info.wait_for_publish(timeout=ACK_TIMEOUT_S)
+            # One frame in flight: wait for its PUBACK (which also keeps paho's buffer to about one frame),
+            # in slices, so that stop_sending() need not wait out a silent broker.
+            deadline = time.monotonic() + ACK_TIMEOUT_S
+            while not info.is_published() and time.monotonic() < min(deadline, self._stop_by or deadline):
+                info.wait_for_publish(timeout=0.1)
             acked = info.is_published()
         except (RuntimeError, ValueError):
             acked = False
@@ -508,19 +514,28 @@ class MqttPublisher:
                 "max_frame_bytes": self.frame_limit(), "broker_max_packet": self._broker_max_packet,
                 **({"failure": self.failure} if self.failure else {})}
 
-    def close(self, timeout: float = 3.0, state: str = STOPPED) -> None:
-        """Flush queued frames (while connected), publish `state` (`stopped` after a clean stop, `failed`
-        otherwise) retained, disconnect cleanly. Frames still queued are counted as dropped at stop."""
-        if not self._started:
+    def stop_sending(self, timeout: float = 1.0) -> None:
+        """Send what is queued for at most `timeout` s (while connected), then stop the sender: a frame in
+        flight without its PUBACK by then is counted unacknowledged, frames still queued dropped at stop.
+        The counters are final afterwards (the final stats go out after this)."""
+        if not self._started or self._closing:
             return
-        deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
+            self._stop_by = time.monotonic() + timeout
             self._cond.notify_all()
-        self._sender.join(max(0.1, deadline - time.monotonic() - 1.0))
+        self._sender.join(timeout + 1.0)
         with self._cond:
             self.counters.dropped_at_stop += len(self._queue)
             self._queue.clear()
+
+    def close(self, timeout: float = 3.0, state: str = STOPPED) -> None:
+        """stop_sending() (if not done yet), publish `state` (`stopped` after a clean stop, `failed`
+        otherwise) retained, disconnect cleanly."""
+        if not self._started:
+            return
+        deadline = time.monotonic() + timeout
+        self.stop_sending(max(0.1, timeout / 2 - 1.0))
         if self.connected:
             info = self._client.publish(self.topics.available, state, qos=1, retain=True)
             try:

@@ -48,10 +48,13 @@ def looping(port: int, clip: Path, extra: str = "") -> str:
 
 
 def final_line(log: str) -> dict[str, int | str]:
+    """The daemon's final line, parsed; every frame that came in is accounted for exactly once in it."""
     match = FINAL.search(log)
     assert match, f"no final line in:\n{log[-3000:]}"
     keys = ("word", "in", "redacted", "acked", "refused", "unacked", "handed", "dropped")
-    return {k: (v if k == "word" else int(v)) for k, v in zip(keys, match.groups())}
+    line = {k: (v if k == "word" else int(v)) for k, v in zip(keys, match.groups())}
+    assert line["in"] == line["acked"] + line["refused"] + line["unacked"] + line["dropped"], match.group(0)
+    return line
 
 
 def wait_for_log(daemon, text: str, timeout: float = 120) -> None:

@@ -70,8 +70,8 @@ class RecordingPublisher:
     def stats(self) -> dict[str, Any]:
         return {"acked": len(self.frames)}
 
-    def flush(self, timeout: float = 2.0) -> bool:
-        return True
+    def stop_sending(self, timeout: float = 1.0) -> None:
+        pass
 
     def close(self, timeout: float = 3.0, state: str = "stopped") -> None:
         self.closed = state
