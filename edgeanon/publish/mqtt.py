@@ -435,6 +435,8 @@ class MqttPublisher:
         except (RuntimeError, ValueError):
             acked = False
         with self._cond:
+            # (a PUBACK that came just now is in _acks, even before paho marks the message published)
+            acked = acked or info.mid in self._acks or info.is_published()
             reason = self._acks.pop(info.mid, None)
             if not acked:  # a PUBACK may still come after a reconnect (paho resends): _on_publish moves it
                 self.counters.unacked += 1
