@@ -12,6 +12,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from devkit.daemon_kit import make_clip
 from edgeanon.config import load_config
 from edgeanon.detector import DetectorFault, FaceDetector
 from edgeanon.frames import Frame
@@ -79,8 +80,9 @@ def test_cli_refuses_a_blind_model_and_writes_nothing(blind_model, face_image, t
 
 
 def test_daemon_refuses_to_start_on_a_blind_model(blind_model, tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", frames=2, size=(160, 90))  # a source that opens (a missing one fails first)
     cfg = tmp_path / "d.toml"
-    cfg.write_text(f'camera_id = "cam1"\n[source]\nuri = "file://{tmp_path}/none.mp4"\n'
+    cfg.write_text(f'camera_id = "cam1"\n[source]\nuri = "file://{clip}"\n'
                    f'[model]\nmethod = "blur"\ndetector = "{blind_model}"\n[mqtt]\nhost = "127.0.0.1"\nport = 1\n')
     proc = subprocess.run([sys.executable, "-m", "edgeanon", "run", "--config", str(cfg)], capture_output=True,
                           text=True, cwd=REPO_ROOT, timeout=120)
