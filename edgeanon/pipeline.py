@@ -96,6 +96,7 @@ class Counters:
     masked: int = 0
     fallbacks: int = 0
     faces: int = 0
+    plates: int = 0  # licence plates covered (with [plates] enabled), counted apart from faces
 
 
 def final_line(c: Counters, mqtt: dict[str, Any]) -> str:
@@ -227,6 +228,7 @@ class Pipeline:
         if redacted is None:
             return None
         c.faces += len(redacted.faces)
+        c.plates += len(redacted.plates)
         c.fallbacks += sum(1 for f in redacted.faces if f.method != self.cfg.model.method)
         latency_ms = self.publisher.publish_frame(redacted, self.event_for(redacted), started=started)
         if latency_ms is None:
@@ -268,7 +270,7 @@ class Pipeline:
 
     def event_for(self, redacted: RedactedFrame) -> dict[str, Any]:
         """The event published with a frame: what was found and what was done to it."""
-        return {
+        event = {
             "camera": self.cfg.camera_id,
             "frame_index": redacted.index,
             "timestamp": round(redacted.timestamp, 3),
@@ -278,6 +280,11 @@ class Pipeline:
             "track_ids": [f.track_id for f in redacted.faces],
             "fully_masked": redacted.fully_masked,
         }
+        if self.cfg.plates.enabled:  # plates counted apart from faces
+            event.update(plates=len(redacted.plates),
+                         plate_boxes=[[round(v, 1) for v in p.box] for p in redacted.plates],
+                         plate_methods=[p.method for p in redacted.plates])
+        return event
 
     def stats(self) -> dict[str, Any]:
         """The stats message: rates over the last interval, latency percentiles, counters, telemetry."""

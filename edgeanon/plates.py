@@ -56,9 +56,8 @@ class PlateDetector:
             raise ValueError(f"plate threshold must be between 0 and 1, got {threshold}")
         if not low_threshold:  # 0 or None: no doubtful tier
             low_threshold = threshold
-        if not 0.0 < low_threshold <= threshold:
-            raise ValueError(f"plate low threshold must be 0 (off) or in (0, threshold {threshold}], "
-                             f"got {low_threshold}")
+        if not 0.0 < low_threshold < 1.0:
+            raise ValueError(f"plate low threshold must be 0 (off) or between 0 and 1, got {low_threshold}")
         self.backend = backend
         self.threshold = float(threshold)
         self.low_threshold = float(min(low_threshold, threshold))

@@ -1,30 +1,67 @@
 """The one per-frame chain, shared by the offline CLI and the daemon: detect -> track -> anonymize.
 
-Built by `from_options`, the chain has passed the detector's start-up self-test (edgeanon.selftest).
+Faces always; licence plates too when a PlateStage is given (`[plates] enabled`, `--plates`). Both detectors look
+at the raw frame before anything is covered, and a fault of either fails the frame closed. Built by
+`from_options`, the chain has passed the detectors' start-up self-tests (edgeanon.selftest).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE
+from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE, PLATE_HOLD_S
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.errors import ModelError
 from edgeanon.scenecut import CutDetector
 from edgeanon.tracker import Tracker
+
+if TYPE_CHECKING:
+    from edgeanon.config import PlatesConfig
+
+
+class PlateStage:
+    """The plates of each frame: the plate detector on every `every`th frame, the tracker holding the plates in
+    between (and through a missed detection); without a tracker (stills) the detector runs on every frame."""
+
+    def __init__(self, detector: Any, tracker: Tracker | None = None, every: int = 1):
+        if every < 1:
+            raise ValueError(f"plates every must be >= 1 frame, got {every}")
+        self.detector = detector
+        self.tracker = tracker
+        self.every = every if tracker is not None else 1
+        self._count = 0
+
+    def find(self, frame: Frame, cut: bool = False) -> list[Any]:
+        """The plates to cover in this frame (raw pixels; a PlateFault propagates)."""
+        detect = self._count % self.every == 0 or cut
+        self._count += 1
+        found = self.detector.detect(frame.image) if detect else []
+        if self.tracker is None:
+            return found
+        if cut:
+            self.tracker.cut()
+        if not detect:
+            return self.tracker.update((), frame.track_time, frame.image.shape[:2])
+        return self.tracker.update(found, frame.track_time, frame.image.shape[:2])
+
+    def reset(self) -> None:
+        self._count = 0
+        if self.tracker is not None:
+            self.tracker.reset()
 
 
 class Redactor:
     """Finds the faces of a frame, keeps lost ones covered (when tracking), and anonymizes them all."""
 
     def __init__(self, detector: Any, anonymizer: Anonymizer, tracker: Tracker | None = None,
-                 cuts: CutDetector | None = None):
+                 cuts: CutDetector | None = None, plates: PlateStage | None = None):
         self.detector = detector
         self.anonymizer = anonymizer
         self.tracker = tracker
         self.cuts = cuts if cuts is not None else (CutDetector() if tracker is not None else None)
+        self.plates = plates
 
     def process(self, frame: Frame) -> RedactedFrame:
         """Redact one frame in place; every face the detector or tracker knows is handled.
@@ -32,11 +69,13 @@ class Redactor:
         A detector fault (edgeanon.detector.DetectorFault) propagates: the caller fails closed.
         """
         faces = self.detector.detect(frame.image)
+        cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+        plates = self.plates.find(frame, cut) if self.plates is not None else ()
         if self.tracker is not None:
-            if self.cuts is not None and self.cuts.is_cut(frame.image):
+            if cut:
                 self.tracker.cut()
             faces = self.tracker.update(faces, frame.track_time, frame.image.shape[:2])
-        return self.anonymizer.redact(frame, faces)
+        return self.anonymizer.redact(frame, faces, plates)
 
     def mask_all(self, frame: Frame) -> RedactedFrame:
         """Cover the whole frame (the fail-closed fallback for a frame that could not be redacted in time)."""
@@ -53,6 +92,8 @@ class Redactor:
             self.tracker.reset()
         if self.cuts is not None:
             self.cuts.reset()
+        if self.plates is not None:
+            self.plates.reset()
 
     @classmethod
     def from_options(
@@ -72,6 +113,7 @@ class Redactor:
         low_threshold: float | None = None,
         extra_scales: tuple[float, ...] | None = None,
         self_test: bool = True,
+        plates: PlatesConfig | None = None,
     ) -> Redactor:
         """Build the chain from model paths and options (None: the project's models and defaults).
 
@@ -79,7 +121,7 @@ class Redactor:
         of the one for still images (IMAGE_PROFILE); `threshold`, `low_threshold`, `input_scale` and
         `extra_scales` override the profile (`input_scale` None means automatic, `extra_scales` () none).
         Raises ModelError for a missing or broken model (including a failed self-test), ValueError for a
-        bad option.
+        bad option. `plates` (edgeanon.config.PlatesConfig), when enabled, adds the plate detector and its cover.
         """
         from edgeanon.detector import IMAGE_PROFILE, VIDEO_PROFILE, FaceDetector
         from edgeanon.models import default_detector
@@ -95,8 +137,36 @@ class Redactor:
         if self_test:
             check_detector(detector, str(detector_path))
         generator = load_generator(generator_model, backend=backend, threads=threads) if method == "gan" else None
-        anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape)
-        return cls(detector, anonymizer, Tracker(hold_s=hold_s) if track else None)
+        plate_stage = plate_cover = None
+        if plates is not None and plates.enabled:
+            plate_stage, plate_cover = load_plates(plates, backend=backend, threads=threads, track=track,
+                                                   self_test=self_test)
+        anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape,
+                                plate_cover=plate_cover)
+        return cls(detector, anonymizer, Tracker(hold_s=hold_s) if track else None, plates=plate_stage)
+
+
+def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = None, track: bool = True,
+                self_test: bool = True) -> tuple[PlateStage, Any]:
+    """The plate stage and cover of a PlatesConfig, or ModelError naming what is missing (the model is not
+    shipped: its weights are AGPL-3.0)."""
+    from edgeanon.anonymize.plates import PlateCover
+    from edgeanon.models import DEFAULT_PLATES
+    from edgeanon.plates import PlateDetector
+    from edgeanon.selftest import check_plates
+
+    path = Path(cfg.model) if cfg.model else DEFAULT_PLATES
+    if not path.is_file():
+        raise ModelError(f"{path}: plate detector not found (make it with `python -m export plates --from fastanpr`; "
+                         "its weights are AGPL-3.0)")
+    detector = PlateDetector.from_path(path, backend=backend, threads=threads, threshold=cfg.threshold,
+                                       low_threshold=cfg.low_threshold)
+    if self_test:
+        check_plates(detector, str(path))
+    # A plate seen once is a plate: held from its first detection (no confirmation), through skipped frames.
+    tracker = Tracker(hold_s=PLATE_HOLD_S, confirm_hits=1) if track else None
+    return PlateStage(detector, tracker, cfg.every), PlateCover(cfg.method, cfg.mask_scale)
+
 
 def load_generator(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Any:
     """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""

@@ -1,4 +1,5 @@
-"""The anonymizer: handles every face of a frame (generator or classic) and alone makes RedactedFrames."""
+"""The anonymizer: handles every face (generator or classic) and every plate of a frame, and alone makes
+RedactedFrames."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from edgeanon.anonymize import classic
 from edgeanon.anonymize.masks import MASK_SHAPES
+from edgeanon.anonymize.plates import PlateCover
 from edgeanon.defaults import METHODS
 from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _claim_factory
 
@@ -38,6 +40,7 @@ class Anonymizer:
         blur_cells: int = classic.BLUR_CELLS,
         pixelate_blocks: int = classic.PIXELATE_BLOCKS,
         fill_color: tuple[int, int, int] = (0, 0, 0),
+        plate_cover: PlateCover | None = None,
     ):
         if method not in METHODS:
             raise ValueError(f"unknown anonymization method {method!r}: choose one of {', '.join(METHODS)}")
@@ -59,9 +62,11 @@ class Anonymizer:
         self.blur_cells = int(blur_cells)
         self.pixelate_blocks = int(pixelate_blocks)
         self.fill_color = tuple(int(c) for c in fill_color)
+        self.plate_cover = plate_cover or PlateCover()
 
-    def redact(self, frame: Frame, faces: Sequence[Any]) -> RedactedFrame:
-        """Anonymize every face of `frame` in place and return the RedactedFrame (the only way to get one)."""
+    def redact(self, frame: Frame, faces: Sequence[Any], plates: Sequence[Any] = ()) -> RedactedFrame:
+        """Anonymize every face and every plate of `frame` in place and return the RedactedFrame (the only way to
+        get one)."""
         faces = list(faces)
         # Doubtful candidates (Detection.confident False) get the plain blur: cover it, without a made-up face.
         methods = [self.method if getattr(face, "confident", True) else FALLBACK_METHOD for face in faces]
@@ -78,7 +83,8 @@ class Anonymizer:
             FaceRecord(tuple(float(v) for v in face.box[:4]), method, getattr(face, "track_id", None))
             for face, method in zip(faces, methods, strict=True)
         )
-        return _make_redacted(frame, records)
+        plate_records = self.plate_cover.cover(frame.image, plates) if plates else ()
+        return _make_redacted(frame, records, plates=plate_records)
 
     def mask_all(self, frame: Frame) -> RedactedFrame:
         """Cover the whole frame with the fill colour (fail closed: nothing of the scene survives)."""

@@ -15,13 +15,15 @@ from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
-from edgeanon.config import THREADS_MAX
+from edgeanon.config import THREADS_MAX, PlatesConfig
 from edgeanon.defaults import (
     DEFAULT_HOLD_S,
     DEFAULT_MASK_SCALE,
+    DEFAULT_PLATE_METHOD,
     DEFAULT_VIDEO_GIGAPIXELS,
     IMAGE_PROFILE,
     METHODS,
+    PLATE_METHODS,
     VIDEO_PROFILE,
 )
 from edgeanon.frames import Detection, Frame
@@ -53,6 +55,7 @@ examples:
   edgeanon anonymize photos/ -o photos-anon/ --method pixelate
   edgeanon anonymize a.jpg b.png -o out/ --boxes boxes.json     # your own regions, no detector
   edgeanon anonymize trip/ -o trip-anon/ -r --boxes faces.json   # faces.json from edgeanon detect trip/ -r --json
+  edgeanon anonymize street.mp4 -o street.anon.mp4 --plates      # licence plates too (AGPL-3.0 model)
 """
 
 BOXES_HELP = """JSON {"name": [[x1, y1, x2, y2], ...]}: anonymize exactly these regions instead of detecting;
@@ -116,6 +119,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="largest video to decode, in width x height x frames (default "
                         f"{DEFAULT_VIDEO_GIGAPIXELS:g} billion pixels: about an hour of 4K at 30 frames/s); "
                         "checked from the file's header before decoding, and again while decoding")
+    p.add_argument("--plates", action="store_true",
+                   help="cover licence plates too (needs models/plates.onnx from `python -m export plates`; its "
+                        "weights are AGPL-3.0)")
+    p.add_argument("--plate-method", choices=PLATE_METHODS, default=DEFAULT_PLATE_METHOD,
+                   help="synthetic: a made-up plate in the region's colours; blur, pixelate, fill "
+                        "(default %(default)s); doubtful plates get blur")
+    p.add_argument("--plate-model", type=Path, metavar="PATH", help="plate detector (default models/plates.onnx)")
     p.set_defaults(func=run)
 
 
@@ -155,12 +165,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--detect-scale must be in (0, 4], got {args.detect_scale}")
     if args.hold < 0:
         raise UserError(f"--hold must be >= 0 seconds, got {args.hold}")
+    if args.plates and boxes is not None:
+        raise UserError("--plates detects plates; it cannot be combined with --boxes (give the plates' boxes there)")
+    plates = PlatesConfig(enabled=True, method=args.plate_method,
+                          model=str(args.plate_model) if args.plate_model else None) if args.plates else None
     image_chain = video_chain = None
     try:
         if boxes is None:
             common = dict(detector_model=args.detector_model, generator_model=args.generator_model, method=method,
                           mask_scale=args.mask_scale, mask_shape=args.mask_shape, threads=args.threads,
-                          low_threshold=args.low_threshold)
+                          low_threshold=args.low_threshold, plates=plates)
             if any(not is_video(f) for f in files):
                 image_chain = Redactor.from_options(track=False, threshold=args.threshold,
                                                     input_scale=args.detect_scale,
@@ -246,11 +260,12 @@ def check_outputs_and_limits(args: argparse.Namespace) -> None:
 
 
 class Tally:
-    """Every face of a run with the method that served it: the summary line and the --report file."""
+    """Every face and plate of a run with the method that served it: the summary line and the --report file."""
 
     def __init__(self):
         self.files: dict[str, dict] = {}
         self.counts: dict[str, int] = {}
+        self.plates: dict[str, int] = {}
         self.landmarks: dict[str, int] = {}
         self.frames = 0
 
@@ -270,6 +285,13 @@ class Tally:
                 if face.method == "gan" and source:
                     item["landmarks"] = source
                 entry["faces"].append(item)
+        for plate in redacted.plates:
+            self.plates[plate.method] = self.plates.get(plate.method, 0) + 1
+            entry.setdefault("plate_methods", {})
+            entry["plate_methods"][plate.method] = entry["plate_methods"].get(plate.method, 0) + 1
+            if keep_faces:
+                entry.setdefault("plates", []).append({"box": [round(v, 1) for v in plate.box],
+                                                       "method": plate.method})
 
     def error(self, path: Path, message: str) -> None:
         self.files.setdefault(str(path), {"frames": 0, "methods": {}, "faces": []})["error"] = message
@@ -283,12 +305,19 @@ class Tally:
             if method == "gan" and self.landmarks:
                 part += " (landmarks " + ", ".join(f"{k} {v}" for k, v in sorted(self.landmarks.items())) + ")"
             parts.append(part)
-        return (f"{total} face(s) in {self.frames} frame(s) of {len(self.files)} input(s)"
+        line = (f"{total} face(s) in {self.frames} frame(s) of {len(self.files)} input(s)"
                 + (": " + ", ".join(parts) if parts else ""))
+        if self.plates:
+            line += (f"; {sum(self.plates.values())} plate(s): "
+                     + ", ".join(f"{m} {n}" for m, n in sorted(self.plates.items(), key=lambda kv: -kv[1])))
+        return line
 
     def report(self) -> dict:
-        return {"totals": dict(self.counts), "gan_landmarks": dict(self.landmarks), "frames": self.frames,
-                "files": self.files}
+        out = {"totals": dict(self.counts), "gan_landmarks": dict(self.landmarks), "frames": self.frames,
+               "files": self.files}
+        if self.plates:
+            out["plate_totals"] = dict(self.plates)
+        return out
 
 
 class BoxChain:

@@ -1,4 +1,4 @@
-"""`edgeanon detect`: find faces in images and write them as JSON (boxes, scores, 5 landmarks)."""
+"""`edgeanon detect`: find faces (and with --plates licence plates) in images and write them as JSON."""
 
 from __future__ import annotations
 
@@ -13,25 +13,28 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
+from edgeanon.defaults import PLATE_THRESHOLD
 from edgeanon.detector import DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, FaceDetector
 from edgeanon.frames import Detection
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inputs import InputError, collect, skipped_warning
-from edgeanon.models import default_detector
+from edgeanon.models import DEFAULT_PLATES, default_detector
+from edgeanon.plates import PlateDetector
+from edgeanon.selftest import check_plates
 
 log = logging.getLogger(__name__)
 
 
-def draw(image: np.ndarray, faces: list[Detection]) -> np.ndarray:
-    """A copy of the image with boxes, scores and landmarks drawn on it."""
+def draw(image: np.ndarray, faces: list[Detection], plates: list[Detection] = ()) -> np.ndarray:
+    """A copy of the image with boxes, scores and landmarks drawn on it (faces green, plates orange)."""
     out = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 500))
-    for face in faces:
+    for face, colour in [(f, (0, 255, 0)) for f in faces] + [(p, (0, 160, 255)) for p in plates]:
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), thickness)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         cv2.putText(out, f"{face.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thickness, (0, 255, 0), thickness)
+                    0.4 * thickness, colour, thickness)
         if face.landmarks is not None:
             for x, y in face.landmarks:
                 cv2.circle(out, (int(x), int(y)), thickness + 1, (0, 0, 255), -1)
@@ -81,22 +84,32 @@ def _run(args: argparse.Namespace) -> int:
     try:
         detector = FaceDetector.from_path(args.detector_model, backend=args.backend, threshold=args.threshold,
                                           nms_iou=args.nms_iou, input_scale=args.input_scale)
+        plates = None
+        if args.plates:
+            plates = PlateDetector.from_path(args.plate_model or DEFAULT_PLATES, backend=args.backend,
+                                             threshold=args.plate_threshold)
+            check_plates(plates, str(args.plate_model or DEFAULT_PLATES))
+            log.info("plates: %s", plates.describe())
     except (ModelError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     results: dict[str, list[dict]] = {}
+    plates_total = 0
     failures = len(found.problems)
     for item in tqdm(found.files, unit="img", disable=len(found.files) < 5 or not sys.stderr.isatty()):
         try:
             image = load_image(item.path)  # upright: boxes are in the picture as displayed
             faces = detector.detect(image)
+            found_plates = plates.detect(image) if plates is not None else []
             if args.draw:
-                save_drawing(Path(args.draw) / f"{item.name}.faces.jpg", draw(image, faces))
+                save_drawing(Path(args.draw) / f"{item.name}.faces.jpg", draw(image, faces, found_plates))
         except (ImageError, UserError, ModelError) as exc:
             print(f"edgeanon detect: {item.path}: {exc}" if isinstance(exc, ModelError)
                   else f"edgeanon detect: {exc}", file=sys.stderr)
             failures += 1
             continue
-        results[item.name] = [face.to_json() for face in faces]
+        results[item.name] = [face.to_json() for face in faces] + [{**p.to_json(), "kind": "plate"}
+                                                                    for p in found_plates]
+        plates_total += len(found_plates)
     text = json.dumps(results, indent=1)
     if args.json in (None, "-"):
         print(text)
@@ -106,8 +119,9 @@ def _run(args: argparse.Namespace) -> int:
                 tmp.write_text(text)
         except OSError as exc:
             raise UserError(f"cannot write {args.json}: {exc.strerror}") from exc
-    faces_total = sum(len(v) for v in results.values())
-    log.info("%d faces in %d images (%d unreadable)", faces_total, len(results), failures)
+    faces_total = sum(len(v) for v in results.values()) - plates_total
+    log.info("%d faces%s in %d images (%d unreadable)", faces_total,
+             f" and {plates_total} plates" if plates is not None else "", len(results), failures)
     return 1 if failures else 0
 
 
@@ -139,4 +153,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", metavar="DIR",
                    help="also save each image with its faces drawn into DIR, as NAME.faces.jpg (a folder; made if "
                         "missing)")
+    p.add_argument("--plates", action="store_true",
+                   help='licence plates too, in the same lists with "kind": "plate" (so --boxes covers them too); '
+                        "needs models/plates.onnx from `python -m export plates`, whose weights are AGPL-3.0")
+    p.add_argument("--plate-threshold", type=float, default=PLATE_THRESHOLD,
+                   help="plate score threshold (default %(default)s)")
+    p.add_argument("--plate-model", type=Path, help="plate detector (default models/plates.onnx)")
     p.set_defaults(func=run)

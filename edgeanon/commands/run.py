@@ -123,7 +123,7 @@ def run_daemon(cfg: Config) -> int:
             detector_model=m.detector, generator_model=m.generator, method=m.method, threshold=m.threshold,
             low_threshold=m.low_threshold,
             mask_scale=m.mask_scale, track=m.track, input_scale=m.input_scale or None, threads=m.threads or None,
-            video=True)
+            video=True, plates=cfg.plates)
         if not m.input_scale:
             fit_to_speed(redactor.detector, cfg.source.height, cfg.source.width, cfg.pipeline.target_fps)
     except (ModelError, ValueError) as exc:
@@ -138,4 +138,7 @@ def run_daemon(cfg: Config) -> int:
         pipeline.request_stop()
     log.info("running: %s -> mqtt %s:%d as '%s' (method %s)", safe_uri(source.uri), cfg.mqtt.host,
              cfg.mqtt.port, cfg.camera_id, m.method)
+    if redactor.plates is not None:
+        log.info("plates: %s, method %s, every %d frame(s)", redactor.plates.detector.describe(),
+                 cfg.plates.method, cfg.plates.every)
     return pipeline.run()
