@@ -1,0 +1,234 @@
+"""Licence plates on plates-oi (Open Images photos, CC BY): plate recall, plate leak, and the plate cover's collateral.
+
+    # the numbers of record, on the held-back split (never tuned on)
+    python -m export.eval plates --data ../shared/data --split test
+    # choosing thresholds and cover: a sweep on train + valid only
+    python -m export.eval plates --data ../shared/data --split tune --sweep
+
+The runtime's own pieces do the work (edgeanon.redactor.Redactor with `plates` on): faces and plates are found on
+the raw image, faces covered, then plates. Per image:
+- *plate leak* (export/eval/leak_metric.py): a labelled plate whose sides are both >= 16 px leaks when its region
+  in the output is still structurally the source (mean local SSIM >= 0.85);
+- *collateral outside plates and faces*: the pixels that covering plates changed (the output with plates against
+  the same chain's output without them, so faces are out of it by construction) outside every labelled plate
+  grown 1.6x, by leak_metric's collateral rule;
+- *recall*: labelled plates (>= 16 px) matched at IoU >= 0.5 by a confident detection, and by any (doubtful too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeanon.frames import Frame
+from edgeanon.image_header import image_size
+from edgeanon.images import load_image
+from edgeanon.tracker import iou_matrix
+from export.eval.leak_metric import DEFAULT_MIN_SIZE, LeakTally, collateral
+
+log = logging.getLogger(__name__)
+
+SET = "plates-oi"
+SPLITS = {"train": ("train",), "valid": ("valid",), "test": ("test",), "tune": ("train", "valid")}
+PLATE_CLASS = 0
+MATCH_IOU = 0.5
+
+
+def load_plates_oi(data: Path, split: str) -> list[tuple[Path, np.ndarray]]:
+    """(image, plate boxes (n, 4) x1y1x2y2 in pixels) of a split; a label is a polygon, its bounding box the plate."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: choose from {', '.join(SPLITS)}")
+    root = Path(data) / SET
+    if not (root / "test" / "images").is_dir():
+        raise FileNotFoundError(f"{root}: plates-oi not found (pass --data pointing at the shared data folder)")
+    items = []
+    for part in SPLITS[split]:
+        for image in sorted((root / part / "images").glob("*.jpg")):
+            label = root / part / "labels" / f"{image.stem}.txt"
+            w, h = image_size(image.read_bytes()) or (0, 0)
+            boxes = []
+            for line in label.read_text().splitlines() if label.is_file() else []:
+                values = line.split()
+                if not values or int(values[0]) != PLATE_CLASS:
+                    continue
+                pts = np.asarray(values[1:], np.float64).reshape(-1, 2) * [w, h]
+                boxes.append([*pts.min(0), *pts.max(0)])
+            items.append((image, np.asarray(boxes, np.float32).reshape(-1, 4)))
+    return items
+
+
+def counted(boxes: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+    """The plates the numbers count: both sides >= min_size pixels."""
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) if len(boxes) else np.zeros(0)
+    return boxes[sides >= min_size]
+
+
+def matched(truth: np.ndarray, found: np.ndarray) -> int:
+    """Labelled plates matched (IoU >= MATCH_IOU) by a found box, one to one (greedy by overlap)."""
+    if not len(truth) or not len(found):
+        return 0
+    iou = iou_matrix(truth, found)
+    hits = 0
+    while iou.size and iou.max() >= MATCH_IOU:
+        t, f = np.unravel_index(iou.argmax(), iou.shape)
+        hits += 1
+        iou[t, :] = -1
+        iou[:, f] = -1
+    return hits
+
+
+@dataclass
+class PlateTally:
+    """Recall, leak and collateral added up over the images of a split."""
+
+    plates: int = 0
+    found: int = 0  # confident matches
+    found_any: int = 0  # confident or doubtful
+    leak: LeakTally = field(default_factory=LeakTally)
+    changed: int = 0
+    outside: int = 0
+    seconds: float = 0.0
+    images: int = 0
+
+    def to_json(self) -> dict:
+        leak = self.leak.to_json()
+        return {"images": self.images, "plates": self.plates,
+                "recall": round(self.found / self.plates, 4) if self.plates else 0.0,
+                "recall_with_doubtful": round(self.found_any / self.plates, 4) if self.plates else 0.0,
+                "leak_rate": leak["leak_rate"], "leaked": leak["leaked"], "counted": leak["faces"],
+                "flat_not_counted": leak["flat_not_counted"], "leak_by_size": leak["leak_by_size"],
+                "collateral": round(self.changed / self.outside, 4) if self.outside else 0.0,
+                "ms_per_image": round(1000 * self.seconds / self.images, 1) if self.images else 0.0}
+
+
+def detector_recall(detector, items: list[tuple[Path, np.ndarray]], min_size: int = DEFAULT_MIN_SIZE,
+                    desc: str = "recall") -> dict:
+    """Recall of a plate detector alone (edgeanon.plates.PlateDetector): confident, and with doubtful ones."""
+    plates = hits = hits_any = 0
+    for path, boxes in tqdm(items, desc=desc, unit="img", mininterval=10):
+        truth = counted(boxes, min_size)
+        found = detector.detect(load_image(path))
+        plates += len(truth)
+        hits += matched(truth, np.array([d.box for d in found if d.confident]).reshape(-1, 4))
+        hits_any += matched(truth, np.array([d.box for d in found]).reshape(-1, 4))
+    return {"plates": plates, "recall": round(hits / plates, 4) if plates else 0.0,
+            "recall_with_doubtful": round(hits_any / plates, 4) if plates else 0.0}
+
+
+def evaluate(chain, items: list[tuple[Path, np.ndarray]], min_size: int = DEFAULT_MIN_SIZE,
+             desc: str = "plates") -> PlateTally:
+    """Run the chain's pieces on each image: faces then plates covered; recall, leak, collateral."""
+    tally = PlateTally()
+    for path, boxes in tqdm(items, desc=desc, unit="img", mininterval=10):
+        source = load_image(path)
+        started = time.perf_counter()
+        faces = chain.detector.detect(source)
+        plates = chain.plates.find(Frame(0, 0.0, source))
+        faces_only = chain.anonymizer.redact(Frame(0, 0.0, source.copy()), faces).image
+        both = chain.anonymizer.redact(Frame(0, 0.0, source.copy()), faces, plates).image
+        tally.seconds += time.perf_counter() - started
+        tally.images += 1
+        truth = counted(boxes, min_size)
+        tally.plates += len(truth)
+        tally.found += matched(truth, np.array([p.box for p in plates if p.confident]).reshape(-1, 4))
+        tally.found_any += matched(truth, np.array([p.box for p in plates]).reshape(-1, 4))
+        tally.leak.add(both, source, boxes.tolist(), min_size=min_size)
+        changed, outside = collateral(both, faces_only, boxes.tolist())
+        tally.changed += changed
+        tally.outside += outside
+    return tally
+
+
+def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
+    from edgeanon.config import PlatesConfig
+    from edgeanon.redactor import Redactor
+
+    plates = PlatesConfig(enabled=True, model=str(args.plate_model) if args.plate_model else None, method=method,
+                          threshold=threshold, low_threshold=low_threshold, mask_scale=mask_scale)
+    return Redactor.from_options(method="blur", track=False, threads=args.threads, plates=plates,
+                                 detector_model=args.detector_model)
+
+
+def _row(name: str, r: dict) -> str:
+    return (f"| {name:<40} | {r['plates']:4d} | {r['recall']:.3f} | {r['recall_with_doubtful']:.3f} | "
+            f"{r['leak_rate']:6.2%} ({r['leaked']}/{r['counted']}) | {r['collateral']:6.2%} | "
+            f"{r['ms_per_image']:6.1f} |")
+
+
+HEADER = ["| run                                      | plates | recall | +doubtful | leak (leaked/counted) | collat. "
+          "| ms/img |",
+          "|------------------------------------------|--------|--------|-----------|-----------------------|---------"
+          "|--------|"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeanon.defaults import PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
+    from edgeanon.inference.errors import ModelError
+
+    try:
+        items = load_plates_oi(args.data, args.split)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit:
+        items = items[:args.limit]
+    if args.sweep:
+        default = (PLATE_THRESHOLD, PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE)
+        runs = ([(t, lo, PLATE_MASK_SCALE, "blur") for t in (0.15, 0.25, 0.4) for lo in (0.05, 0.1)]
+                + [(*default[:2], s, "blur") for s in (1.0, 1.4)]
+                + [(*default, m) for m in ("synthetic", "fill", "pixelate")])
+    else:
+        runs = [(args.threshold, args.low_threshold, args.mask_scale, m) for m in args.methods.split(",")]
+    lines = [f"{SET} {args.split}: {len(items)} images; plates counted: both sides >= {args.min_size} px; leak = "
+             "mean local SSIM >= 0.85 to the source; collateral = pixels the plate cover changed outside the labelled "
+             "plates grown 1.6x", "", *HEADER]
+    report: dict = {"split": args.split, "data": str(args.data), "runs": {}}
+    for threshold, low, scale, method in runs:
+        name = f"{method} t={threshold:g} low={low:g} scale={scale:g}"
+        try:
+            chain = build_chain(args, threshold, low, scale, method)
+        except (ModelError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        result = evaluate(chain, items, args.min_size, desc=name).to_json()
+        report["runs"][name] = result
+        lines.append(_row(name, result))
+        log.info("%s", lines[-1])
+    table = "\n".join(lines)
+    print(table)
+    report["table"] = table
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from edgeanon.defaults import DEFAULT_PLATE_METHOD, PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
+    from export.paths import shared_data_dir
+
+    p = subparsers.add_parser("plates", help="plate recall, leak and collateral on plates-oi",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder (has plates-oi/)")
+    p.add_argument("--split", choices=tuple(SPLITS), default="test",
+                   help="test: held back, never tuned on (default); tune: train + valid, where settings are chosen")
+    p.add_argument("--methods", default=DEFAULT_PLATE_METHOD, help="plate methods to run, comma-separated")
+    p.add_argument("--threshold", type=float, default=PLATE_THRESHOLD)
+    p.add_argument("--low-threshold", type=float, default=PLATE_LOW_THRESHOLD)
+    p.add_argument("--mask-scale", type=float, default=PLATE_MASK_SCALE)
+    p.add_argument("--sweep", action="store_true", help="try thresholds and mask scales (use it on --split tune)")
+    p.add_argument("--plate-model", type=Path, help="plate detector (default models/plates.onnx)")
+    p.add_argument("--detector-model", type=Path, help="face detector (default: the runtime's)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="at most this many images")
+    p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest plate side that counts (px)")
+    p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
+    p.set_defaults(func=run)
