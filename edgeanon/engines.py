@@ -208,6 +208,8 @@ class EngineSettings:
             largest = (max(opt[0], self.detector_max[0]), max(opt[1], self.detector_max[1]))
             smallest = (min(opt[0], self.detector_min[0]), min(opt[1], self.detector_min[1]))
             return detector_dim_ranges(smallest, opt, largest)
+        if model == "plates":  # the plate detector's input is fixed (1 x 3 x 640 x 640): no dynamic dims
+            return {}
         return {"batch": self.generator_batch}
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "export.training.train": "train-generator",
     "export.training.gate": "gate-generator",
     "export.conversion.plates": "plates",
+    "export.quantization.plates": "plates-variants",
 }
 
 

@@ -31,7 +31,8 @@ from edgeanon.models import MODELS_DIR
 
 log = logging.getLogger(__name__)
 
-MODELS = ("detector", "generator")
+MODELS = ("detector", "generator", "plates")  # plates: the licence-plate detector, when made
+DEFAULT_MODELS = "detector,generator"
 
 
 def settings_from_args(args: argparse.Namespace) -> EngineSettings:
@@ -106,7 +107,9 @@ def register(sub: argparse._SubParsersAction, name: str = "engines") -> None:
                     "no torch.",
         epilog="example (on the Jetson): edgeanon engines --model detector,generator "
                "--config /etc/edgeanon/edgeanon.toml")
-    p.add_argument("--model", default=",".join(MODELS), help="detector, generator or both (comma list)")
+    p.add_argument("--model", default=DEFAULT_MODELS,
+                   help="detector, generator, plates (the licence-plate detector, when made), comma list "
+                        "(default: %(default)s)")
     p.add_argument("--precision", default=DEFAULT_PRECISION, choices=(*PRECISIONS, "auto"),
                    help="default: %(default)s; auto = int8 where MODEL.int8-trt.onnx is present, else fp16")
     p.add_argument("--models", "--onnx-dir", dest="models", default=str(MODELS_DIR),

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import onnx
 
+from edgeanon.atomic import atomic_path
 from edgeanon.inference.manifest import sha256_file
 from edgeanon.plates import LICENCE_KEY, PLATES_MODEL_NAME, SOURCE_KEY
-from export.onnx_file import atomic_path, save_onnx
+from export.onnx_file import save_onnx
 from export.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)

@@ -47,3 +47,38 @@ def test_export_from_the_wheel(tmp_path):
     detector = PlateDetector.from_path(path, backend="ort")
     assert "AGPL-3.0" in detector.describe()
     assert detector.detect(np.full((360, 640, 3), 127, np.uint8)) == []
+
+
+PLATES = REPO_ROOT / "models" / "plates.onnx"
+
+
+def test_the_engine_builder_takes_the_plate_model():
+    from edgeanon.engines import EngineSettings, compute_profiles, plan_build, source_onnx
+
+    assert EngineSettings().ranges("plates") == {}
+    profile = compute_profiles({"images": [1, 3, 640, 640]}, EngineSettings().ranges("plates"))
+    assert profile["images"]["min"] == profile["images"]["opt"] == profile["images"]["max"] == [1, 3, 640, 640]
+    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "int8")).name == "plates.int8-trt.onnx"
+    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "fp16")).name == "plates.fp16.onnx"
+
+
+@pytest.mark.slow
+def test_cpu_int8_variant_is_gated_on_recall(tmp_path):
+    from export.paths import shared_data_dir
+    from export.quantization.plates import MAX_RECALL_DROP, variants
+
+    if not PLATES.is_file():
+        pytest.skip("models/plates.onnx is absent: make it with `python -m export plates --from fastanpr`")
+    data = shared_data_dir()
+    if not (data / "plates-oi" / "test").is_dir():
+        pytest.skip(f"plates-oi not found in {data} (set EDGEANON_DATA or place ../shared/data beside the repo)")
+    (tmp_path / "plates.onnx").write_bytes(PLATES.read_bytes())
+    [gate] = variants(tmp_path, data, ("int8",), calib_images=8)
+    record = json.loads((tmp_path / "plates-verify.json").read_text())
+    assert record == [gate] and gate["split"] == "plates-oi/test" and gate["fp32"]["plates"] > 30
+    assert gate["passed"] == (gate["recall_drop"] <= MAX_RECALL_DROP)
+    assert (tmp_path / "plates.int8.onnx").is_file() == gate["passed"]  # a failed variant is deleted
+    if gate["passed"]:
+        model = onnx.load(str(tmp_path / "plates.int8.onnx"))
+        assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+        assert {p.key: p.value for p in model.metadata_props}[LICENCE_KEY] == "AGPL-3.0"
