@@ -32,22 +32,27 @@ class PlateStage:
         self.tracker = tracker
         self.every = every if tracker is not None else 1
         self._count = 0
+        self._doubtful: list[Any] = []
 
     def find(self, frame: Frame, cut: bool = False) -> list[Any]:
         """The plates to cover in this frame (raw pixels; a PlateFault propagates)."""
         detect = self._count % self.every == 0 or cut
         self._count += 1
-        found = self.detector.detect(frame.image) if detect else []
         if self.tracker is None:
-            return found
+            return self.detector.detect(frame.image)
         if cut:
             self.tracker.cut()
+        size = frame.image.shape[:2]
         if not detect:
-            return self.tracker.update((), frame.track_time, frame.image.shape[:2])
-        return self.tracker.update(found, frame.track_time, frame.image.shape[:2])
+            # doubtful plates start no track: the last detection's stay covered where they were until the next
+            return self.tracker.update((), frame.track_time, size) + self._doubtful
+        found = self.detector.detect(frame.image)
+        self._doubtful = [p for p in found if not p.confident] if self.every > 1 else []
+        return self.tracker.update(found, frame.track_time, size)
 
     def reset(self) -> None:
         self._count = 0
+        self._doubtful = []
         if self.tracker is not None:
             self.tracker.reset()
 
@@ -150,6 +155,7 @@ def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = 
                 self_test: bool = True) -> tuple[PlateStage, Any]:
     """The plate stage and cover of a PlatesConfig, or ModelError naming what is missing (the model is not
     shipped: its weights are AGPL-3.0)."""
+    # imported here, as in from_options: the plate modules load only when plates are on
     from edgeanon.anonymize.plates import PlateCover
     from edgeanon.models import DEFAULT_PLATES
     from edgeanon.plates import PlateDetector

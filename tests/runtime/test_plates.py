@@ -204,3 +204,28 @@ def test_doctor_names_the_licence(plates_model, tmp_path):
     assert check.status == OK and "licence AGPL-3.0" in check.detail and check.detail.startswith("on")
     missing = config_from_dict({"plates": {"enabled": True, "model": str(tmp_path / "none.onnx")}})
     assert doctor_plates(missing).status == FAIL
+
+
+def test_every_third_frame_the_tracker_holds_the_plate(plates_model, plate_photo):
+    path, box = plate_photo
+    source = cv2.imread(str(path))
+    chain = Redactor.from_options(detector_model=DETECTOR, method="blur", video=True, track=True,
+                                  plates=PlatesConfig(enabled=True, every=3))
+    counting = Counting(chain.plates.detector)
+    chain.plates.detector = counting
+    for i in range(5):
+        redacted = chain.process(Frame(i, i / 10, source.copy()))
+        assert redacted.plates, f"frame {i}: no plate covered"
+        assert not leaked(redacted.image, source, box), f"frame {i}: the plate is still the source"
+    assert counting.calls == 2  # frames 0 and 3
+
+
+class Counting:
+    """The real plate detector, counting the frames it looks at."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.inner.detect(image)
