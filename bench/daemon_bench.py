@@ -57,15 +57,16 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: Path, frames: int,
-               generator: Path | None = None) -> dict:
-    camera = f"bench-{method}-{str(scale).replace('.', '')}"
+               generator: Path | None = None, extra: str = "", tag: str = "") -> dict:
+    """One `edgeanon run` over the clip; `extra` is more config (a whole table, e.g. [plates]), `tag` names it."""
+    camera = f"bench-{method}-{str(scale).replace('.', '')}{tag}"
     config = workdir / f"{camera}.toml"
     config.write_text(
         f'camera_id = "{camera}"\n[source]\nuri = "file://{clip}"\n'
         f'[model]\nmethod = "{method}"\ninput_scale = {scale}\n'
         + (f'generator = "{generator}"\n' if generator else "")
         + f'[pipeline]\ndeadline_ms = 60000.0\n'
-        f'stats_interval_s = 5.0\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nqueue_size = 64\n')
+        f'stats_interval_s = 5.0\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nqueue_size = 64\n' + extra)
     collector = Collector(broker.port, camera=camera)
     log = workdir / f"{camera}.log"
     peak = 0.0
@@ -90,6 +91,7 @@ def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: P
         "rss": peak,
         "arrived": f"{len(collector.received.frames)}/{frames}",
         "faces": final["faces"],
+        "plates": final.get("plates"),
         "note": gan_note(fallbacks, generator) if method == "gan" else "",
     }
 

@@ -147,6 +147,109 @@ def evaluate(chain, items: list[tuple[Path, np.ndarray]], min_size: int = DEFAUL
     return tally
 
 
+CLIP_SCENES = 6
+CLIP_FRAMES_PER_SCENE = 24
+CLIP_FPS = 12.0
+CLIP_MIN_PLATE = 20  # px (short side, in the photo) of the plate a scene image must have
+
+
+def make_plate_clip(data: Path, split: str, out: Path, scenes: int = CLIP_SCENES,
+                    frames_per_scene: int = CLIP_FRAMES_PER_SCENE, fps: float = CLIP_FPS,
+                    size: tuple[int, int] = (1280, 720)) -> dict:
+    """A 720p clip of plates-oi photos of a split under a moving camera (export.eval.clip's zooms and pans, a cut
+    between scenes), written once, with per-frame plate boxes {"frames": [{"index", "faces": [{"id", "box"}]}]}
+    (leak.load_truth's format; "faces" are the plates here)."""
+    import cv2
+
+    from edgeanon.video import VideoWriter
+    from export.eval.clip import SOURCE_CRF, camera_path
+
+    truth_path = out.with_suffix(".truth.json")
+    if out.is_file() and truth_path.is_file():
+        return json.loads(truth_path.read_text())
+    items = [(p, b) for p, b in load_plates_oi(data, split) if len(counted(b, CLIP_MIN_PLATE))]
+    step = max(1, len(items) // scenes)
+    chosen = items[::step][:scenes]
+    width, height = size
+    truth: dict = {"width": width, "height": height, "fps": fps, "images": [p.name for p, _ in chosen], "frames": []}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    index = 0
+    with VideoWriter(out, fps, size, crf=SOURCE_CRF) as writer:
+        for scene, (path, boxes) in enumerate(chosen):
+            image = load_image(path)
+            ih, iw = image.shape[:2]
+            base = max(width / iw, height / ih)
+            for k in range(frames_per_scene):
+                zoom, px, py = camera_path(k / max(1, frames_per_scene - 1), scene)
+                s = base * zoom
+                ox, oy = (iw * s - width) * px, (ih * s - height) * py
+                m = np.array([[s, 0, -ox], [0, s, -oy]], np.float64)
+                writer.write(cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+                moved = boxes.astype(np.float64) * s - np.array([ox, oy, ox, oy])
+                truth["frames"].append({"index": index, "faces": [
+                    {"id": scene * 100 + j, "box": [round(float(v), 2) for v in b]} for j, b in enumerate(moved)
+                    if b[2] > 0 and b[3] > 0 and b[0] < width and b[1] < height]})
+                index += 1
+    truth_path.write_text(json.dumps(truth))
+    return truth
+
+
+def clip_run(chain, clip: Path, truth: dict, desc: str) -> dict:
+    """The chain over the clip as the daemon runs it (tracking): plate leak, and ms per frame of the whole chain."""
+    from edgeanon.video import VideoReader
+
+    tally = LeakTally()
+    seconds = 0.0
+    chain.reset()
+    frames = {f["index"]: f["faces"] for f in truth["frames"]}
+    with VideoReader(clip) as reader:
+        for frame in tqdm(reader, total=reader.info.frame_count, desc=desc, unit="f", mininterval=10):
+            source = frame.image.copy()
+            started = time.perf_counter()
+            output = chain.process(frame).image
+            seconds += time.perf_counter() - started
+            plates = frames.get(frame.index, [])
+            tally.add(output, source, [p["box"] for p in plates], [p["id"] for p in plates])
+    result = tally.to_json()
+    return {"frames": tally.frames, "plates": tally.faces, "leaked": tally.leaked, "leak_rate": round(tally.rate, 4),
+            "plates_leaked_once": result.get("people_leaked", 0), "distinct_plates": result.get("people", 0),
+            "ms_per_frame": round(1000 * seconds / max(1, tally.frames), 1)}
+
+
+def clip_benchmark(args: argparse.Namespace) -> int:
+    """Every N frames against every frame, on the split's clip: leak and cost of the chain per 720p frame."""
+    from edgeanon.config import PlatesConfig
+    from edgeanon.redactor import Redactor
+
+    clip = Path(args.work) / f"plates-{args.split}.mp4"
+    truth = make_plate_clip(args.data, args.split, clip)
+    lines = [f"{SET} {args.split} clip: {len(truth['frames'])} frames of 1280x720 ({len(truth['images'])} scenes, "
+             f"{CLIP_FPS:g} fps, zooms and pans); leak = labelled plates (both sides >= {DEFAULT_MIN_SIZE} px) still "
+             "structurally the source; ms = the whole chain (faces and plates) per frame", "",
+             "| plates                 | leak (leaked/plates) | plates leaked in a frame | ms/frame |",
+             "|------------------------|----------------------|--------------------------|----------|"]
+    report: dict = {"split": args.split, "clip": str(clip), "runs": {}}
+    for every in [0, *(int(v) for v in args.every.split(","))]:
+        plates = None if every == 0 else PlatesConfig(
+            enabled=True, model=str(args.plate_model) if args.plate_model else None, method=args.methods.split(",")[0],
+            threshold=args.threshold, low_threshold=args.low_threshold, mask_scale=args.mask_scale, every=every)
+        chain = Redactor.from_options(method="blur", video=True, track=True, threads=args.threads, plates=plates,
+                                      detector_model=args.detector_model)
+        name = "off (faces only)" if every == 0 else f"every {every} frame(s)"
+        r = clip_run(chain, clip, truth, name)
+        report["runs"][name] = r
+        lines.append(f"| {name:<22} | {r['leak_rate']:6.2%} ({r['leaked']}/{r['plates']}) | "
+                     f"{r['plates_leaked_once']} of {r['distinct_plates']} | {r['ms_per_frame']:8.1f} |")
+        log.info("%s", lines[-1])
+    table = "\n".join(lines)
+    print(table)
+    report["table"] = table
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
     from edgeanon.config import PlatesConfig
     from edgeanon.redactor import Redactor
@@ -173,6 +276,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeanon.defaults import PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
     from edgeanon.inference.errors import ModelError
 
+    if args.clip:
+        try:
+            return clip_benchmark(args)
+        except (FileNotFoundError, ValueError, ModelError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         items = load_plates_oi(args.data, args.split)
     except (FileNotFoundError, ValueError) as exc:
@@ -230,5 +339,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="at most this many images")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest plate side that counts (px)")
+    p.add_argument("--clip", action="store_true",
+                   help="video: a 720p clip of the split's photos under a moving camera; every frame against every N "
+                        "frames (--every) with the tracker holding the plates between")
+    p.add_argument("--every", default="1,2,3,5", help="with --clip: the N to try (default %(default)s)")
+    p.add_argument("--work", type=Path, default=Path("out/plates"), help="where the clips are built")
     p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     p.set_defaults(func=run)
