@@ -24,10 +24,16 @@ from pathlib import Path
 
 from bench.daemon_bench import print_table, run_daemon
 from devkit.broker import Broker
-from edgeanon.models import DEFAULT_PLATES, MODELS_DIR
+from edgeanon.anonymize.plates import PlateCover
+from edgeanon.defaults import VIDEO_PROFILE
+from edgeanon.detector import FaceDetector
+from edgeanon.models import DEFAULT_PLATES, MODELS_DIR, default_detector
+from edgeanon.plates import PlateDetector
+from edgeanon.video import VideoReader
+from export.eval.plates import make_plate_clip
 from export.paths import shared_data_dir
 
-SPLIT = "test"
+SPLIT = "holdout"  # plates-oi's test folder
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -41,12 +47,6 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def frame_costs(clip: Path, repeats: int, threads: int | None) -> list[tuple[str, float, str]]:
-    from edgeanon.anonymize.plates import PlateCover
-    from edgeanon.defaults import VIDEO_PROFILE
-    from edgeanon.detector import FaceDetector
-    from edgeanon.models import default_detector
-    from edgeanon.plates import PlateDetector
-    from edgeanon.video import VideoReader
 
     with VideoReader(clip) as reader:
         frame = next(iter(reader)).image
@@ -84,8 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     if not DEFAULT_PLATES.is_file():
         print(f"error: {DEFAULT_PLATES} not found: python -m export plates --from fastanpr", file=sys.stderr)
         return 2
-    from export.eval.plates import make_plate_clip
-
     work = Path(tempfile.mkdtemp(prefix="edgeanon-plates-bench-"))
     clip = work / f"plates-{SPLIT}.mp4"
     scenes = max(1, args.frames // 24)

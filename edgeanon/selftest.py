@@ -14,6 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edgeanon.anonymize.plates import render_plate
 from edgeanon.frames import Detection
 from edgeanon.inference.errors import ModelError
 from edgeanon.tracker import iou_matrix
@@ -59,8 +60,6 @@ SELFTEST_PLATE_MIN_IOU = 0.5
 
 def plate_selftest_image() -> np.ndarray:
     """A 640 x 480 grey picture with a dark red panel and a white plate reading SELFTEST_PLATE_TEXT."""
-    from edgeanon.anonymize.plates import render_plate
-
     image = np.full((480, 640, 3), 90, np.uint8)
     cv2.rectangle(image, (150, 150), (490, 400), (40, 40, 120), -1)
     x1, y1, x2, y2 = SELFTEST_PLATE

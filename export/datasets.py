@@ -17,10 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.detector import FaceDetector
-from export.splits import ALL, in_split
+from edgeanon.image_header import image_size
+from export.splits import ALL, PLATES_OI_FOLDERS, check, in_split
 
 UTK_ZIP = "utkface-crops.zip"
 WIDER = "wider-train"
+PLATES_OI = "plates-oi"
+PLATE_CLASS = 0  # class 1 is a vehicle
 CACHE_DIR = Path(".cache")
 UTK_PAD = 80  # UTK crops are tight: pad them so the detector sees the whole face
 
@@ -37,6 +40,29 @@ def load_wider(data_dir: Path, limit: int | None = None, split: str = ALL) -> li
              if in_split(name, split)]
     items = [item for item in items if item[0].is_file()]
     return items[:limit] if limit else items
+
+
+def load_plates_oi(data_dir: Path, split: str = ALL) -> list[tuple[Path, np.ndarray]]:
+    """(image, plate boxes (n, 4) x1y1x2y2 in pixels) of plates-oi's folders of a split (export.splits), sorted by
+    name; a label is a polygon, its bounding box the plate. Raises FileNotFoundError clearly."""
+    check(split, tuple(PLATES_OI_FOLDERS))
+    root = Path(data_dir) / PLATES_OI
+    if not (root / "test" / "images").is_dir():
+        raise FileNotFoundError(f"{root}: plates-oi not found (pass --data pointing at the shared data folder)")
+    items = []
+    for folder in PLATES_OI_FOLDERS[split]:
+        for image in sorted((root / folder / "images").glob("*.jpg")):
+            label = root / folder / "labels" / f"{image.stem}.txt"
+            w, h = image_size(image.read_bytes()) or (0, 0)
+            boxes = []
+            for line in label.read_text().splitlines() if label.is_file() else []:
+                values = line.split()
+                if not values or int(values[0]) != PLATE_CLASS:
+                    continue
+                pts = np.asarray(values[1:], np.float64).reshape(-1, 2) * [w, h]
+                boxes.append([*pts.min(0), *pts.max(0)])
+            items.append((image, np.asarray(boxes, np.float32).reshape(-1, 4)))
+    return items
 
 
 def _file_digest(path: Path) -> str:

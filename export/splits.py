@@ -11,6 +11,9 @@ are added. Two partitions, each by its own hash:
                    generator number comes from them. Its `tune` part is what it trained on: UTKFace photos, and
                    wider-train scenes in the `tune` half; a tuning number there is a choosing aid, not a result.
 
+  plates-oi        as shipped in folders (`PLATES_OI_FOLDERS`): its `test` folder is the `holdout`, `train` and
+                   `valid` the `tune` part.
+
 Nothing is ever chosen on a `holdout`.
 """
 
@@ -24,6 +27,7 @@ TUNE, HOLDOUT, ALL = "tune", "holdout", "all"
 HALVES = (TUNE, HOLDOUT)
 SPLITS = (TUNE, HOLDOUT, ALL)
 GENERATOR_HOLDOUT_PERCENT = 10
+PLATES_OI_FOLDERS = {TUNE: ("train", "valid"), HOLDOUT: ("test",), ALL: ("train", "valid", "test")}
 
 
 def _digest(name: str) -> bytes:

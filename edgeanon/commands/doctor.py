@@ -158,7 +158,7 @@ def check_plates(cfg: Config) -> Check:
                                          "fastanpr` makes it (AGPL-3.0 weights)")
         return Check("plates", SKIP, "off ([plates] enabled = false) and no plate model here")
     try:
-        from edgeanon.plates import PlateDetector
+        from edgeanon.plates import PlateDetector  # here: doctor runs (and reports it) without onnxruntime
 
         detector = PlateDetector.from_path(path, backend="ort" if path.suffix == ".onnx" else "auto")
         describe = detector.describe()

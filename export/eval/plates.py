@@ -1,8 +1,8 @@
 """Licence plates on plates-oi (Open Images photos, CC BY): plate recall, plate leak, and the plate cover's collateral.
 
-    # the numbers of record, on the held-back split (never tuned on)
-    python -m export.eval plates --data ../shared/data --split test
-    # choosing thresholds and cover: a sweep on train + valid only
+    # the numbers of record, on the held-back split (plates-oi's test folder, never tuned on)
+    python -m export.eval plates --data ../shared/data --split holdout
+    # choosing thresholds and cover: a sweep on the tuning split (plates-oi's train and valid folders) only
     python -m export.eval plates --data ../shared/data --split tune --sweep
 
 The runtime's own pieces do the work (edgeanon.redactor.Redactor with `plates` on): faces and plates are found on
@@ -25,44 +25,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edgeanon.config import PlatesConfig
+from edgeanon.defaults import DEFAULT_PLATE_METHOD, PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
 from edgeanon.frames import Frame
-from edgeanon.image_header import image_size
 from edgeanon.images import load_image
+from edgeanon.inference.errors import ModelError
+from edgeanon.redactor import Redactor
 from edgeanon.tracker import iou_matrix
+from edgeanon.video import VideoReader, VideoWriter
+from export.datasets import load_plates_oi
+from export.eval.clip import SOURCE_CRF, camera_path
 from export.eval.leak_metric import DEFAULT_MIN_SIZE, LeakTally, collateral
+from export.paths import shared_data_dir
+from export.splits import HOLDOUT, TUNE, add_split_option
 
 log = logging.getLogger(__name__)
 
 SET = "plates-oi"
-SPLITS = {"train": ("train",), "valid": ("valid",), "test": ("test",), "tune": ("train", "valid")}
-PLATE_CLASS = 0
 MATCH_IOU = 0.5
-
-
-def load_plates_oi(data: Path, split: str) -> list[tuple[Path, np.ndarray]]:
-    """(image, plate boxes (n, 4) x1y1x2y2 in pixels) of a split; a label is a polygon, its bounding box the plate."""
-    if split not in SPLITS:
-        raise ValueError(f"split {split!r}: choose from {', '.join(SPLITS)}")
-    root = Path(data) / SET
-    if not (root / "test" / "images").is_dir():
-        raise FileNotFoundError(f"{root}: plates-oi not found (pass --data pointing at the shared data folder)")
-    items = []
-    for part in SPLITS[split]:
-        for image in sorted((root / part / "images").glob("*.jpg")):
-            label = root / part / "labels" / f"{image.stem}.txt"
-            w, h = image_size(image.read_bytes()) or (0, 0)
-            boxes = []
-            for line in label.read_text().splitlines() if label.is_file() else []:
-                values = line.split()
-                if not values or int(values[0]) != PLATE_CLASS:
-                    continue
-                pts = np.asarray(values[1:], np.float64).reshape(-1, 2) * [w, h]
-                boxes.append([*pts.min(0), *pts.max(0)])
-            items.append((image, np.asarray(boxes, np.float32).reshape(-1, 4)))
-    return items
 
 
 def counted(boxes: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
@@ -88,7 +72,6 @@ def matched(truth: np.ndarray, found: np.ndarray) -> int:
 @dataclass
 class PlateTally:
     """Recall, leak and collateral added up over the images of a split."""
-
     plates: int = 0
     found: int = 0  # confident matches
     found_any: int = 0  # confident or doubtful
@@ -159,10 +142,7 @@ def make_plate_clip(data: Path, split: str, out: Path, scenes: int = CLIP_SCENES
     """A 720p clip of plates-oi photos of a split under a moving camera (export.eval.clip's zooms and pans, a cut
     between scenes), written once, with per-frame plate boxes {"frames": [{"index", "faces": [{"id", "box"}]}]}
     (leak.load_truth's format; "faces" are the plates here)."""
-    import cv2
 
-    from edgeanon.video import VideoWriter
-    from export.eval.clip import SOURCE_CRF, camera_path
 
     truth_path = out.with_suffix(".truth.json")
     if out.is_file() and truth_path.is_file():
@@ -196,8 +176,6 @@ def make_plate_clip(data: Path, split: str, out: Path, scenes: int = CLIP_SCENES
 
 def clip_run(chain, clip: Path, truth: dict, desc: str) -> dict:
     """The chain over the clip as the daemon runs it (tracking): plate leak, and ms per frame of the whole chain."""
-    from edgeanon.video import VideoReader
-
     tally = LeakTally()
     seconds = 0.0
     chain.reset()
@@ -218,9 +196,6 @@ def clip_run(chain, clip: Path, truth: dict, desc: str) -> dict:
 
 def clip_benchmark(args: argparse.Namespace) -> int:
     """Every N frames against every frame, on the split's clip: leak and cost of the chain per 720p frame."""
-    from edgeanon.config import PlatesConfig
-    from edgeanon.redactor import Redactor
-
     clip = Path(args.work) / f"plates-{args.split}.mp4"
     truth = make_plate_clip(args.data, args.split, clip)
     lines = [f"{SET} {args.split} clip: {len(truth['frames'])} frames of 1280x720 ({len(truth['images'])} scenes, "
@@ -251,8 +226,6 @@ def clip_benchmark(args: argparse.Namespace) -> int:
 
 
 def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
-    from edgeanon.config import PlatesConfig
-    from edgeanon.redactor import Redactor
 
     plates = PlatesConfig(enabled=True, model=str(args.plate_model) if args.plate_model else None, method=method,
                           threshold=threshold, low_threshold=low_threshold, mask_scale=mask_scale)
@@ -273,8 +246,6 @@ HEADER = ["| run                                      | plates | recall | +doubt
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeanon.defaults import PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
-    from edgeanon.inference.errors import ModelError
 
     if args.clip:
         try:
@@ -321,14 +292,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from edgeanon.defaults import DEFAULT_PLATE_METHOD, PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
-    from export.paths import shared_data_dir
 
     p = subparsers.add_parser("plates", help="plate recall, leak and collateral on plates-oi",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder (has plates-oi/)")
-    p.add_argument("--split", choices=tuple(SPLITS), default="test",
-                   help="test: held back, never tuned on (default); tune: train + valid, where settings are chosen")
+    add_split_option(p, help=f"{HOLDOUT}: plates-oi's test folder, never tuned on (default); {TUNE}: its train and "
+                             "valid folders, where settings are chosen")
     p.add_argument("--methods", default=DEFAULT_PLATE_METHOD, help="plate methods to run, comma-separated")
     p.add_argument("--threshold", type=float, default=PLATE_THRESHOLD)
     p.add_argument("--low-threshold", type=float, default=PLATE_LOW_THRESHOLD)

@@ -4,10 +4,11 @@
   plates.int8.onnx      ONNX Runtime static QDQ (the CPU flavour, quantization.quantize.quantize_model);
   plates.int8-trt.onnx  NVIDIA Model Optimizer QDQ (the TensorRT flavour, quantization.trt_flavour.modelopt_qdq).
 
-Calibration: plates-oi `train` images through the runtime's own letterbox (edgeanon.plates.PlateDetector.prepare).
+Calibration: plates-oi `train` images (the tuning split's first folder) through the runtime's own letterbox
+(edgeanon.plates.PlateDetector.prepare).
 Kept in float (both INT8 flavours): the first convolution and the YOLOv8 Detect head (`/model.22/*`: its box and
 score branches, the DFL and the decode), the usual choice for YOLO INT8; measured in docs/plates.md.
-Gate: recall (IoU >= 0.5, plates of 16 px or more, at the runtime's thresholds) on plates-oi `test`, never
+Gate: recall (IoU >= 0.5, plates of 16 px or more, at the runtime's thresholds) on plates-oi `test` (the holdout), never
 calibrated or tuned on, within MAX_RECALL_DROP of FP32. A variant that fails is deleted, so nothing picks it up;
 the outcome of every gate is written to plates-verify.json beside the models.
 """
@@ -28,19 +29,21 @@ from edgeanon.images import load_image
 from edgeanon.inference.ort import OrtBackend
 from edgeanon.plates import PlateDetector
 from export.conversion.fp16 import convert_fp16, fp16_path
-from export.eval.plates import detector_recall, load_plates_oi
+from export.datasets import load_plates_oi
+from export.eval.plates import detector_recall
 from export.onnx_file import ExportError, load_checked
 from export.paths import MODELS_DIR, shared_data_dir
 from export.quantization.qdq import FLAVOURS, QuantResult, output_path, resolve_keep_float, write_quantized
 from export.quantization.quantize import quantize_model
 from export.quantization.sensitivity import bypass
 from export.quantization.trt_flavour import modelopt_qdq, modelopt_version
+from export.splits import HOLDOUT, TUNE
 
 log = logging.getLogger(__name__)
 
 MAX_RECALL_DROP = 0.01
-CALIB_SPLIT = "train"
-GATE_SPLIT = "test"
+CALIB_SPLIT = TUNE  # calibration images: the first of the tuning folders (train)
+GATE_SPLIT = HOLDOUT
 DEFAULT_CALIB_IMAGES = 128
 KEEP_FLOAT = ("first", "/model.22/*")
 VARIANTS = ("fp16", "int8", "int8-trt")
@@ -85,7 +88,7 @@ def recall_of(model: Path, items) -> dict:
 
 def variants(models_dir: Path, data: Path, which: Sequence[str] = VARIANTS,
              calib_images: int = DEFAULT_CALIB_IMAGES) -> list[dict]:
-    """Make each variant, gate it against FP32 on the test split, delete the failures; the gate records."""
+    """Make each variant, gate it against FP32 on the holdout, delete the failures; the gate records."""
     fp32 = models_dir / "plates.onnx"
     load_checked(fp32)
     try:

@@ -19,12 +19,15 @@ from onnx import helper, numpy_helper
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.plates import PlateCover, plate_colours, render_plate
+from edgeanon.commands.doctor import FAIL, OK
+from edgeanon.commands.doctor import check_plates as doctor_plates
 from edgeanon.config import ConfigError, PlatesConfig, config_from_dict
 from edgeanon.frames import Detection, Frame
 from edgeanon.inference.errors import ModelError
 from edgeanon.plates import PlateDetector, PlateFault
 from edgeanon.redactor import Redactor
 from edgeanon.selftest import check_plates, plate_selftest_image
+from export.datasets import load_plates_oi
 from export.eval.leak_metric import LEAK_SSIM, face_scores
 from export.paths import REPO_ROOT, shared_data_dir
 
@@ -43,13 +46,11 @@ def plates_model() -> Path:
 
 @pytest.fixture(scope="module")
 def plate_photo() -> tuple[Path, np.ndarray]:
-    """The first plates-oi test photo (by name) whose plate is at least 40 px on its short side, with that box."""
-    from export.eval.plates import load_plates_oi
-
+    """The first plates-oi holdout photo (its test folder, by name) with a plate of 40 px or more, and that box."""
     data = shared_data_dir()
     if not (data / "plates-oi" / "test" / "images").is_dir():
         pytest.skip(f"plates-oi not found in {data} (set EDGEANON_DATA or place ../shared/data beside the repo)")
-    for path, boxes in load_plates_oi(data, "test"):
+    for path, boxes in load_plates_oi(data, "holdout"):
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) if len(boxes) else []
         if len(boxes) and max(sides) >= 40:
             return path, boxes[int(np.argmax(sides))]
@@ -196,9 +197,6 @@ def test_cli_missing_plate_model(tmp_path, plate_photo):
 
 
 def test_doctor_names_the_licence(plates_model, tmp_path):
-    from edgeanon.commands.doctor import FAIL, OK
-    from edgeanon.commands.doctor import check_plates as doctor_plates
-
     on = config_from_dict({"plates": {"enabled": True, "model": str(plates_model)}})
     check = doctor_plates(on)
     assert check.status == OK and "licence AGPL-3.0" in check.detail and check.detail.startswith("on")
