@@ -33,6 +33,8 @@ class PlateStage:
         self.every = every if tracker is not None else 1
         self._count = 0
         self._doubtful: list[Any] = []
+        self._last_time: float | None = None
+        self._base_hold = tracker.hold_s if tracker is not None else 0.0
 
     def find(self, frame: Frame, cut: bool = False) -> list[Any]:
         """The plates to cover in this frame (raw pixels; a PlateFault propagates)."""
@@ -42,6 +44,7 @@ class PlateStage:
             return self.detector.detect(frame.image)
         if cut:
             self.tracker.cut()
+        self._hold_through_skips(frame.track_time)
         size = frame.image.shape[:2]
         if not detect:
             # doubtful plates start no track: the last detection's stay covered where they were until the next
@@ -50,8 +53,15 @@ class PlateStage:
         self._doubtful = [p for p in found if not p.confident] if self.every > 1 else []
         return self.tracker.update(found, frame.track_time, size)
 
+    def _hold_through_skips(self, timestamp: float) -> None:
+        """With `every` > 1, hold a lost plate at least until the next detection at this stream's frame rate."""
+        if self.every > 1 and self._last_time is not None and timestamp > self._last_time:
+            self.tracker.hold_s = max(self._base_hold, 1.5 * self.every * (timestamp - self._last_time))
+        self._last_time = timestamp
+
     def reset(self) -> None:
         self._count = 0
+        self._last_time = None
         self._doubtful = []
         if self.tracker is not None:
             self.tracker.reset()
