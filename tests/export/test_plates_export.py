@@ -11,7 +11,6 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeanon.engines import EngineSettings, compute_profiles, plan_build, source_onnx
 from edgeanon.plates import LICENCE_KEY, PlateDetector
 from export.conversion.plates import SOURCES, PlatesExportError, wheel_weights
 from export.paths import REPO_ROOT, shared_data_dir
@@ -52,14 +51,6 @@ def test_export_from_the_wheel(tmp_path):
 
 
 PLATES = REPO_ROOT / "models" / "plates.onnx"
-
-
-def test_the_engine_builder_takes_the_plate_model():
-    assert EngineSettings().ranges("plates") == {}
-    profile = compute_profiles({"images": [1, 3, 640, 640]}, EngineSettings().ranges("plates"))
-    assert profile["images"]["min"] == profile["images"]["opt"] == profile["images"]["max"] == [1, 3, 640, 640]
-    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "int8")).name == "plates.int8-trt.onnx"
-    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "fp16")).name == "plates.fp16.onnx"
 
 
 @pytest.mark.slow

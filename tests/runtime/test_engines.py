@@ -241,7 +241,7 @@ def test_the_command_says_in_one_line_where_engines_are_built(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--model", "detector,plates", "--model 'detector,plates': choose from detector, generator"),
+    ("--model", "detector,cars", "--model 'detector,cars': choose from detector, generator, plates"),
     ("--generator-batch", "4,1,8", "--generator-batch '4,1,8': expected MIN,OPT,MAX"),
     ("--opt-size", "720p", "size '720p': expected WIDTHxHEIGHT"),
     ("--config", "/nonexistent/edgeanon.toml", "/nonexistent/edgeanon.toml"),

@@ -21,7 +21,9 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.plates import PlateCover, plate_colours, render_plate
 from edgeanon.commands.doctor import FAIL, OK
 from edgeanon.commands.doctor import check_plates as doctor_plates
+from edgeanon.commands.engines import models_of
 from edgeanon.config import ConfigError, PlatesConfig, config_from_dict
+from edgeanon.engines import EngineSettings, compute_profiles, plan_build, source_onnx
 from edgeanon.frames import Detection, Frame
 from edgeanon.inference.errors import ModelError
 from edgeanon.plates import PlateDetector, PlateFault
@@ -121,6 +123,15 @@ def test_synthetic_plate_takes_the_region_colours(face_image):
     plate = render_plate(160, 40, background, ink, "AB12CDE")
     assert plate.shape == (40, 160, 3)
     assert set(map(tuple, plate.reshape(-1, 3)[::7])) >= {(30, 200, 230)}
+
+
+def test_the_engine_builder_takes_the_plate_model():
+    assert models_of("detector,plates") == ["detector", "plates"]
+    assert EngineSettings().ranges("plates") == {}  # a fixed 1 x 3 x 640 x 640 input
+    profile = compute_profiles({"images": [1, 3, 640, 640]}, EngineSettings().ranges("plates"))
+    assert profile["images"]["min"] == profile["images"]["opt"] == profile["images"]["max"] == [1, 3, 640, 640]
+    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "int8")).name == "plates.int8-trt.onnx"
+    assert source_onnx(REPO_ROOT / "models", "plates", plan_build("10.3.0", "fp16")).name == "plates.fp16.onnx"
 
 
 # --- with the model ------------------------------------------------------------------------------------------------
