@@ -34,13 +34,13 @@ from export.eval.leak_metric import LEAK_SSIM, face_scores
 from export.paths import REPO_ROOT, shared_data_dir
 
 PLATES = REPO_ROOT / "models" / "plates.onnx"
-DETECTOR = REPO_ROOT / "models" / "detector.onnx"
 NO_MODEL = ("models/plates.onnx is absent: make it with `python -m export plates --from fastanpr` (AGPL-3.0 weights, "
             "never committed)")
 
 
 @pytest.fixture(scope="module")
-def plates_model() -> Path:
+def plates_model(detector_model) -> Path:
+    """models/plates.onnx (the face detector, which every chain needs, made first when missing)."""
     if not PLATES.is_file():
         pytest.skip(NO_MODEL)
     return PLATES
@@ -97,10 +97,10 @@ def test_plates_off_by_default_and_bounded():
         config_from_dict({"plates": {"every": 0}})
 
 
-def test_missing_plate_model_is_one_clear_error(tmp_path):
+def test_missing_plate_model_is_one_clear_error(tmp_path, detector_model):
     cfg = PlatesConfig(enabled=True, model=str(tmp_path / "none.onnx"))
     with pytest.raises(ModelError, match="plate detector not found.*python -m export plates"):
-        Redactor.from_options(detector_model=DETECTOR, method="blur", plates=cfg)
+        Redactor.from_options(detector_model=detector_model, method="blur", plates=cfg)
 
 
 def test_doubtful_plate_is_blurred_and_counted_apart(face_image):
@@ -143,17 +143,17 @@ def test_selftest_and_licence(plates_model):
     assert "licence AGPL-3.0" in detector.describe()
 
 
-def test_wrong_model_is_refused(plates_model):
-    face_model = PlateDetector.from_path(DETECTOR, backend="ort")
+def test_wrong_model_is_refused(plates_model, detector_model):
+    face_model = PlateDetector.from_path(detector_model, backend="ort")
     with pytest.raises(PlateFault, match="expected \\[1, 5, anchors\\]"):
         face_model.detect(plate_selftest_image())
 
 
-def test_nan_fails_closed(plates_model, tmp_path, plate_photo):
+def test_nan_fails_closed(plates_model, tmp_path, plate_photo, detector_model):
     bad = PlateDetector.from_path(nan_plates(plates_model, tmp_path / "nan.onnx"), backend="ort")
     with pytest.raises(ModelError, match="self-test failed.*non-finite"):
         check_plates(bad)
-    chain = Redactor.from_options(detector_model=DETECTOR, method="blur", self_test=False,
+    chain = Redactor.from_options(detector_model=detector_model, method="blur", self_test=False,
                                   plates=PlatesConfig(enabled=True, model=str(tmp_path / "nan.onnx")))
     with pytest.raises(PlateFault, match="non-finite"):
         chain.process(Frame(0, 0.0, cv2.imread(str(plate_photo[0]))))
@@ -166,10 +166,10 @@ def test_real_plate_found(plates_model, plate_photo):
 
 
 @pytest.mark.parametrize("method", ["blur", "fill", "synthetic"])
-def test_real_plate_covered(plates_model, plate_photo, method):
+def test_real_plate_covered(plates_model, plate_photo, method, detector_model):
     path, box = plate_photo
     source = cv2.imread(str(path))
-    chain = Redactor.from_options(detector_model=DETECTOR, method="blur", track=False,
+    chain = Redactor.from_options(detector_model=detector_model, method="blur", track=False,
                                   plates=PlatesConfig(enabled=True, method=method))
     redacted = chain.process(Frame(0, 0.0, source.copy()))
     assert method in [p.method for p in redacted.plates]
@@ -198,7 +198,7 @@ def test_cli_anonymize_and_detect_plates(plates_model, plate_photo, tmp_path):
     assert "licence AGPL-3.0" in found.stderr
 
 
-def test_cli_missing_plate_model(tmp_path, plate_photo):
+def test_cli_missing_plate_model(tmp_path, plate_photo, detector_model):
     done = subprocess.run([sys.executable, "-m", "edgeanon", "anonymize", str(plate_photo[0]), "-o",
                            str(tmp_path / "out"), "--plates", "--plate-model", str(tmp_path / "none.onnx")],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
@@ -215,10 +215,10 @@ def test_doctor_names_the_licence(plates_model, tmp_path):
     assert doctor_plates(missing).status == FAIL
 
 
-def test_every_third_frame_the_tracker_holds_the_plate(plates_model, plate_photo):
+def test_every_third_frame_the_tracker_holds_the_plate(plates_model, plate_photo, detector_model):
     path, box = plate_photo
     source = cv2.imread(str(path))
-    chain = Redactor.from_options(detector_model=DETECTOR, method="blur", video=True, track=True,
+    chain = Redactor.from_options(detector_model=detector_model, method="blur", video=True, track=True,
                                   plates=PlatesConfig(enabled=True, every=3))
     counting = Counting(chain.plates.detector)
     chain.plates.detector = counting
