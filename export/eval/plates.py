@@ -226,7 +226,6 @@ def clip_benchmark(args: argparse.Namespace) -> int:
 
 
 def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
-
     plates = PlatesConfig(enabled=True, model=str(args.plate_model) if args.plate_model else None, method=method,
                           threshold=threshold, low_threshold=low_threshold, mask_scale=mask_scale)
     return Redactor.from_options(method="blur", track=False, threads=args.threads, plates=plates,
@@ -246,7 +245,6 @@ HEADER = ["| run                                      | plates | recall | +doubt
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.clip:
         try:
             return clip_benchmark(args)
@@ -292,7 +290,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-
     p = subparsers.add_parser("plates", help="plate recall, leak and collateral on plates-oi",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=shared_data_dir(), help="shared data folder (has plates-oi/)")
