@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize import classic
-from edgeanon.anonymize.masks import clamp_region, scale_box
 from edgeanon.defaults import DEFAULT_PLATE_METHOD, PLATE_MASK_SCALE, PLATE_METHODS
 from edgeanon.frames import FaceRecord
 
@@ -72,22 +71,21 @@ def render_plate(width: int, height: int, background: np.ndarray, ink: np.ndarra
     return cv2.resize(canvas, (max(1, width), max(1, height)), interpolation=interpolation)
 
 
+def synthetic_patch(roi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic plate the size of `roi`, in its two colours, softened a little so it does not look pasted on."""
+    h, w = roi.shape[:2]
+    background, ink = plate_colours(roi)
+    plate = render_plate(w, h, background, ink, random_text(w, h, rng))
+    return cv2.GaussianBlur(plate, (0, 0), sigmaX=max(0.5, h / 60))
+
+
 def synthetic(image: np.ndarray, box: np.ndarray, mask_scale: float = PLATE_MASK_SCALE,
               rng: np.random.Generator | None = None) -> bool:
     """Replace the plate's region (box grown by `mask_scale`, clamped to the image) with a synthetic plate, in
     place. False when the region lies outside the image."""
-    full = scale_box(box, mask_scale)
-    clipped = clamp_region(full, image.shape[1], image.shape[0])
-    if clipped is None:
-        return False
-    x1, y1, x2, y2 = clipped
-    roi = image[y1:y2, x1:x2]
-    background, ink = plate_colours(roi)
-    text = random_text(x2 - x1, y2 - y1, rng or np.random.default_rng())
-    plate = render_plate(x2 - x1, y2 - y1, background, ink, text)
-    # soften it to the scene's sharpness a little, so it does not look pasted on
-    roi[...] = cv2.GaussianBlur(plate, (0, 0), sigmaX=max(0.5, (y2 - y1) / 60))
-    return True
+    rng = rng or np.random.default_rng()
+    return classic.apply_patch(image, box, lambda roi, w, h: synthetic_patch(roi, rng), mask_scale=mask_scale,
+                               shape="box", feather=0.0)
 
 
 class PlateCover:

@@ -43,6 +43,26 @@ def camera_path(t: float, scene: int) -> tuple[float, float, float]:
     return zoom, pan_x, pan_y
 
 
+def camera_view(image: np.ndarray, boxes: np.ndarray, t: float, scene: int,
+                size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The frame the moving camera sees of `image` at t in [0, 1] (camera_path), and `boxes` (n, 4) moved with it."""
+    width, height = size
+    ih, iw = image.shape[:2]
+    zoom, px, py = camera_path(t, scene)
+    s = max(width / iw, height / ih) * zoom
+    ox, oy = (iw * s - width) * px, (ih * s - height) * py
+    m = np.array([[s, 0, -ox], [0, s, -oy]], np.float64)
+    frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return frame, np.asarray(boxes, np.float64).reshape(-1, 4) * s - np.array([ox, oy, ox, oy])
+
+
+def in_view(boxes: np.ndarray, size: tuple[int, int], first_id: int) -> list[dict]:
+    """{"id", "box"} of the boxes that reach into a frame of `size` (ids first_id + their index)."""
+    width, height = size
+    return [{"id": first_id + j, "box": [round(float(v), 2) for v in b]} for j, b in enumerate(boxes)
+            if b[2] > 0 and b[3] > 0 and b[0] < width and b[1] < height]
+
+
 def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: float, seed: int,
               size: tuple[int, int] = (1280, 720), names_filter: Callable[[str], bool] | None = None,
               crf: int = SOURCE_CRF, min_total: int = 0) -> dict:
@@ -59,20 +79,10 @@ def make_clip(data: Path, out: Path, scenes: int, frames_per_scene: int, fps: fl
             tqdm(total=scenes * frames_per_scene, desc="clip", unit="f") as bar:
         for scene, name in enumerate(names):
             image = cv2.imread(str(data / "wider-train" / name))
-            ih, iw = image.shape[:2]
-            faces = np.array(boxes[name], np.float64).reshape(-1, 4)
-            base = max(width / iw, height / ih)
             for k in range(frames_per_scene):
-                zoom, px, py = camera_path(k / max(1, frames_per_scene - 1), scene)
-                s = base * zoom
-                ox, oy = (iw * s - width) * px, (ih * s - height) * py
-                m = np.array([[s, 0, -ox], [0, s, -oy]], np.float64)
-                frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-                moved = faces * s - np.array([ox, oy, ox, oy])
-                visible = [{"id": scene * 10000 + j, "box": [round(float(v), 2) for v in b]}
-                           for j, b in enumerate(moved)
-                           if b[2] > 0 and b[3] > 0 and b[0] < width and b[1] < height]
-                truth["frames"].append({"index": index, "faces": visible})
+                frame, moved = camera_view(image, np.array(boxes[name]), k / max(1, frames_per_scene - 1), scene,
+                                           size)
+                truth["frames"].append({"index": index, "faces": in_view(moved, size, scene * 10000)})
                 writer.write(frame)
                 index += 1
                 bar.update()

@@ -218,12 +218,17 @@ def benchmark(args: argparse.Namespace) -> int:
             tally = run_clip(anonymize, reset, clip, truth, f"{kind} {name}")
             report[kind][name] = tally.to_json()
             lines.append(_row(f"{kind}, {name}", tally))
+    return print_and_save(lines, report, args.json)
+
+
+def print_and_save(lines: list[str], report: dict, json_path: Path | None) -> int:
+    """Print a benchmark's table; keep it in `report`, written as JSON to `json_path` when given."""
     table = "\n".join(lines)
     print(table)
     report["table"] = table
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -38,7 +37,8 @@ from edgeanon.redactor import Redactor
 from edgeanon.tracker import iou_matrix
 from edgeanon.video import VideoReader, VideoWriter
 from export.datasets import load_plates_oi
-from export.eval.clip import SOURCE_CRF, camera_path
+from export.eval.clip import SOURCE_CRF, camera_view, in_view
+from export.eval.leak import print_and_save
 from export.eval.leak_metric import DEFAULT_MIN_SIZE, LeakTally, collateral
 from export.paths import shared_data_dir
 from export.splits import HOLDOUT, TUNE, add_split_option
@@ -157,18 +157,10 @@ def make_plate_clip(data: Path, split: str, out: Path, scenes: int = CLIP_SCENES
     with VideoWriter(out, fps, size, crf=SOURCE_CRF) as writer:
         for scene, (path, boxes) in enumerate(chosen):
             image = load_image(path)
-            ih, iw = image.shape[:2]
-            base = max(width / iw, height / ih)
             for k in range(frames_per_scene):
-                zoom, px, py = camera_path(k / max(1, frames_per_scene - 1), scene)
-                s = base * zoom
-                ox, oy = (iw * s - width) * px, (ih * s - height) * py
-                m = np.array([[s, 0, -ox], [0, s, -oy]], np.float64)
-                writer.write(cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-                moved = boxes.astype(np.float64) * s - np.array([ox, oy, ox, oy])
-                truth["frames"].append({"index": index, "faces": [
-                    {"id": scene * 100 + j, "box": [round(float(v), 2) for v in b]} for j, b in enumerate(moved)
-                    if b[2] > 0 and b[3] > 0 and b[0] < width and b[1] < height]})
+                frame, moved = camera_view(image, boxes, k / max(1, frames_per_scene - 1), scene, size)
+                writer.write(frame)
+                truth["frames"].append({"index": index, "faces": in_view(moved, size, scene * 100)})
                 index += 1
     truth_path.write_text(json.dumps(truth))
     return truth
@@ -216,13 +208,7 @@ def clip_benchmark(args: argparse.Namespace) -> int:
         lines.append(f"| {name:<22} | {r['leak_rate']:6.2%} ({r['leaked']}/{r['plates']}) | "
                      f"{r['plates_leaked_once']} of {r['distinct_plates']} | {r['ms_per_frame']:8.1f} |")
         log.info("%s", lines[-1])
-    table = "\n".join(lines)
-    print(table)
-    report["table"] = table
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0
+    return print_and_save(lines, report, args.json)
 
 
 def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
@@ -280,13 +266,7 @@ def run(args: argparse.Namespace) -> int:
         report["runs"][name] = result
         lines.append(_row(name, result))
         log.info("%s", lines[-1])
-    table = "\n".join(lines)
-    print(table)
-    report["table"] = table
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0
+    return print_and_save(lines, report, args.json)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
