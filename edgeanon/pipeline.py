@@ -110,7 +110,7 @@ def final_line(c: Counters, mqtt: dict[str, Any]) -> str:
             f"{c.dropped_error + c.dropped_deadline + m['dropped']} dropped (redaction error {c.dropped_error}, "
             f"deadline {c.dropped_deadline}, too large {m['dropped_too_large']}, queue {m['dropped_queue']}, "
             f"not sent {m['dropped_unsent']}, send error {m['dropped_error']}, at stop {m['dropped_at_stop']}); "
-            f"{c.faces} faces")
+            f"{c.faces} faces" + (f", {c.plates} plates" if c.plates else ""))
 
 
 def _percentiles(values: deque[float]) -> dict[str, float | None]:

@@ -70,7 +70,8 @@ def test_daemon_covers_plates(tmp_path, plate_clip, broker, plates_model):  # no
         assert len(event["boxes"]) == event["faces"]  # faces are counted apart
     final = [s for s in r.stats if s.get("final")][-1]
     assert final["plates"] == sum(e["plates"] for e in r.events) >= FRAMES
-    assert final["published"] == FRAMES and final["drops"] == 0
+    assert final["redacted"] == final["mqtt"]["acked"] == FRAMES and final["drops"] == 0
+    assert f"{final['plates']} plates" in daemon.stderr()  # the last log line counts them apart too
 
 
 def test_daemon_refuses_a_broken_plate_model(tmp_path, plate_clip, broker, plates_model):  # noqa: F811
