@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.defaults import (
+    DEFAULT_HOLD_S,
     DEFAULT_MASK_SCALE,
+    DEFAULT_MASK_SHAPE,
     DEFAULT_NO_ACK_EXIT_S,
     DEFAULT_NO_ACK_WARN_S,
     DEFAULT_PLATE_METHOD,
+    MASK_SHAPES,
     METHODS,
     PLATE_EVERY,
     PLATE_LOW_THRESHOLD,
@@ -50,7 +53,14 @@ MAX_PIXELS = 8192 * 8192
 
 
 class ConfigError(ValueError):
-    """A configuration problem a user can fix; the message names the key and gives a hint."""
+    """A configuration problem a user can fix; the message names the key and gives a hint.
+
+    `key` is the dotted key at fault when there is one (a command line maps it to its own option name).
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def _check(ok: bool, message: str) -> str | None:
@@ -115,13 +125,6 @@ def _prefix(v: str) -> str | None:
             or _text(1024)(v))
 
 
-def _opt(check):
-    def wrapped(v):
-        return None if v is None else check(v)
-
-    return wrapped
-
-
 def _f(default: Any, check=None, doc: str = ""):
     """A config field with a default, an optional value check, and a one-line description."""
     if isinstance(default, (list, dict)):
@@ -149,22 +152,34 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The detect, track and anonymize chain (edgeanon.redactor.Redactor.from_config), for the daemon and the CLI.
+
+    Unset (None) values take the detector profile's defaults: the video profile in the daemon, the still-image
+    or video profile in `edgeanon anonymize` (edgeanon.defaults).
+    """
+
     detector: str | None = _f(None, _text(PATH_MAX), "detector ONNX/engine path (default models/detector.onnx)")
     generator: str | None = _f(None, _text(PATH_MAX), "generator ONNX/engine path (default models/generator.onnx)")
-    method: str = _f("gan", _one_of(*METHODS), "how faces are replaced")
-    threshold: float = _f(VIDEO_PROFILE.threshold, _between(0.01, 0.99),
-                          "detector score threshold: faces at or above it get `method`")
-    low_threshold: float = _f(VIDEO_PROFILE.low_threshold or 0.0,
-                              lambda v: _check(v == 0 or 0.01 <= v <= 0.99, "must be 0 (off) or 0.01 - 0.99"),
-                              "doubtful candidates (low_threshold <= score < threshold) get a plain blur and keep a "
-                              "lost face's track alive; 0 = off")
+    method: str | None = _f(None, _one_of(*METHODS),
+                            "how faces are replaced; unset: gan when the default generator model is there, else "
+                            "blur (edgeanon.models.resolve_method)")
+    threshold: float | None = _f(None, _between(0.01, 0.99),
+                                 f"detector score threshold: faces at or above it get `method` (unset: "
+                                 f"{VIDEO_PROFILE.threshold:g}, the profile's)")
+    low_threshold: float | None = _f(None,
+                                     lambda v: _check(v == 0 or 0.01 <= v <= 0.99, "must be 0 (off) or 0.01 - 0.99"),
+                                     "doubtful candidates (low_threshold <= score < threshold) get a plain blur and "
+                                     "keep a lost face's track alive; 0 = off (unset: "
+                                     f"{VIDEO_PROFILE.low_threshold:g}, the profile's)")
     mask_scale: float = _f(DEFAULT_MASK_SCALE, _between(1.0, 3.0),
                            "grow each face box by this factor before redacting")
+    mask_shape: str = _f(DEFAULT_MASK_SHAPE, _one_of(*MASK_SHAPES), "shape of the redacted region")
     input_scale: float = _f(0.0, lambda v: _check(v == 0 or 0.1 <= v <= 4.0, "must be 0 (automatic) or 0.1 - 4.0"),
                             "detector input scale, the speed/recall knob; 0 = automatic (full size up to 1280 px "
                             "on the long side, larger frames scaled to it), 0.5 = half size (4x less detector "
                             "work, misses small faces)")
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
+    hold_s: float = _f(DEFAULT_HOLD_S, _between(0.0, 60.0), "how long a face the detector lost stays covered")
     threads: int = _f(0, _between(0, THREADS_MAX), "ONNX Runtime threads (0 = all cores)")
 
 
@@ -279,7 +294,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     else:  # pragma: no cover - schema bug
         raise TypeError(f"unsupported config type {tp}")
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {_shown(key, value)}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {_shown(key, value)}", key)
     return value
 
 
@@ -298,7 +313,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         if name not in fields:
             close = difflib.get_close_matches(name, list(fields), n=1)
             hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
-            raise ConfigError(f"{prefix}{name}: unknown key ({hint})")
+            raise ConfigError(f"{prefix}{name}: unknown key ({hint})", f"{prefix}{name}")
     kwargs = {}
     for name, f in fields.items():
         key = f"{prefix}{name}"
@@ -306,7 +321,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             sub = data.get(name, {})
             if not isinstance(sub, dict):
-                raise ConfigError(f"{key}: expected a table [{key}], got {type(sub).__name__}")
+                raise ConfigError(f"{key}: expected a table [{key}], got {type(sub).__name__}", key)
             kwargs[name] = _build(tp, sub, f"{key}.")
             continue
         if name not in data:
@@ -315,7 +330,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         check = f.metadata.get("check")
         problem = check(value) if check and value is not None else None
         if problem:
-            raise ConfigError(f"{key} = {_shown(key, value)}: {problem}")
+            raise ConfigError(f"{key} = {_shown(key, value)}: {problem}", key)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -366,6 +381,11 @@ def config_from_dict(data: dict, overrides: dict[str, Any] | None = None) -> Con
     cfg = _build(Config, data, "")
     _cross_checks(cfg)
     return cfg
+
+
+def model_config(**values: Any) -> ModelConfig:
+    """A ModelConfig from keyword values (None: the default), checked like the config file's [model] table."""
+    return config_from_dict({}, {f"model.{k}": v for k, v in values.items()}).model
 
 
 def _deep_copy(data: dict) -> dict:

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 # How faces can be replaced: a generated face, or one of the classic methods.
 METHODS = ("gan", "blur", "pixelate", "fill")
+# The method when none is asked for, in the CLI and the daemon alike. When it is gan and the default generator
+# model is not there, edgeanon.models.resolve_method gives FALLBACK_METHOD instead (one rule for both).
+DEFAULT_METHOD = "gan"
+# What serves a face the chosen method cannot (a face the generator cannot serve, a doubtful candidate).
+FALLBACK_METHOD = "blur"
+
+# Mask shapes: an ellipse inscribed in the grown box, or the box itself.
+MASK_SHAPES = ("ellipse", "box")
+DEFAULT_MASK_SHAPE = "ellipse"
 
 # How plates can be replaced: a rendered plate of random characters in the region's colours, or a classic method.
 PLATE_METHODS = ("synthetic", "blur", "pixelate", "fill")

@@ -41,6 +41,11 @@ START_EXTEND_USEC = 10_000_000
 class FrameRedactor(Protocol):
     """What the loop needs of the redaction chain (edgeanon.redactor.Redactor)."""
 
+    @property
+    def method(self) -> str:
+        """The method the chain serves faces with; a face whose record says otherwise got the fallback."""
+        ...
+
     def process(self, frame: Frame) -> RedactedFrame:
         """Every face of `frame` handled, in place."""
         ...
@@ -229,7 +234,7 @@ class Pipeline:
             return None
         c.faces += len(redacted.faces)
         c.plates += len(redacted.plates)
-        c.fallbacks += sum(1 for f in redacted.faces if f.method != self.cfg.model.method)
+        c.fallbacks += sum(1 for f in redacted.faces if f.method != self.redactor.method)
         latency_ms = self.publisher.publish_frame(redacted, self.event_for(redacted), started=started)
         if latency_ms is None:
             c.dropped_publish += 1
@@ -305,7 +310,7 @@ class Pipeline:
             "latency_ms": _percentiles(self._latencies),
             **asdict(c),
             "drops": c.dropped_error + c.dropped_deadline + c.dropped_publish,  # before the publisher's queue
-            "method": self.cfg.model.method,
+            "method": self.redactor.method,
             "source": self.source.stats(),
         }
         out["mqtt"] = self.publisher.stats()

@@ -2,7 +2,8 @@
 
 Faces always; licence plates too when a PlateStage is given (`[plates] enabled`, `--plates`). Both detectors look
 at the raw frame before anything is covered, and a fault of either fails the frame closed. Built by
-`from_options`, the chain has passed the detectors' start-up self-tests (edgeanon.selftest).
+`from_config` from the [model] config (edgeanon.config.ModelConfig), the same for the CLI and the daemon; the
+chain has passed the detectors' start-up self-tests (edgeanon.selftest).
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.defaults import DEFAULT_HOLD_S, DEFAULT_MASK_SCALE, PLATE_HOLD_S
+from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.config import ModelConfig
+from edgeanon.defaults import IMAGE_PROFILE, PLATE_HOLD_S, VIDEO_PROFILE
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.errors import ModelError
+from edgeanon.models import DEFAULT_GENERATOR, detector_path, generator_path, resolve_method
 from edgeanon.scenecut import CutDetector
+from edgeanon.selftest import check_detector
 from edgeanon.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -110,62 +116,49 @@ class Redactor:
         if self.plates is not None:
             self.plates.reset()
 
+    @property
+    def method(self) -> str:
+        """The method this chain serves faces with (a face served otherwise got the fallback)."""
+        return self.anonymizer.method
+
     @classmethod
-    def from_options(
-        cls,
-        detector_model: str | Path | None = None,
-        generator_model: str | Path | None = None,
-        method: str = "gan",
-        threshold: float | None = None,
-        mask_scale: float = DEFAULT_MASK_SCALE,
-        track: bool = True,
-        hold_s: float = DEFAULT_HOLD_S,
-        input_scale: float | None = None,
-        mask_shape: str = "ellipse",
-        backend: str = "auto",
-        threads: int | None = None,
-        video: bool = False,
-        low_threshold: float | None = None,
-        extra_scales: tuple[float, ...] | None = None,
-        self_test: bool = True,
-        plates: PlatesConfig | None = None,
-    ) -> Redactor:
-        """Build the chain from model paths and options (None: the project's models and defaults).
+    def from_config(cls, model: ModelConfig, video: bool = False, extra_scales: tuple[float, ...] | None = None,
+                    backend: str = "auto", self_test: bool = True, plates: PlatesConfig | None = None) -> Redactor:
+        """Build the chain from the [model] config, as the daemon and `edgeanon anonymize` both do.
 
-        `video` picks the detector profile for video and streams (edgeanon.detector.VIDEO_PROFILE) instead
-        of the one for still images (IMAGE_PROFILE); `threshold`, `low_threshold`, `input_scale` and
-        `extra_scales` override the profile (`input_scale` None means automatic, `extra_scales` () none).
-        Raises ModelError for a missing or broken model (including a failed self-test), ValueError for a
-        bad option. `plates` (edgeanon.config.PlatesConfig), when enabled, adds the plate detector and its cover.
+        `video` picks the detector profile for video and streams (edgeanon.defaults.VIDEO_PROFILE) instead
+        of the one for still images (IMAGE_PROFILE); the config's unset values take that profile's.
+        `extra_scales` overrides the profile's further scales (() none). The method is
+        edgeanon.models.resolve_method's. Raises ModelError for a missing or broken model (including a failed
+        self-test), ValueError for a bad option. `plates` (edgeanon.config.PlatesConfig), when enabled, adds the
+        plate detector and its cover.
         """
-        from edgeanon.detector import IMAGE_PROFILE, VIDEO_PROFILE, FaceDetector
-        from edgeanon.models import default_detector
-        from edgeanon.selftest import check_detector
-
         profile = VIDEO_PROFILE if video else IMAGE_PROFILE
-        detector_path = Path(detector_model) if detector_model else default_detector()
+        detector_file = detector_path(model)
         detector = FaceDetector.from_path(
-            detector_path, backend=backend, threads=threads, profile=profile, threshold=threshold,
-            low_threshold=low_threshold, input_scale=input_scale,
+            detector_file, backend=backend, threads=model.threads or None, profile=profile,
+            threshold=model.threshold, low_threshold=model.low_threshold, input_scale=model.input_scale or None,
             extra_scales=None if extra_scales is None else tuple(extra_scales),
         )
         if self_test:
-            check_detector(detector, str(detector_path))
-        generator = load_generator(generator_model, backend=backend, threads=threads) if method == "gan" else None
+            check_detector(detector, str(detector_file))
+        method = resolve_method(model)
+        generator = (load_generator(generator_path(model), backend=backend, threads=model.threads or None)
+                     if method == "gan" else None)
         plate_stage = plate_cover = None
         if plates is not None and plates.enabled:
-            plate_stage, plate_cover = load_plates(plates, backend=backend, threads=threads, track=track,
-                                                   self_test=self_test)
-        anonymizer = Anonymizer(method, generator=generator, mask_scale=mask_scale, mask_shape=mask_shape,
+            plate_stage, plate_cover = load_plates(plates, backend=backend, threads=model.threads or None,
+                                                   track=model.track, self_test=self_test)
+        anonymizer = Anonymizer(method, generator=generator, mask_scale=model.mask_scale, mask_shape=model.mask_shape,
                                 plate_cover=plate_cover)
-        return cls(detector, anonymizer, Tracker(hold_s=hold_s) if track else None, plates=plate_stage)
+        return cls(detector, anonymizer, Tracker(hold_s=model.hold_s) if model.track else None, plates=plate_stage)
 
 
 def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = None, track: bool = True,
                 self_test: bool = True) -> tuple[PlateStage, Any]:
     """The plate stage and cover of a PlatesConfig, or ModelError naming what is missing (the model is not
     shipped: its weights are AGPL-3.0)."""
-    # imported here, as in from_options: the plate modules load only when plates are on
+    # imported here: the plate modules load only when plates are on
     from edgeanon.anonymize.plates import PlateCover
     from edgeanon.models import DEFAULT_PLATES
     from edgeanon.plates import PlateDetector
@@ -184,15 +177,10 @@ def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = 
     return PlateStage(detector, tracker, cfg.every), PlateCover(cfg.method, cfg.mask_scale)
 
 
-def load_generator(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Any:
-    """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""
-    from edgeanon.models import DEFAULT_GENERATOR
 
+def load_generator(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> FaceGenerator:
+    """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""
     path = Path(path) if path else DEFAULT_GENERATOR
     if not path.is_file():
-        raise ModelError(f"{path}: generator model not found (use --method blur, or build it)")
-    try:
-        from edgeanon.anonymize.gan import FaceGenerator
-    except ImportError as exc:
-        raise ModelError(f"{path}: the generator runtime is not available ({exc})") from exc
+        raise ModelError(f"{path}: generator model not found (use method blur, or give the generator's path)")
     return FaceGenerator.from_path(path, backend=backend, threads=threads)

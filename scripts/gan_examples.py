@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.config import model_config
 from edgeanon.frames import Frame
 from edgeanon.redactor import Redactor
 
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", type=Path, default=None, help="detector model (default: the project's)")
     p.add_argument("--generator", type=Path, default=None, help="generator model (default models/generator.onnx)")
     args = p.parse_args(argv)
-    chain = Redactor.from_options(detector_model=args.detector, generator_model=args.generator, method="gan",
-                                  track=False)
+    model = model_config(method="gan", track=False, detector=args.detector and str(args.detector),
+                         generator=args.generator and str(args.generator))
+    chain = Redactor.from_config(model)
     astronaut, camera, rocket = sources()
     pairs, notes = [], []
     for title, image in (("crowd", crowd(astronaut, camera, rocket)), ("mid-size face", astronaut),

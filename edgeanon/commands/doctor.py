@@ -135,9 +135,9 @@ def model_paths(cfg: Config) -> dict[str, Path]:
     """The model files the daemon will open for this config (the built-in defaults when unset)."""
     from edgeanon import models
 
-    out = {"detector": Path(cfg.model.detector) if cfg.model.detector else models.default_detector()}
-    if cfg.model.method == "gan":
-        out["generator"] = Path(cfg.model.generator) if cfg.model.generator else models.DEFAULT_GENERATOR
+    out = {"detector": models.detector_path(cfg.model)}
+    if models.resolve_method(cfg.model) == "gan":
+        out["generator"] = models.generator_path(cfg.model)
     if cfg.plates.enabled:
         out["plates"] = plates_path(cfg)
     return out

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--camera-id", metavar="ID", help="camera name used in topics")
     p.add_argument("--mqtt-host", metavar="H", help="broker host")
     p.add_argument("--mqtt-port", metavar="P", type=int, help="broker port")
-    p.add_argument("--method", choices=METHODS, help="how faces are replaced")
+    p.add_argument("--method", choices=METHODS,
+                   help="how faces are replaced (default: gan when the generator model is there, else blur)")
     p.add_argument("--detector-model", metavar="PATH", help="detector model (.onnx or .engine)")
     p.add_argument("--generator-model", metavar="PATH", help="generator model (.onnx or .engine)")
     p.set_defaults(func=run)
@@ -119,11 +120,7 @@ def run_daemon(cfg: Config) -> int:
     notifier.status("loading models")
     m = cfg.model
     try:
-        redactor = Redactor.from_options(
-            detector_model=m.detector, generator_model=m.generator, method=m.method, threshold=m.threshold,
-            low_threshold=m.low_threshold,
-            mask_scale=m.mask_scale, track=m.track, input_scale=m.input_scale or None, threads=m.threads or None,
-            video=True, plates=cfg.plates)
+        redactor = Redactor.from_config(m, video=True, plates=cfg.plates)
         if not m.input_scale:
             fit_to_speed(redactor.detector, cfg.source.height, cfg.source.width, cfg.pipeline.target_fps)
     except (ModelError, ValueError) as exc:
@@ -137,7 +134,7 @@ def run_daemon(cfg: Config) -> int:
     if stop_requested:
         pipeline.request_stop()
     log.info("running: %s -> mqtt %s:%d as '%s' (method %s)", safe_uri(source.uri), cfg.mqtt.host,
-             cfg.mqtt.port, cfg.camera_id, m.method)
+             cfg.mqtt.port, cfg.camera_id, redactor.method)
     if redactor.plates is not None:
         log.info("plates: %s, method %s, every %d frame(s)", redactor.plates.detector.describe(),
                  cfg.plates.method, cfg.plates.every)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edgeanon.config import model_config
 from edgeanon.frames import Frame
 from edgeanon.images import ImageError, load_image
 from edgeanon.redactor import Redactor
@@ -112,7 +113,10 @@ Anonymize = Callable[[Frame], np.ndarray]  # one frame in (its image is redacted
 
 def edgeanon_anonymizer(method: str, video: bool, **options) -> tuple[Anonymize, Callable[[], None]]:
     """edgeanon's own chain (edgeanon.redactor.Redactor, as the CLI and daemon build it) and its reset."""
-    chain = Redactor.from_options(method=method, video=video, track=video, **options)
+    detector = options.get("detector_model")
+    model = model_config(method=method, track=video, detector=str(detector) if detector else None,
+                         threads=options.get("threads"))
+    chain = Redactor.from_config(model, video=video)
 
     def run(frame: Frame) -> np.ndarray:
         return chain.process(frame).image

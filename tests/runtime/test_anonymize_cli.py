@@ -179,11 +179,13 @@ def test_missing_generator_for_gan_is_one_line(tmp_path, face_image, cli, capsys
 
 def test_redactor_chain_keeps_covering_a_face_the_detector_loses(detector_model, face_image):
     from edgeanon.anonymize import classic
+    from edgeanon.config import model_config
     from edgeanon.frames import Frame
     from edgeanon.redactor import Redactor
 
-    chain = Redactor.from_options(detector_model=detector_model, method="blur", track=True, hold_s=0.5, video=True,
-                                  low_threshold=0)  # no doubtful tier: the hold alone keeps her covered
+    # no doubtful tier: the hold alone keeps her covered
+    chain = Redactor.from_config(model_config(detector=str(detector_model), method="blur", track=True, hold_s=0.5,
+                                              low_threshold=0), video=True)
     for k in range(3):  # seen in three frames: a confirmed face
         first = chain.process(Frame(k, k * 0.04, face_image.copy()))
         assert len(first.faces) == 1 and first.faces[0].method == "blur"

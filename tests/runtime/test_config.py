@@ -89,8 +89,9 @@ def test_rejected_with_key_and_hint(doc, key, hint):
 
 
 def test_overrides_apply_and_are_checked():
-    cfg = config_from_dict({"mqtt": {"host": "a"}}, {"mqtt.host": "b", "mqtt.port": 1884, "model.method": None})
-    assert (cfg.mqtt.host, cfg.mqtt.port, cfg.model.method) == ("b", 1884, "gan")
+    cfg = config_from_dict({"mqtt": {"host": "a"}, "model": {"method": "pixelate"}},
+                           {"mqtt.host": "b", "mqtt.port": 1884, "model.method": None})
+    assert (cfg.mqtt.host, cfg.mqtt.port, cfg.model.method) == ("b", 1884, "pixelate")  # None: not overridden
     with pytest.raises(ConfigError, match="^source.uri"):
         config_from_dict({}, {"source.uri": "camera0"})
 

@@ -13,7 +13,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from devkit.daemon_kit import make_clip
-from edgeanon.config import load_config
+from edgeanon.config import load_config, model_config
 from edgeanon.detector import DetectorFault, FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.inference.errors import ModelError
@@ -62,9 +62,9 @@ def test_the_self_test_passes_on_the_real_model_and_fails_on_a_blind_one(detecto
     with pytest.raises(ModelError, match="self-test failed"):
         check_detector(blind, "blind.onnx")
     with pytest.raises(ModelError, match="self-test failed"):
-        Redactor.from_options(detector_model=blind_model, method="blur")
+        Redactor.from_config(model_config(detector=str(blind_model), method="blur"))
     with pytest.raises(ModelError, match="non-finite"):
-        Redactor.from_options(detector_model=nan_model, method="blur")
+        Redactor.from_config(model_config(detector=str(nan_model), method="blur"))
 
 
 def test_cli_refuses_a_blind_model_and_writes_nothing(blind_model, face_image, tmp_path):
@@ -122,7 +122,7 @@ def test_a_nan_frame_is_dropped_never_published(nan_model, face_image, tmp_path)
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text('camera_id = "cam1"\n[model]\nmethod = "blur"\n')
     cfg = load_config(cfg_file)
-    chain = Redactor.from_options(detector_model=nan_model, method="blur", video=True, self_test=False)
+    chain = Redactor.from_config(model_config(detector=str(nan_model), method="blur"), video=True, self_test=False)
     recorder = Recorder()
     pipeline = Pipeline(cfg, NoSource(), chain, recorder)
     assert pipeline.handle(Frame(0, 0.0, face_image.copy())) is None
@@ -139,4 +139,4 @@ def test_a_detector_that_raises_at_start_up_is_refused_in_one_line(detector_mode
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     with pytest.raises(ModelError, match="self-test failed: the detector raised"):
-        Redactor.from_options(detector_model=broken, method="blur")
+        Redactor.from_config(model_config(detector=str(broken), method="blur"))

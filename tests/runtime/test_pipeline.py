@@ -80,11 +80,13 @@ class RecordingPublisher:
 class FaceRedactor:
     """The real anonymizer on a known face box (no detector needed)."""
 
-    def __init__(self, method: str = "fill"):
-        self.anonymizer = Anonymizer(method)
+    def __init__(self, method: str = "fill", generator: Any = None, face: np.ndarray = FACE):
+        self.anonymizer = Anonymizer(method, generator=generator)
+        self.method = method
+        self.face = face
 
     def process(self, frame: Frame) -> RedactedFrame:
-        return self.anonymizer.redact(frame, [Detection(FACE, 0.9)])
+        return self.anonymizer.redact(frame, [Detection(self.face, 0.9)])
 
     def mask_all(self, frame: Frame) -> RedactedFrame:
         return self.anonymizer.mask_all(frame)
@@ -145,6 +147,22 @@ def test_a_redacted_frame_is_published_with_its_event(face_image):
     c = pipeline.counters
     assert (c.frames_in, c.redacted, c.faces, c.fallbacks) == (1, 1, 1, 0)
     assert pipeline.stats()["latency_ms"]["p50"] == 12.5
+
+
+def test_the_method_and_its_fallbacks_are_the_chains_not_the_configs(face_image):
+    """Unset in the config, the method is what the chain resolved (blur without a generator): no fallbacks."""
+    pipeline = Pipeline(Config(), ListSource([]), FaceRedactor("blur"), RecordingPublisher())
+    assert pipeline.handle(raw_frame(face_image)) is not None
+    assert pipeline.counters.fallbacks == 0 and pipeline.stats()["method"] == "blur"
+
+
+def test_a_face_the_generator_cannot_serve_is_a_fallback(face_image, generator):
+    """A 10 px face is below what the generator serves: blur covers it, and the stats count it."""
+    tiny = np.array([20, 20, 30, 30], np.float32)
+    pipeline = Pipeline(Config(), ListSource([]), FaceRedactor("gan", generator, face=tiny), RecordingPublisher())
+    redacted = pipeline.handle(raw_frame(face_image))
+    assert [f.method for f in redacted.faces] == ["blur"]
+    assert pipeline.counters.fallbacks == 1 and pipeline.stats()["method"] == "gan"
 
 
 @pytest.mark.parametrize("redactor, counter", [

@@ -18,7 +18,7 @@ import pytest
 from devkit.broker import Broker, mosquitto_binary
 from devkit.daemon_kit import make_clip
 from devkit.notify import NotifySocket
-from edgeanon.config import Config, MqttConfig, PipelineConfig, SourceConfig
+from edgeanon.config import Config, MqttConfig, PipelineConfig, SourceConfig, model_config
 from edgeanon.pipeline import Pipeline
 from edgeanon.publish.mqtt import MqttPublisher
 from edgeanon.redactor import Redactor
@@ -35,7 +35,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def redactor(detector_model) -> Redactor:
-    return Redactor.from_options(detector_model=detector_model, method="blur", video=True, threads=1)
+    return Redactor.from_config(model_config(detector=str(detector_model), method="blur", threads=1), video=True)
 
 
 def make_pipeline(clip: Path, redactor: Redactor, mqtt: MqttConfig, notifier: Notifier) -> Pipeline:

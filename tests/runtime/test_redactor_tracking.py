@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgeanon.config import model_config
 from edgeanon.frames import Frame
 from edgeanon.redactor import Redactor
 
@@ -19,7 +20,7 @@ def tracked(redacted) -> list:
 
 @pytest.fixture
 def chain(detector_model) -> Redactor:
-    return Redactor.from_options(detector_model=detector_model, method="blur", video=True, track=True)
+    return Redactor.from_config(model_config(detector=str(detector_model), method="blur", track=True), video=True)
 
 
 def hidden(image: np.ndarray) -> np.ndarray:
