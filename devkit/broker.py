@@ -21,9 +21,8 @@ Secure broker ports: `tls_port` (cameras, mutual TLS, certificate CN = user name
 to password; user "viewer" may read edgeanon/# (see deploy/mosquitto/acl). Server certificate names:
 localhost and 127.0.0.1.
 
-Fixtures (tests/conftest.py exposes them with `pytest_plugins = ["devkit.broker"]`):
-`mosquitto_broker` (plain, started) and `secure_broker` (TLS + ACL, started). Both skip when mosquitto or
-openssl is missing.
+Its pytest fixtures are in devkit.broker_fixtures (this module does not need pytest: `make demo` uses it
+with the runtime alone installed).
 """
 
 from __future__ import annotations
@@ -37,8 +36,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-
-import pytest
 
 from devkit.process import stop_process
 
@@ -312,26 +309,3 @@ class SilentBroker:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def _require_tools(*tools: str) -> None:
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
-    for tool in tools:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-
-
-@pytest.fixture
-def mosquitto_broker(tmp_path_factory):
-    """A started plain broker on loopback: anonymous clients allowed, no TLS."""
-    _require_tools()
-    with Broker(tmp_path_factory.mktemp("mosquitto")) as broker:
-        yield broker
-
-
-@pytest.fixture
-def secure_broker(tmp_path_factory):
-    """A started broker with the production TLS + ACL config; devices cam1, cam2; user viewer."""
-    _require_tools("openssl", "mosquitto_passwd")
-    with Broker(tmp_path_factory.mktemp("mosquitto-tls"), tls=True) as broker:
-        yield broker

@@ -1,6 +1,6 @@
 """Host-side helpers for the daemon's tests, demo and benchmark: a clip of real faces and a subscriber.
 
-Not part of the device runtime (needs scikit-image); raw clips written here are test inputs made from
+Not part of the device runtime; raw clips written here are test inputs made from
 public sample images, never camera frames.
 """
 
@@ -22,15 +22,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 # -- sample faces ---------------------------------------------------------------------------------
 
-def sample_faces(data_dir: Path | None = None, use_shared: bool = True, cameraman: bool = False) -> list[np.ndarray]:
-    """BGR face pictures: scikit-image's astronaut head (public domain), optionally its cameraman, plus one
-    shared-data face when present and wanted."""
-    from skimage import data
+# Crops of two of scikit-image's sample pictures, saved losslessly so the demo needs no scikit-image: the
+# astronaut's head and shoulders (NASA, public domain; astronaut()[0:260, 90:350], no mission patch) and the
+# cameraman (CC0, Lav Varshney; camera()[40:340, 110:380]).
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    faces = [np.ascontiguousarray(astronaut[0:260, 90:350])]  # head and shoulders, no mission patch
+
+def sample_faces(data_dir: Path | None = None, use_shared: bool = True, cameraman: bool = False) -> list[np.ndarray]:
+    """BGR face pictures: the astronaut's head (public domain), optionally the cameraman, plus one
+    shared-data face when present and wanted."""
+    faces = [cv2.imread(str(SAMPLES / "astronaut.png"), cv2.IMREAD_COLOR)]
     if cameraman:
-        faces.append(np.ascontiguousarray(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)[40:340, 110:380]))
+        faces.append(cv2.imread(str(SAMPLES / "camera.png"), cv2.IMREAD_COLOR))
     data_dir = data_dir or Path(os.environ.get("EDGEANON_DATA", REPO.parent / "shared" / "data"))
     boxes_file = data_dir / "wider-train" / "boxes.json"
     if use_shared and boxes_file.is_file():

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # the config is only read here, never built
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DIR = PACKAGE_DIR / "model_files"  # written by setup.py's build step, absent in a checkout
 CHECKOUT_DIR = PACKAGE_DIR.parent / "models"
-# The files `pip install .` puts into BUNDLED_DIR (setup.py reads this list).
-BUNDLED = ("detector.onnx", "generator.onnx")
+# The files `pip install .` puts into BUNDLED_DIR (setup.py reads this list); README.md gives their licences.
+BUNDLED = ("detector.onnx", "generator.onnx", "README.md")
 
 
 def models_dir() -> Path:

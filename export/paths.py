@@ -1,12 +1,13 @@
-"""Default file locations of the host toolkit (the runtime's own defaults live in edgeanon.models)."""
+"""Default file locations of the host toolkit; the models folder is the runtime's (edgeanon.models' rule)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from edgeanon.models import MODELS_DIR
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
 CENTERFACE_WEIGHTS = MODELS_DIR / "centerface.pt"
 
 

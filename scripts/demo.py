@@ -1,9 +1,9 @@
-"""`make demo`: the camera daemon end to end on this machine, with nothing but what `make setup` installed.
+"""`make demo`: the camera daemon end to end on this machine, with the runtime alone installed (no torch).
 
     .venv/bin/python -m scripts.demo [--out DIR] [--frames N] [--method gan|blur|pixelate|fill]
 
-1. builds a short sample clip from pictures that ship with scikit-image (astronaut, cameraman), panning
-   and zooming;
+1. builds a short sample clip from two public-domain pictures (devkit/samples: scikit-image's astronaut and
+   cameraman), panning and zooming;
 2. starts a local broker: mosquitto when installed, else an embedded amqtt broker (MQTT 3.1.1);
 3. runs `edgeanon run` on the clip with the default models on ONNX Runtime (CPU);
 4. a subscriber saves every redacted frame it received into a folder, named at the end with a summary.
@@ -22,17 +22,6 @@ from pathlib import Path
 from devkit.daemon_kit import Collector, EmbeddedBroker, make_clip, sample_faces
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def default_method() -> str:
-    """gan when the generator model and its runtime are both present, else blur."""
-    from edgeanon.models import DEFAULT_GENERATOR
-
-    try:
-        import edgeanon.anonymize.gan  # noqa: F401
-    except ImportError:
-        return "blur"
-    return "gan" if DEFAULT_GENERATOR.is_file() else "blur"
 
 
 def start_broker(workdir: Path):
@@ -55,16 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=48, help="clip length in frames (default 48)")
     parser.add_argument("--size", default="960x540", help="clip size WxH (default 960x540)")
     parser.add_argument("--method", choices=("gan", "blur", "pixelate", "fill"),
-                        help="how faces are replaced (default: gan when models/generator.onnx is there, else blur)")
+                        help="how faces are replaced (default: the daemon's, gan when its generator model is there, "
+                             "else blur)")
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
     out = args.out or Path(tempfile.mkdtemp(prefix="edgeanon-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    method = args.method or default_method()
 
-    print(f"demo: building a {args.frames}-frame {width}x{height} clip from scikit-image's sample pictures")
+    print(f"demo: building a {args.frames}-frame {width}x{height} clip from two public-domain sample pictures")
     clip = make_clip(out / "sample.avi", frames=args.frames, size=(width, height), fps=12.0,
                      faces=sample_faces(use_shared=False, cameraman=True))
     broker, protocol, broker_name = start_broker(out)
@@ -72,11 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     collector = Collector(broker.port, camera="demo", protocol=protocol)
     config = out / "demo.toml"
     config.write_text(
-        f'camera_id = "demo"\n[source]\nuri = "file://{clip.resolve()}"\n[model]\nmethod = "{method}"\n'
-        f'[pipeline]\nstats_interval_s = 2.0\ndeadline_ms = 10000.0\n'  # a busy laptop: show frames, not drops
+        f'camera_id = "demo"\n[source]\nuri = "file://{clip.resolve()}"\n[model]\n'
+        + (f'method = "{args.method}"\n' if args.method else "")
+        + f'[pipeline]\nstats_interval_s = 2.0\ndeadline_ms = 10000.0\n'  # a busy laptop: show frames, not drops
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nprotocol = "{protocol}"\n')
     log = out / "daemon.log"
-    print(f"demo: edgeanon run --config {config}  (method {method}, log {log})")
+    print(f"demo: edgeanon run --config {config}  (log {log})")
     started = time.monotonic()
     with open(log, "wb") as log_file:
         daemon = subprocess.Popen([sys.executable, "-m", "edgeanon", "run", "--config", str(config)],
@@ -108,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     lat = final.get("latency_ms", {})
     print()
     print(f"  frames received : {len(received.frames)} of {args.frames}")
-    print(f"  faces redacted  : {faces} ({', '.join(methods) or 'none'})")
+    print(f"  faces redacted  : {faces} ({', '.join(methods) or 'none'}; method {final.get('method')})")
     print(f"  daemon speed    : {final.get('fps_avg', 0):.1f} frames/s end to end, "
           f"latency p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms")
     print(f"  wall time       : {elapsed:.1f} s including model loading")

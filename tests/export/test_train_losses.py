@@ -9,7 +9,6 @@ import torch
 
 from edgeanon.anonymize import crops
 from edgeanon.detector import FaceDetector
-from export.paths import CENTERFACE_WEIGHTS
 from export.training.face_prior import FacePrior
 from export.training.train import blank_borders, detail_loss, diversity_loss, laplacian_energy, reconstruction_loss
 
@@ -63,8 +62,8 @@ def test_diversity_loss_asks_two_latents_for_two_faces_inside_the_mask_only(crop
 
 
 @pytest.fixture(scope="module")
-def prior(detector_model) -> FacePrior:
-    return FacePrior(CENTERFACE_WEIGHTS)  # detector_model made sure the weights were imported
+def prior(centerface_weights) -> FacePrior:
+    return FacePrior(centerface_weights)
 
 
 def test_face_prior_is_zero_for_the_real_face_and_punishes_a_faceless_fill(crop, prior):

@@ -1,13 +1,18 @@
-"""The runtime's import boundaries, checked in a fresh interpreter: no torch, no host toolkit, a leaf config."""
+"""The runtime's import boundaries, checked in a fresh interpreter: no torch, no host toolkit, a leaf config;
+and `pip install .` installs a runtime that works without torch."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import cv2
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,3 +84,42 @@ def test_the_runtime_tests_are_collected_where_torch_is_missing():
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"\d+ tests collected in .*", last), out[-2000:]
     assert int(last.split()[0]) > 200, last
+
+
+@pytest.mark.slow
+def test_pip_install_gives_a_working_cli_without_torch(tmp_path, face_image):
+    """`pip install .` (not editable): the runtime's dependencies alone, the models inside the package, and
+    `edgeanon anonymize` works on a real face with torch blocked and no checkout on the path."""
+    # A copy of the checkout's files (pip builds in the source tree: no stale build/ from elsewhere)
+    checkout = tmp_path / "checkout"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for name in files:
+        if (REPO / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, checkout / name)
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(checkout)], check=True, capture_output=True, timeout=600)
+    [meta] = target.glob("edgeanon-*.dist-info/METADATA")
+    runtime = [line for line in meta.read_text().splitlines()
+               if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert not [line for line in runtime if re.search(r"torch|onnx\b|modelopt|scikit|dlib", line)], runtime
+    assert "License-Expression: Apache-2.0" in meta.read_text()
+    assert sorted(p.name for p in (target / "edgeanon" / "model_files").iterdir()) == \
+        ["README.md", "detector.onnx", "generator.onnx"]
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), face_image)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import edgeanon, edgeanon.models as m\n"
+            f"assert edgeanon.__file__.startswith({str(target)!r}), edgeanon.__file__\n"
+            "print(m.MODELS_DIR)\n"
+            "from edgeanon.cli import main\n"
+            "sys.exit(main(['anonymize', 'photo.jpg', '-o', 'out']))")
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEANON_MODELS", "PYTHONPATH")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**env, "PYTHONPATH": str(target)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == str(target / "edgeanon" / "model_files")
+    assert "1 face(s) in 1 frame(s)" in out.stdout and "gan 1" in out.stdout, out.stdout
+    assert (tmp_path / "out" / "photo.jpg").is_file()
