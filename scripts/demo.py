@@ -6,7 +6,8 @@
    cameraman), panning and zooming;
 2. starts a local broker: mosquitto when installed, else an embedded amqtt broker (MQTT 3.1.1);
 3. runs `edgeanon run` on the clip with the default models on ONNX Runtime (CPU);
-4. a subscriber saves every redacted frame it received into a folder, named at the end with a summary.
+4. a subscriber saves every redacted frame it received into a folder, named at the end with a summary, with
+   the events and stats messages (events.jsonl, stats.jsonl).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         index = jpeg_index if jpeg_index >= 0 else received.events[k]["frame_index"]  # 3.1.1: no property
         (folder / f"frame_{index:05d}.jpg").write_bytes(jpeg)
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in received.events))
+    (folder / "stats.jsonl").write_text("".join(json.dumps(st) + "\n" for st in received.stats))
     final = next((s for s in reversed(received.stats) if s.get("final")), {})
     faces = sum(e["faces"] for e in received.events)
     methods = sorted({m for e in received.events for m in e["methods"]})
