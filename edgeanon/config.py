@@ -43,6 +43,8 @@ URI_KEYS = frozenset({"source.uri"})
 MQTT_STRING_MAX = 65535
 UINT32_MAX = 2**32 - 1
 PATH_MAX = 4096  # Linux
+# The detector's score thresholds: one range for the config, the CLI and the detector itself (edgeanon.detector).
+THRESHOLD_MIN, THRESHOLD_MAX = 0.01, 0.99
 # What one camera's publish queue may hold at worst (queue_size x max_payload): a Jetson Nano has 4 GB in all.
 QUEUE_BYTES_MAX = 256 * 1024 * 1024
 # ONNX Runtime threads: more than this only wait on each other (100000 hangs the session's start).
@@ -163,11 +165,12 @@ class ModelConfig:
     method: str | None = _f(None, _one_of(*METHODS),
                             "how faces are replaced; unset: gan when the default generator model is there, else "
                             "blur (edgeanon.models.resolve_method)")
-    threshold: float | None = _f(None, _between(0.01, 0.99),
+    threshold: float | None = _f(None, _between(THRESHOLD_MIN, THRESHOLD_MAX),
                                  f"detector score threshold: faces at or above it get `method` (unset: "
                                  f"{VIDEO_PROFILE.threshold:g}, the profile's)")
     low_threshold: float | None = _f(None,
-                                     lambda v: _check(v == 0 or 0.01 <= v <= 0.99, "must be 0 (off) or 0.01 - 0.99"),
+                                     lambda v: _check(v == 0 or THRESHOLD_MIN <= v <= THRESHOLD_MAX,
+                                                      f"must be 0 (off) or {THRESHOLD_MIN} - {THRESHOLD_MAX}"),
                                      "doubtful candidates (low_threshold <= score < threshold) get a plain blur and "
                                      "keep a lost face's track alive; 0 = off (unset: "
                                      f"{VIDEO_PROFILE.low_threshold:g}, the profile's)")

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.config import THRESHOLD_MAX, THRESHOLD_MIN
 from edgeanon.defaults import (
     DEFAULT_THRESHOLD,
     IMAGE_PROFILE,
@@ -103,12 +104,13 @@ class FaceDetector:
             doubt_sides = profile.doubt_sides if doubt_sides is None else doubt_sides
         threshold = IMAGE_PROFILE.threshold if threshold is None else threshold
         extra_scales = extra_scales or ()
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if not THRESHOLD_MIN <= threshold <= THRESHOLD_MAX:
+            raise ValueError(f"threshold must be between {THRESHOLD_MIN} and {THRESHOLD_MAX}, got {threshold}")
         if low_threshold == 0:  # off: no doubtful tier
             low_threshold = threshold
-        if low_threshold is not None and not 0.0 < low_threshold <= threshold:
-            raise ValueError(f"low threshold must be 0 (off) or in (0, threshold {threshold}], got {low_threshold}")
+        if low_threshold is not None and not THRESHOLD_MIN <= low_threshold <= threshold:
+            raise ValueError(f"low threshold must be 0 (off) or in [{THRESHOLD_MIN}, threshold {threshold}], "
+                             f"got {low_threshold}")
         if input_scale is not None and not 0 < input_scale < float("inf"):
             raise ValueError(f"input scale must be a positive number, got {input_scale}")
         if not 0.0 < nms_iou <= 1.0:  # NaN included: OpenCV's NMS would fail on it

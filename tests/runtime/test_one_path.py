@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from devkit.broker import Broker, mosquitto_binary
@@ -152,3 +153,13 @@ def test_cli_and_daemon_with_the_same_options_serve_the_same_faces(tmp_path, cli
     daemon, final, _ = daemon_methods(tmp_path, clip, broker, {}, "threshold = 0.3\nmask_scale = 1.4\nhold_s = 0.5")
     assert cli == daemon and cli.get("gan", 0) >= CLIP_FRAMES, (cli, daemon)
     assert final["method"] == "gan" and final["fallbacks"] == sum(n for m, n in daemon.items() if m != "gan")
+
+
+@pytest.mark.parametrize("value", ["0.005", "0.995"])
+def test_detect_takes_the_same_threshold_range(tmp_path, face_image, capsys, value):
+    """`edgeanon detect` runs the detector alone; its threshold range is the config's too."""
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), face_image)
+    assert main(["detect", str(photo), "--threshold", value]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"edgeanon detect: threshold must be between 0.01 and 0.99, got {value}", err
