@@ -18,7 +18,7 @@ from edgeanon.defaults import IMAGE_PROFILE, PLATE_HOLD_S, VIDEO_PROFILE
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.errors import ModelError
-from edgeanon.models import DEFAULT_GENERATOR, detector_path, generator_path, resolve_method
+from edgeanon.models import detector_path, generator_path, resolve_method
 from edgeanon.scenecut import CutDetector
 from edgeanon.selftest import check_detector
 from edgeanon.tracker import Tracker
@@ -178,9 +178,8 @@ def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = 
 
 
 
-def load_generator(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> FaceGenerator:
+def load_generator(path: Path, backend: str = "auto", threads: int | None = None) -> FaceGenerator:
     """The face generator (edgeanon.anonymize.gan), or ModelError naming what is missing."""
-    path = Path(path) if path else DEFAULT_GENERATOR
     if not path.is_file():
         raise ModelError(f"{path}: generator model not found (use method blur, or give the generator's path)")
     return FaceGenerator.from_path(path, backend=backend, threads=threads)

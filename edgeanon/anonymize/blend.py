@@ -87,18 +87,13 @@ def _levels(h: int, w: int) -> int:
     return n
 
 
-def pyramid_blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Laplacian-pyramid blend of two float32 images (h, w, 3) with weights `alpha` (h, w) for `top`.
-
-    Where alpha is 1 the result is `top`, where it is 0 far from the transition it is `bottom`; each
-    frequency band is crossed over a width that grows with its scale. Computed as `bottom` plus the
-    blended pyramid of the difference (one pyramid instead of two).
-    """
-    return cv2.add(bottom, blend_difference(cv2.subtract(top, bottom), alpha))
-
-
 def blend_difference(diff: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Each Laplacian band of `diff` (float32, h x w x 3) weighted by the same level of alpha's Gaussian pyramid."""
+    """Each Laplacian band of `diff` (float32, h x w x 3) weighted by the same level of alpha's Gaussian pyramid.
+
+    Added to `bottom` with diff = top - bottom, this is the Laplacian-pyramid blend of `top` over `bottom`
+    (one pyramid instead of two): where alpha is 1 the result is `top`, where it is 0 far from the transition
+    it is `bottom`; each frequency band is crossed over a width that grows with its scale.
+    """
     n = _levels(*alpha.shape)
     alphas = [cv2.merge([alpha] * 3)]
     if n == 0:

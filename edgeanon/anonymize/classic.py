@@ -11,8 +11,6 @@ import numpy as np
 from edgeanon.anonymize.masks import clamp_region, region_mask, scale_box
 from edgeanon.defaults import DEFAULT_MASK_SCALE
 
-CLASSIC_METHODS = ("blur", "pixelate", "fill")
-
 # Blur keeps about this many samples across the face (then smooths them): a face a few samples
 # wide carries no identity, whatever its size in pixels. 4 changes faces as much as deface's blur
 # does at equal coverage (measured with export/eval/leak.py on bench/make_clip.py's clip).

@@ -24,8 +24,6 @@ TEMPLATE_LANDMARKS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252,
 # Least-squares affine fit of the template to 5 points, then the template mapped by it: one 5x5 projection.
 _TEMPLATE_BASIS = np.hstack([TEMPLATE_LANDMARKS, np.ones((5, 1))])
 _TEMPLATE_FIT = _TEMPLATE_BASIS @ np.linalg.pinv(_TEMPLATE_BASIS)
-# Left/right landmark order swap under a horizontal flip (eye, eye, nose, mouth, mouth).
-FLIP_ORDER = (1, 0, 2, 4, 3)
 
 
 @dataclass(frozen=True)

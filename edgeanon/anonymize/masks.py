@@ -9,23 +9,14 @@ import numpy as np
 from edgeanon.defaults import MASK_SHAPES
 
 
-def feathered_ellipse(h: int, w: int, feather: float = 0.15) -> np.ndarray:
-    """The ellipse inscribed in an h x w box as float32 weights: 1 inside, ramping to 0 at its rim.
-
-    `feather` is the width of the soft rim as a fraction of the ellipse radius (0 = hard edge):
-    weight = clip((1 - r) / feather, 0, 1) with r the normalized elliptic radius, so everything
-    within radius 1 - feather is fully covered. The array is cached and read-only: copy to modify.
-    """
-    return _cached_mask("ellipse", int(h), int(w), round(float(feather), 4))
-
-
-def feathered_box(h: int, w: int, feather: float = 0.15) -> np.ndarray:
-    """The whole h x w box as float32 weights, with a soft rim `feather` (fraction of the half size) wide."""
-    return _cached_mask("box", int(h), int(w), round(float(feather), 4))
-
-
 def make_mask(shape: str, h: int, w: int, feather: float) -> np.ndarray:
-    """The mask of the given shape ("ellipse" or "box")."""
+    """An h x w mask of the given shape as float32 weights in [0, 1], cached and read-only (copy to modify).
+
+    "ellipse": the ellipse inscribed in the box, 1 inside, ramping to 0 at its rim; `feather` is the width of
+    the soft rim as a fraction of the ellipse radius (0 = hard edge): weight = clip((1 - r) / feather, 0, 1)
+    with r the normalized elliptic radius, so everything within radius 1 - feather is fully covered.
+    "box": the whole box, with a soft rim `feather` (fraction of the half size) wide.
+    """
     if shape not in MASK_SHAPES:
         raise ValueError(f"unknown mask shape {shape!r}: choose {' or '.join(MASK_SHAPES)}")
     return _cached_mask(shape, int(h), int(w), round(float(feather), 4))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeanon.anonymize import Anonymizer, classic
-from edgeanon.anonymize.masks import clamp_region, feathered_box, feathered_ellipse, region_mask, scale_box
+from edgeanon.anonymize.masks import clamp_region, make_mask, region_mask, scale_box
 from edgeanon.frames import Detection, Frame, RedactedFrame
 
 # The astronaut's face as the project's detector finds it (scikit-image astronaut, 512x512).
@@ -25,22 +25,22 @@ def outside_region(image: np.ndarray, region: tuple[int, int, int, int]) -> np.n
 
 
 def test_feathered_ellipse_shape_and_values():
-    m = feathered_ellipse(40, 30, 0.2)
+    m = make_mask("ellipse", 40, 30, 0.2)
     assert m.dtype == np.float32 and m.shape == (40, 30)
     assert m[20, 15] == 1.0 and m[0, 0] == 0.0 and m[39, 29] == 0.0
     assert m.min() >= 0.0 and m.max() <= 1.0
     np.testing.assert_allclose(m, m[::-1, ::-1], atol=1e-5)  # symmetric
     row = m[20, :15]
     assert np.all(np.diff(row) >= 0)  # rises from the rim to the centre
-    hard = feathered_ellipse(40, 30, 0.0)
+    hard = make_mask("ellipse", 40, 30, 0.0)
     assert set(np.unique(hard)) <= {0.0, 1.0}
     assert not m.flags.writeable  # shared cache: callers copy before changing
 
 
 def test_feathered_box_covers_the_box():
-    m = feathered_box(20, 20, 0.0)
+    m = make_mask("box", 20, 20, 0.0)
     assert m.min() == 1.0
-    soft = feathered_box(20, 20, 0.5)
+    soft = make_mask("box", 20, 20, 0.5)
     assert soft[10, 10] == 1.0 and soft[0, 0] < 0.2
 
 

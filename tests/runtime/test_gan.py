@@ -241,11 +241,11 @@ def test_colour_match_brings_a_dark_face_to_the_scenes_level():
     assert abs(float(out[where].std()) - 10) < 1  # gain capped at MAX_GAIN (2x), not 4x
 
 
-def test_pyramid_blend_is_exact_where_the_weight_is_one_or_far_from_it():
+def test_the_pyramid_blend_is_exact_where_the_weight_is_one_or_far_from_it():
     top, bottom = np.full((64, 96, 3), 200, np.float32), np.full((64, 96, 3), 50, np.float32)
     alpha = np.zeros((64, 96), np.float32)
     alpha[:, :48] = 1.0
-    out = blend.pyramid_blend(top, bottom, alpha)
+    out = bottom + blend.blend_difference(top - bottom, alpha)
     assert np.allclose(out[:, :8], 200, atol=1) and np.allclose(out[:, -8:], 50, atol=1)
     assert 50 < out[32, 48, 0] < 200
 
