@@ -339,6 +339,11 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
 
 
 def _cross_checks(cfg: Config) -> None:
+    m = cfg.model
+    threshold = m.threshold if m.threshold is not None else VIDEO_PROFILE.threshold
+    if m.low_threshold and m.low_threshold > threshold:
+        raise ConfigError(f"model.low_threshold = {m.low_threshold:g}: must not be more than model.threshold "
+                          f"({threshold:g})", "model.low_threshold")
     if cfg.source.reconnect_max_s < cfg.source.reconnect_min_s:
         raise ConfigError("source.reconnect_max_s: must not be less than source.reconnect_min_s")
     if cfg.mqtt.reconnect_max_s < cfg.mqtt.reconnect_min_s:

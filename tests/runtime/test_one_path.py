@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 # (CLI option, [model] key, values on both sides of each of the config's bounds)
 BOUNDS = [
     ("--threshold", "threshold", [0.0, 0.005, 0.01, 0.5, 0.99, 0.995, 1.0, math.nan]),
-    ("--low-threshold", "low_threshold", [-0.1, 0.0, 0.005, 0.06, 0.99, 0.995]),
+    ("--low-threshold", "low_threshold", [-0.1, 0.0, 0.005, 0.01, 0.06, 0.2, 0.25, 0.995]),
     ("--mask-scale", "mask_scale", [0.2, 0.99, 1.0, 1.6, 3.0, 3.5, math.nan, math.inf]),
     ("--detect-scale", "input_scale", [-1.0, 0.05, 0.1, 0.5, 4.0, 4.5]),
     ("--hold", "hold_s", [-0.5, 0.0, 0.3, 60.0, 61.0]),
@@ -43,7 +43,7 @@ def config_problem(key: str, value) -> str | None:
     try:
         model_config(**{key: value})
     except ConfigError as exc:
-        return str(exc).split(": ", 1)[1]
+        return str(exc).split(": ", 1)[1].replace("model.threshold", "--threshold")  # as the CLI names it
     return None
 
 
@@ -63,6 +63,15 @@ def test_the_cli_accepts_exactly_what_the_config_accepts(flag, key, values, tmp_
         err = capsys.readouterr().err
         assert err.strip() == f"error: {flag} {value}: {problem}", err
         assert not (tmp_path / "o").exists()
+
+
+def test_a_low_threshold_above_the_threshold_is_refused_by_both(tmp_path):
+    with pytest.raises(ConfigError, match=r"^model.low_threshold = 0.3: must not be more than model.threshold \(0.2\)"):
+        model_config(low_threshold=0.3)
+    args = build_parser().parse_args(["anonymize", "x.jpg", "-o", str(tmp_path / "o"), "--threshold", "0.4",
+                                      "--low-threshold", "0.5"])
+    with pytest.raises(anonymize.UserError, match=r"^--low-threshold 0.5: must not be more than --threshold \(0.4\)$"):
+        anonymize.model_config(args)
 
 
 def test_the_cli_defaults_are_the_configs(tmp_path):
