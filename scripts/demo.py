@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from devkit.daemon_kit import Collector, EmbeddedBroker, make_clip, sample_faces
+from edgeanon.defaults import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for the clip and what arrived (default: a new temp folder)")
     parser.add_argument("--frames", type=int, default=48, help="clip length in frames (default 48)")
     parser.add_argument("--size", default="960x540", help="clip size WxH (default 960x540)")
-    parser.add_argument("--method", choices=("gan", "blur", "pixelate", "fill"),
+    parser.add_argument("--method", choices=METHODS,
                         help="how faces are replaced (default: the daemon's, gan when its generator model is there, "
                              "else blur)")
     args = parser.parse_args(argv)
