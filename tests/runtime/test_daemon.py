@@ -357,10 +357,11 @@ def test_missed_deadline_drops_frames(tmp_path, clip, broker):
     assert r.frames == [] and final["redacted"] == final["mqtt"]["handed"] == 0, "a late frame is dropped, never sent"
 
 
-def test_hung_camera_exits_for_a_restart(mosquitto_broker):
+def test_hung_camera_exits_for_a_restart(mosquitto_broker, detector_model):
     from edgeanon.config import config_from_dict
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import MqttPublisher
+    from edgeanon.redactor import Redactor
     from edgeanon.sources import Backoff, LiveSource
     from tests.runtime.test_sources import HungCapture
 
@@ -371,8 +372,9 @@ def test_hung_camera_exits_for_a_restart(mosquitto_broker):
     publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
     publisher.start()
     try:
-        # No frame ever comes, so the redactor is never asked for one.
-        assert Pipeline(cfg, source, redactor=None, publisher=publisher).run() == 1
+        # No frame ever comes, so the redactor is asked for none (only, for the final stats, for its method).
+        redactor = Redactor.from_config(cfg.model, video=True)
+        assert Pipeline(cfg, source, redactor=redactor, publisher=publisher).run() == 1
     finally:
         hung.unblock.set()
         source.close()
