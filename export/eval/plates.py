@@ -18,6 +18,7 @@ the raw image, faces covered, then plates. Per image:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.config import PlatesConfig
+from edgeanon.config import ModelConfig, PlatesConfig, model_config
 from edgeanon.defaults import DEFAULT_PLATE_METHOD, PLATE_LOW_THRESHOLD, PLATE_MASK_SCALE, PLATE_THRESHOLD
 from edgeanon.frames import Frame
 from edgeanon.images import load_image
@@ -200,8 +201,7 @@ def clip_benchmark(args: argparse.Namespace) -> int:
         plates = None if every == 0 else PlatesConfig(
             enabled=True, model=str(args.plate_model) if args.plate_model else None, method=args.methods.split(",")[0],
             threshold=args.threshold, low_threshold=args.low_threshold, mask_scale=args.mask_scale, every=every)
-        chain = Redactor.from_options(method="blur", video=True, track=True, threads=args.threads, plates=plates,
-                                      detector_model=args.detector_model)
+        chain = Redactor.from_config(faces_blurred(args), video=True, plates=plates)
         name = "off (faces only)" if every == 0 else f"every {every} frame(s)"
         r = clip_run(chain, clip, truth, name)
         report["runs"][name] = r
@@ -214,8 +214,13 @@ def clip_benchmark(args: argparse.Namespace) -> int:
 def build_chain(args: argparse.Namespace, threshold: float, low_threshold: float, mask_scale: float, method: str):
     plates = PlatesConfig(enabled=True, model=str(args.plate_model) if args.plate_model else None, method=method,
                           threshold=threshold, low_threshold=low_threshold, mask_scale=mask_scale)
-    return Redactor.from_options(method="blur", track=False, threads=args.threads, plates=plates,
-                                 detector_model=args.detector_model)
+    return Redactor.from_config(dataclasses.replace(faces_blurred(args), track=False), plates=plates)
+
+
+def faces_blurred(args: argparse.Namespace) -> ModelConfig:
+    """The face chain under the plates: blur, the given detector and threads."""
+    return model_config(method="blur", threads=args.threads,
+                        detector=str(args.detector_model) if args.detector_model else None)
 
 
 def _row(name: str, r: dict) -> str:

@@ -22,10 +22,11 @@ from edgeanon.anonymize.plates import PlateCover, plate_colours, render_plate
 from edgeanon.commands.doctor import FAIL, OK
 from edgeanon.commands.doctor import check_plates as doctor_plates
 from edgeanon.commands.engines import models_of
-from edgeanon.config import ConfigError, PlatesConfig, config_from_dict
+from edgeanon.config import ConfigError, ModelConfig, PlatesConfig, config_from_dict, model_config
 from edgeanon.engines import EngineSettings, compute_profiles, plan_build, source_onnx
 from edgeanon.frames import Detection, Frame
 from edgeanon.inference.errors import ModelError
+from edgeanon.models import DEFAULT_PLATES
 from edgeanon.plates import PlateDetector, PlateFault
 from edgeanon.redactor import Redactor
 from edgeanon.selftest import check_plates, plate_selftest_image
@@ -33,7 +34,7 @@ from export.datasets import load_plates_oi
 from export.eval.leak_metric import LEAK_SSIM, face_scores
 from export.paths import REPO_ROOT, shared_data_dir
 
-PLATES = REPO_ROOT / "models" / "plates.onnx"
+PLATES = DEFAULT_PLATES
 NO_MODEL = ("models/plates.onnx is absent: make it with `python -m export plates --from fastanpr` (AGPL-3.0 weights, "
             "never committed)")
 
@@ -57,6 +58,11 @@ def plate_photo() -> tuple[Path, np.ndarray]:
         if len(boxes) and max(sides) >= 40:
             return path, boxes[int(np.argmax(sides))]
     pytest.fail("no plate of 40 px or more in plates-oi/test")
+
+
+def blur_faces(detector_model: Path, track: bool = True) -> ModelConfig:
+    """The face chain under the plates in these tests: blur, the default detector."""
+    return model_config(method="blur", detector=str(detector_model), track=track)
 
 
 def leaked(output: np.ndarray, source: np.ndarray, box) -> bool:
@@ -100,7 +106,7 @@ def test_plates_off_by_default_and_bounded():
 def test_missing_plate_model_is_one_clear_error(tmp_path, detector_model):
     cfg = PlatesConfig(enabled=True, model=str(tmp_path / "none.onnx"))
     with pytest.raises(ModelError, match="plate detector not found.*python -m export plates"):
-        Redactor.from_options(detector_model=detector_model, method="blur", plates=cfg)
+        Redactor.from_config(blur_faces(detector_model), plates=cfg)
 
 
 def test_doubtful_plate_is_blurred_and_counted_apart(face_image):
@@ -153,8 +159,8 @@ def test_nan_fails_closed(plates_model, tmp_path, plate_photo, detector_model):
     bad = PlateDetector.from_path(nan_plates(plates_model, tmp_path / "nan.onnx"), backend="ort")
     with pytest.raises(ModelError, match="self-test failed.*non-finite"):
         check_plates(bad)
-    chain = Redactor.from_options(detector_model=detector_model, method="blur", self_test=False,
-                                  plates=PlatesConfig(enabled=True, model=str(tmp_path / "nan.onnx")))
+    chain = Redactor.from_config(blur_faces(detector_model), self_test=False,
+                                 plates=PlatesConfig(enabled=True, model=str(tmp_path / "nan.onnx")))
     with pytest.raises(PlateFault, match="non-finite"):
         chain.process(Frame(0, 0.0, cv2.imread(str(plate_photo[0]))))
 
@@ -169,8 +175,8 @@ def test_real_plate_found(plates_model, plate_photo):
 def test_real_plate_covered(plates_model, plate_photo, method, detector_model):
     path, box = plate_photo
     source = cv2.imread(str(path))
-    chain = Redactor.from_options(detector_model=detector_model, method="blur", track=False,
-                                  plates=PlatesConfig(enabled=True, method=method))
+    chain = Redactor.from_config(blur_faces(detector_model, track=False),
+                                 plates=PlatesConfig(enabled=True, method=method))
     redacted = chain.process(Frame(0, 0.0, source.copy()))
     assert method in [p.method for p in redacted.plates]
     assert not leaked(redacted.image, source, box), f"{method}: the plate is still structurally the source"
@@ -218,8 +224,7 @@ def test_doctor_names_the_licence(plates_model, tmp_path):
 def test_every_third_frame_the_tracker_holds_the_plate(plates_model, plate_photo, detector_model):
     path, box = plate_photo
     source = cv2.imread(str(path))
-    chain = Redactor.from_options(detector_model=detector_model, method="blur", video=True, track=True,
-                                  plates=PlatesConfig(enabled=True, every=3))
+    chain = Redactor.from_config(blur_faces(detector_model), video=True, plates=PlatesConfig(enabled=True, every=3))
     counting = Counting(chain.plates.detector)
     chain.plates.detector = counting
     for i in range(5):  # 3 frames/s: three frames outlast the tracker's 0.5 s hold, so it must stretch it
