@@ -11,6 +11,9 @@ subscriber keeps every frame that arrives; each is decoded and compared with the
 of 16 px and more; collateral outside the faces grown 1.6x). Frames the daemon dropped (deadline, broker
 down, queue full) publish nothing and leak nothing; the table says how many arrived.
 
+With `--cameras 1,2` the same clip also goes through one daemon serving two cameras ([[cameras]], shared
+models; each camera reads its own copy of the clip): a row per camera, beside the one-camera row of the same run.
+
 The control row publishes nothing: it JPEG-encodes the source frames at the daemon's quality unanonymized,
 so the check must call ~100% of faces leaked there, and its collateral is what JPEG alone costs.
 """
@@ -47,17 +50,30 @@ def source_frames(clip: Path) -> dict[int, np.ndarray]:
 
 
 def run_daemon(clip: Path, broker: Broker, method: str, workdir: Path, total: int,
-               down_for: float) -> tuple[dict, list]:
-    """Run the daemon on the clip with its defaults; restart the broker once half the frames have arrived."""
-    camera = f"leak-{method}-{clip.stem}"
+               down_for: float, cameras: int = 1) -> tuple[dict, dict[str, list]]:
+    """Run the daemon on the clip with its defaults (as `cameras` cameras of one daemon when more than one);
+    restart the broker once half the frames have arrived. Returns the frames that arrived, by camera."""
+    camera = f"leak-{method}-{clip.stem}" + (f"-of{cameras}" if cameras > 1 else "")
     config = workdir / f"{camera}.toml"
-    config.write_text(f'camera_id = "{camera}"\n[source]\nuri = "file://{clip}"\n[model]\nmethod = "{method}"\n'
-                      f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
-    collector = Collector(broker.port, camera=camera)
+    common = f'[model]\nmethod = "{method}"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    if cameras == 1:
+        config.write_text(f'camera_id = "{camera}"\n[source]\nuri = "file://{clip}"\n' + common)
+        names = [camera]
+    else:
+        names = [f"{camera}-{i}" for i in range(cameras)]
+        copies = []
+        for i in range(cameras):  # each camera its own file, as its own camera would be
+            copy = workdir / f"{names[i]}{clip.suffix}"
+            if not copy.exists():
+                copy.symlink_to(clip)
+            copies.append(copy)
+        config.write_text(common + "".join(f'[[cameras]]\ncamera_id = "{n}"\n[cameras.source]\nuri = "file://{c}"\n'
+                                           for n, c in zip(names, copies)))
+    collector = Collector(broker.port, camera=camera if cameras == 1 else "+")
     restarted = threading.Event()
 
     def restart_midway() -> None:
-        if collector.wait_for(lambda r: len(r.frames) >= total // 2, 600):
+        if collector.wait_for(lambda r: len(r.frames) >= cameras * total // 2, 600):
             broker.restart(down_for=down_for)
             restarted.set()
 
@@ -67,12 +83,14 @@ def run_daemon(clip: Path, broker: Broker, method: str, workdir: Path, total: in
     with open(log, "wb") as log_file:
         proc = subprocess.run([sys.executable, "-m", "edgeanon", "run", "--config", str(config)], cwd=REPO,
                               stdout=log_file, stderr=subprocess.STDOUT, timeout=1800)
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
+    collector.wait_for(lambda r: sum(1 for s in r.stats if s.get("final") and s.get("camera") in names)
+                       >= len(names), 10)
     collector.close()
     if proc.returncode != 0:
         raise SystemExit(f"edgeanon run exited {proc.returncode}; see {log}")
     with collector.lock:
-        frames = list(collector.received.frames)
+        frames = {n: [f for f, topic in zip(collector.received.frames, collector.received.frame_topics)
+                      if topic == f"edgeanon/{n}/frame"] for n in names}
     lines = log.read_text(errors="replace").splitlines()
     scale = next((line for line in lines if "edgeanon.speedfit" in line), "")  # the scale the start-up timing chose
     stopped = next((line for line in reversed(lines) if "stopped:" in line), "")
@@ -111,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--down-for", type=float, default=2.0, help="seconds the broker stays down mid-stream")
     parser.add_argument("--work", type=Path, default=REPO / "out" / "leak", help="where the clips are (built once)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--cameras", default="1", help="cameras per daemon, comma list: 1,2 runs the one-camera "
+                                                       "daemon and a two-camera one on the clip (default 1)")
     args = parser.parse_args(argv)
     if not (args.data / "wider-train" / "boxes.json").is_file():
         print(f"error: {args.data}/wider-train not found (set EDGEANON_DATA or --data)", file=sys.stderr)
@@ -127,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{kind}: source as JPEG q{quality}, nothing anonymized (control)", control, len(sources),
                          len(sources), 0, ""))
             for method in [m for m in args.methods.split(",") if m]:
-                print(f"{kind}: edgeanon run, {method} ...", file=sys.stderr, flush=True)
-                info, received = run_daemon(clip, broker, method, workdir, len(sources), args.down_for)
-                result, resized = tally(received, sources, truth)
-                note = "broker restarted mid-stream" if info["restarted"] else "broker NOT restarted (too few frames)"
-                rows.append((f"{kind}: edgeanon run, {method}, defaults", result, len(received), len(sources),
-                             resized, note))
-                report["runs"].append({"clip": kind, "method": method, **info, "arrived": len(received),
-                                       "frames": len(sources), "downscaled": resized, **result.to_json()})
+                for cameras in [int(n) for n in args.cameras.split(",") if n]:
+                    print(f"{kind}: edgeanon run, {method}, {cameras} camera(s) ...", file=sys.stderr, flush=True)
+                    info, by_camera = run_daemon(clip, broker, method, workdir, len(sources), args.down_for, cameras)
+                    note = ("broker restarted mid-stream" if info["restarted"]
+                            else "broker NOT restarted (too few frames)")
+                    for n, (name, received) in enumerate(by_camera.items()):
+                        result, resized = tally(received, sources, truth)
+                        which = "" if cameras == 1 else f", camera {n + 1} of {cameras} in one daemon"
+                        rows.append((f"{kind}: edgeanon run, {method}, defaults{which}", result, len(received),
+                                     len(sources), resized, note))
+                        report["runs"].append({"clip": kind, "method": method, "cameras": cameras, "camera": name,
+                                               **info, "arrived": len(received), "frames": len(sources),
+                                               "downscaled": resized, **result.to_json()})
     shutil.rmtree(workdir, ignore_errors=True)
     lines = [f"split: {args.split}; leak = faces >= 16 px whose mean local SSIM to the source is >= 0.85",
              "", "| run | frames arrived | leak | leaked / faces | collateral | note |", "|---|---|---|---|---|---|"]

@@ -412,7 +412,8 @@ install_network_dropin() {
 
 install_units() {
     info "units -> $UNITS"
-    for unit in edgeanon@.service edgeanon-engines.service; do
+    # edgeanon.service (every camera of /etc/edgeanon/edgeanon.toml in one daemon) is installed, not enabled.
+    for unit in edgeanon@.service edgeanon.service edgeanon-engines.service; do
         put "$SRC/systemd/$unit" "$UNITS/$unit" 0644
     done
     install_network_dropin
@@ -445,11 +446,11 @@ uninstall_all() {
     done
     if [ -z "$ROOT" ]; then
         # shellcheck disable=SC2086 # instances: unit names without spaces
-        run systemctl stop edgeanon-engines.service $instances 'edgeanon@*.service'
+        run systemctl stop edgeanon-engines.service edgeanon.service $instances 'edgeanon@*.service'
     fi
     # shellcheck disable=SC2086
-    systemctl_files disable edgeanon-engines.service $instances
-    fs rm -f "$ROOT$UNITS/edgeanon@.service" "$ROOT$UNITS/edgeanon-engines.service"
+    systemctl_files disable edgeanon-engines.service edgeanon.service $instances
+    fs rm -f "$ROOT$UNITS/edgeanon@.service" "$ROOT$UNITS/edgeanon.service" "$ROOT$UNITS/edgeanon-engines.service"
     for dropin in "$ROOT$UNITS"/edgeanon@*.service.d; do
         [ -d "$dropin" ] || continue
         fs rm -f "$dropin/network.conf"

@@ -101,6 +101,7 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (640, 360), 
 class Received:
     frames: list[tuple[int, bytes]] = field(default_factory=list)  # (frame_index property, JPEG)
     frame_properties: list[dict] = field(default_factory=list)  # MQTT v5 properties of each frame
+    frame_topics: list[str] = field(default_factory=list)  # the topic of each frame (which camera)
     events: list[dict] = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)
     available: list[str] = field(default_factory=list)
@@ -146,6 +147,7 @@ class Collector:
                 user = dict(props.get("UserProperty", []) or [])
                 r.frames.append((int(user.get("frame_index", -1)), bytes(msg.payload)))
                 r.frame_properties.append({**props, "retain": msg.retain, "qos": msg.qos})
+                r.frame_topics.append(topic)
             elif topic.endswith("/events"):
                 r.events.append(json.loads(msg.payload))
             elif topic.endswith("/stats"):

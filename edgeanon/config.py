@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeanon.defaults import (
+    CAMERA_FAILURES,
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_CAMERA_FAILURE,
     DEFAULT_HOLD_S,
     DEFAULT_MASK_SCALE,
     DEFAULT_MASK_SHAPE,
@@ -52,6 +55,10 @@ THREADS_MAX = 256
 # The largest picture decoded, an image file or one video frame (8192 x 8192, a camera's largest capture size too):
 # read from the header and refused before a pixel is decoded.
 MAX_PIXELS = 8192 * 8192
+# Cameras one daemon may serve ([[cameras]]): each brings a source, a publisher and a thread.
+MAX_CAMERAS = 16
+# What a [[cameras]] table may set; the rest (model, telemetry) is the device's, shared by every camera.
+CAMERA_KEYS = ("camera_id", "source", "pipeline", "encode", "mqtt")
 
 
 class ConfigError(ValueError):
@@ -144,7 +151,8 @@ class SourceConfig:
     width: int = _f(1280, _between(16, 8192), "capture width for csi/v4l2")
     height: int = _f(720, _between(16, 8192), "capture height for csi/v4l2")
     fps: float = _f(30.0, _between(0.1, 240.0), "capture frame rate for csi/v4l2")
-    realtime: bool = _f(False, None, "file://: pace at the file's frame rate instead of as fast as possible")
+    realtime: bool = _f(False, None, "file://: pace at the file's frame rate instead of as fast as possible (as a "
+                                     "camera: frames whose time passed while the daemon was busy are skipped)")
     loop: bool = _f(False, None, "file://: start again at the end instead of exiting")
     reconnect_min_s: float = _f(0.5, _between(0.01, 3600.0), "first wait before reopening a lost source")
     reconnect_max_s: float = _f(30.0, _between(0.01, 3600.0), "longest wait between reopen attempts")
@@ -184,6 +192,9 @@ class ModelConfig:
     track: bool = _f(True, None, "keep faces covered for a moment when the detector misses them")
     hold_s: float = _f(DEFAULT_HOLD_S, _between(0.0, 60.0), "how long a face the detector lost stays covered")
     threads: int = _f(0, _between(0, THREADS_MAX), "ONNX Runtime threads (0 = all cores)")
+    batch_wait_ms: float = _f(DEFAULT_BATCH_WAIT_MS, _between(0.0, 1000.0),
+                              "with [[cameras]]: how long a shared model waits for other cameras' frames to join "
+                              "one call (it runs as soon as every camera with a frame in progress waits on it)")
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,10 @@ class PipelineConfig:
     target_fps: float = _f(10.0, _between(0.0, 240.0),
                            "with model.input_scale = 0: detect at full size unless that cannot keep this many "
                            "frames/s here (then half size); 0 = always full size")
+    on_camera_failure: str = _f(DEFAULT_CAMERA_FAILURE, _one_of(*CAMERA_FAILURES),
+                                "with [[cameras]]: a camera that stalls (source.stall_timeout_s) or whose MQTT "
+                                "sender gives up is restarted alone (restart) or ends the daemon with code 1 "
+                                "(exit); a one-camera config always exits (systemd restarts it)")
 
 
 @dataclass(frozen=True)
@@ -268,6 +283,14 @@ class Config:
     encode: EncodeConfig = _sub(EncodeConfig)
     mqtt: MqttConfig = _sub(MqttConfig)
     telemetry: TelemetryConfig = _sub(TelemetryConfig)
+    # [[cameras]]: one full Config per camera (the top level with the camera's table over it); () = one camera,
+    # this one. Read through cameras_of().
+    cameras: tuple = field(default=(), metadata={"check": None, "doc": "", "cameras": True})
+
+
+def cameras_of(cfg: Config) -> tuple[Config, ...]:
+    """The cameras a config serves: its [[cameras]], or itself alone."""
+    return cfg.cameras or (cfg,)
 
 
 def _type_name(tp: Any) -> str:
@@ -321,6 +344,8 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     for name, f in fields.items():
         key = f"{prefix}{name}"
         tp = hints[name]
+        if f.metadata.get("cameras"):
+            continue  # built by _camera_configs
         if dataclasses.is_dataclass(tp):
             sub = data.get(name, {})
             if not isinstance(sub, dict):
@@ -381,14 +406,70 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
 
 
 def config_from_dict(data: dict, overrides: dict[str, Any] | None = None) -> Config:
-    """Validate a parsed TOML document (plus dotted-key overrides) into a Config."""
+    """Validate a parsed TOML document (plus dotted-key overrides) into a Config.
+
+    A `[[cameras]]` list makes one Config per camera (Config.cameras): each camera's table over the top level,
+    the overrides over both.
+    """
     data = _deep_copy(data)
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(data, dotted, value)
+    tables = data.pop("cameras", None)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for dotted, value in overrides.items():
+        _set_dotted(data, dotted, value)
     cfg = _build(Config, data, "")
     _cross_checks(cfg)
-    return cfg
+    if tables is None:
+        return cfg
+    return dataclasses.replace(cfg, cameras=_camera_configs(tables, data, overrides))
+
+
+def _camera_configs(tables: Any, top: dict, overrides: dict[str, Any]) -> tuple[Config, ...]:
+    """One Config per [[cameras]] table, checked like the top level; camera ids and client ids unique."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("cameras: expected a list of tables ([[cameras]])")
+    if not 1 <= len(tables) <= MAX_CAMERAS:
+        raise ConfigError(f"cameras: {len(tables)} cameras; one daemon serves 1 to {MAX_CAMERAS}")
+    for dotted in ("camera_id", "source.uri"):
+        if dotted in overrides:
+            raise ConfigError(f"{dotted}: cannot be set on the command line for a config with [[cameras]] (set it in "
+                              "each camera's table)")
+    cameras: list[Config] = []
+    for n, table in enumerate(tables):
+        where = f"cameras[{n}]."
+        for name in table:
+            if name not in CAMERA_KEYS:
+                shared = " (shared by every camera: set it at the top level)" if name in ("model", "telemetry", "plates") else ""
+                raise ConfigError(f"{where}{name}: not a per-camera key{shared}; a camera may set "
+                                  f"{', '.join(CAMERA_KEYS)}")
+        if "camera_id" not in table:
+            raise ConfigError(f"{where}camera_id: every camera needs its own id")
+        merged = _merge(top, table)
+        for dotted, value in overrides.items():
+            _set_dotted(merged, dotted, value)
+        try:
+            camera = _build(Config, merged, "")
+            _cross_checks(camera)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        cameras.append(camera)
+    for what, value_of in (("camera_id", lambda c: c.camera_id),
+                           ("mqtt.client_id", lambda c: c.mqtt.client_id or f"edgeanon-{c.camera_id}")):
+        seen: dict[str, int] = {}
+        for n, camera in enumerate(cameras):
+            value = value_of(camera)
+            if value in seen:
+                raise ConfigError(f"cameras[{n}].{what} = {_shown(what, value)}: cameras[{seen[value]}] has it too; "
+                                  "each camera needs its own")
+            seen[value] = n
+    return tuple(cameras)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """`over` laid over `base`, tables merged key by key."""
+    out = _deep_copy(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def model_config(**values: Any) -> ModelConfig:
@@ -428,6 +509,8 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("cameras"):
+            continue
         if dataclasses.is_dataclass(hints[f.name]):
             out += describe(hints[f.name], f"{prefix}{f.name}.")
         else:

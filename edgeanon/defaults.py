@@ -98,3 +98,11 @@ VIDEO_SCALING = Scaling(1280, 0.5, 1.0)
 VIDEO_PROFILE = Profile(VIDEO_SCALING, threshold=0.2, low_threshold=0.06)
 # The detector's single-image threshold, for the tools that run it alone (edgeanon detect, export's checks).
 DEFAULT_THRESHOLD = IMAGE_PROFILE.threshold
+
+# Several cameras in one daemon ([[cameras]]; edgeanon.device). A camera that stalls or whose MQTT sender gives up
+# is restarted alone ("restart") or ends the daemon for systemd to restart ("exit").
+CAMERA_FAILURES = ("restart", "exit")
+DEFAULT_CAMERA_FAILURE = "restart"
+# How long a shared model waits for the other cameras' frames to join a batch once one is pending (ms); it runs
+# sooner as soon as every camera with a frame in progress is waiting on a model (edgeanon.batching).
+DEFAULT_BATCH_WAIT_MS = 20.0

@@ -201,13 +201,15 @@ class EngineSettings:
     detector_max: tuple[int, int] = DEFAULT_DETECTOR_MAX
     generator_batch: tuple[int, int, int] = DEFAULT_GENERATOR_BATCH
     workspace_mib: int = DEFAULT_WORKSPACE_MIB
+    # frames per detector call: one per camera of a [[cameras]] config (edgeanon.batching.batch_profile)
+    detector_batch: tuple[int, int, int] = (1, 1, 1)
 
     def ranges(self, model: str) -> dict[str, tuple[int, int, int]]:
         if model == "detector":
             opt = runtime_input_size(self.detector_opt)
             largest = (max(opt[0], self.detector_max[0]), max(opt[1], self.detector_max[1]))
             smallest = (min(opt[0], self.detector_min[0]), min(opt[1], self.detector_min[1]))
-            return detector_dim_ranges(smallest, opt, largest)
+            return detector_dim_ranges(smallest, opt, largest, self.detector_batch)
         if model == "plates":  # the plate detector's input is fixed (1 x 3 x 640 x 640): no dynamic dims
             return {}
         return {"batch": self.generator_batch}

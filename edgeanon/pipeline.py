@@ -146,6 +146,8 @@ class Pipeline:
         self._error_logged_at = 0.0
         self._first_frame_at: float | None = None
         self._pixels_held = False  # the redactor's buffers hold a frame not wiped yet
+        self.last_turn = self._started  # when the loop last turned (edgeanon.device: a loop stuck in a model call)
+        self.device_stats: Any = None  # with [[cameras]]: a callable adding the shared models' numbers to stats
 
     def request_stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -154,6 +156,11 @@ class Pipeline:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def first_frame_at(self) -> float | None:
+        """When the first frame came (monotonic), None before."""
+        return self._first_frame_at
 
     def run(self) -> int:
         """The frame loop; returns the exit code: 0 on a clean stop or at the end of a file, 1 for a hung camera."""
@@ -165,6 +172,7 @@ class Pipeline:
         self.notifier.status("waiting for the first frame")
         try:
             while not self._stop.is_set():
+                self.last_turn = time.monotonic()
                 check_progress = getattr(self.publisher, "check_progress", None)
                 if check_progress is not None:
                     check_progress()
@@ -216,11 +224,13 @@ class Pipeline:
     def _feed_watchdog(self) -> None:
         """Ping systemd's watchdog, unless frames stopped leaving while the broker is there (then let it fire)."""
         interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
-        healthy = getattr(self.publisher, "healthy", None)
-        if healthy is None or healthy(stall_s=min(SEND_STALL_S, max(1.0, interval))):
+        if interval is not None and self.publisher_healthy(interval):
             self.notifier.watchdog()
+
+    def publisher_healthy(self, interval: float) -> bool:
+        """Frames leave, or the broker is known to be away, judged over the watchdog's `interval` (seconds)."""
+        healthy = getattr(self.publisher, "healthy", None)
+        return healthy is None or healthy(stall_s=min(SEND_STALL_S, max(1.0, interval)))
 
     def handle(self, frame: Frame) -> RedactedFrame | None:
         """Redact one frame and hand it to the publisher; None when it was dropped (fail closed)."""
@@ -314,6 +324,8 @@ class Pipeline:
             "source": self.source.stats(),
         }
         out["mqtt"] = self.publisher.stats()
+        if self.device_stats is not None:
+            out["device"] = self.device_stats()
         if self.telemetry is not None:
             try:
                 out["telemetry"] = self.telemetry.read()

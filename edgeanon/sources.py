@@ -331,7 +331,9 @@ class FileSource:
     """A video file read frame by frame in order; optional real-time pacing and looping.
 
     Timestamps are the position in the video (seconds, continuing across loops). A file that is
-    missing or cannot be opened is retried with backoff rather than ending the daemon.
+    missing or cannot be opened is retried with backoff rather than ending the daemon. Paced in real time, it
+    behaves as a camera does: a frame whose time passed while the reader was busy is skipped (counted), so
+    a slow reader gets the current frame, not an ever older one.
     """
 
     def __init__(self, path: str, realtime: bool = False, loop: bool = False, backoff: Backoff | None = None,
@@ -350,6 +352,7 @@ class FileSource:
         self._t0 = 0.0
         self.reconnects = 0
         self.loops = 0
+        self.skipped = 0
         self._opened_once = False
 
     def _open(self) -> bool:
@@ -380,6 +383,8 @@ class FileSource:
                 return None
             if not self._open():
                 return None
+        if self.realtime:
+            self._skip_late()
         ok, image = self._cap.read()
         if not ok or image is None:
             self._cap.release()
@@ -403,11 +408,21 @@ class FileSource:
         self._pos += 1
         return frame
 
+    def _skip_late(self) -> None:
+        """Skip the frames whose time has passed (their index and position too), as a live camera's are."""
+        late = int((time.monotonic() - self._t0) * self._fps) - self._pos
+        while late > 0 and self._cap.grab():
+            self._pos += 1
+            self._index += 1
+            self.skipped += 1
+            late -= 1
+
     def stalled_s(self) -> float:
         return 0.0  # a file never hangs like a camera driver: it ends or fails to open
 
     def stats(self) -> dict[str, Any]:
-        return {"connected": self._cap is not None, "loops": self.loops, "reconnects": self.reconnects}
+        return {"connected": self._cap is not None, "loops": self.loops, "reconnects": self.reconnects,
+                "skipped": self.skipped}
 
     def close(self) -> None:
         if self._cap is not None:

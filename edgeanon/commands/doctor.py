@@ -25,13 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeanon.config import Config, ConfigError, MqttConfig, load_config
+from edgeanon.config import Config, ConfigError, MqttConfig, cameras_of, load_config
 from edgeanon.coredump import CoreSettings, core_settings
 from edgeanon.scrub import UriError, scrub, split_uri
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 SERVICE_USER = "edgeanon"
 UNIT_CANDIDATES = ("/etc/systemd/system/edgeanon@.service", "/opt/edgeanon/app/systemd/edgeanon@.service")
+# The unit of a config with [[cameras]]: one daemon for the whole device.
+DEVICE_UNIT_CANDIDATES = ("/etc/systemd/system/edgeanon.service", "/opt/edgeanon/app/systemd/edgeanon.service")
 # Device nodes the daemon may need on a Jetson (camera, GPU, memory manager, host1x engines).
 DEVICE_GLOBS = ("video*", "nvmap", "nvhost-*", "nvgpu/*/*", "host1x*")
 
@@ -70,6 +72,7 @@ class SystemPaths:
     jtop_socket: Path = Path("/run/jtop.sock")
     proc_devices: Path = Path("/proc/devices")
     units: tuple[Path, ...] = tuple(Path(p) for p in UNIT_CANDIDATES)
+    device_units: tuple[Path, ...] = tuple(Path(p) for p in DEVICE_UNIT_CANDIDATES)
     unit_dir: Path = Path("/etc/systemd/system")  # where edgeanon@CAMERA.service.d/ drop-ins live
     proc: Path = Path("/proc")  # for sys/kernel/core_pattern
 
@@ -383,12 +386,13 @@ def ip_allow_list(unit_texts: list[str]) -> tuple[bool, list[ipaddress.IPv4Netwo
     return deny_any, allowed
 
 
-def check_network(cfg: Config, paths: SystemPaths) -> Check:
-    """The installed unit denies IP traffic but to an allow-list: the broker (and an RTSP camera) must be on it."""
-    unit = next((u for u in paths.units if u.is_file()), None)
+def check_network(cfg: Config, paths: SystemPaths, device: bool = False) -> Check:
+    """The installed unit denies IP traffic but to an allow-list: the broker (and an RTSP camera) must be on it.
+    `device`: the camera is one of a [[cameras]] config, run by edgeanon.service."""
+    unit = next((u for u in (paths.device_units if device else paths.units) if u.is_file()), None)
     if unit is None:
-        return Check("network", SKIP, "edgeanon@.service is not installed")
-    dropins = paths.unit_dir / f"edgeanon@{cfg.camera_id}.service.d"
+        return Check("network", SKIP, f"{'edgeanon' if device else 'edgeanon@'}.service is not installed")
+    dropins = paths.unit_dir / ("edgeanon.service.d" if device else f"edgeanon@{cfg.camera_id}.service.d")
     texts = [unit.read_text()] + [p.read_text() for p in sorted(dropins.glob("*.conf"))]
     deny_any, allowed = ip_allow_list(texts)
     if not deny_any:
@@ -617,15 +621,26 @@ def run_checks(config_path: Path | None, paths: SystemPaths = SystemPaths(), tim
             checks.append(Check("config", FAIL, str(exc)))
     defaults = cfg or load_config(None)
     checks += [check_models(defaults), check_plates(defaults), check_engines(engine_files(defaults))]
-    checks.append(check_camera(cfg.source.uri if cfg else None, paths, timeout))
-    checks.append(check_device_access(paths))
-    if cfg is not None:
-        checks.append(check_network(cfg, paths))
-    if cfg is not None:
-        checks.append(check_broker(cfg.mqtt, cfg.camera_id, timeout))  # publishes to <prefix>/<camera>/doctor
+    if cfg is None:
+        checks += [check_camera(None, paths, timeout), check_device_access(paths),
+                   Check("broker", SKIP, "give --config to check the broker")]
     else:
-        checks.append(Check("broker", SKIP, "give --config to check the broker"))
+        checks += camera_checks(cfg, paths, timeout)
     checks += [check_jtop(defaults, paths), check_permissions(cfg, config_path), check_core_dumps(paths)]
+    return checks
+
+
+def camera_checks(cfg: Config, paths: SystemPaths, timeout: float) -> list[Check]:
+    """Source, device access, network allow-list and broker of every camera of the config (with [[cameras]] each
+    line names its camera; each camera's broker check uses its own client settings and topic)."""
+    device = bool(cfg.cameras)
+    checks = []
+    for camera in cameras_of(cfg):
+        tag = f" {camera.camera_id}" if device else ""
+        for check in (check_camera(camera.source.uri, paths, timeout), check_network(camera, paths, device),
+                      check_broker(camera.mqtt, camera.camera_id, timeout)):  # publishes to <prefix>/<camera>/doctor
+            checks.append(Check(f"{check.name}{tag}", check.status, check.detail))
+    checks.insert(1, check_device_access(paths))
     return checks
 
 

@@ -8,7 +8,8 @@ import logging
 import os
 from pathlib import Path
 
-from edgeanon.config import ConfigError, load_config
+from edgeanon.batching import batch_profile
+from edgeanon.config import MAX_CAMERAS, ConfigError, cameras_of, load_config
 from edgeanon.engines import (
     DEFAULT_CAMERA,
     DEFAULT_DETECTOR_MAX,
@@ -36,14 +37,21 @@ DEFAULT_MODELS = "detector,generator"
 
 
 def settings_from_args(args: argparse.Namespace) -> EngineSettings:
-    """The camera size of the edgeanon config sets the detector's optimum shape; options override."""
+    """The edgeanon config's camera size sets the detector's optimum shape, its number of cameras the detector's
+    batch (one frame per camera a call); options override."""
     camera = DEFAULT_CAMERA
+    cameras = 1
     if args.config:
         try:
             cfg = load_config(args.config)
         except ConfigError as exc:
             raise EngineBuildError(f"{args.config}: {exc}") from exc
-        camera = (cfg.source.width, cfg.source.height)
+        cameras = len(cameras_of(cfg))
+        camera = max(((c.source.width, c.source.height) for c in cameras_of(cfg)), key=lambda wh: wh[0] * wh[1])
+    if args.cameras is not None:
+        if not 1 <= args.cameras <= MAX_CAMERAS:
+            raise EngineBuildError(f"--cameras {args.cameras}: must be 1 to {MAX_CAMERAS}")
+        cameras = args.cameras
     if args.opt_size:
         camera = parse_size(args.opt_size)
     batch = DEFAULT_GENERATOR_BATCH
@@ -54,7 +62,8 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
             batch = ()
         if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
             raise EngineBuildError(f"--generator-batch {args.generator_batch!r}: expected MIN,OPT,MAX, e.g. 1,4,32")
-    return EngineSettings(parse_size(args.min_size), camera, parse_size(args.max_size), batch, args.workspace_mib)
+    return EngineSettings(parse_size(args.min_size), camera, parse_size(args.max_size), batch, args.workspace_mib,
+                          batch_profile(cameras))
 
 
 def models_of(text: str) -> list[str]:
@@ -117,6 +126,9 @@ def register(sub: argparse._SubParsersAction, name: str = "engines") -> None:
     p.add_argument("--onnx", help="build from this ONNX file instead of the one the precision implies")
     p.add_argument("--out", help="engine folder, created if missing (default: the models folder)")
     p.add_argument("--config", help="edgeanon TOML config: its camera size sets the detector's optimum shape")
+    p.add_argument("--cameras", type=int, default=None, metavar="N",
+                   help="cameras one daemon serves: the detector engine takes up to N frames a call (default: the "
+                        "config's [[cameras]], else 1)")
     p.add_argument("--opt-size", help="camera frame size WxH the detector is tuned for (default: config camera "
                                       "size or 1280x720; the daemon halves large frames before detection)")
     p.add_argument("--min-size", default="x".join(map(str, DEFAULT_DETECTOR_MIN)), help="smallest detector input WxH")

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from edgeanon.config import Config, ConfigError, load_config
+from edgeanon.config import Config, ConfigError, cameras_of, load_config
 from edgeanon.coredump import core_settings, disable_core_dumps
 from edgeanon.defaults import METHODS
 
@@ -19,6 +19,10 @@ examples:
   edgeanon run --config /etc/edgeanon/edgeanon.toml
   edgeanon run --source file:///data/clip.mp4 --method blur --mqtt-host localhost
   edgeanon run --source v4l2:///dev/video0 --camera-id door --mqtt-host broker.lan
+  edgeanon run --config /etc/edgeanon/edgeanon.toml    # with [[cameras]]: every camera of the device
+
+With [[cameras]] one process serves several cameras with one shared detector and generator (frames ready
+together go through them in one call); each camera has its own topics, deadline and stats, and fails alone.
 
 topics (prefix 'edgeanon' by default): <prefix>/<camera>/frame (JPEG), /events (JSON per frame),
 /stats (periodic JSON), /available (online | stopped after a clean stop | failed | offline if it died).
@@ -81,7 +85,86 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgeanon run: {exc}", file=sys.stderr)
         return 2
     report_core_dumps(core_problems)
-    return run_daemon(cfg)
+    return run_device(cfg) if cfg.cameras else run_daemon(cfg)
+
+
+def run_device(cfg: Config) -> int:
+    """Several cameras in one process (edgeanon.device): sources and publishers checked first (exit 2), the
+    models loaded once (exit 1), the detection scale timed for the whole load, then every camera runs."""
+    from edgeanon.device import (
+        Camera,
+        Device,
+        GatedRedactor,
+        SharedTelemetry,
+        camera_chain,
+        share_models,
+        tag_camera_logs,
+    )
+    from edgeanon.encode import JpegEncoder
+    from edgeanon.inference.errors import ModelError
+    from edgeanon.publish.mqtt import MqttPublisher, PublishError
+    from edgeanon.redactor import Redactor
+    from edgeanon.sources import SourceError, open_source, parse_uri, safe_uri
+    from edgeanon.speedfit import fit_load
+    from edgeanon.systemd import Notifier
+    from edgeanon.telemetry import open_telemetry
+
+    cameras_cfg = cameras_of(cfg)
+    tag_camera_logs()
+    device: list[Device] = []
+    stop_requested = []
+
+    def on_signal(signum, _frame) -> None:
+        log.info("%s received: stopping every camera", signal.Signals(signum).name)
+        stop_requested.append(signum)
+        if device:
+            device[0].request_stop()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+
+    def open_publisher(c: Config) -> MqttPublisher:
+        encoder = JpegEncoder(c.encode.quality, c.encode.min_quality, c.mqtt.max_payload, c.encode.min_scale)
+        return MqttPublisher(c.mqtt, c.camera_id, encoder)
+
+    try:  # every camera's URI and TLS files, before minutes of model loading
+        for c in cameras_cfg:
+            parse_uri(c.source.uri, c.source)
+            open_publisher(c)
+    except (PublishError, SourceError) as exc:
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        return 2
+    notifier = Notifier()
+    notifier.status("loading models")
+    try:
+        base = Redactor.from_config(cfg.model, video=True, plates=cfg.plates)
+        gate, shared = share_models(base, len(cameras_cfg), cfg.model.batch_wait_ms / 1000.0)
+        if not cfg.model.input_scale:  # timed as the shared detector will run: joined calls or single ones
+            fit_load([base.detector] * len(cameras_cfg), [(c.source.height, c.source.width) for c in cameras_cfg],
+                     [c.pipeline.target_fps for c in cameras_cfg], [c.camera_id for c in cameras_cfg],
+                     max_batch=shared[0].max_batch)
+    except (ModelError, ValueError) as exc:
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        return 1
+
+    def device_stats() -> dict:
+        return {"cameras": len(cameras_cfg), **{m.name: m.stats() for m in shared}}
+
+    telemetry = SharedTelemetry(open_telemetry(cfg.telemetry.jtop)) if cfg.telemetry.enabled else None
+    cameras = [Camera(c, GatedRedactor(camera_chain(base, shared), gate), open_source, open_publisher,
+                      telemetry, device_stats) for c in cameras_cfg]
+    device.append(Device(cameras, notifier, shared, telemetry.telemetry if telemetry else None))
+    if stop_requested:
+        device[0].request_stop()
+    for c in cameras_cfg:
+        log.info("camera %s: %s -> mqtt %s:%d (method %s, deadline %.0f ms, on failure %s)", c.camera_id,
+                 safe_uri(c.source.uri), c.mqtt.host, c.mqtt.port, base.method, c.pipeline.deadline_ms,
+                 c.pipeline.on_camera_failure)
+    try:
+        return device[0].run()
+    except SourceError as exc:  # a source that cannot work here (csi:// without GStreamer), found as it opened
+        print(f"edgeanon run: {exc}", file=sys.stderr)
+        return 2
 
 
 def run_daemon(cfg: Config) -> int:
@@ -90,7 +173,6 @@ def run_daemon(cfg: Config) -> int:
     from edgeanon.inference.errors import ModelError
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import FAILED, MqttPublisher, PublishError
-    from edgeanon.redactor import Redactor
     from edgeanon.sources import SourceError, open_source, safe_uri
     from edgeanon.speedfit import fit_to_speed
     from edgeanon.systemd import Notifier

@@ -23,7 +23,7 @@ else:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "deploy" / "install.sh"
 ENGINES_SH = REPO / "deploy" / "engines.sh"
-UNITS = ("edgeanon@.service", "edgeanon-engines.service")
+UNITS = ("edgeanon@.service", "edgeanon.service", "edgeanon-engines.service")
 MAX_EXPOSURE = 2.0
 JP6 = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 2025\n"
 JP5 = "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 2023\n"
@@ -91,7 +91,7 @@ def analyze_verify(root: Path, *units: str) -> subprocess.CompletedProcess:
 
 @needs_systemd_analyze
 def test_units_verify_clean(verify_root):
-    result = analyze_verify(verify_root, "edgeanon@front-door.service", "edgeanon-engines.service")
+    result = analyze_verify(verify_root, "edgeanon@front-door.service", "edgeanon.service", "edgeanon-engines.service")
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
@@ -154,6 +154,25 @@ def test_daemon_unit_contract():
     assert s["ReadOnlyPaths"] == ["-/var/lib/edgeanon/models"]
     # No core dump: it would hold raw frames (the watchdog kills with SIGABRT). The daemon sets it too.
     assert s["LimitCORE"] == ["0"]
+
+
+def test_device_unit_is_the_template_for_every_camera_at_once():
+    """edgeanon.service: the whole device's config, the template's sandbox, more memory and tasks for N cameras."""
+    device, template = unit_settings("edgeanon.service"), unit_settings("edgeanon@.service")
+    assert device["ExecStart"] == ["/opt/edgeanon/.venv/bin/edgeanon run --config /etc/edgeanon/edgeanon.toml"]
+    assert device["AssertPathExists"] == ["/etc/edgeanon/edgeanon.toml"]
+    differ = {k for k in device.keys() | template.keys() if device.get(k) != template.get(k)}
+    assert differ == {"Description", "AssertPathExists", "ExecStart", "MemoryHigh", "MemoryMax", "TasksMax"}, differ
+    assert device["MemoryMax"] == ["4G"] and device["TasksMax"] == ["512"]
+
+
+def test_uninstall_removes_the_device_unit(tmp_path):
+    install(tmp_path, "--camera", "door")
+    units = tmp_path / "etc/systemd/system"
+    assert (units / "edgeanon.service").is_file()
+    assert not (units / "multi-user.target.wants/edgeanon.service").exists(), "installed, not enabled"
+    install(tmp_path, "--uninstall")
+    assert not (units / "edgeanon.service").exists()
 
 
 # -- shell ------------------------------------------------------------------------------------------

@@ -342,3 +342,22 @@ def test_rtsp_passwords_with_uri_characters(tmp_path):
     assert fine.status == encoded.status == OK and f"rtsp://127.0.0.1:{port}" in fine.detail, (fine, encoded)
     raw = doctor.check_camera(f"rtsp://admin:12/Wb2#Ec3@127.0.0.1:{port}/s", fake_paths(tmp_path))
     assert raw.status == FAIL and "percent-encode" in raw.detail and "Wb2" not in raw.detail, raw
+
+
+def test_cli_checks_every_camera_of_a_device_config(tmp_path, mosquitto_broker):
+    """[[cameras]]: a source, network and broker line per camera, each named; one broken camera fails the check."""
+    present = tmp_path / "present.avi"
+    present.write_bytes(b"x")
+    config = tmp_path / "edgeanon.toml"
+    config.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto_broker.port}\n'
+                      f'[[cameras]]\ncamera_id = "door"\n[cameras.source]\nuri = "file://{present}"\n'
+                      f'[[cameras]]\ncamera_id = "yard"\n[cameras.source]\nuri = "file://{tmp_path}/gone.avi"\n')
+    result = _doctor_cli("--config", str(config), "--timeout", "5")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(line.startswith("[ OK ] camera door") for line in lines), result.stdout
+    assert any(line.startswith("[FAIL] camera yard") and "file not found" in line for line in lines), result.stdout
+    for camera in ("door", "yard"):  # each camera's own topic, acknowledged by the real broker
+        assert any(line.startswith(f"[WARN] broker {camera}") and f"edgeanon/{camera}/doctor acknowledged" in line
+                   for line in lines), result.stdout
+    assert sum(line.startswith("[") and line.split("]")[1].split()[0] == "network" for line in lines) == 2

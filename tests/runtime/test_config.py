@@ -126,3 +126,50 @@ def test_cli_bad_override_exit_2():
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "edgeanon run: mqtt.port = 0: must be between 1 and 65535"
+
+
+def test_the_examples_cameras_block_loads(tmp_path):
+    """The commented [[cameras]] block of the example, switched on: two cameras over the example's top level."""
+    from edgeanon.config import cameras_of
+
+    text = EXAMPLE.read_text()
+    block = text[text.index("# [[cameras]]"):]
+    on = text[:text.index("# [[cameras]]")] + "\n".join(line[2:] if line.startswith("# ") else line
+                                                          for line in block.splitlines())
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    path = tmp_path / "device.toml"
+    path.write_text(on.replace("/etc/edgeanon/tls/front-door.crt", str(cert))
+                    .replace("/etc/edgeanon/tls/front-door.key", str(cert))
+                    .replace('# ca = "/etc/edgeanon/ca.crt"', f'ca = "{cert}"'))
+    cfg = load_config(path)
+    front, yard = cameras_of(cfg)
+    assert (front.camera_id, front.source.uri, front.pipeline.deadline_ms) == ("front-door", "csi://0", 1000.0)
+    assert (yard.camera_id, yard.pipeline.deadline_ms, yard.mqtt.tls.cert) == ("yard", 500.0, None)
+    assert front.mqtt.tls.cert == str(cert) and front.mqtt.host == yard.mqtt.host == cfg.mqtt.host
+    assert cameras_of(load_config(EXAMPLE)) == (load_config(EXAMPLE),), "no [[cameras]]: the top level alone"
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[[cameras]]\ncamera_id = "a"\n[cameras.model]\nmethod = "blur"\n', "cameras[0].model: not a per-camera key"),
+    ('[[cameras]]\ncamera_id = "a"\n[[cameras]]\ncamera_id = "a"\n', "cameras[1].camera_id = 'a': cameras[0]"),
+    ('[[cameras]]\n[cameras.source]\nuri = "csi://1"\n', "cameras[0].camera_id: every camera needs its own id"),
+    ('[[cameras]]\ncamera_id = "a"\n[cameras.pipeline]\ndeadline_ms = 0\n', "cameras[0].pipeline.deadline_ms = 0.0"),
+    ('[[cameras]]\ncamera_id = "a"\n[cameras.mqtt]\nclient_id = "x"\n[[cameras]]\ncamera_id = "b"\n'
+     '[cameras.mqtt]\nclient_id = "x"\n', "cameras[1].mqtt.client_id = 'x'"),
+    ("cameras = 3\n", "cameras: expected a list of tables"),
+    ("".join(f'[[cameras]]\ncamera_id = "c{i}"\n' for i in range(17)), "17 cameras; one daemon serves 1 to 16"),
+])
+def test_camera_mistakes_name_the_camera_and_key(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+def test_command_line_source_is_refused_for_several_cameras(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[cameras]]\ncamera_id = "a"\n')
+    with pytest.raises(ConfigError, match="source.uri: cannot be set on the command line"):
+        load_config(path, {"source.uri": "file:///x.mp4"})
+    assert load_config(path, {"mqtt.host": "broker"}).cameras[0].mqtt.host == "broker"

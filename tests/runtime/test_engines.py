@@ -264,3 +264,27 @@ def test_the_config_camera_sets_the_detectors_optimum(tmp_path):
     assert settings.detector_opt == (1920, 1080) and settings.generator_batch == (1, 4, MAX_BATCH)
     assert settings_from_args(parser.parse_args(["engines", "--config", str(config), "--opt-size", "640x480"])
                               ).detector_opt == (640, 480)
+
+
+def test_a_config_with_cameras_gives_the_detector_a_batch_profile(tmp_path):
+    """One frame per camera a call: batch min 1, opt and max the number of cameras; the runtime reads the max back."""
+    from types import SimpleNamespace
+
+    from edgeanon.batching import batch_limit
+    from edgeanon.commands.engines import settings_from_args
+
+    config = tmp_path / "device.toml"
+    config.write_text("".join(f'[[cameras]]\ncamera_id = "cam{i}"\n[cameras.source]\nuri = "file:///dev/null"\n'
+                              for i in range(4)))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(), "engines")
+    settings = settings_from_args(parser.parse_args(["engines", "--config", str(config)]))
+    ranges = settings.ranges("detector")
+    assert ranges["batch"] == (1, 4, 4)
+    profiles = compute_profiles({"input": ["batch", 3, "height", "width"]}, ranges)
+    assert [profiles["input"][k][0] for k in ("min", "opt", "max")] == [1, 4, 4]
+    assert settings_from_args(parser.parse_args(["engines", "--cameras", "2"])).ranges("detector")["batch"] == (1, 2, 2)
+    with pytest.raises(EngineBuildError, match="--cameras 0"):
+        settings_from_args(parser.parse_args(["engines", "--cameras", "0"]))
+    engine = SimpleNamespace(input_names=["input"], manifest=SimpleNamespace(profiles=profiles))
+    assert batch_limit(engine, 8) == 4 and batch_limit(engine, 2) == 2

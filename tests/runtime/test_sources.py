@@ -102,6 +102,17 @@ def test_file_realtime_is_paced_at_least_at_file_rate(clip):
     assert time.monotonic() - start >= (FRAMES - 1) / 10.0
 
 
+def test_file_realtime_skips_the_frames_a_slow_reader_missed_as_a_camera_would(clip):
+    source = FileSource(str(clip), realtime=True)
+    first = source.read()
+    time.sleep(3.5 / 10.0)  # three and a half frame times busy elsewhere
+    second = source.read()
+    skipped = source.stats()["skipped"]
+    assert first.index == 0 and skipped >= 2, "frames 1 and 2 were due while the reader slept"
+    assert second.index == 1 + skipped and second.timestamp == pytest.approx(second.index / 10.0)
+    source.close()
+
+
 def test_missing_file_is_retried_then_read(clip, tmp_path, caplog):
     target = tmp_path / "later.avi"
     source = FileSource(str(target), backoff=Backoff(0.05, 0.2))
