@@ -105,6 +105,7 @@ class Received:
     events: list[dict] = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)
     available: list[str] = field(default_factory=list)
+    available_topics: list[str] = field(default_factory=list)  # the topic of each (which camera)
     other: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -154,6 +155,7 @@ class Collector:
                 r.stats.append(json.loads(msg.payload))
             elif topic.endswith("/available"):
                 r.available.append(msg.payload.decode())
+                r.available_topics.append(topic)
             else:
                 r.other.append((topic, bytes(msg.payload)))
 

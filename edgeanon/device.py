@@ -24,7 +24,7 @@ from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.pipeline import Pipeline
 from edgeanon.publish.mqtt import FAILED
 from edgeanon.scrub import short_error
-from edgeanon.sources import Backoff, Source
+from edgeanon.sources import Backoff, Source, SourceError
 from edgeanon.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Camera:
         try:
             source: Source = self._open_source(self.cfg.source)
         except Exception as exc:
-            why = short_error(exc)
+            why = str(exc) if isinstance(exc, SourceError) else short_error(exc)  # a SourceError is one clean line
             log.error("camera %s: cannot open its source (%s)", self.name, why)
             self.report_failure(publisher, why)
             self.exit_code, self.state = 1, "running"
