@@ -438,7 +438,8 @@ def _camera_configs(tables: Any, top: dict, overrides: dict[str, Any]) -> tuple[
         where = f"cameras[{n}]."
         for name in table:
             if name not in CAMERA_KEYS:
-                shared = " (shared by every camera: set it at the top level)" if name in ("model", "telemetry", "plates") else ""
+                shared = (" (shared by every camera: set it at the top level)"
+                          if name in ("model", "telemetry", "plates") else "")
                 raise ConfigError(f"{where}{name}: not a per-camera key{shared}; a camera may set "
                                   f"{', '.join(CAMERA_KEYS)}")
         if "camera_id" not in table:
