@@ -84,12 +84,6 @@ def batch_limit(backend: Backend, cap: int) -> int:
     return 1
 
 
-def on_cpu(backend: Backend) -> bool:
-    """An ONNX Runtime session on the CPU alone (its runs take every core: two at once only wait on each other)."""
-    session = getattr(backend, "session", None)
-    return session is not None and session.get_providers() == ["CPUExecutionProvider"]
-
-
 def has_batch_axis(backend: Backend) -> bool:
     """Whether an ONNX Runtime model's first input has a dynamic first (batch) axis."""
     session = getattr(backend, "session", None)
@@ -108,11 +102,8 @@ def batch_profile(limit: int) -> tuple[int, int, int]:
 class SharedModel:
     """A Backend that several threads call at once; see the module docstring."""
 
-    def __init__(self, backend: Backend, gate: BatchGate, wait_s: float, max_batch: int, name: str = "model",
-                 run_lock: threading.Lock | None = None):
+    def __init__(self, backend: Backend, gate: BatchGate, wait_s: float, max_batch: int, name: str = "model"):
         self.backend = backend
-        # Models that must not run at the same time (ONNX Runtime on the CPU: each run takes every core already)
-        self.run_lock = run_lock or contextlib.nullcontext()
         self.path: Path = backend.path
         self.input_names = list(backend.input_names)
         self.output_names = list(backend.output_names)
@@ -212,10 +203,6 @@ class SharedModel:
                 self.gate.cond.notify_all()
 
     def _run_batch(self, batch: list[_Request]) -> None:
-        with self.run_lock:
-            self._run_joined(batch)
-
-    def _run_joined(self, batch: list[_Request]) -> None:
         try:
             if len(batch) == 1 or self.max_batch == 1:
                 for r in batch:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from edgeanon.batching import BatchGate, SharedModel, batch_limit, on_cpu
+from edgeanon.batching import BatchGate, SharedModel, batch_limit
 from edgeanon.config import Config
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.pipeline import Pipeline
@@ -53,15 +53,12 @@ def model_slots(redactor: Any) -> list[tuple[str, Any, int]]:
 def share_models(redactor: Any, cameras: int, wait_s: float) -> tuple[BatchGate, list[SharedModel]]:
     """Put every model of `redactor` behind a SharedModel (in place): the detectors take up to one frame per
     camera a call, the generator up to its own batch size, where the backend joins calls (batch_limit); else
-    one call per request in the shared session. Models on ONNX Runtime CPU take turns, as in a one-camera
-    daemon: each run uses every core."""
+    one call per request in the shared session."""
     gate = BatchGate()
     shared = []
-    cpu_turns = threading.Lock()
     for role, holder, rows in model_slots(redactor):
         limit = batch_limit(holder.backend, max(cameras, rows))
-        model = SharedModel(holder.backend, gate, wait_s, limit, role,
-                            run_lock=cpu_turns if on_cpu(holder.backend) else None)
+        model = SharedModel(holder.backend, gate, wait_s, limit, role)
         holder.backend = model
         shared.append(model)
         log.info("shared %s %s: %s", role, model.path.name,
