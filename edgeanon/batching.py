@@ -66,9 +66,9 @@ def batch_limit(backend: Backend, cap: int) -> int:
     """Rows one call may take: the largest batch of a TensorRT engine's profile (its manifest, at most `cap`);
     `cap` for an ONNX model with a dynamic first axis on a GPU (CUDA); else 1, one call per request.
 
-    ONNX Runtime on the CPU gets one call per request: there a joined call costs more a row than single ones
-    (measured with bench.multicam_bench --joined: the INT8 detector at 1280x736 took 140 ms a frame
-    alone and 200 ms a frame joined by four), and its memory arena would keep the joined call's peak for good.
+    ONNX Runtime on the CPU gets one call per request: there a joined call costs no less a row than single ones
+    (`python -m bench.multicam_bench --joined`, docs/multicam.md: the INT8 detector at 1280x736, 107 ms a frame
+    in single calls, 158 ms joined by four), and its memory arena would keep the joined call's peak for good.
     """
     manifest = getattr(backend, "manifest", None)
     if manifest is not None and getattr(manifest, "profiles", None):
