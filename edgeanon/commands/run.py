@@ -173,6 +173,7 @@ def run_daemon(cfg: Config) -> int:
     from edgeanon.inference.errors import ModelError
     from edgeanon.pipeline import Pipeline
     from edgeanon.publish.mqtt import FAILED, MqttPublisher, PublishError
+    from edgeanon.redactor import Redactor
     from edgeanon.sources import SourceError, open_source, safe_uri
     from edgeanon.speedfit import fit_to_speed
     from edgeanon.systemd import Notifier
