@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import cv2
 
-from edgeanon.config import SourceConfig
+from edgeanon.config import MAX_PIXELS, SourceConfig
 from edgeanon.frames import Frame
 from edgeanon.scrub import UriError, safe_uri, split_uri
 
@@ -208,6 +208,13 @@ def file_path(uri: str) -> str:
     return parts.rest
 
 
+def oversized(cap: Any) -> str | None:
+    """'WxH' when an opened capture's header declares frames of more than MAX_PIXELS (read before any frame is
+    decoded: a small file or a hostile stream may claim gigapixels), else None."""
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    return f"{width}x{height}" if width * height > MAX_PIXELS else None
+
+
 def open_source(cfg: SourceConfig) -> Source:
     """Build the source for cfg.uri. Raises SourceError for a URI that can never work here (a file:// source
     that is missing or no video included: it fails at once rather than being retried)."""
@@ -221,9 +228,13 @@ def open_source(cfg: SourceConfig) -> Source:
                               "daemon starts; for a camera use csi://, v4l2:// or rtsp://)")
         probe = cv2.VideoCapture(target, cv2.CAP_ANY)
         opened = probe.isOpened()
+        too_large = oversized(probe) if opened else None
         probe.release()
         if not opened:
             raise SourceError(f"source {safe_uri(cfg.uri)!r}: {target} cannot be opened as video")
+        if too_large:
+            raise SourceError(f"source {safe_uri(cfg.uri)!r}: {target} has {too_large} frames, more than "
+                              f"{MAX_PIXELS} pixels; not decoded")
         return FileSource(target, realtime=cfg.realtime, loop=cfg.loop, backoff=backoff, uri=cfg.uri)
     if kind in ("csi", "gst"):
         if not _gstreamer_available():
@@ -282,6 +293,14 @@ class LiveSource:
                     cap.release()
                 self._stop.wait(delay)
                 continue
+            too_large = oversized(cap)
+            if too_large:  # a camera that claims gigapixels is not decoded: no frame, as for a lost camera
+                cap.release()
+                delay = self._backoff.next()
+                log.error("source %s: %s frames, more than %d pixels; not decoded, retrying in %.1f s", name,
+                          too_large, MAX_PIXELS, delay)
+                self._stop.wait(delay)
+                continue
             if not first:
                 self.reconnects += 1
             first = False
@@ -291,6 +310,10 @@ class LiveSource:
             while not self._stop.is_set():
                 ok, image = cap.read()
                 if not ok or image is None:
+                    break
+                if image.shape[0] * image.shape[1] > MAX_PIXELS:  # grown mid-stream: dropped, never passed on
+                    log.error("source %s: a %dx%d frame, more than %d pixels; dropped, reopening", name,
+                              image.shape[1], image.shape[0], MAX_PIXELS)
                     break
                 self._backoff.reset()
                 self._last_progress = time.monotonic()
@@ -365,6 +388,14 @@ class FileSource:
             log.warning("source %s: %s; retrying in %.1f s", safe_uri(self.uri), why, delay)
             self._next_try = time.monotonic() + delay
             return False
+        too_large = oversized(cap)
+        if too_large:  # replaced since open_source checked it: not decoded, retried like a broken file
+            cap.release()
+            delay = self._backoff.next()
+            log.error("source %s: %s frames, more than %d pixels; not decoded, retrying in %.1f s",
+                      safe_uri(self.uri), too_large, MAX_PIXELS, delay)
+            self._next_try = time.monotonic() + delay
+            return False
         fps = cap.get(cv2.CAP_PROP_FPS)
         self._fps = fps if fps and 1.0 <= fps <= 240.0 else 25.0
         self._cap = cap
@@ -386,6 +417,16 @@ class FileSource:
         if self.realtime:
             self._skip_late()
         ok, image = self._cap.read()
+        # OpenCV's FFmpeg backend scales a frame that grew mid-stream to the header's size (seen here); another backend
+        # may not, so the limit is checked on every frame too.
+        if ok and image is not None and image.shape[0] * image.shape[1] > MAX_PIXELS:
+            log.error("source %s: a %dx%d frame, more than %d pixels; dropped, the file is retried later",
+                      safe_uri(self.uri), image.shape[1], image.shape[0], MAX_PIXELS)
+            image = None
+            self._cap.release()
+            self._cap = None
+            self._next_try = time.monotonic() + self._backoff.next()
+            return None
         if not ok or image is None:
             self._cap.release()
             self._cap = None

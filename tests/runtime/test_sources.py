@@ -219,6 +219,9 @@ class HungCapture:
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
         return True
 
+    def get(self, prop: int) -> float:  # a driver that declares no frame size, as some do
+        return 0.0
+
     def read(self):
         self.unblock.wait()
         return False, None

@@ -8,6 +8,7 @@ memory is measured from a parent of its own.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from fractions import Fraction
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from edgeanon.config import MAX_PIXELS
+from edgeanon.sources import Backoff, LiveSource
 from edgeanon.video import VideoError, VideoReader
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +141,24 @@ def test_budget_option_is_checked(tmp_path, detector_model):
                                  str(tmp_path / "o.mp4"), "--video-gigapixels", bad], capture_output=True,
                                 text=True, timeout=600, cwd=REPO)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+# -- the daemon's sources: the same limit, from the capture's header ------------------------------------------
+
+def test_the_daemon_refuses_a_file_source_whose_header_claims_huge_frames(bomb):
+    code, stderr, peak_mb = measured("run", "--source", f"file://{bomb}", "--method", "blur")
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("INFO ")]
+    assert code == 2 and len(lines) == 1, stderr
+    assert f"12000x12000 frames, more than {MAX_PIXELS} pixels; not decoded" in lines[0] and "Traceback" not in stderr
+    assert peak_mb < 600, f"peak memory {peak_mb} MB: frames were decoded"
+
+
+def test_a_live_source_whose_stream_claims_huge_frames_gives_no_frame(bomb, caplog):
+    with caplog.at_level(logging.ERROR, logger="edgeanon.sources"):
+        source = LiveSource(f"file://{bomb}", lambda: cv2.VideoCapture(str(bomb), cv2.CAP_FFMPEG),
+                            Backoff(60.0, 60.0))
+        try:
+            assert source.read(timeout=3.0) is None
+        finally:
+            source.close()
+    assert "12000x12000 frames, more than" in caplog.text and source.stats()["connected"] is False
