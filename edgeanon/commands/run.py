@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 def run_device(cfg: Config) -> int:
     """Several cameras in one process (edgeanon.device): sources and publishers checked first (exit 2), the
     models loaded once (exit 1), the detection scale timed for the whole load, then every camera runs."""
-    # imported here, not at the top: `edgeanon run --help` and config errors answer before OpenCV, ONNX Runtime
+    # imported here, not at the top: `edgeanon run --help` and config errors answer before ONNX Runtime
     # and paho load (and before them, core dumps are already off)
     from edgeanon.device import (
         Camera,
@@ -171,7 +171,7 @@ def run_device(cfg: Config) -> int:
 
 def run_daemon(cfg: Config) -> int:
     """Assemble source, publisher, models and loop; user-fixable problems end in one line, not a traceback."""
-    # imported here, not at the top: `edgeanon run --help` and config errors answer before OpenCV, ONNX Runtime
+    # imported here, not at the top: `edgeanon run --help` and config errors answer before ONNX Runtime
     # and paho load (and before them, core dumps are already off)
     from edgeanon.encode import JpegEncoder
     from edgeanon.inference.errors import ModelError
