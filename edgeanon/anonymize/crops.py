@@ -155,6 +155,21 @@ def landmarks_plausible(box: np.ndarray, landmarks: np.ndarray | None) -> bool:
     return bool(lm[:2, 1].mean() < lm[3:, 1].mean())
 
 
+def head_turn(landmarks: np.ndarray) -> float:
+    """Head turn (yaw) from 5 landmarks, in [-1, 1]: 0 frontal, +-1 a profile (nose level with one eye).
+
+    The nose's horizontal position between the eyes, measured along the eye line: (d_left - d_right) /
+    (d_left + d_right), with d the distance from each eye to the nose projected on that line.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    across = lm[1] - lm[0]
+    span = float(np.hypot(*across))
+    if not np.isfinite(span) or span < 1e-6:
+        return 1.0
+    t = float(np.dot(lm[2] - lm[0], across)) / (span * span)  # 0 at the left eye, 1 at the right one
+    return float(np.clip(2.0 * t - 1.0, -1.0, 1.0))
+
+
 def crop_inputs(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE,
                 border: str = "zero") -> tuple[CropRegion, np.ndarray, np.ndarray, np.ndarray]:
     """Everything the generator sees for one face: region, crop (BGR uint8), mask (size, size), heatmaps (5, ...)."""

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-KINDS = ("detector", "leak", "utility", "identity", "closeup", "incontext", "plates")
+KINDS = ("detector", "leak", "utility", "identity", "closeup", "incontext", "plates", "crowd")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import json
 import logging
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,20 @@ def lay_in(scene: np.ndarray, photo: np.ndarray, face_box: np.ndarray, gt: np.nd
     return out, (face_box * k + [x, y, x, y]).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class LaidFace:
+    """One laid-in face as an evaluation saw it: the scene, the face's box and landmarks there (from its photo),
+    and each method's anonymized scene (export.eval.crowd measures tone, diversity and seams on these)."""
+
+    name: str
+    image: np.ndarray
+    box: np.ndarray
+    landmarks: np.ndarray
+    found: bool
+    outputs: dict[str, np.ndarray]
+    methods: dict[str, str]  # label -> what served the laid-in face ("gan", "blur", ...; "none" if not found)
+
+
 @dataclass
 class InContext:
     """Per-face results of one in-context run: every label (method) saw the same faces in the same scenes."""
@@ -137,9 +152,11 @@ def chosen_faces(zf: zipfile.ZipFile, split: str, limit: int) -> list[str]:
 
 
 def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer], limit: int = 300,
-             split: str = HOLDOUT, threads: int | None = None, progress: bool = True) -> InContext:
+             split: str = HOLDOUT, threads: int | None = None, progress: bool = True,
+             observe: Callable[[LaidFace], None] | None = None) -> InContext:
     """Lay `limit` UTKFace photos of the split into the split's wider-train scenes; anonymize each scene with
-    every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after."""
+    every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after.
+    `observe`, if given, sees every laid-in face with all its outputs."""
     # The still-image chain's detector, as `edgeanon anonymize` builds it.
     detector = FaceDetector.from_path(detector_path, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING,
                                       threads=threads)
@@ -158,7 +175,8 @@ def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer]
         own = detector.detect(padded)
         if not own:
             continue  # no face box to place and to measure: not a usable photo
-        face_box = max(own, key=lambda d: d.score).box - [pad, pad, pad, pad]
+        best = max(own, key=lambda d: d.score)
+        face_box = best.box - [pad, pad, pad, pad]
         rng = np.random.default_rng(zlib.crc32(name.encode()))
         scene_name = scenes[i % len(scenes)]
         scene = cv2.imread(str(data / datasets.WIDER / scene_name))
@@ -174,13 +192,20 @@ def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer]
         ref = embed(image, box)
         result.refs.append(ref)
         people = as_people(faces, f"{scene_name}:{name}")
+        outputs, served_by = {}, {}
         for m, anonymizer in anonymizers.items():
             work = image.copy()
             red = anonymizer.redact(Frame(0, 0.0, work), people)
+            served_by[m] = red.faces[int(np.argmax(hit[0]))].method if found else "none"
             if m in result.served and found:
-                result.served[m] += red.faces[int(np.argmax(hit[0]))].method == "gan"
+                result.served[m] += served_by[m] == "gan"
             result.anonymized[m].append(embed(work, box))
             result.distances[m].append(float(np.linalg.norm(result.anonymized[m][-1] - ref)))
+            outputs[m] = work
+        if observe is not None:
+            k = (box[2] - box[0]) / max(float(face_box[2] - face_box[0]), 1e-6)
+            landmarks = (best.landmarks - pad - face_box[:2]) * k + box[:2]
+            observe(LaidFace(name, image, box, landmarks.astype(np.float32), found, outputs, served_by))
     return result
 
 

@@ -3,8 +3,11 @@
 The candidate and the committed weights are evaluated side by side on the tuning split (export.eval.splits,
 never the held-back faces and scenes the published numbers come from), on the same faces with the same seeds:
 AP retention of dlib's HOG judge on given boxes and the detail ratio of faces >= 48 px (export.eval.utility),
-and identity in context, the share dlib still calls the same person and rank-1 re-identification
-(export.eval.incontext). Only when every measure is at least as good and one is better is the candidate
+identity in context, the share dlib still calls the same person and rank-1 re-identification
+(export.eval.incontext), and the crowd's measures on the same faces (export.eval.crowd): tone fidelity
+(L* correlation, worst group's median |delta ITA|), diversity and identity with controls (own person minus
+look-alike stranger, re-identification) under dlib and SFace, and the seam's gradient energy. Only when
+every measure is at least as good and one is better is the candidate
 copied over the committed weights and the ONNX model re-exported. Exit status 0: promoted, 1: kept, 2: error.
 """
 
@@ -24,7 +27,7 @@ from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
 from export.conversion.onnx_export import export_generator
-from export.eval import incontext, utility
+from export.eval import crowd, incontext, utility
 from export.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,17 @@ MEASURES = (
     Measure("detail", "detail ratio median, faces >= 48 px", True, False),
     Measure("identity_share", "identity in context: share distance < 0.6", False, True),
     Measure("reid_rank1", "identity in context: rank-1 re-identification", False, True),
+    Measure("tone_r", "tone: L* correlation, original vs output", True, False),
+    Measure("dita_worst", "tone: worst UTKFace group's median |dITA|", False, False),
+    Measure("dlib_diversity", "diversity (dlib), outputs over originals", True, False),
+    Measure("sface_diversity", "diversity (SFace), outputs over originals", True, False),
+    Measure("dlib_gap", "identity (dlib): own minus look-alike share", False, True),
+    Measure("sface_gap", "identity (SFace): own minus look-alike share", False, True),
+    Measure("sface_reid_x_chance", "identity (SFace): rank-1 re-id over chance", False, False),
+    Measure("seam", "seam: gradient energy in the blend band", False, False),
 )
+# The crowd measures (export.eval.crowd.summary keys) among MEASURES.
+CROWD_KEYS = tuple(m.key for m in MEASURES[4:])
 
 
 @dataclass(frozen=True)
@@ -192,11 +205,15 @@ def evaluate_pair(committed: Path, candidate: Path, data: Path, detector: Path, 
     names = utility.chosen_images(gt_all, "tune", images)
     util = utility.evaluate(data, names, anonymizers, detector, utility.Judge("hog", 1), threads=threads)
     rows = {r["method"]: r for r in util.rows()}
-    ctx = incontext.evaluate(data, detector, anonymizers, faces, split="tune", threads=threads)
+    ctx, seen = crowd.collect(data, detector, anonymizers, faces, "tune", threads=threads)
     ident = {label: ctx.row(label) for label in anonymizers}
-    values = {label: {"ap_retention": rows[label]["retention"], "detail": rows[label]["detail_median"],
-                      "identity_share": ident[label]["share_same"], "reid_rank1": ident[label]["reid_rank1"]}
-              for label in anonymizers}
+    everyone = np.arange(len(seen.names))
+    values = {}
+    for label in anonymizers:
+        summary = crowd.summary(seen.per_face(label), seen.groups(), everyone)
+        values[label] = {"ap_retention": rows[label]["retention"], "detail": rows[label]["detail_median"],
+                         "identity_share": ident[label]["share_same"], "reid_rank1": ident[label]["reid_rank1"],
+                         **{key: summary[key] for key in CROWD_KEYS}}
     diff = np.array(ctx.distances["candidate"]) - np.array(ctx.distances["committed"])
     paired = {"n": len(diff), "mean": float(diff.mean()) if len(diff) else float("nan"),
               "se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan"),

@@ -11,7 +11,16 @@ import pytest
 from export.__main__ import build_parser
 from export.training.gate import DEFAULT_WEIGHTS, MEASURES, decide, promote, table
 
-BASE = {"ap_retention": 1.5, "detail": 0.35, "identity_share": 0.10, "reid_rank1": 0.03}
+BASE = {"ap_retention": 1.5, "detail": 0.35, "identity_share": 0.10, "reid_rank1": 0.03, "tone_r": 0.5,
+        "dita_worst": 20.0, "dlib_diversity": 0.7, "sface_diversity": 0.6, "dlib_gap": 0.02, "sface_gap": 0.01,
+        "sface_reid_x_chance": 5.0, "seam": 0.4}
+# Each measure one step better than BASE.
+BETTER = {"ap_retention": 1.6, "detail": 0.36, "identity_share": 0.09, "reid_rank1": 0.02, "tone_r": 0.6,
+          "dita_worst": 15.0, "dlib_diversity": 0.8, "sface_diversity": 0.7, "dlib_gap": 0.01, "sface_gap": 0.0,
+          "sface_reid_x_chance": 4.0, "seam": 0.35}
+WORSE = {"ap_retention": 1.4, "detail": 0.34, "identity_share": 0.11, "reid_rank1": 0.04, "tone_r": 0.4,
+         "dita_worst": 25.0, "dlib_diversity": 0.6, "sface_diversity": 0.5, "dlib_gap": 0.03, "sface_gap": 0.02,
+         "sface_reid_x_chance": 6.0, "seam": 0.45}
 
 
 def test_a_candidate_equal_on_every_measure_is_kept():
@@ -20,19 +29,20 @@ def test_a_candidate_equal_on_every_measure_is_kept():
     assert set(verdict.outcome.values()) == {"same"}
 
 
-@pytest.mark.parametrize("key, value", [("ap_retention", 1.6), ("detail", 0.36), ("identity_share", 0.09),
-                                        ("reid_rank1", 0.02)])
+def test_every_gate_measure_has_a_better_and_a_worse_example():
+    assert set(BASE) == set(BETTER) == set(WORSE) == {m.key for m in MEASURES}
+
+
+@pytest.mark.parametrize("key, value", sorted(BETTER.items()))
 def test_one_better_measure_and_none_worse_promotes(key, value):
     verdict = decide(BASE, {**BASE, key: value})
     assert verdict.promote and verdict.outcome[key] == "better"
     assert [k for k, v in verdict.outcome.items() if v != "same"] == [key]
 
 
-@pytest.mark.parametrize("key, value", [("ap_retention", 1.4), ("detail", 0.34), ("identity_share", 0.11),
-                                        ("reid_rank1", 0.04), ("detail", math.nan)])
+@pytest.mark.parametrize("key, value", sorted(WORSE.items()) + [("detail", math.nan), ("tone_r", math.nan)])
 def test_any_worse_measure_keeps_the_committed_weights_and_names_it(key, value):
-    others_better = {"ap_retention": 2.0, "detail": 0.5, "identity_share": 0.0, "reid_rank1": 0.0}
-    verdict = decide(BASE, {**others_better, key: value})
+    verdict = decide(BASE, {**BETTER, key: value})
     assert not verdict.promote and verdict.outcome[key] == "worse"
     name = next(m.name for m in MEASURES if m.key == key)
     assert verdict.reason == f"worse: {name}"

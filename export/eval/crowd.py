@@ -1,0 +1,331 @@
+"""`python -m export.eval crowd`: does a crowd stay a crowd? Tone, diversity, identity with controls, seams.
+
+The faces are those of `incontext` (UTKFace photos laid into wider-train scenes, found by our detector, every
+method on the same faces with the same seeds), on the tuning split by default (`--split holdout` for the
+numbers that get published, once, at the end). Per method, under two recognizers (dlib's ResNet, and SFace: see
+export.eval.sface):
+
+- tone: Pearson r of skin L* (CIELAB; median over discs on both cheeks and the nose bridge, placed by the
+  face's 5 landmarks) between original and output, and the median |delta ITA| (individual typology angle,
+  degrees) per UTKFace race label (0 white, 1 black, 2 asian, 3 indian, 4 other);
+- diversity: the mean recognizer distance between the outputs of different people over the same between
+  their originals (1.0: as varied as the people; a generator painting one face on everyone goes to 0);
+- identity with controls: the share of outputs taken for their own person (distance under the recognizer's
+  threshold) minus the share taken for a look-alike stranger (same gender and race, age within 5 years:
+  `identity.lookalike_pairs`); beside it, how often one real look-alike is taken for another (the
+  recognizer's own false-match rate on these faces), and rank-1 re-identification over chance (1.0 = chance);
+- seam: gradient energy (Sobel magnitude squared, grey) of the output over the original's in the band where
+  the generated face is blended in (box ellipse radii SEAM_BAND); a dotted ring raises it, a blur lowers it.
+
+Every value comes with a 95% bootstrap interval over faces, and for each pair of methods the paired
+difference (same resampled faces for both) with its interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeanon.anonymize.crops import head_turn
+from edgeanon.models import DEFAULT_DETECTOR
+from export.eval import incontext
+from export.eval.identity import SAME_PERSON, demographics, lookalike_pairs
+from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
+from export.eval.sface import SAME_PERSON as SFACE_SAME
+from export.eval.sface import SFace
+from export.paths import shared_data_dir
+from export.splits import HOLDOUT, TUNE, add_generator_split_option
+
+log = logging.getLogger(__name__)
+
+RACES = ("white", "black", "asian", "indian", "other")
+# Skin sample discs: radius as a share of the eye distance; cheeks pushed outward by CHEEK_OUT eye distances.
+SKIN_RADIUS = 0.18
+CHEEK_OUT = 0.12
+# The seam band: radii of the face box's inscribed ellipse (1 = the box's ellipse). The generated ellipse
+# ends at crops.MASK_SCALE (1.3) and is opaque to crops.PASTE_INNER (1.15).
+SEAM_BAND = (1.1, 1.45)
+RECOGNIZERS = {"dlib": SAME_PERSON, "sface": SFACE_SAME}
+BOOTSTRAP = 1000
+# Head-turn bins (|crops.head_turn|) for the served-by table.
+TURN_BINS = (0.0, 0.2, 0.4, 0.6, 1.01)
+
+
+def skin_points(landmarks: np.ndarray) -> np.ndarray:
+    """(3, 2) centres of the skin discs: left cheek, right cheek, nose bridge (from eyes, nose, mouth corners)."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    across = lm[1] - lm[0]
+    left = (lm[0] + lm[3]) / 2 - CHEEK_OUT * across
+    right = (lm[1] + lm[4]) / 2 + CHEEK_OUT * across
+    bridge = 0.6 * lm[2] + 0.4 * (lm[0] + lm[1]) / 2
+    return np.array([left, right, bridge])
+
+
+def skin_tone(bgr: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
+    """(L*, ITA in degrees) of the skin discs: medians of L* and b* over their pixels."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    radius = max(1.0, SKIN_RADIUS * float(np.hypot(*(lm[1] - lm[0]))))
+    mask = np.zeros(bgr.shape[:2], np.uint8)
+    for x, y in skin_points(lm):
+        cv2.circle(mask, (int(round(x)), int(round(y))), int(round(radius)), 1, -1)
+    if not mask.any():
+        return float("nan"), float("nan")
+    lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    lightness, b = float(np.median(lab[..., 0][mask > 0])), float(np.median(lab[..., 2][mask > 0]))
+    return lightness, float(np.degrees(np.arctan2(lightness - 50.0, b)))
+
+
+def seam_energy(original: np.ndarray, output: np.ndarray, box: np.ndarray) -> float:
+    """Gradient energy of `output` over `original`'s in the blend band around the face (SEAM_BAND)."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0) / 2, max(y2 - y1, 1.0) / 2
+    h, w = original.shape[:2]
+    wx1, wy1 = max(0, int(cx - rx * 1.6)), max(0, int(cy - ry * 1.6))
+    wx2, wy2 = min(w, int(cx + rx * 1.6) + 1), min(h, int(cy + ry * 1.6) + 1)
+    ys = (np.arange(wy1, wy2) + 0.5 - cy) / ry
+    xs = (np.arange(wx1, wx2) + 0.5 - cx) / rx
+    r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    band = (r >= SEAM_BAND[0]) & (r < SEAM_BAND[1])
+
+    def energy(img: np.ndarray) -> float:
+        grey = cv2.cvtColor(img[wy1:wy2, wx1:wx2], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+        return float(np.mean((gx * gx + gy * gy)[band])) if band.any() else float("nan")
+
+    return energy(output) / max(energy(original), 1e-6)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def distances(a: np.ndarray, b: np.ndarray, recognizer: str) -> np.ndarray:
+    """(len(a), len(b)) distance matrix: Euclidean for dlib, 1 - cosine for SFace (unit vectors)."""
+    if recognizer == "sface":
+        return 1.0 - a @ b.T
+    return np.linalg.norm(a[:, None] - b[None], axis=2)
+
+
+@dataclass
+class Faces:
+    """Per-face values of one method (or of the originals), aligned over the same faces."""
+
+    lightness: list[float] = field(default_factory=list)
+    ita: list[float] = field(default_factory=list)
+    seam: list[float] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)
+    embeddings: dict[str, list[np.ndarray]] = field(default_factory=lambda: {r: [] for r in RECOGNIZERS})
+
+
+@dataclass
+class Crowd:
+    """What `collect` saw: the originals, every method's outputs, and each face's demographics and head turn."""
+
+    names: list[str] = field(default_factory=list)
+    turn: list[float] = field(default_factory=list)
+    original: Faces = field(default_factory=Faces)
+    methods: dict[str, Faces] = field(default_factory=dict)
+
+    def per_face(self, label: str) -> dict[str, np.ndarray]:
+        """Per-face quantities every summary is a mean, median or correlation of (so one bootstrap serves all)."""
+        out, ref = self.methods[label], self.original
+        values = {"l_orig": np.array(ref.lightness), "l_out": np.array(out.lightness),
+                  "dita": np.abs(np.array(out.ita) - np.array(ref.ita)), "seam": np.array(out.seam)}
+        pairs = lookalike_pairs(self.names)
+        n = len(self.names)
+        for rec, threshold in RECOGNIZERS.items():
+            a, o = np.array(out.embeddings[rec]), np.array(ref.embeddings[rec])
+            d_ao = distances(a, o, rec)
+            off = ~np.eye(n, dtype=bool)
+            values[f"{rec}_own"] = (np.diag(d_ao) < threshold).astype(float)
+            values[f"{rec}_reid"] = (np.argmin(d_ao, axis=1) == np.arange(n)).astype(float)
+            # Each face's mean distance to every other face, outputs among themselves and originals likewise.
+            values[f"{rec}_spread_out"] = (distances(a, a, rec) * off).sum(1) / max(n - 1, 1)
+            values[f"{rec}_spread_orig"] = (distances(o, o, rec) * off).sum(1) / max(n - 1, 1)
+            # Per face: matches of its output to its look-alikes' originals, and of its original to theirs.
+            hits, real, count = np.zeros(n), np.zeros(n), np.zeros(n)
+            d_oo = distances(o, o, rec)
+            for i, j in pairs:
+                hits[i] += d_ao[i, j] < threshold
+                hits[j] += d_ao[j, i] < threshold
+                real[i] += d_oo[i, j] < threshold
+                real[j] += d_oo[i, j] < threshold
+                count[i] += 1
+                count[j] += 1
+            values[f"{rec}_stranger_hits"], values[f"{rec}_real_hits"], values["pairs"] = hits, real, count
+        return values
+
+    def groups(self) -> np.ndarray:
+        return np.array([(demographics(n) or (0, 0, -1))[2] for n in self.names])
+
+
+def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict[str, float]:
+    """Every measure of one method on the faces `idx` (a bootstrap resample, or all of them)."""
+    s = {"tone_r": pearson(v["l_orig"][idx], v["l_out"][idx]), "seam": float(np.nanmedian(v["seam"][idx]))}
+    worst = 0.0
+    for g, label in enumerate(RACES):
+        sel = idx[race[idx] == g]
+        s[f"dita_{label}"] = float(np.nanmedian(v["dita"][sel])) if len(sel) else float("nan")
+        if len(sel):
+            worst = max(worst, s[f"dita_{label}"])
+    s["dita_worst"] = worst
+    pairs = max(float(v["pairs"][idx].sum()), 1.0)
+    for rec in RECOGNIZERS:
+        spread = max(float(v[f"{rec}_spread_orig"][idx].mean()), 1e-9)
+        s[f"{rec}_diversity"] = float(v[f"{rec}_spread_out"][idx].mean()) / spread
+        s[f"{rec}_own"] = float(v[f"{rec}_own"][idx].mean())
+        s[f"{rec}_stranger"] = float(v[f"{rec}_stranger_hits"][idx].sum() / pairs)
+        s[f"{rec}_gap"] = s[f"{rec}_own"] - s[f"{rec}_stranger"]
+        s[f"{rec}_real"] = float(v[f"{rec}_real_hits"][idx].sum() / pairs)
+        s[f"{rec}_reid_x_chance"] = float(v[f"{rec}_reid"][idx].mean() * len(v["seam"]))
+    return s
+
+
+def bootstrap(per_face: dict[str, dict[str, np.ndarray]], race: np.ndarray, reps: int = BOOTSTRAP,
+              seed: int = 0) -> dict:
+    """Each method's summary with 95% intervals, and every pair's paired difference (same resamples)."""
+    n = len(race)
+    rng = np.random.default_rng(seed)
+    everyone = np.arange(n)
+    point = {m: summary(v, race, everyone) for m, v in per_face.items()}
+    draws = {m: [] for m in per_face}
+    for _ in range(reps):
+        idx = rng.integers(0, n, n)
+        for m, v in per_face.items():
+            draws[m].append(summary(v, race, idx))
+
+    def interval(samples: list[float]) -> list[float]:
+        arr = np.array(samples, float)
+        arr = arr[np.isfinite(arr)]
+        return [float(np.percentile(arr, 2.5)), float(np.percentile(arr, 97.5))] if len(arr) else [np.nan, np.nan]
+
+    out = {"methods": {}, "paired": {}}
+    for m in per_face:
+        out["methods"][m] = {k: {"value": point[m][k], "ci": interval([d[k] for d in draws[m]])} for k in point[m]}
+    labels = list(per_face)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            out["paired"][f"{a} - {b}"] = {
+                k: {"value": point[a][k] - point[b][k], "ci": interval([da[k] - db[k] for da, db in
+                                                                        zip(draws[a], draws[b], strict=True)])}
+                for k in point[a]}
+    return out
+
+
+def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: str, threads: int | None = None,
+            progress: bool = True) -> tuple[incontext.InContext, Crowd]:
+    """Run `incontext.evaluate` and measure tone, seams and both recognizers' embeddings on every laid-in face."""
+    crowd = Crowd(methods={m: Faces() for m in anonymizers})
+    sface = SFace(threads)
+
+    def observe(face: incontext.LaidFace) -> None:
+        crowd.names.append(face.name)
+        crowd.turn.append(head_turn(face.landmarks))
+        for faces, image, served in [(crowd.original, face.image, "original")] + [
+                (crowd.methods[m], face.outputs[m], face.methods[m]) for m in anonymizers]:
+            lightness, ita = skin_tone(image, face.landmarks)
+            faces.lightness.append(lightness)
+            faces.ita.append(ita)
+            faces.seam.append(seam_energy(face.image, image, face.box))
+            faces.served.append(served)
+            faces.embeddings["sface"].append(sface(image, face.landmarks))
+
+    ctx = incontext.evaluate(data, detector, anonymizers, limit, split, threads, progress, observe=observe)
+    # dlib's embeddings: incontext made them already, one per observed face, in the same order.
+    crowd.original.embeddings["dlib"] = list(ctx.refs)
+    for m in anonymizers:
+        crowd.methods[m].embeddings["dlib"] = list(ctx.anonymized[m])
+    return ctx, crowd
+
+
+def served_by_turn(crowd: Crowd, label: str) -> dict[str, dict[str, int]]:
+    """How many faces each method served, per head-turn bin (|head_turn|)."""
+    turn = np.abs(np.array(crowd.turn))
+    table = {}
+    for lo, hi in zip(TURN_BINS[:-1], TURN_BINS[1:], strict=True):
+        sel = [i for i, t in enumerate(turn) if lo <= t < hi]
+        counts: dict[str, int] = {}
+        for i in sel:
+            counts[crowd.methods[label].served[i]] = counts.get(crowd.methods[label].served[i], 0) + 1
+        table[f"{lo:.1f}-{min(hi, 1.0):.1f}"] = counts
+    return table
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "crowd",
+        help="tone fidelity, diversity, identity with controls (dlib and SFace), seams: UTKFace faces in scenes",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        epilog="Example: python -m export.eval crowd --data ../shared/data --limit 300 --methods gan,blur",
+    )
+    p.add_argument("--data", type=Path, default=shared_data_dir())
+    p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (finds the faces)")
+    add_method_options(p)
+    p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
+    add_generator_split_option(p)
+    p.set_defaults(split=TUNE)
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--json", type=Path, help="also write the results (and per-face values) as JSON here")
+    p.set_defaults(func=run)
+
+
+ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("dita_worst", "tone: worst group median |dITA|", "{:.1f}")] + [
+    (f"dita_{g}", f"  |dITA| median, {g}", "{:.1f}") for g in RACES] + [
+    row for rec in RECOGNIZERS for row in (
+        (f"{rec}_diversity", f"{rec}: diversity", "{:.3f}"),
+        (f"{rec}_gap", f"{rec}: own - stranger share", "{:+.4f}"),
+        (f"{rec}_own", f"{rec}:   own person share", "{:.4f}"),
+        (f"{rec}_stranger", f"{rec}:   look-alike stranger share", "{:.4f}"),
+        (f"{rec}_real", f"{rec}:   real look-alike pairs share", "{:.4f}"),
+        (f"{rec}_reid_x_chance", f"{rec}: rank-1 re-id / chance", "{:.2f}"))] + [
+    ("seam", "seam: gradient energy out/orig", "{:.3f}")]
+
+
+def format_report(stats: dict) -> str:
+    methods = list(stats["methods"])
+    lines = [f"{'measure':<36}" + "".join(f"{m + ' (95% CI)':>30}" for m in methods)
+             + "".join(f"{p + ' (95% CI)':>34}" for p in stats["paired"])]
+    for key, name, fmt in ROWS:
+        cells = []
+        for block, width in [(stats["methods"][m], 30) for m in methods] + [
+                (stats["paired"][p], 34) for p in stats["paired"]]:
+            v = block[key]
+            cells.append(f"{fmt.format(v['value'])} ({fmt.format(v['ci'][0])}, {fmt.format(v['ci'][1])})".rjust(width))
+        lines.append(f"{name:<36}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = chosen_methods(args)
+    if methods is None:
+        return 2
+    missing = incontext.missing_input(args.data)
+    if missing is not None:
+        log.error("%s: not found (set --data)", missing)
+        return 2
+    _, crowd = collect(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split,
+                       args.threads)
+    race = crowd.groups()
+    stats = bootstrap({m: crowd.per_face(m) for m in methods}, race)
+    part = "held-back" if args.split == HOLDOUT else "tuning"
+    counts = ", ".join(f"{g} {int((race == i).sum())}" for i, g in enumerate(RACES))
+    print(f"faces: {len(crowd.names)} {part} UTKFace photos laid into {part} wider-train scenes ({counts}); "
+          f"bootstrap {BOOTSTRAP}x over faces; paired = same resamples")
+    print(format_report(stats))
+    for m in methods:
+        print(f"{m}: served by head turn: {served_by_turn(crowd, m)}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "split": args.split, "faces": len(crowd.names), "names": crowd.names, "turn": crowd.turn,
+            "stats": stats, "served": {m: crowd.methods[m].served for m in methods},
+            "per_face": {m: {k: v.tolist() for k, v in crowd.per_face(m).items()} for m in methods}}, indent=1))
+    return 0

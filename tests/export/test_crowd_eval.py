@@ -1,0 +1,135 @@
+"""The crowd measures on real faces: tone, diversity, identity with controls, SFace, seams, head turn."""
+
+from __future__ import annotations
+
+import copy
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import Anonymizer, classic
+from edgeanon.anonymize.crops import TEMPLATE_LANDMARKS, head_turn
+from export.eval import crowd
+from export.eval.sface import SAME_PERSON as SFACE_SAME
+from export.eval.sface import SFace
+
+
+@pytest.fixture(scope="module")
+def blurred_crowd(shared_data, detector_model):
+    """40 tuning UTKFace faces laid into tuning scenes, blurred as the runtime does it (one real run)."""
+    _, seen = crowd.collect(shared_data, detector_model, {"blur": Anonymizer("blur")}, 40, "tune", threads=1,
+                            progress=False)
+    assert len(seen.names) >= 36
+    return seen
+
+
+def with_output(seen: crowd.Crowd, label: str, faces: crowd.Faces) -> crowd.Crowd:
+    out = copy.copy(seen)
+    out.methods = {**seen.methods, label: faces}
+    return out
+
+
+def test_an_output_identical_to_the_original_keeps_tone_and_diversity_and_is_its_person(blurred_crowd):
+    same = with_output(blurred_crowd, "same", blurred_crowd.original)
+    s = crowd.summary(same.per_face("same"), same.groups(), np.arange(len(same.names)))
+    assert s["tone_r"] == pytest.approx(1.0)
+    assert s["dita_worst"] == 0.0
+    assert s["seam"] == pytest.approx(1.0)
+    for rec in crowd.RECOGNIZERS:
+        assert s[f"{rec}_diversity"] == pytest.approx(1.0)
+        assert s[f"{rec}_own"] == 1.0
+        assert s[f"{rec}_reid_x_chance"] == pytest.approx(len(same.names))  # always re-identified
+        # Taken for a look-alike exactly as often as the real person is: the control.
+        assert s[f"{rec}_stranger"] == pytest.approx(s[f"{rec}_real"])
+        assert s[f"{rec}_gap"] == pytest.approx(1.0 - s[f"{rec}_real"])
+
+
+def test_blur_leaves_no_identity_gap_and_less_detail_along_the_seam(blurred_crowd):
+    s = crowd.summary(blurred_crowd.per_face("blur"), blurred_crowd.groups(), np.arange(len(blurred_crowd.names)))
+    for rec in crowd.RECOGNIZERS:
+        # Near zero (an identical output scores 1 - the look-alike rate): a blurred face is its own person no
+        # more often than a look-alike's, up to the noise of 40 faces and their few look-alike pairs.
+        assert s[f"{rec}_own"] <= 0.1
+        assert abs(s[f"{rec}_gap"]) <= 0.1
+        assert s[f"{rec}_diversity"] < 0.9  # blurred faces look alike to a recognizer
+    assert s["seam"] < 0.8
+    assert s["tone_r"] > 0.5  # blur keeps a face's mean colour
+
+
+def test_one_face_for_everyone_has_no_diversity_and_no_tone(blurred_crowd):
+    one = crowd.Faces()
+    n = len(blurred_crowd.names)
+    for key in ("lightness", "ita", "seam", "served"):
+        setattr(one, key, [getattr(blurred_crowd.original, key)[0]] * n)
+    one.embeddings = {r: [e[0]] * n for r, e in blurred_crowd.original.embeddings.items()}
+    seen = with_output(blurred_crowd, "one", one)
+    s = crowd.summary(seen.per_face("one"), seen.groups(), np.arange(n))
+    assert np.isnan(s["tone_r"])  # a constant output correlates with nothing
+    for rec in crowd.RECOGNIZERS:
+        assert s[f"{rec}_diversity"] == 0.0
+
+
+def test_bootstrap_gives_intervals_around_each_value_and_paired_differences(blurred_crowd):
+    same = with_output(blurred_crowd, "same", blurred_crowd.original)
+    stats = crowd.bootstrap({m: same.per_face(m) for m in ("same", "blur")}, same.groups(), reps=50)
+    tone = stats["methods"]["blur"]["tone_r"]
+    assert tone["ci"][0] <= tone["value"] <= tone["ci"][1]
+    diff = stats["paired"]["same - blur"]["dlib_diversity"]
+    assert diff["value"] > 0 and diff["ci"][0] > 0  # the originals are surely more varied than their blurs
+    assert "tone: L* correlation" in crowd.format_report(stats)
+
+
+def test_skin_tone_follows_the_light_of_the_face(face_image, faces):
+    lm = faces[0].landmarks
+    lightness, ita = crowd.skin_tone(face_image, lm)
+    darker, ita_dark = crowd.skin_tone((face_image * 0.5).astype(np.uint8), lm)
+    assert 40 < lightness < 95 and darker < lightness - 15 and ita_dark < ita
+
+
+def test_seam_energy_rises_with_a_dotted_ring_and_falls_with_a_blur(face_image, faces):
+    box = faces[0].box
+    ringed = face_image.copy()
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    axes = (int((box[2] - box[0]) / 2 * 1.25), int((box[3] - box[1]) / 2 * 1.25))
+    ring = np.zeros(face_image.shape[:2], np.uint8)
+    cv2.ellipse(ring, (int(cx), int(cy)), axes, 0, 180, 360, 1, 3)
+    checker = (np.indices(ring.shape).sum(0) % 2).astype(bool)
+    ringed[(ring > 0) & checker] = 255
+    ringed[(ring > 0) & ~checker] = 0
+    blurred = face_image.copy()
+    classic.blur(blurred, box)
+    assert crowd.seam_energy(face_image, face_image, box) == pytest.approx(1.0)
+    assert crowd.seam_energy(face_image, ringed, box) > 1.2  # a 3 px half ring over textured hair
+    assert crowd.seam_energy(face_image, blurred, box) < 0.8
+
+
+def test_sface_knows_a_face_again_and_tells_different_people_apart(face_image, faces, blurred_crowd):
+    sface = SFace(threads=1)
+    lm = faces[0].landmarks
+    own = sface(face_image, lm)
+    brighter = sface(np.clip(face_image.astype(np.int16) + 20, 0, 255).astype(np.uint8), lm + 1.0)
+    mirrored = face_image[:, ::-1].copy()
+    w = face_image.shape[1]
+    lm_m = lm.copy()
+    lm_m[:, 0] = w - 1 - lm[:, 0]
+    lm_m = lm_m[[1, 0, 2, 4, 3]]
+    assert np.linalg.norm(own) == pytest.approx(1.0, abs=1e-5)
+    assert SFace.distance(own, brighter) < SFACE_SAME
+    assert SFace.distance(own, sface(mirrored, lm_m)) < SFACE_SAME
+    people = np.array(blurred_crowd.original.embeddings["sface"])  # different UTKFace people, in scenes
+    d = SFace.distance(people[:, None], people[None])
+    strangers = d[~np.eye(len(people), dtype=bool)]
+    assert np.mean(strangers > SFACE_SAME) > 0.9
+
+
+def test_head_turn_is_zero_for_a_frontal_face_and_signed_for_turned_ones():
+    frontal = TEMPLATE_LANDMARKS * 100
+    assert abs(head_turn(frontal)) < 0.01
+    turned = frontal.copy()
+    turned[2, 0] = frontal[1, 0]  # nose level with one eye: a profile
+    assert head_turn(turned) == pytest.approx(1.0, abs=0.02)
+    mirrored = frontal.copy()
+    mirrored[2, 0] = frontal[0, 0] + 0.25 * (frontal[1, 0] - frontal[0, 0])
+    assert head_turn(mirrored) == pytest.approx(-0.5, abs=0.02)
+    assert head_turn(np.zeros((5, 2))) == 1.0  # no eye line: treat as unservable
