@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgeanon.anonymize import classic, masks
+from edgeanon.anonymize import classic, masks, tone
 from edgeanon.anonymize.crops import MASK_SCALE, PASTE_INNER, CropRegion
 
 # Colour match: std ratios are kept within these bounds (a flat ring must not blow a face's contrast up).
@@ -64,8 +64,10 @@ def match_colour(face: np.ndarray, reference: np.ndarray, where: np.ndarray, per
     return (face - mu_f.astype(np.float32)) * gain + mu_r.astype(np.float32)
 
 
-def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray) -> np.ndarray:
-    """The generated crop (BGR uint8), grey where the original crop is grey, matched to it when COLOUR_MATCH is set.
+def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray,
+               skin: np.ndarray | None = None) -> np.ndarray:
+    """The generated crop (BGR uint8), grey where the original crop is grey, matched to it when COLOUR_MATCH is set,
+    its face moved to the CIELAB tone `skin` when given (tone.target, tone.shift).
 
     Done at the crop's 128 px, whatever the face's size in the frame (a per-channel gain and offset commutes
     with the paste's resampling).
@@ -75,6 +77,8 @@ def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray) -> n
         r = _elliptic_radius((0, 0, crop.shape[1], crop.shape[0]), box_in_crop, MASK_SCALE)
         out = match_colour(out, crop.astype(np.float32), (r >= RING[0]) & (r < RING[1]),
                            per_channel=COLOUR_MATCH == "channels")
+    if skin is not None:
+        out = tone.shift(out, box_in_crop, skin, MASK_SCALE)
     if is_grey(crop):
         out = np.repeat(cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)[:, :, None], 3, 2)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeanon.anonymize import blend, classic, crops
+from edgeanon.anonymize import blend, classic, crops, tone
 from edgeanon.inference import Backend, ModelError, open_backend
 from edgeanon.models import DEFAULT_GENERATOR
 
@@ -26,6 +26,11 @@ MAX_FACE = 4096
 # At least this share of the face box must lie inside the frame. The crop window may reach out of it by any
 # amount (a close-up): BORDER fills what lies outside.
 MIN_INSIDE = 0.5
+# Beyond this head turn (|crops.head_turn|: 0 frontal, 1 a profile) the classic fallback serves the face: the
+# generator draws frontal faces, and on turned heads it paints a smeared oval with a dark band over the eyes.
+# Looked at on wider-train tuning faces >= 40 px in bands of 0.15: up to 0.5 the faces hold, from 0.5 on
+# every one of the 15 looked at was a ghost (scripts.crowd_grid shows the same bands on laid-in faces).
+MAX_TURN = 0.5
 BORDER = "reflect"
 # Blur strength (samples across the face) of the cover under a generated face: it shows only where the
 # generated ellipse does not reach (hair, ears, the box's corners, the rest of the mask). The fallback's 4
@@ -45,6 +50,8 @@ GENERIC_LANDMARK_JITTER = 0.0
 # face, to soften identity cues it could copy (hair, ears, the face's edge); 0 = off. The blur is normalised
 # over the context alone, so no face pixel is smeared into it.
 CONTEXT_BLUR = 0.0
+# Where a generated face takes its skin tone from (edgeanon.anonymize.tone.SOURCES), or None: as generated.
+TONE = None
 
 
 def latent_for_seed(seed: int, size: int) -> np.ndarray:
@@ -58,7 +65,7 @@ class FaceGenerator:
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
                  max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
                  landmark_jitter: float | None = None, generic: bool = True, border: str = BORDER,
-                 context_blur: float = CONTEXT_BLUR):
+                 context_blur: float = CONTEXT_BLUR, tone_source: str | None = TONE, max_turn: float = MAX_TURN):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -67,6 +74,7 @@ class FaceGenerator:
         self.min_face = float(min_face)
         self.max_face = float(max_face)
         self.min_inside = float(min_inside)
+        self.max_turn = float(max_turn)
         self.max_batch = int(max_batch)
         if landmark_jitter is None:
             landmark_jitter = GENERIC_LANDMARK_JITTER if generic else DETECTED_LANDMARK_JITTER
@@ -78,6 +86,9 @@ class FaceGenerator:
         if not (np.isfinite(context_blur) and context_blur >= 0):
             raise ValueError(f"context blur must be a sigma >= 0, got {context_blur}")
         self.context_blur = float(context_blur)
+        if tone_source is not None and tone_source not in tone.SOURCES:
+            raise ValueError(f"unknown tone source {tone_source!r}: choose {', '.join(tone.SOURCES)}")
+        self.tone_source = tone_source
 
     @classmethod
     def from_path(cls, path: str | Path = DEFAULT_GENERATOR, backend: str = "auto", threads: int | None = None,
@@ -94,7 +105,7 @@ class FaceGenerator:
         return int(backend.metadata().get("latent", 32))
 
     def servable(self, image_shape: tuple[int, ...], face: Any) -> bool:
-        """Whether the generator can serve this face (size, landmarks, face box mostly inside the frame)."""
+        """Whether the generator can serve this face (size, landmarks, head turn, face box mostly inside the frame)."""
         box = np.asarray(face.box, dtype=np.float64)[:4]
         if not np.all(np.isfinite(box)):
             return False
@@ -102,6 +113,8 @@ class FaceGenerator:
         if not self.min_face <= side <= self.max_face:
             return False
         if not crops.landmarks_plausible(box, getattr(face, "landmarks", None)):
+            return False
+        if abs(crops.head_turn(face.landmarks)) > self.max_turn:
             return False
         h, w = image_shape[:2]
         ix = max(0.0, min(box[2], w) - max(box[0], 0.0))
@@ -124,7 +137,7 @@ class FaceGenerator:
         jobs = [i for i, face in enumerate(faces) if self.servable(image.shape, face)]
         if not jobs:
             return served
-        regions, conds, cut = [], [], []
+        regions, conds, cut, skins = [], [], [], []
         for i in jobs:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             landmarks = np.asarray(faces[i].landmarks, dtype=np.float64)
@@ -137,6 +150,7 @@ class FaceGenerator:
             region, crop, mask, heat = crops.crop_inputs(image, box, landmarks, border=self.border)
             regions.append(region)
             cut.append(crop)
+            skins.append(tone.target(image, box, self.tone_source, mask_scale) if self.tone_source else None)
             conds.append(crops.network_input(soften_context(crop, mask, self.context_blur), mask, heat))
         latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])
         condition = np.stack(conds)
@@ -149,7 +163,8 @@ class FaceGenerator:
         out = np.concatenate(outs)
         for k, i in enumerate(jobs):
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
-            face = blend.match_crop(crops.network_output_to_bgr(out[k]), cut[k], regions[k].box_to_crop(box))
+            face = blend.match_crop(crops.network_output_to_bgr(out[k]), cut[k], regions[k].box_to_crop(box),
+                                    skins[k])
             blend.composite(image, face, regions[k], box, mask_scale, mask_shape, feather, cells)
             served[i] = True
         return served

@@ -103,7 +103,8 @@ def _landmarks_for(box):
             [x1 + 0.35 * w, y1 + 0.8 * h], [x1 + 0.65 * w, y1 + 0.8 * h]]
 
 
-@pytest.mark.parametrize("case", ["tiny", "no_landmarks", "absurd_landmarks", "outside_frame", "nan_box"])
+@pytest.mark.parametrize("case", ["tiny", "no_landmarks", "absurd_landmarks", "outside_frame", "nan_box",
+                                  "turned_head"])
 def test_unservable_faces_return_false_and_stay_untouched(face_image, faces, generator, case):
     real = faces[0]
     if case == "tiny":
@@ -113,6 +114,10 @@ def test_unservable_faces_return_false_and_stay_untouched(face_image, faces, gen
         face = Detection(real.box, real.score, None)
     elif case == "absurd_landmarks":
         face = Detection(real.box, real.score, real.landmarks[::-1] + [0, 400])
+    elif case == "turned_head":  # the nose level with one eye: a profile, beyond what the generator draws
+        turned = real.landmarks.copy()
+        turned[2, 0] = turned[1, 0]
+        face = Detection(real.box, real.score, turned)
     elif case == "outside_frame":
         h, w = face_image.shape[:2]
         box = [w - 20, h - 20, w + 100, h + 120]

@@ -1,0 +1,71 @@
+"""Runtime variants of the generator, paired against the shipped settings on the crowd measures.
+
+    .venv/bin/python -m scripts.gan_variants --data ../shared/data --limit 300 \\
+        --variant tone_source=surround --variant tone_source=face
+
+Each `--variant KEY=VALUE[,KEY=VALUE]` is a FaceGenerator keyword setting (edgeanon/anonymize/gan.py); every
+variant and the shipped settings ("gan") anonymize the same faces with the same seeds (export.eval.crowd, the
+tuning split unless --split held), and the report gives each one's values and its paired difference to "gan",
+with 95% bootstrap intervals. `--blur` adds the blur row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from export.eval import crowd
+
+
+def parse_variant(text: str) -> dict:
+    """'tone_source=face,max_turn=0.5' -> {'tone_source': 'face', 'max_turn': 0.5} (numbers where they parse)."""
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if value.lower() == "none":
+            out[key] = None
+            continue
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=300)
+    p.add_argument("--split", default="tune")
+    p.add_argument("--variant", action="append", default=[])
+    p.add_argument("--blur", action="store_true")
+    p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    anonymizers = {}
+    for text in args.variant:
+        gen = FaceGenerator.from_path(args.generator, backend="ort", threads=1, **parse_variant(text))
+        anonymizers[text] = Anonymizer("gan", generator=gen)
+    if args.blur:
+        anonymizers["blur"] = Anonymizer("blur")
+    # Last, so that every paired difference reads "variant - gan".
+    anonymizers["gan"] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, backend="ort", threads=1))
+    _, seen = crowd.collect(args.data, DEFAULT_DETECTOR, anonymizers, args.limit, args.split, threads=1)
+    stats = crowd.bootstrap({m: seen.per_face(m) for m in anonymizers}, seen.groups())
+    stats["paired"] = {k: v for k, v in stats["paired"].items() if k.endswith(" - gan")}
+    print(f"faces: {len(seen.names)} ({args.split} split); paired differences against the shipped settings")
+    print(crowd.format_report(stats))
+    for m in anonymizers:
+        print(f"{m}: served by head turn: {crowd.served_by_turn(seen, m)}")
+    if args.json:
+        args.json.write_text(json.dumps({"faces": len(seen.names), "stats": stats}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
