@@ -23,12 +23,16 @@ from export.eval import crowd
 
 
 def parse_variant(text: str) -> dict:
-    """'tone_source=face,max_turn=0.5' -> {'tone_source': 'face', 'max_turn': 0.5} (numbers where they parse)."""
+    """'tone_source=face,max_turn=0.5,paste_rim=1:1.2' -> {'tone_source': 'face', 'max_turn': 0.5,
+    'paste_rim': (1.0, 1.2)} (numbers where they parse)."""
     out = {}
     for part in text.split(","):
         key, _, value = part.partition("=")
         if value.lower() == "none":
             out[key] = None
+            continue
+        if ":" in value:  # a pair, e.g. paste_rim=1.0:1.2
+            out[key] = tuple(float(v) for v in value.split(":"))
             continue
         try:
             out[key] = float(value)

@@ -130,8 +130,13 @@ def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: 
 
 def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: np.ndarray,
               mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
-              feather: float = classic.DEFAULT_FEATHER, cells: int = classic.BLUR_CELLS) -> None:
-    """Put one generated crop (BGR uint8, region's size, colour-matched: match_crop) into `image` in place."""
+              feather: float = classic.DEFAULT_FEATHER, cells: int = classic.BLUR_CELLS,
+              rim: tuple[float, float] = (PASTE_INNER, MASK_SCALE)) -> None:
+    """Put one generated crop (BGR uint8, region's size, colour-matched: match_crop) into `image` in place.
+
+    The crop is opaque out to `rim[0]` and gone at `rim[1]` (radii of the box's ellipse; `rim[1]` at most
+    MASK_SCALE, where the generator's own output ends).
+    """
     box = np.asarray(box, dtype=np.float64)[:4]
     h, w = image.shape[:2]
     cover = masks.scale_box(box, mask_scale)
@@ -163,9 +168,10 @@ def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: 
     gen = cv2.warpAffine(face_bgr, m, (x2 - x1, y2 - y1), flags=cv2.INTER_CUBIC,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
-    # 3. Multi-band blend: opaque within PASTE_INNER, reaching zero at the generated ellipse's rim.
-    r = _elliptic_radius(window, box, MASK_SCALE)
-    alpha = np.clip((1.0 - r) / (1.0 - PASTE_INNER / MASK_SCALE), 0.0, 1.0)
+    # 3. Multi-band blend: opaque within rim[0], reaching zero at rim[1].
+    inner, outer = min(rim[0], MASK_SCALE), min(rim[1], MASK_SCALE)
+    r = _elliptic_radius(window, box, outer)
+    alpha = np.clip((1.0 - r) / max(1.0 - inner / outer, 1e-3), 0.0, 1.0)
     out = cv2.add(base, blend_difference(cv2.subtract(gen, base), alpha))
     # Outside the cover and the generated ellipse nothing changes (the pyramid's widest band may spread).
     keep = cv2.merge([np.maximum(alpha, cover_weight)] * 3)

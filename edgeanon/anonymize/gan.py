@@ -50,6 +50,10 @@ GENERIC_LANDMARK_JITTER = 0.0
 # face, to soften identity cues it could copy (hair, ears, the face's edge); 0 = off. The blur is normalised
 # over the context alone, so no face pixel is smeared into it.
 CONTEXT_BLUR = 0.0
+# The generated face is pasted opaque out to the first radius (of the box's ellipse) and gone at the second.
+# The generator draws an outline along the rim of its ellipse (crops.MASK_SCALE, 1.3): a halo at the jaw and
+# a dotted band along the top, where its output meets the context it was given.
+PASTE_RIM = (crops.PASTE_INNER, crops.MASK_SCALE)
 # Where a generated face takes its skin tone from (edgeanon.anonymize.tone.SOURCES), or None: as generated.
 TONE = None
 
@@ -65,7 +69,8 @@ class FaceGenerator:
     def __init__(self, backend_or_path: Backend | str | Path, min_face: float = MIN_FACE,
                  max_face: float = MAX_FACE, min_inside: float = MIN_INSIDE, max_batch: int = MAX_BATCH,
                  landmark_jitter: float | None = None, generic: bool = True, border: str = BORDER,
-                 context_blur: float = CONTEXT_BLUR, tone_source: str | None = TONE, max_turn: float = MAX_TURN):
+                 context_blur: float = CONTEXT_BLUR, tone_source: str | None = TONE, max_turn: float = MAX_TURN,
+                 paste_rim: tuple[float, float] = PASTE_RIM):
         backend = open_backend(backend_or_path) if isinstance(backend_or_path, (str, Path)) else backend_or_path
         if backend.input_names[:2] != ["condition", "latent"] or not backend.output_names:
             raise ModelError(f"{backend.path}: not a face generator model (inputs {backend.input_names})")
@@ -75,6 +80,9 @@ class FaceGenerator:
         self.max_face = float(max_face)
         self.min_inside = float(min_inside)
         self.max_turn = float(max_turn)
+        if not 0 < paste_rim[0] < paste_rim[1] <= crops.MASK_SCALE:
+            raise ValueError(f"paste rim {paste_rim}: need 0 < inner < outer <= {crops.MASK_SCALE}")
+        self.paste_rim = (float(paste_rim[0]), float(paste_rim[1]))
         self.max_batch = int(max_batch)
         if landmark_jitter is None:
             landmark_jitter = GENERIC_LANDMARK_JITTER if generic else DETECTED_LANDMARK_JITTER
@@ -165,7 +173,7 @@ class FaceGenerator:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             face = blend.match_crop(crops.network_output_to_bgr(out[k]), cut[k], regions[k].box_to_crop(box),
                                     skins[k])
-            blend.composite(image, face, regions[k], box, mask_scale, mask_shape, feather, cells)
+            blend.composite(image, face, regions[k], box, mask_scale, mask_shape, feather, cells, self.paste_rim)
             served[i] = True
         return served
 

@@ -22,8 +22,9 @@ import numpy as np
 SOURCES = ("surround", "face")
 # The surround ring: radii of the anonymizer's mask ellipse (1 = its rim).
 RING = (1.0, 1.45)
-# Skin-coloured pixels (YCrCb, a permissive rule that keeps dark skin): Cr and Cb ranges, and Y above SKIN_Y.
-SKIN_CR, SKIN_CB, SKIN_Y = (133, 180), (77, 135), 25
+# Skin-coloured pixels in CIELAB, light and dark skin alike: reddish-yellow (a*, b* within these ranges, b* at
+# least SKIN_HUE a*), not near-black. A grey or pinkish-grey backdrop (a*, b* under 5) is not skin.
+SKIN_L, SKIN_A, SKIN_B, SKIN_HUE = 12.0, (5.0, 32.0), (6.0, 40.0), 0.5
 # The surround gives a target only with at least this many skin pixels making this share of the ring.
 MIN_SKIN_PIXELS, MIN_SKIN_SHARE = 24, 0.08
 # The face's own skin: its box ellipse shrunk to this radius (cheeks, nose, forehead; little hair or background).
@@ -42,17 +43,21 @@ def _radius(shape: tuple[int, int], box: np.ndarray, scale: float, origin: tuple
     return np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
 
 
-def skin_pixels(bgr: np.ndarray) -> np.ndarray:
-    """Boolean mask of skin-coloured pixels."""
-    ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
-    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    return (y > SKIN_Y) & (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
+def lab_of(bgr: np.ndarray) -> np.ndarray:
+    """CIELAB (L* 0-100, a*, b*) of a BGR uint8 image, float32."""
+    return cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+
+
+def skin_pixels(lab: np.ndarray) -> np.ndarray:
+    """Boolean mask of skin-coloured pixels of a CIELAB image."""
+    lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    return ((lightness > SKIN_L) & (a >= SKIN_A[0]) & (a <= SKIN_A[1]) & (b >= SKIN_B[0]) & (b <= SKIN_B[1])
+            & (b >= SKIN_HUE * a))
 
 
 def median_lab(bgr: np.ndarray, where: np.ndarray) -> np.ndarray:
     """Median CIELAB (L* 0-100, a*, b*) of `bgr` (uint8) over `where`."""
-    lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    return np.median(lab[where], axis=0).astype(np.float32)
+    return np.median(lab_of(bgr)[where], axis=0).astype(np.float32)
 
 
 def target(image: np.ndarray, box: np.ndarray, source: str, mask_scale: float) -> np.ndarray | None:
@@ -68,19 +73,19 @@ def target(image: np.ndarray, box: np.ndarray, source: str, mask_scale: float) -
     wx2, wy2 = min(w, int(np.ceil(cx + hx))), min(h, int(np.ceil(cy + hy)))
     if wx2 - wx1 < 2 or wy2 - wy1 < 2:
         return None
-    window = np.ascontiguousarray(image[wy1:wy2, wx1:wx2])
+    lab = lab_of(np.ascontiguousarray(image[wy1:wy2, wx1:wx2]))
     if source == "face":
-        r = _radius(window.shape[:2], box, 1.0, (wx1, wy1))
+        r = _radius(lab.shape[:2], box, 1.0, (wx1, wy1))
         inside = r < FACE_RADIUS
-        skin = inside & skin_pixels(window)
+        skin = inside & skin_pixels(lab)
         where = skin if skin.sum() >= MIN_SKIN_PIXELS else inside
-        return median_lab(window, where) if where.any() else None
-    r = _radius(window.shape[:2], box, mask_scale, (wx1, wy1))
+        return np.median(lab[where], axis=0).astype(np.float32) if where.any() else None
+    r = _radius(lab.shape[:2], box, mask_scale, (wx1, wy1))
     ring = (r >= RING[0]) & (r < RING[1])
-    skin = ring & skin_pixels(window)
+    skin = ring & skin_pixels(lab)
     if skin.sum() < MIN_SKIN_PIXELS or skin.sum() < MIN_SKIN_SHARE * max(ring.sum(), 1):
         return None
-    return median_lab(window, skin)
+    return np.median(lab[skin], axis=0).astype(np.float32)
 
 
 def shift(face: np.ndarray, box_in_crop: np.ndarray, tone: np.ndarray, scale: float,
@@ -90,8 +95,7 @@ def shift(face: np.ndarray, box_in_crop: np.ndarray, tone: np.ndarray, scale: fl
     The face's colour is measured inside its box ellipse (FACE_RADIUS) and the offset is applied inside the
     generated ellipse (`scale` x box), fading out over its outer fifth; the context is untouched.
     """
-    crop = np.clip(face, 0, 255)
-    lab = cv2.cvtColor(crop / 255.0, cv2.COLOR_BGR2LAB)
+    lab = cv2.cvtColor(np.clip(face, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
     r_face = _radius(face.shape[:2], box_in_crop, 1.0)
     inside = r_face < FACE_RADIUS
     if not inside.any():
@@ -101,4 +105,5 @@ def shift(face: np.ndarray, box_in_crop: np.ndarray, tone: np.ndarray, scale: fl
     weight = np.clip((1.0 - r) / 0.2, 0.0, 1.0)[:, :, None]
     lab = lab + offset[None, None, :] * weight
     lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
-    return cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2BGR) * 255.0
+    moved = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2BGR) * 255.0
+    return np.where(weight > 0, moved, face).astype(np.float32)  # no round-trip error outside the face
