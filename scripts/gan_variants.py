@@ -5,7 +5,7 @@
 
 Each `--variant KEY=VALUE[,KEY=VALUE]` is a FaceGenerator keyword setting (edgeanon/anonymize/gan.py); every
 variant and the shipped settings ("gan") anonymize the same faces with the same seeds (export.eval.crowd, the
-tuning split unless --split held), and the report gives each one's values and its paired difference to "gan",
+tuning split unless --split holdout), and the report gives each one's values and its paired difference to "gan",
 with 95% bootstrap intervals. `--blur` adds the blur row.
 """
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--limit", type=int, default=300)
-    p.add_argument("--split", default="tune")
+    p.add_argument("--split", default="tune", help="tune (default) or holdout")
     p.add_argument("--variant", action="append", default=[])
     p.add_argument("--blur", action="store_true")
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)

@@ -72,7 +72,10 @@ class Verdict:
 
 
 def compare(committed: float, candidate: float, higher_is_better: bool) -> str:
-    """'better', 'same' or 'worse' for the candidate; a missing (NaN) value is 'worse'."""
+    """'better', 'same' or 'worse' for the candidate; a missing (NaN) value is 'worse', unless both miss it (a
+    correlation over too few faces, a tone group with no face): then 'same'."""
+    if not (math.isfinite(committed) or math.isfinite(candidate)):
+        return "same"
     if not (math.isfinite(committed) and math.isfinite(candidate)):
         return "worse"
     if candidate == committed:

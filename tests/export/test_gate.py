@@ -48,6 +48,12 @@ def test_any_worse_measure_keeps_the_committed_weights_and_names_it(key, value):
     assert verdict.reason == f"worse: {name}"
 
 
+def test_a_measure_both_weights_miss_is_a_tie_and_only_the_candidate_missing_it_is_worse():
+    both = decide({**BASE, "tone_r": math.nan}, {**BASE, "tone_r": math.nan, "seam": 0.3})
+    assert both.promote and both.outcome["tone_r"] == "same"
+    assert decide({**BASE, "tone_r": math.nan}, {**BETTER}).outcome["tone_r"] == "worse"
+
+
 def test_the_table_shows_both_values_and_the_outcome_of_each_measure():
     candidate = {**BASE, "identity_share": 0.08}
     text = table(BASE, candidate, decide(BASE, candidate))
