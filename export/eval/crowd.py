@@ -14,6 +14,10 @@ export.eval.sface):
   threshold) minus the share taken for a look-alike stranger (same gender and race, age within 5 years:
   `identity.lookalike_pairs`); beside it, how often one real look-alike is taken for another (the
   recognizer's own false-match rate on these faces), and rank-1 re-identification over chance (1.0 = chance);
+- diversity across seeds (`--seeds`, gan methods): each laid-in face anonymized alone twice, with two seeds
+  (track ids); the recognizer distance between the two outputs over the mean distance between the outputs
+  of different people (1.0: a new track gets as different a face as another person would; 0: the latent
+  does nothing);
 - seam: gradient energy (Sobel magnitude squared, grey) of the output over the original's in the band where
   the generated face is blended in (box ellipse radii SEAM_BAND); a dotted ring raises it, a blur lowers it.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +38,9 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize.crops import head_turn
+from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
+from edgeanon.tracker import Track
 from export.eval import incontext
 from export.eval.identity import SAME_PERSON, demographics, lookalike_pairs
 from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
@@ -124,6 +131,9 @@ class Faces:
     seam: list[float] = field(default_factory=list)
     served: list[str] = field(default_factory=list)
     embeddings: dict[str, list[np.ndarray]] = field(default_factory=lambda: {r: [] for r in RECOGNIZERS})
+    # Per face, the distance between two outputs of the face alone under two seeds (collect's `seeds`; empty
+    # when not asked for; NaN where the generator did not serve it).
+    reseeded: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RECOGNIZERS})
 
 
 @dataclass
@@ -151,6 +161,8 @@ class Crowd:
             # Each face's mean distance to every other face, outputs among themselves and originals likewise.
             values[f"{rec}_spread_out"] = (distances(a, a, rec) * off).sum(1) / max(n - 1, 1)
             values[f"{rec}_spread_orig"] = (distances(o, o, rec) * off).sum(1) / max(n - 1, 1)
+            if len(out.reseeded[rec]) == n:
+                values[f"{rec}_seed_distance"] = np.array(out.reseeded[rec])
             # Per face: matches of its output to its look-alikes' originals, and of its original to theirs.
             hits, real, count = np.zeros(n), np.zeros(n), np.zeros(n)
             d_oo = distances(o, o, rec)
@@ -182,6 +194,9 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
     for rec in RECOGNIZERS:
         spread = max(float(v[f"{rec}_spread_orig"][idx].mean()), 1e-9)
         s[f"{rec}_diversity"] = float(v[f"{rec}_spread_out"][idx].mean()) / spread
+        if f"{rec}_seed_distance" in v:
+            s[f"{rec}_seed_diversity"] = float(np.nanmean(v[f"{rec}_seed_distance"][idx])) / max(
+                float(v[f"{rec}_spread_out"][idx].mean()), 1e-9)
         s[f"{rec}_own"] = float(v[f"{rec}_own"][idx].mean())
         s[f"{rec}_stranger"] = float(v[f"{rec}_stranger_hits"][idx].sum() / pairs)
         s[f"{rec}_gap"] = s[f"{rec}_own"] - s[f"{rec}_stranger"]
@@ -217,15 +232,17 @@ def bootstrap(per_face: dict[str, dict[str, np.ndarray]], race: np.ndarray, reps
             out["paired"][f"{a} - {b}"] = {
                 k: {"value": point[a][k] - point[b][k], "ci": interval([da[k] - db[k] for da, db in
                                                                         zip(draws[a], draws[b], strict=True)])}
-                for k in point[a]}
+                for k in point[a] if k in point[b]}
     return out
 
 
 def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: str, threads: int | None = None,
-            progress: bool = True) -> tuple[incontext.InContext, Crowd]:
-    """Run `incontext.evaluate` and measure tone, seams and both recognizers' embeddings on every laid-in face."""
+            progress: bool = True, seeds: bool = False) -> tuple[incontext.InContext, Crowd]:
+    """Run `incontext.evaluate` and measure tone, seams and both recognizers' embeddings on every laid-in face;
+    with `seeds`, also each gan method's output for the laid-in face alone under another seed."""
     crowd = Crowd(methods={m: Faces() for m in anonymizers})
     sface = SFace(threads)
+    dlib_embed = incontext.Embedder() if seeds else None
 
     def observe(face: incontext.LaidFace) -> None:
         crowd.names.append(face.name)
@@ -238,6 +255,24 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
             faces.seam.append(seam_energy(face.image, image, face.box))
             faces.served.append(served)
             faces.embeddings["sface"].append(sface(image, face.landmarks))
+        for m, anonymizer in anonymizers.items():
+            if seeds and anonymizer.method == "gan":
+                # The laid-in face alone, twice, with two seeds: only the latent differs between the two.
+                pair = []
+                for k in (1, 2):
+                    work = face.image.copy()
+                    track = Track(zlib.crc32(f"{face.name}:seed{k}".encode()) & 0x7FFFFFFF, face.box,
+                                  face.landmarks, 1.0, True)
+                    served = anonymizer.redact(Frame(0, 0.0, work), [track]).faces[0].method
+                    pair.append((work, served))
+                if all(served == "gan" for _, served in pair):
+                    for rec, embed in (("dlib", lambda im: dlib_embed(im, face.box)),
+                                       ("sface", lambda im: sface(im, face.landmarks))):
+                        a, b = (embed(work) for work, _ in pair)
+                        crowd.methods[m].reseeded[rec].append(float(distances(a[None], b[None], rec)[0, 0]))
+                else:  # not served by the generator at these landmarks: no latent to compare
+                    for rec in RECOGNIZERS:
+                        crowd.methods[m].reseeded[rec].append(float("nan"))
 
     ctx = incontext.evaluate(data, detector, anonymizers, limit, split, threads, progress, observe=observe)
     # dlib's embeddings: incontext made them already, one per observed face, in the same order.
@@ -274,6 +309,8 @@ def register(subparsers) -> None:
     add_generator_split_option(p)
     p.set_defaults(split=TUNE)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--seeds", action="store_true",
+                   help="also anonymize each face with a second seed (gan): diversity across seeds")
     p.add_argument("--json", type=Path, help="also write the results (and per-face values) as JSON here")
     p.set_defaults(func=run)
 
@@ -282,6 +319,7 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("dita_worst", "tone: wors
     (f"dita_{g}", f"  |dITA| median, {g}", "{:.1f}") for g in RACES] + [
     row for rec in RECOGNIZERS for row in (
         (f"{rec}_diversity", f"{rec}: diversity", "{:.3f}"),
+        (f"{rec}_seed_diversity", f"{rec}: diversity across seeds", "{:.3f}"),
         (f"{rec}_gap", f"{rec}: own - stranger share", "{:+.4f}"),
         (f"{rec}_own", f"{rec}:   own person share", "{:.4f}"),
         (f"{rec}_stranger", f"{rec}:   look-alike stranger share", "{:.4f}"),
@@ -295,10 +333,15 @@ def format_report(stats: dict) -> str:
     lines = [f"{'measure':<36}" + "".join(f"{m + ' (95% CI)':>30}" for m in methods)
              + "".join(f"{p + ' (95% CI)':>34}" for p in stats["paired"])]
     for key, name, fmt in ROWS:
+        if not any(key in stats["methods"][m] for m in methods):
+            continue
         cells = []
         for block, width in [(stats["methods"][m], 30) for m in methods] + [
                 (stats["paired"][p], 34) for p in stats["paired"]]:
-            v = block[key]
+            v = block.get(key)
+            if v is None:
+                cells.append("-".rjust(width))
+                continue
             cells.append(f"{fmt.format(v['value'])} ({fmt.format(v['ci'][0])}, {fmt.format(v['ci'][1])})".rjust(width))
         lines.append(f"{name:<36}" + "".join(cells))
     return "\n".join(lines)
@@ -313,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s: not found (set --data)", missing)
         return 2
     _, crowd = collect(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split,
-                       args.threads)
+                       args.threads, seeds=args.seeds)
     race = crowd.groups()
     stats = bootstrap({m: crowd.per_face(m) for m in methods}, race)
     part = "held-back" if args.split == HOLDOUT else "tuning"

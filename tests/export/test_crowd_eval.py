@@ -133,3 +133,17 @@ def test_head_turn_is_zero_for_a_frontal_face_and_signed_for_turned_ones():
     mirrored[2, 0] = frontal[0, 0] + 0.25 * (frontal[1, 0] - frontal[0, 0])
     assert head_turn(mirrored) == pytest.approx(-0.5, abs=0.02)
     assert head_turn(np.zeros((5, 2))) == 1.0  # no eye line: treat as unservable
+
+
+def test_diversity_across_seeds_is_the_seed_distance_over_the_spread_between_people(blurred_crowd):
+    n = len(blurred_crowd.names)
+    spread = crowd.summary(blurred_crowd.per_face("blur"), blurred_crowd.groups(), np.arange(n))
+    faces = copy.copy(blurred_crowd.methods["blur"])
+    # Two seeds as far apart as the outputs of two different people are, on average: diversity 1.
+    mean_spread = float(blurred_crowd.per_face("blur")["dlib_spread_out"].mean())
+    faces.reseeded = {"dlib": [mean_spread] * (n - 1) + [float("nan")], "sface": [0.0] * n}
+    seen = with_output(blurred_crowd, "reseeded", faces)
+    s = crowd.summary(seen.per_face("reseeded"), seen.groups(), np.arange(n))
+    assert s["dlib_seed_diversity"] == pytest.approx(1.0)  # a face the generator did not serve is left out
+    assert s["sface_seed_diversity"] == 0.0  # the latent changes nothing
+    assert "dlib_seed_diversity" not in spread  # only where it was measured
