@@ -115,7 +115,7 @@ def test_pip_install_gives_a_working_cli_without_torch(tmp_path, face_image):
             f"assert edgeanon.__file__.startswith({str(target)!r}), edgeanon.__file__\n"
             "print(m.MODELS_DIR)\n"
             "from edgeanon.cli import main\n"
-            "sys.exit(main(['anonymize', 'photo.jpg', '-o', 'out']))")
+            "sys.exit(main(['anonymize', 'photo.jpg', '-o', 'out', '--method', 'gan']))")
     env = {k: v for k, v in os.environ.items() if k not in ("EDGEANON_MODELS", "PYTHONPATH")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**env, "PYTHONPATH": str(target)})
