@@ -76,12 +76,11 @@ def run_daemon(clip: Path, broker: Broker, method: str, scale: float, workdir: P
         while proc.poll() is None:
             peak = max(peak, peak_rss_mb(proc.pid) or 0.0)
             time.sleep(0.2)
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
-    collector.close()
+    received = collector.finish(settle=0.0)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:]
         return {"name": f"edgeanon run {method} x{scale}", "error": tail[0] if tail else f"exit {proc.returncode}"}
-    final = next(s for s in reversed(collector.received.stats) if s.get("final"))
+    final = received.final()
     fallbacks = final["fallbacks"]
     return {
         "name": f"edgeanon run, {method}, detect at {'auto' if scale == 0 else f'x{scale}'}",

@@ -108,6 +108,14 @@ class Received:
     available_topics: list[str] = field(default_factory=list)  # the topic of each (which camera)
     other: list[tuple[str, bytes]] = field(default_factory=list)
 
+    def finals(self) -> list[dict]:
+        """The final stats messages (one per camera that ended), in arrival order."""
+        return [s for s in self.stats if s.get("final")]
+
+    def final(self) -> dict:
+        """The last final stats message (IndexError when none arrived)."""
+        return self.finals()[-1]
+
 
 class Collector:
     """Subscribes to <prefix>/<camera>/# and keeps everything that arrives, in order."""
@@ -171,6 +179,14 @@ class Collector:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+    def finish(self, cameras: int = 1, timeout: float = 10.0, settle: float = 0.3) -> Received:
+        """After the daemon ended: wait for `cameras` final stats, let late messages land, close, and return
+        what arrived (the caller asserts on it; a missing final stats shows there)."""
+        self.wait_for(lambda r: len(r.finals()) >= cameras, timeout)
+        time.sleep(settle)
+        self.close()
+        return self.received
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeanon.atomic import atomic_path
 from edgeanon.config import MAX_PIXELS
 from edgeanon.image_header import image_size
 
@@ -76,6 +77,18 @@ def load_image(path: str | Path) -> np.ndarray:
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise ImageError(f"{path}: {image.shape[1]}x{image.shape[0]} is larger than {MAX_PIXELS} pixels")
     return to_bgr8(image)
+
+
+def save_image(target: Path, image: np.ndarray, suffix: str) -> None:
+    """Encode `image` as `suffix` (".jpg", ".png", ...) and write it atomically, or ImageError naming the file."""
+    ok, data = cv2.imencode(suffix, image)
+    if not ok:
+        raise ImageError(f"{target}: cannot encode the image as {suffix}")
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data.tobytes())
+    except OSError as exc:
+        raise ImageError(f"{target}: cannot write ({exc.strerror})") from exc
 
 
 def _decode(data: np.ndarray, jpeg: bool) -> tuple[np.ndarray | None, bytes]:

@@ -10,7 +10,6 @@ import math
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -18,6 +17,7 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.boxmarks import THRESHOLD as BOX_THRESHOLD
 from edgeanon.anonymize.boxmarks import BoxLandmarks
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
+from edgeanon.commands.user_errors import UserError, reporting, say
 from edgeanon.config import THREADS_MAX, ConfigError, ModelConfig, PlatesConfig
 from edgeanon.config import model_config as model_config_from
 from edgeanon.defaults import (
@@ -36,7 +36,7 @@ from edgeanon.defaults import (
 )
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
-from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
+from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inputs import Input, InputError, collect, skipped_warning
 from edgeanon.models import detector_path, generator_path, resolve_method
@@ -76,10 +76,6 @@ upright, after its EXIF orientation (and a video's rotation) is applied. Boxes r
 clamped; inverted or malformed boxes are rejected; an input without an entry is an error (nothing is written for
 it). With gan, the detector looks inside each box for the face's landmarks; where it finds none, a generic face is
 placed in the box."""
-
-
-class UserError(Exception):
-    """A mistake the user can fix; reported as one line."""
 
 
 # The options that set the chain, by the [model] key each one sets: the CLI builds the daemon's ModelConfig,
@@ -163,14 +159,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
 def _run(args: argparse.Namespace) -> int:
     model = model_config(args)
     check_outputs_and_limits(args)
@@ -178,7 +166,9 @@ def _run(args: argparse.Namespace) -> int:
         found = collect(args.inputs, IMAGE_SUFFIXES | VIDEO_SUFFIXES, recursive=args.recursive)
     except InputError as exc:
         raise UserError(str(exc)) from exc
-    for line in [f"error: {p}" for p in found.problems] + skipped_warning(found):
+    for problem in found.problems:
+        say("anonymize", problem)
+    for line in skipped_warning(found):
         print(line, file=sys.stderr)
     inputs, failures = found.files, len(found.problems)
     files = [item.path for item in inputs]
@@ -238,7 +228,7 @@ def _run(args: argparse.Namespace) -> int:
         except (UserError, ImageError, VideoError, ModelError) as exc:  # ModelError: a detector fault, nothing written
             if bar is not None:
                 bar.clear()
-            print(f"error: {path}: {exc}" if isinstance(exc, ModelError) else f"error: {exc}", file=sys.stderr)
+            say("anonymize", f"{path}: {exc}" if isinstance(exc, ModelError) else str(exc))
             tally.error(path, str(exc))
             failures += 1
     if bar is not None:
@@ -249,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
             with atomic_path(args.report) as tmp:
                 tmp.write_text(json.dumps(tally.report(), indent=1))
         except OSError as exc:
-            print(f"error: --report {args.report}: cannot write ({exc.strerror})", file=sys.stderr)
+            say("anonymize", f"--report {args.report}: cannot write ({exc.strerror})")
             failures += 1
     named = len(inputs) + len(found.problems)
     failed = len(found.problems) + sum(1 for entry in tally.files.values() if "error" in entry)
@@ -258,6 +248,9 @@ def _run(args: argparse.Namespace) -> int:
               + (f"the other {named - failed} were written to {args.output}" if failed < named
                  else "nothing was written"), file=sys.stderr)
     return 1 if failures else 0
+
+
+run = reporting("anonymize", _run)
 
 
 def check_outputs_and_limits(args: argparse.Namespace) -> None:
@@ -387,14 +380,7 @@ def anonymize_image(item: Input, target: Path, chain, tally: Tally | None = None
         chain.reset()
     redacted = chain.process(Frame(0, 0.0, image))
     suffix = target.suffix.lower() if target.suffix.lower() in IMAGE_SUFFIXES else ".png"
-    ok, data = cv2.imencode(suffix, redacted.image)
-    if not ok:
-        raise UserError(f"{target}: cannot encode the image as {suffix}")
-    try:
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data.tobytes())
-    except OSError as exc:
-        raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
+    save_image(target, redacted.image, suffix)
     if tally is not None:
         tally.add(path, redacted, _sources(chain, redacted))
 

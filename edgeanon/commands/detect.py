@@ -13,10 +13,11 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
+from edgeanon.commands.user_errors import UserError, reporting, say
 from edgeanon.defaults import PLATE_THRESHOLD
 from edgeanon.detector import DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, FaceDetector
 from edgeanon.frames import Detection
-from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image
+from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inputs import InputError, collect, skipped_warning
 from edgeanon.models import DEFAULT_PLATES, default_detector
@@ -41,30 +42,6 @@ def draw(image: np.ndarray, faces: list[Detection], plates: list[Detection] = ()
     return out
 
 
-class UserError(Exception):
-    """A mistake the user can fix; reported as one line."""
-
-
-def save_drawing(target: Path, image: np.ndarray) -> None:
-    """Write one drawing (JPEG), or UserError naming the file."""
-    ok, data = cv2.imencode(".jpg", image)
-    if not ok:
-        raise UserError(f"{target}: cannot encode the drawing")
-    try:
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data.tobytes())
-    except OSError as exc:
-        raise UserError(f"{target}: cannot write ({exc.strerror})") from exc
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UserError as exc:
-        print(f"edgeanon detect: {exc}", file=sys.stderr)
-        return 2
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.json not in (None, "-"):
         problem = target_problem(args.json)
@@ -77,7 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         found = collect(args.inputs, IMAGE_SUFFIXES, recursive=args.recursive)
     except InputError as exc:
         raise UserError(str(exc)) from exc
-    for line in [f"edgeanon detect: {p}" for p in found.problems] + skipped_warning(found):
+    for problem in found.problems:
+        say("detect", problem)
+    for line in skipped_warning(found):
         print(line, file=sys.stderr)
     if not found.files:
         raise UserError("no images found in the given inputs")
@@ -101,10 +80,9 @@ def _run(args: argparse.Namespace) -> int:
             faces = detector.detect(image)
             found_plates = plates.detect(image) if plates is not None else []
             if args.draw:
-                save_drawing(Path(args.draw) / f"{item.name}.faces.jpg", draw(image, faces, found_plates))
+                save_image(Path(args.draw) / f"{item.name}.faces.jpg", draw(image, faces, found_plates), ".jpg")
         except (ImageError, UserError, ModelError) as exc:
-            print(f"edgeanon detect: {item.path}: {exc}" if isinstance(exc, ModelError)
-                  else f"edgeanon detect: {exc}", file=sys.stderr)
+            say("detect", f"{item.path}: {exc}" if isinstance(exc, ModelError) else str(exc))
             failures += 1
             continue
         results[item.name] = [face.to_json() for face in faces] + [{**p.to_json(), "kind": "plate"}
@@ -123,6 +101,9 @@ def _run(args: argparse.Namespace) -> int:
     log.info("%d faces%s in %d images (%d unreadable)", faces_total,
              f" and {plates_total} plates" if plates is not None else "", len(results), failures)
     return 1 if failures else 0
+
+
+run = reporting("detect", _run)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

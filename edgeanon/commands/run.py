@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 from pathlib import Path
 
+from edgeanon.commands.user_errors import say
 from edgeanon.config import Config, ConfigError, cameras_of, load_config
 from edgeanon.coredump import core_settings, disable_core_dumps
 from edgeanon.defaults import METHODS
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, _overrides(args))
     except ConfigError as exc:
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         return 2
     report_core_dumps(core_problems)
     return run_device(cfg) if cfg.cameras else run_daemon(cfg)
@@ -134,7 +134,7 @@ def run_device(cfg: Config) -> int:
             parse_uri(c.source.uri, c.source)
             open_publisher(c)
     except (PublishError, SourceError) as exc:
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         return 2
     notifier = Notifier()
     notifier.status("loading models")
@@ -146,7 +146,7 @@ def run_device(cfg: Config) -> int:
                      [c.pipeline.target_fps for c in cameras_cfg], [c.camera_id for c in cameras_cfg],
                      max_batch=shared[0].max_batch)
     except (ModelError, ValueError) as exc:
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         return 1
 
     def device_stats() -> dict:
@@ -165,7 +165,7 @@ def run_device(cfg: Config) -> int:
     try:
         return device[0].run()
     except SourceError as exc:  # a source that cannot work here (csi:// without GStreamer), found as it opened
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         return 2
 
 
@@ -201,7 +201,7 @@ def run_daemon(cfg: Config) -> int:
         publisher = MqttPublisher(cfg.mqtt, cfg.camera_id, encoder)
         source = open_source(cfg.source)
     except (PublishError, SourceError) as exc:
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         return 2
     publisher.start()
     notifier.status("loading models")
@@ -211,7 +211,7 @@ def run_daemon(cfg: Config) -> int:
         if not m.input_scale:
             fit_to_speed(redactor.detector, cfg.source.height, cfg.source.width, cfg.pipeline.target_fps)
     except (ModelError, ValueError) as exc:
-        print(f"edgeanon run: {exc}", file=sys.stderr)
+        say("run", str(exc))
         source.close()
         publisher.wait_connected(2.0)  # so that `failed` reaches the broker when it is there
         publisher.close(timeout=1.0, state=FAILED)  # not `stopped`: that is for a clean stop

@@ -113,7 +113,7 @@ def file_run(tmp_path_factory, clip, broker) -> Run:
     collector = Collector(broker.port, camera="cam1")
     daemon = start_daemon(tmp, base_config(broker.port, f"file://{clip}"), notify)
     rc = daemon.wait()
-    collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and any(s.get("final") for s in r.stats), 10)
+    collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and bool(r.finals()), 10)
     time.sleep(0.3)
     collector.close()
     notify.close()
@@ -131,7 +131,7 @@ def test_file_source_end_to_end(file_run):
         assert set(e["methods"]) == {"blur"} and e["latency_ms"] > 0 and not e["fully_masked"]
         assert abs(e["timestamp"] - e["frame_index"] / CLIP_FPS) < 1e-2
     assert r.available == ["online", "stopped"]
-    final = [s for s in r.stats if s.get("final")][-1]
+    final = r.final()
     assert final["frames_in"] == final["redacted"] == final["mqtt"]["acked"] == CLIP_FRAMES
     assert final["drops"] == 0 and final["faces"] == sum(e["faces"] for e in r.events)
     assert final["latency_ms"]["p50"] > 0 and final["mqtt"]["handed"] == CLIP_FRAMES
@@ -236,7 +236,7 @@ def test_broker_killed_and_restarted_mid_stream(tmp_path, clip, broker):
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0, daemon.stderr()
         assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"], 10)
-        final = [s for s in collector.received.stats if s.get("final")]
+        final = collector.received.finals()
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
@@ -279,13 +279,10 @@ def test_failing_detector_fails_closed(tmp_path, clip, broker, on_failure):
     config = base_config(broker.port, f"file://{clip}").replace("[pipeline]\n", "[pipeline]\n" + extra[11:])
     daemon = start_daemon(tmp_path, config, notify, "--detector-model", str(bad))
     rc = daemon.wait()
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
-    time.sleep(0.3)
-    collector.close()
+    r = collector.finish()
     notify.close()
-    r = collector.received
     assert rc == 0, daemon.stderr()
-    final = [s for s in r.stats if s.get("final")][-1]
+    final = r.final()
     assert final["frames_in"] == final["dropped_error"] == CLIP_FRAMES
     assert "redaction failed" in daemon.stderr()
     if on_failure == "drop":
@@ -347,12 +344,9 @@ def test_missed_deadline_drops_frames(tmp_path, clip, broker):
     config = base_config(broker.port, f"file://{clip}", deadline_ms=0.5)
     daemon = start_daemon(tmp_path, config)
     rc = daemon.wait()
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
-    time.sleep(0.3)
-    collector.close()
-    r = collector.received
+    r = collector.finish()
     assert rc == 0, daemon.stderr()
-    final = [s for s in r.stats if s.get("final")][-1]
+    final = r.final()
     assert final["dropped_deadline"] == final["frames_in"] == CLIP_FRAMES
     assert r.frames == [] and final["redacted"] == final["mqtt"]["handed"] == 0, "a late frame is dropped, never sent"
 

@@ -141,7 +141,7 @@ def test_sighup_stops_cleanly_like_sigterm(tmp_path, clip, broker):
         assert collector.wait_for(lambda r: r.frames, 30)
         daemon.proc.send_signal(signal.SIGHUP)
         rc = daemon.wait(60)
-        assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and any(s.get("final") for s in r.stats),
+        assert collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and bool(r.finals()),
                                   10)
     finally:
         if daemon.proc.poll() is None:
@@ -150,7 +150,7 @@ def test_sighup_stops_cleanly_like_sigterm(tmp_path, clip, broker):
     log = daemon.stderr()
     assert rc == 0, log[-2000:]
     assert "SIGHUP received: stopping" in log and final_line(log)["word"] == "stopped"
-    final = [s for s in collector.received.stats if s.get("final")][-1]
+    final = collector.received.final()
     assert final["mqtt"]["acked"] >= 1 and collector.received.available[-2:] == ["online", "stopped"]
 
 
@@ -191,11 +191,11 @@ def test_a_small_broker_packet_limit_is_honoured_end_to_end(tmp_path, clip):
         collector = Collector(small.port, camera="cam1")
         daemon = start_daemon(tmp_path, base_config(small.port, f"file://{clip}"))
         rc = daemon.wait()
-        collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and any(s.get("final") for s in r.stats), 10)
+        collector.wait_for(lambda r: r.available[-1:] == ["stopped"] and bool(r.finals()), 10)
         collector.close()
     log = daemon.stderr()
     assert rc == 0, log[-3000:]
-    final = [s for s in collector.received.stats if s.get("final")][-1]["mqtt"]
+    final = collector.received.final()["mqtt"]
     assert final["broker_max_packet"] == 12000 and final["connects"] == 1, final
     assert final["acked"] == final["handed"] == FRAMES == len(collector.received.frames), final
     assert all(len(jpeg) <= final["max_frame_bytes"] for _, jpeg in collector.received.frames)

@@ -100,7 +100,7 @@ def test_the_healthy_camera_keeps_publishing_while_others_break(tmp_path, clip, 
         assert daemon.proc.poll() is None, daemon.stderr()
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0, daemon.stderr()
-        assert collector.wait_for(lambda r: sum(1 for s in r.stats if s.get("final")) >= 2, 10)
+        assert collector.wait_for(lambda r: len(r.finals()) >= 2, 10)
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
@@ -113,7 +113,7 @@ def test_the_healthy_camera_keeps_publishing_while_others_break(tmp_path, clip, 
     reports = [s for s in received.stats if s.get("camera") == "corrupt"]
     assert reports and all("cannot be opened as video" in s["failed"] for s in reports), "reported on its topic"
     assert "failed" in available(received, "corrupt") and available(received, "good")[-1] == "stopped"
-    finals = {s["camera"]: s for s in received.stats if s.get("final")}
+    finals = {s["camera"]: s for s in received.finals()}
     assert set(finals) == {"good", "stops"} and finals["good"]["frames_in"] > CLIP_FRAMES
     good_events = [e for e in received.events if e["camera"] == "good"]
     assert all(e["latency_ms"] <= 60000.0 for e in good_events), "every healthy frame within its deadline"

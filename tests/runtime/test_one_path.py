@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -61,7 +60,7 @@ def test_the_cli_accepts_exactly_what_the_config_accepts(flag, key, values, tmp_
         # and from the command line: one line, exit 2, nothing written, before any input is read
         assert main(["anonymize", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "o"), flag, str(value)]) == 2
         err = capsys.readouterr().err
-        assert err.strip() == f"error: {flag} {value}: {problem}", err
+        assert err.strip() == f"edgeanon anonymize: {flag} {value}: {problem}", err
         assert not (tmp_path / "o").exists()
 
 
@@ -128,17 +127,14 @@ def daemon_methods(tmp: Path, clip: Path, broker: Broker, env: dict[str, str], m
     collector = Collector(broker.port, camera="one")
     out = subprocess.run([sys.executable, "-m", "edgeanon", "run", "--config", str(config)], cwd=REPO,
                          capture_output=True, text=True, timeout=600, env={**os.environ, **env})
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
-    time.sleep(0.2)
-    collector.close()
+    received = collector.finish()
     assert out.returncode == 0, out.stderr[-3000:]
-    received = collector.received
     assert sorted(e["frame_index"] for e in received.events) == list(range(CLIP_FRAMES))
     totals: dict[str, int] = {}
     for event in received.events:
         for method in event["methods"]:
             totals[method] = totals.get(method, 0) + 1
-    final = next(s for s in received.stats if s.get("final"))
+    final = received.final()
     return totals, final, out.stderr
 
 

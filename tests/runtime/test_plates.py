@@ -209,7 +209,7 @@ def test_cli_missing_plate_model(tmp_path, plate_photo, detector_model):
                            str(tmp_path / "out"), "--plates", "--plate-model", str(tmp_path / "none.onnx")],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("edgeanon anonymize:") and "Traceback" not in done.stderr
     assert "plate detector not found" in done.stderr
 
 

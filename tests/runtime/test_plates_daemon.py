@@ -54,10 +54,7 @@ def test_daemon_covers_plates(tmp_path, plate_clip, broker, plates_model):  # no
     collector = Collector(broker.port, camera="cam1")
     daemon = start_daemon(tmp_path, plates_config(broker.port, clip, plates_model))
     rc = daemon.wait()
-    collector.wait_for(lambda r: any(s.get("final") for s in r.stats), 10)
-    time.sleep(0.3)
-    collector.close()
-    r = collector.received
+    r = collector.finish()
     assert rc == 0, daemon.stderr()
     assert "licence AGPL-3.0" in daemon.stderr()
     sources = read_frames(clip)
@@ -68,7 +65,7 @@ def test_daemon_covers_plates(tmp_path, plate_clip, broker, plates_model):  # no
         assert event["plates"] >= 1 and len(event["plate_boxes"]) == event["plates"]
         assert "synthetic" in event["plate_methods"]
         assert len(event["boxes"]) == event["faces"]  # faces are counted apart
-    final = [s for s in r.stats if s.get("final")][-1]
+    final = r.final()
     assert final["plates"] == sum(e["plates"] for e in r.events) >= FRAMES
     assert final["redacted"] == final["mqtt"]["acked"] == FRAMES and final["drops"] == 0
     assert f"{final['plates']} plates" in daemon.stderr()  # the last log line counts them apart too
