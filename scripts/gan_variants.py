@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     for m in anonymizers:
         print(f"{m}: served by head turn: {crowd.served_by_turn(seen, m)}")
     if args.json:
-        args.json.write_text(json.dumps({"faces": len(seen.names), "stats": stats}, indent=1))
+        args.json.write_text(json.dumps({
+            "faces": len(seen.names), "names": seen.names, "stats": stats,
+            "per_face": {m: {k: v.tolist() for k, v in seen.per_face(m).items()} for m in anonymizers}}, indent=1))
     return 0
 
 

@@ -65,9 +65,10 @@ def match_colour(face: np.ndarray, reference: np.ndarray, where: np.ndarray, per
 
 
 def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray,
-               skin: np.ndarray | None = None) -> np.ndarray:
+               skin: np.ndarray | None = None, landmarks_in_crop: np.ndarray | None = None) -> np.ndarray:
     """The generated crop (BGR uint8), grey where the original crop is grey, matched to it when COLOUR_MATCH is set,
-    its face moved to the CIELAB tone `skin` when given (tone.target, tone.shift).
+    its face moved to the CIELAB tone `skin` when given (tone.target, tone.shift: measured at the skin patches of
+    `landmarks_in_crop`, the points the face was generated at, when given).
 
     Done at the crop's 128 px, whatever the face's size in the frame (a per-channel gain and offset commutes
     with the paste's resampling).
@@ -78,7 +79,7 @@ def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray,
         out = match_colour(out, crop.astype(np.float32), (r >= RING[0]) & (r < RING[1]),
                            per_channel=COLOUR_MATCH == "channels")
     if skin is not None:
-        out = tone.shift(out, box_in_crop, skin, MASK_SCALE)
+        out = tone.shift(out, box_in_crop, skin, MASK_SCALE, landmarks=landmarks_in_crop)
     if is_grey(crop):
         out = np.repeat(cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)[:, :, None], 3, 2)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

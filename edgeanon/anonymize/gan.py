@@ -154,10 +154,13 @@ class FaceGenerator:
         jobs = [i for i, face in enumerate(faces) if self.servable(image.shape, face)]
         if not jobs:
             return served
-        regions, conds, cut, skins = [], [], [], []
+        regions, conds, cut, skins, drawn = [], [], [], [], []
         for i in jobs:
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             landmarks = np.asarray(faces[i].landmarks, dtype=np.float64)
+            # The tone is read from the person's own landmarks, before generic ones replace them.
+            skins.append(tone.target(image, box, self.tone_source, mask_scale, landmarks=landmarks)
+                         if self.tone_source else None)
             if self.generic:
                 landmarks = crops.generic_landmarks(landmarks)
             if self.landmark_jitter > 0:
@@ -167,7 +170,8 @@ class FaceGenerator:
             region, crop, mask, heat = crops.crop_inputs(image, box, landmarks, border=self.border)
             regions.append(region)
             cut.append(crop)
-            skins.append(tone.target(image, box, self.tone_source, mask_scale) if self.tone_source else None)
+            # Where the generated face's eyes, nose and mouth go: its colour is measured where the person's was read.
+            drawn.append(region.to_crop(landmarks) if self.tone_source == "face" else None)
             conds.append(crops.network_input(soften_context(crop, mask, self.context_blur), mask, heat))
         latents = np.stack([latent_for_seed(seeds[i], self.latent_size) for i in jobs])
         condition = np.stack(conds)
@@ -181,7 +185,7 @@ class FaceGenerator:
         for k, i in enumerate(jobs):
             box = np.asarray(faces[i].box, dtype=np.float64)[:4]
             face = blend.match_crop(crops.network_output_to_bgr(out[k]), cut[k], regions[k].box_to_crop(box),
-                                    skins[k])
+                                    skins[k], drawn[k])
             blend.composite(image, face, regions[k], box, mask_scale, mask_shape, feather, cells, self.paste_rim)
             served[i] = True
         return served

@@ -6,7 +6,8 @@ numbers that get published, once, at the end). Per method, under two recognizers
 export.eval.sface):
 
 - tone: Pearson r of skin L* (CIELAB; median over discs on both cheeks and the nose bridge, placed by the
-  face's 5 landmarks) between original and output, and the median |delta ITA| (individual typology angle,
+  face's 5 landmarks) between original and output, the median |L* out - in|, the median signed L* error of the
+  darkest tenth of the faces (+: the output is lighter), and the median |delta ITA| (individual typology angle,
   degrees) per UTKFace race label (0 white, 1 black, 2 asian, 3 indian, 4 other);
 - diversity: the mean recognizer distance between the outputs of different people over the same between
   their originals (1.0: as varied as the people; a generator painting one face on everyone goes to 0);
@@ -59,6 +60,8 @@ CHEEK_OUT = 0.12
 # ends at crops.MASK_SCALE (1.3) and is opaque to crops.PASTE_INNER (1.15).
 SEAM_BAND = (1.1, 1.45)
 RECOGNIZERS = {"dlib": SAME_PERSON, "sface": SFACE_SAME}
+# The darkest faces' tone error is reported on the faces at or under this percentile of the originals' L*.
+DARKEST = 10
 BOOTSTRAP = 1000
 # Head-turn bins (|crops.head_turn|) for the served-by table.
 TURN_BINS = (0.0, 0.2, 0.4, 0.6, 1.01)
@@ -183,6 +186,12 @@ class Crowd:
 def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict[str, float]:
     """Every measure of one method on the faces `idx` (a bootstrap resample, or all of them)."""
     s = {"tone_r": pearson(v["l_orig"][idx], v["l_out"][idx]), "seam": float(np.nanmedian(v["seam"][idx]))}
+    # The darkest tenth of the faces (by the original's L*): the output's L* error there, signed (+ = lighter).
+    l_orig, l_err = v["l_orig"][idx], v["l_out"][idx] - v["l_orig"][idx]
+    ok = np.isfinite(l_err)
+    dark = ok & (l_orig <= np.percentile(l_orig[ok], DARKEST)) if ok.any() else ok
+    s["tone_dark_dl"] = float(np.median(l_err[dark])) if dark.any() else float("nan")
+    s["tone_abs_dl"] = float(np.median(np.abs(l_err[ok]))) if ok.any() else float("nan")
     worst = 0.0
     for g, label in enumerate(RACES):
         sel = idx[race[idx] == g]
@@ -315,7 +324,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("dita_worst", "tone: worst group median |dITA|", "{:.1f}")] + [
+ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: median |L* out - in|", "{:.1f}"),
+        ("tone_dark_dl", "tone: darkest 10%, median L* out - in", "{:+.1f}"),
+        ("dita_worst", "tone: worst group median |dITA|", "{:.1f}")] + [
     (f"dita_{g}", f"  |dITA| median, {g}", "{:.1f}") for g in RACES] + [
     row for rec in RECOGNIZERS for row in (
         (f"{rec}_diversity", f"{rec}: diversity", "{:.3f}"),
