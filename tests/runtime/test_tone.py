@@ -26,6 +26,59 @@ def test_the_face_source_reads_the_faces_own_skin_and_follows_its_light(face_ima
     assert dark[0] < bright[0] - 20
 
 
+def _cheeks_and_nose(bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Median CIELAB of every pixel (no skin test) in small discs on both cheeks and the nose, drawn here by hand."""
+    lm = np.asarray(landmarks, np.float64)
+    span = float(np.hypot(*(lm[1] - lm[0])))
+    mask = np.zeros(bgr.shape[:2], np.uint8)
+    for x, y in ((lm[0] + lm[3]) / 2, (lm[1] + lm[4]) / 2, (lm[2] * 2 + (lm[0] + lm[1]) / 2) / 3):
+        cv2.circle(mask, (int(round(x)), int(round(y))), max(1, int(0.15 * span)), 1, -1)
+    return np.median(tone.lab_of(bgr)[mask > 0], axis=0)
+
+
+def _loose(box: np.ndarray, scale: float) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * scale / 2, (y2 - y1) * scale / 2
+    return np.array([cx - w, cy - h, cx + w, cy + h], np.float32)
+
+
+def test_a_loose_box_on_a_skin_coloured_backdrop_gives_the_face_its_own_tone(face_image, faces):
+    box, landmarks = faces[0].box, faces[0].landmarks
+    own = tone.target(face_image, box, "face", 1.6, landmarks=landmarks)
+    # A salmon-pink backdrop (a magazine cover; it passes any colour test for skin) right up to her face, and a box
+    # twice her face's size, as a detector gives for a face it is unsure of.
+    backdrop = face_image.copy()
+    backdrop[tone._radius(face_image.shape[:2], box, 1.0) >= 0.95] = (120, 140, 230)
+    loose = _loose(box, 2.0)
+    found = tone.target(backdrop, loose, "face", 1.6, landmarks=landmarks)
+    assert np.allclose(found, own, atol=1.0)
+    assert np.allclose(found, _cheeks_and_nose(face_image, landmarks), atol=3.0)
+    # The box's rule reads the backdrop: the face would come out pink.
+    assert tone.target(backdrop, loose, "box", 1.6)[1] > own[1] + 15
+
+
+def test_dark_skin_and_its_shading_count_as_skin(face_image, faces):
+    box, landmarks = faces[0].box, faces[0].landmarks
+    for light in (0.45, 0.3, 0.2):  # her face at L* about 37, 25 and 16: dark skin, its shading included
+        dark = (face_image * light).astype(np.uint8)
+        found = tone.target(dark, box, "face", 1.6, landmarks=landmarks)
+        assert abs(found[0] - _cheeks_and_nose(dark, landmarks)[0]) < 2.0, light
+
+
+def test_without_landmarks_the_face_source_reads_the_box(face_image, faces):
+    box = faces[0].box
+    assert np.array_equal(tone.target(face_image, box, "face", 1.6), tone.target(face_image, box, "box", 1.6))
+
+
+def test_a_face_at_the_frame_edge_still_gets_a_tone(face_image, faces):
+    box, landmarks = faces[0].box, faces[0].landmarks
+    x1 = int(box[0] + (box[2] - box[0]) * 0.45)  # the frame starts at her nose: one cheek is cut off
+    cut = np.ascontiguousarray(face_image[:, x1:])
+    shift = np.array([x1, 0], np.float32)
+    found = tone.target(cut, box - np.tile(shift, 2), "face", 1.6, landmarks=landmarks - shift)
+    assert found is not None and abs(found[0] - tone.target(face_image, box, "face", 1.6, landmarks=landmarks)[0]) < 5
+
+
 def test_the_surround_source_needs_visible_skin_around_the_mask(face_image, faces):
     box = faces[0].box
     # Around her mask: hair, the grey backdrop and the black suit; no skin to read.
@@ -49,6 +102,15 @@ def test_shift_moves_the_face_to_the_tone_and_leaves_the_context(face_image, fac
     assert _lightness(out, box) == pytest.approx(30.0, abs=2.0)
     outside = tone._radius(crop.shape[:2], box, crops.MASK_SCALE) >= 1.0
     assert np.allclose(out[outside], crop[outside], atol=0.5)
+
+
+def test_shift_measures_the_generated_face_where_the_tone_was_read(face_image, faces):
+    region = crops.crop_region(faces[0].box)
+    crop = crops.cut_crop(face_image, region).astype(np.float32)
+    box, landmarks = region.box_to_crop(faces[0].box), region.to_crop(faces[0].landmarks)
+    goal = np.array([30.0, 15.0, 20.0], np.float32)
+    out = tone.shift(crop, box, goal, crops.MASK_SCALE, landmarks=landmarks)
+    assert np.allclose(tone.target(out, box, "face", 1.6, landmarks=landmarks), goal, atol=2.0)
 
 
 def test_a_face_given_the_tone_of_a_darker_person_comes_out_darker(face_image, faces, generator):
