@@ -45,10 +45,12 @@ PATCH_RADIUS, CHEEK_OUT, BRIDGE, FOREHEAD = 0.2, 0.12, 0.45, 0.6
 # skin and its shading keep a reddish-yellow hue at low chroma, so only near-grey (chroma under PATCH_CHROMA[0]:
 # grey hair, glasses, a white beard) and near-black pixels are left out by colour, and strongly coloured ones
 # (a red or blond backdrop, lipstick: over PATCH_CHROMA[1] or outside PATCH_HUE).
-PATCH_L, PATCH_HUE, PATCH_CHROMA = 4.0, (10.0, 100.0), (3.0, 50.0)
+PATCH_L, PATCH_HUE, PATCH_CHROMA = 4.0, (10.0, 100.0), (3.0, 60.0)
 # The patches' skin pixels give the target when they are at least this share of the patch pixels; otherwise
 # the median of all the patch pixels does.
 MIN_PATCH_SHARE = 0.3
+# A forehead pixel counts when its L* and its (a*, b*) lie within these distances of the cheeks' and nose's median.
+FOREHEAD_MATCH = (10.0, 8.0)
 # The share of the offset applied (1 = all the way to the target).
 STRENGTH = 1.0
 
@@ -104,24 +106,37 @@ def patch_skin(lab: np.ndarray) -> np.ndarray:
 
 
 def _patch_mask(shape: tuple[int, int], landmarks: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Boolean (h, w) mask of the skin patches of `landmarks` in a window at `origin`."""
+    """(h, w) uint8 map of the skin patches of `landmarks` in a window at `origin`: 1 on the cheeks and the nose
+    bridge, 2 on the forehead, 0 elsewhere."""
     centres, radius = skin_patches(landmarks)
     ys = np.arange(shape[0], dtype=np.float32)[:, None] + origin[1] + 0.5
     xs = np.arange(shape[1], dtype=np.float32)[None, :] + origin[0] + 0.5
-    mask = np.zeros(shape, bool)
+    labels = np.zeros(shape, np.uint8)
     reach = max(radius, 0.75) ** 2  # at least the nearest pixel on a tiny face
-    for cx, cy in centres:
-        mask |= (xs - cx) ** 2 + (ys - cy) ** 2 <= reach
-    return mask
+    for k, (cx, cy) in enumerate(centres[::-1]):  # the forehead first, so the others win where they overlap
+        labels[(xs - cx) ** 2 + (ys - cy) ** 2 <= reach] = 2 if k == 0 else 1
+    return labels
 
 
 def patch_tone(lab: np.ndarray, patches: np.ndarray) -> np.ndarray:
-    """Median CIELAB of the skin in `patches` (a non-empty mask of a CIELAB image): of the pixels that pass the
-    skin test when they are MIN_PATCH_SHARE of the patches or more, else of all of them (a median of patches
-    placed on the face is still mostly skin, whatever its colour: odd light, a monochrome camera)."""
-    skin = patches & patch_skin(lab)
-    where = skin if skin.sum() >= max(1, MIN_PATCH_SHARE * patches.sum()) else patches
-    return np.median(lab[where], axis=0).astype(np.float32)
+    """Median CIELAB of the skin in `patches` (a _patch_mask map of a CIELAB image with some patch in it).
+
+    Skin: the patch pixels that pass the skin test when they are MIN_PATCH_SHARE of the patches or more, else all
+    of them (patches placed on a face are still mostly skin, whatever its colour: odd light, a monochrome camera).
+    The forehead's skin counts only where it looks like the cheeks' and the nose's (FOREHEAD_MATCH): a fringe or
+    a cap is dark or light like skin can be, and would pass the colour test.
+    """
+    found = patches > 0
+    skin = found & patch_skin(lab)
+    where = skin if skin.sum() >= max(1, MIN_PATCH_SHARE * found.sum()) else found
+    core = where & (patches == 1)
+    if not core.any():
+        return np.median(lab[where], axis=0).astype(np.float32)
+    centre = np.median(lab[core], axis=0)
+    forehead = where & (patches == 2)
+    forehead &= np.abs(lab[..., 0] - centre[0]) <= FOREHEAD_MATCH[0]
+    forehead &= np.hypot(lab[..., 1] - centre[1], lab[..., 2] - centre[2]) <= FOREHEAD_MATCH[1]
+    return np.median(lab[core | forehead], axis=0).astype(np.float32)
 
 
 def target(image: np.ndarray, box: np.ndarray, source: str, mask_scale: float,
