@@ -63,10 +63,11 @@ PASTE_RIM = (1.0, 1.2)
 # UTKFace group's median |delta ITA| 33.6 -> 8.2 degrees; identity: dlib's own-minus-look-alike gap 2.0 -> 0.7
 # points, SFace's 0.8 -> 1.0 (paired +0.2, CI -0.8 to +1.3); rank-1 re-identification 2 faces of 300 more
 # under each recognizer (CI 0 to 5). Read at skin patches placed by the landmarks instead of the box's ellipse
-# ("box"), on the same 300 (paired against "box"): L* correlation 0.875 -> 0.960, the darkest tenth's median L*
-# error +5.4 -> -0.5, worst group |delta ITA| 8.4 -> 3.6; dlib's gap -1.5 points (CI -3.1 to -0.1), SFace's +0.4
-# (CI -0.4 to +1.5). "surround" (the skin that stays visible around the mask) found too little skin on these
-# faces and took scene colours for it (tone r -0.14): not the default.
+# ("box"), on the same 300 (paired against "box"): L* correlation 0.875 -> 0.973, the darkest tenth's median L*
+# error +5.4 -> -0.9, worst group |delta ITA| 8.4 -> 3.4; dlib's gap -1.0 points (CI -2.5 to +0.4), SFace's
+# +0.2 (CI -1.0 to +1.4); held-back numbers in docs/generator.md. "surround" (the skin that stays visible
+# around the mask) found too little skin on these faces and took scene colours for it (tone r -0.14): not the
+# default.
 TONE = "face"
 
 
