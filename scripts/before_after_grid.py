@@ -12,7 +12,7 @@ the same tile size (a 40 px face enlarged, to be seen).
 --portraits DIR takes a folder with a `portraits.csv` (columns file, group, origin, licence): rows are grouped
 and labelled by `group` (e.g. "dark skin, over 60") in the order of the file. Without it the pictures the project
 may ship are used: scikit-image's bundled astronaut (public domain) and cameraman; they show one light-skinned
-adult woman and one man in grey, no child, no dark skin, no head turn.
+adult woman, frontal, and one man in a grey photo with his head turned; no child, no dark skin, no old person.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def bundled() -> list[Portrait]:
 
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[0:320, 100:360]
     camera = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)[20:340, 130:430]
-    return [Portrait("astronaut", "bundled", astronaut), Portrait("cameraman", "bundled (grey)", camera)]
+    return [Portrait("astronaut", "astronaut, light skin, adult, frontal", astronaut),
+            Portrait("cameraman", "cameraman, grey photo, adult, head turned", camera)]
 
 
 def load_portraits(folder: Path) -> list[Portrait]:
@@ -100,9 +101,10 @@ def lay_out(portrait: np.ndarray, face: np.ndarray, sizes: tuple[int, ...]) -> t
 
 def label(text: str, height: int) -> np.ndarray:
     out = np.full((height, LABEL_WIDTH, 3), 255, np.uint8)
-    for k, line in enumerate(text.split(", ")):
-        cv2.putText(out, line, (4, height // 2 - 8 + 16 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+    lines = text.split(", ")
+    for k, line in enumerate(lines):
+        y = height // 2 + 5 - 8 * (len(lines) - 1) + 16 * k
+        cv2.putText(out, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return out
 
 

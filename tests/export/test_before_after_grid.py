@@ -15,7 +15,8 @@ def test_the_bundled_portraits_go_through_every_method_named(tmp_path, capsys):
     # A header and one row per bundled portrait; per size an original and one tile per method.
     assert picture.shape[1] == grid.LABEL_WIDTH + 2 * (3 * (grid.TILE + 2) + 10)
     printed = capsys.readouterr().out
-    assert "astronaut (bundled): blur: 40px blur, 80px blur; pixelate: 40px pixelate, 80px pixelate" in printed
+    assert ("astronaut (astronaut, light skin, adult, frontal): blur: 40px blur, 80px blur; "
+            "pixelate: 40px pixelate, 80px pixelate") in printed
 
 
 def test_a_portraits_folder_must_name_each_licence(tmp_path, face_image, capsys):
