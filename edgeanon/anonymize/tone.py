@@ -147,6 +147,10 @@ def target(image: np.ndarray, box: np.ndarray, source: str, mask_scale: float,
     not or when the patches lie outside the image."""
     if source not in SOURCES:
         raise ValueError(f"unknown tone source {source!r}: choose {', '.join(SOURCES)}")
+    if landmarks is not None:
+        landmarks = np.asarray(landmarks, np.float64)
+        if landmarks.shape != (5, 2) or not np.all(np.isfinite(landmarks)) or np.allclose(landmarks[0], landmarks[1]):
+            landmarks = None  # no usable points: the box's rule
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     h, w = image.shape[:2]
     reach = mask_scale * RING[1] if source == "surround" else 1.0

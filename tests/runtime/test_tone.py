@@ -65,9 +65,12 @@ def test_dark_skin_and_its_shading_count_as_skin(face_image, faces):
         assert abs(found[0] - _cheeks_and_nose(dark, landmarks)[0]) < 2.0, light
 
 
-def test_without_landmarks_the_face_source_reads_the_box(face_image, faces):
+def test_without_usable_landmarks_the_face_source_reads_the_box(face_image, faces):
     box = faces[0].box
-    assert np.array_equal(tone.target(face_image, box, "face", 1.6), tone.target(face_image, box, "box", 1.6))
+    by_box = tone.target(face_image, box, "box", 1.6)
+    assert np.array_equal(tone.target(face_image, box, "face", 1.6), by_box)
+    for bad in (np.full((5, 2), np.nan), np.zeros((5, 2)), np.zeros((3, 2))):
+        assert np.array_equal(tone.target(face_image, box, "face", 1.6, landmarks=bad), by_box)
 
 
 def test_a_face_at_the_frame_edge_still_gets_a_tone(face_image, faces):
