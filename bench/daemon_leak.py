@@ -50,12 +50,14 @@ def source_frames(clip: Path) -> dict[int, np.ndarray]:
 
 
 def run_daemon(clip: Path, broker: Broker, method: str, workdir: Path, total: int,
-               down_for: float, cameras: int = 1) -> tuple[dict, dict[str, list]]:
+               down_for: float, cameras: int = 1, input_scale: float = 0.0) -> tuple[dict, dict[str, list]]:
     """Run the daemon on the clip with its defaults (as `cameras` cameras of one daemon when more than one);
-    restart the broker once half the frames have arrived. Returns the frames that arrived, by camera."""
+    restart the broker once half the frames have arrived. `input_scale` other than 0 fixes the detection scale
+    (`model.input_scale`) instead of the start-up timing's choice. Returns the frames that arrived, by camera."""
     camera = f"leak-{method}-{clip.stem}" + (f"-of{cameras}" if cameras > 1 else "")
     config = workdir / f"{camera}.toml"
-    common = f'[model]\nmethod = "{method}"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    scale = f"input_scale = {input_scale}\n" if input_scale else ""
+    common = f'[model]\nmethod = "{method}"\n{scale}[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
     if cameras == 1:
         config.write_text(f'camera_id = "{camera}"\n[source]\nuri = "file://{clip}"\n' + common)
         names = [camera]
@@ -92,9 +94,9 @@ def run_daemon(clip: Path, broker: Broker, method: str, workdir: Path, total: in
         frames = {n: [f for f, topic in zip(collector.received.frames, collector.received.frame_topics)
                       if topic == f"edgeanon/{n}/frame"] for n in names}
     lines = log.read_text(errors="replace").splitlines()
-    scale = next((line for line in lines if "edgeanon.speedfit" in line), "")  # the scale the start-up timing chose
+    chosen = next((line for line in lines if "edgeanon.speedfit" in line), "")  # the scale the start-up timing chose
     stopped = next((line for line in reversed(lines) if "stopped:" in line), "")
-    info = {"restarted": restarted.is_set(), "speedfit": scale.strip()[-200:], "stopped": stopped.strip()[-200:]}
+    info = {"restarted": restarted.is_set(), "speedfit": chosen.strip()[-200:], "stopped": stopped.strip()[-200:]}
     return info, frames
 
 
@@ -131,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--cameras", default="1", help="cameras per daemon, comma list: 1,2 runs the one-camera "
                                                        "daemon and a two-camera one on the clip (default 1)")
+    parser.add_argument("--input-scale", type=float, default=0.0,
+                        help="fix model.input_scale for every daemon (e.g. 1.0 or 0.5) so that one camera and "
+                             "several compare at the same detection scale; default 0, the start-up timing chooses")
     args = parser.parse_args(argv)
     if not (args.data / "wider-train" / "boxes.json").is_file():
         print(f"error: {args.data}/wider-train not found (set EDGEANON_DATA or --data)", file=sys.stderr)
         return 2
     quality = Config().encode.quality
-    rows, report = [], {"split": args.split, "runs": []}
+    rows, report = [], {"split": args.split, "input_scale": args.input_scale, "runs": []}
     workdir = Path(tempfile.mkdtemp(prefix="edgeanon-daemon-leak-"))
     with Broker(workdir / "broker") as broker:
         for kind in [k for k in args.kinds.split(",") if k]:
@@ -149,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             for method in [m for m in args.methods.split(",") if m]:
                 for cameras in [int(n) for n in args.cameras.split(",") if n]:
                     print(f"{kind}: edgeanon run, {method}, {cameras} camera(s) ...", file=sys.stderr, flush=True)
-                    info, by_camera = run_daemon(clip, broker, method, workdir, len(sources), args.down_for, cameras)
+                    info, by_camera = run_daemon(clip, broker, method, workdir, len(sources), args.down_for, cameras,
+                                                 args.input_scale)
                     note = ("broker restarted mid-stream" if info["restarted"]
                             else "broker NOT restarted (too few frames)")
                     for n, (name, received) in enumerate(by_camera.items()):
                         result, resized = tally(received, sources, truth)
                         which = "" if cameras == 1 else f", camera {n + 1} of {cameras} in one daemon"
-                        rows.append((f"{kind}: edgeanon run, {method}, defaults{which}", result, len(received),
+                        settings = f"input_scale {args.input_scale:g}" if args.input_scale else "defaults"
+                        rows.append((f"{kind}: edgeanon run, {method}, {settings}{which}", result, len(received),
                                      len(sources), resized, note))
                         report["runs"].append({"clip": kind, "method": method, "cameras": cameras, "camera": name,
                                                **info, "arrived": len(received), "frames": len(sources),

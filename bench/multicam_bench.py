@@ -1,6 +1,6 @@
 """N cameras on one device: one daemon with N [[cameras]] against N daemons of one camera each, in one run.
 
-    .venv/bin/python -m bench.multicam_bench [--cameras 1,2,4] [--seconds 20] [--method gan]
+    .venv/bin/python -m bench.multicam_bench [--cameras 1,2,4] [--seconds 20] [--method gan] [--repeat R]
 
 Every camera is a 1280x720 clip of moving faces (devkit.daemon_kit.make_clip) read as `file://` paced in
 real time, so each behaves as a live camera: frames whose time passed while the daemon was busy are
@@ -10,6 +10,12 @@ subscriber counts what arrives. Per way: frames delivered per camera per second 
 frame was redacted within its deadline: a late one is dropped), the slowest camera's p99 latency (source
 to publish queue, from the events), frames dropped (skipped at the source, late, failed, not publishable),
 the total peak RSS (VmHWM, summed over the processes) and the CPU seconds they used.
+
+On a machine that other work shares, the CPU each way gets moves the result more than the way does, so the
+two ways run interleaved and repeated: with `--repeat R`, R pairs per N in the order A B, B A, A B, ... (one
+process first, then four; then four first ...). Per pair: the ratio of frames delivered within the deadline
+(one / each); over the pairs: their mean with a 95% t interval, and CPU-seconds per delivered frame each way.
+The load average (1 min) at the start and end of every run is printed beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from devkit.broker import Broker
 from devkit.daemon_kit import Collector, make_clip
@@ -106,6 +113,7 @@ def run_way(way: str, clips: list[Path], broker: Broker, method: str, workdir: P
                    for c, p in zip(cameras, clips)]
     collector = Collector(broker.port, camera="+")
     procs, logs, seen = [], [], {}
+    load_start = os.getloadavg()[0]
     for n, text in enumerate(configs):
         path = workdir / f"{tag}-{way}-{n}.toml"
         path.write_text(text)
@@ -139,7 +147,7 @@ def run_way(way: str, clips: list[Path], broker: Broker, method: str, workdir: P
              for line in log.read_text(errors="replace").splitlines() if "edgeanon.speedfit" in line]
     return {"way": way, "cameras": len(clips), "frames": frames, "on_time": on_time, "p99": p99, "dropped": dropped,
             "rss": sum(v[0] for v in seen.values()), "cpu": sum(v[1] for v in seen.values()),
-            "processes": len(procs), "scale": scale[:1]}
+            "processes": len(procs), "scale": scale[:1], "load": (load_start, os.getloadavg()[0])}
 
 
 def row(r: dict, seconds: float) -> str:
@@ -148,7 +156,17 @@ def row(r: dict, seconds: float) -> str:
     way = f"one process, {r['cameras']} cameras" if r["way"] == "one" else f"{r['processes']} processes, 1 camera each"
     return (f"| {r['cameras']} | {way} | {np.mean(per):.2f} ({min(per):.2f}-{max(per):.2f}) | "
             f"{sum(r['frames'].values())} | {r['on_time']} | {p99:.0f} | {r['dropped']} | {r['rss']:.0f} | "
-            f"{r['cpu']:.0f} |")
+            f"{r['cpu']:.1f} | {r['cpu'] / max(1, sum(r['frames'].values())) * 1000:.0f} | "
+            f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |")
+
+
+def mean_interval(values: list[float], unit: str = "pairs") -> str:
+    """Mean and its 95% t interval (two-sided), or the one value."""
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "-"
+    mean, sem = float(np.mean(values)), float(stats.sem(values))
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sem) if sem > 0 else (mean, mean)
+    return f"{mean:.2f} (95% interval {low:.2f}-{high:.2f}, {len(values)} {unit})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length in seconds (default 20)")
     parser.add_argument("--method", default="gan", help="method for both ways (default gan, the default)")
     parser.add_argument("--joined", action="store_true", help="also time the detector's joined calls against single")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="pairs of runs per N, interleaved A B, B A, ... (default 1: one process, then N)")
     args = parser.parse_args(argv)
     if args.joined:
         print(joined_line(max(int(n) for n in args.cameras.split(",") if n)))
@@ -173,25 +193,34 @@ def main(argv: list[str] | None = None) -> int:
                 if not clip.exists():
                     os.link(master, clip)
                 clips.append(clip)
-            for way in ("one", "each"):
-                print(f"{n} camera(s), {way} ...", file=sys.stderr, flush=True)
-                result = run_way(way, clips, broker, args.method, work, f"n{n}")
-                rows.append(result)
-                print(f"  scale: {result['scale']}", file=sys.stderr)
+            for pair in range(max(1, args.repeat)):
+                for way in ("one", "each") if pair % 2 == 0 else ("each", "one"):
+                    print(f"{n} camera(s), pair {pair + 1}, {way} ...", file=sys.stderr, flush=True)
+                    result = run_way(way, clips, broker, args.method, work, f"n{n}p{pair}")
+                    result["pair"] = pair
+                    rows.append(result)
+                    print(f"  scale: {result['scale']}; {row(result, args.seconds)}", file=sys.stderr, flush=True)
     print(f"\n{frames} frames of {SIZE[0]}x{SIZE[1]} at {FPS:g} frames/s per camera ({args.seconds:g} s, file:// "
           f"paced in real time), method {args.method}, defaults otherwise; {os.cpu_count()} CPU cores, ONNX Runtime "
           "CPU\n")
     print(f"| cameras | way | delivered frames/s per camera, mean (min-max) | delivered in all | of them within "
-          f"{DEADLINE_MS:g} ms | p99 ms (slowest camera) | dropped | peak RSS MB, total | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"{DEADLINE_MS:g} ms | p99 ms (slowest camera) | dropped | peak RSS MB, total | CPU s | CPU ms a delivered "
+          "frame | load average, start-end |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(row(r, args.seconds))
-    by = {(r["cameras"], r["way"]): r for r in rows}
+    by = {(r["cameras"], r["pair"], r["way"]): r for r in rows}
     for n in counts:
-        one, each = by[(n, "one")], by[(n, "each")]
-        if n > 1:
-            print(f"\nN = {n}: RSS one/each = {one['rss'] / each['rss']:.2f}x; delivered within the deadline "
-                  f"one/each = {one['on_time'] / max(1, each['on_time']):.2f}x")
+        pairs = [(by[(n, p, "one")], by[(n, p, "each")]) for p in range(max(1, args.repeat))]
+        frames = [one["on_time"] / max(1, each["on_time"]) for one, each in pairs]
+        rss = [one["rss"] / each["rss"] for one, each in pairs]
+        cpu = {way: [r["cpu"] / max(1, r["on_time"]) * 1000 for pair in pairs for r in pair if r["way"] == way]
+               for way in ("one", "each")}
+        print(f"\nN = {n}: delivered within the deadline, one/each per pair: "
+              f"{', '.join(f'{x:.2f}' for x in frames)}; mean {mean_interval(frames)}")
+        print(f"N = {n}: RSS one/each: mean {mean_interval(rss)}")
+        print(f"N = {n}: CPU ms a delivered frame: one process {mean_interval(cpu['one'], 'runs')}; "
+              f"{n} processes {mean_interval(cpu['each'], 'runs')}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
