@@ -13,7 +13,7 @@ the total peak RSS (VmHWM, summed over the processes) and the CPU seconds they u
 
 On a machine that other work shares, the CPU each way gets moves the result more than the way does, so the
 two ways run interleaved and repeated: with `--repeat R`, R pairs per N in the order A B, B A, A B, ... (one
-process first, then four; then four first ...). Per pair: the ratio of frames delivered within the deadline
+process first, then N; then N first ...). Per pair: the ratio of frames delivered within the deadline
 (one / each); over the pairs: their mean with a 95% t interval, and CPU-seconds per delivered frame each way.
 The load average (1 min) at the start and end of every run is printed beside it. N processes start N
 interpreters, load the models N times and time the detector N times, and a camera whose process is up paces
@@ -224,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["cameras"], r["pair"], r["way"]): r for r in rows}
     for n in counts:
         pairs = [(by[(n, p, "one")], by[(n, p, "each")]) for p in range(max(1, args.repeat))]
-        frames = [one["on_time"] / max(1, each["on_time"]) for one, each in pairs]
+        ratios = [one["on_time"] / max(1, each["on_time"]) for one, each in pairs]
         steady = [one["steady"] / max(1, each["steady"]) for one, each in pairs]
         rss = [one["rss"] / each["rss"] for one, each in pairs]
-        cpu = {way: [r["cpu"] / max(1, r["on_time"]) * 1000 for pair in pairs for r in pair if r["way"] == way]
-               for way in ("one", "each")}
+        cpu = {way: [r["cpu"] / max(1, sum(r["frames"].values())) * 1000 for pair in pairs for r in pair
+                     if r["way"] == way] for way in ("one", "each")}
         print(f"\nN = {n}: delivered within the deadline, one/each per pair: "
-              f"{', '.join(f'{x:.2f}' for x in frames)}; mean {mean_interval(frames)}")
+              f"{', '.join(f'{x:.2f}' for x in ratios)}; mean {mean_interval(ratios)}")
         print(f"N = {n}: the same after the first {args.warmup:g} s of every clip: "
               f"{', '.join(f'{x:.2f}' for x in steady)}; mean {mean_interval(steady)}")
         print(f"N = {n}: RSS one/each: mean {mean_interval(rss)}")
