@@ -10,6 +10,9 @@ For the detector (INT8 and FP32, at the daemon's full and half size of a 1280x72
   several frames in parallel, each on its own core, with no per-layer synchronisation between threads.
 Reported: calls/s and process CPU-seconds per call (all threads), and `across` / `intra`. Spinning is off in
 both (as in edgeanon.inference.ort). Other work on the machine moves both; the two ways alternate per round.
+
+With `--batches 1,2,4`, also the CPU a row (frame or face) costs when that many rows go in one call
+(`intra`): whether joining requests along the batch axis pays on this CPU (edgeanon.batching.batch_limit).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds, the two ways alternating (default 2)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads either way (default: all)")
     parser.add_argument("--models", type=Path, default=REPO / "models")
+    parser.add_argument("--batches", default="", help="also time joined calls of these many rows, e.g. 1,2,4")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     cases = []
@@ -92,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
                 res[way].append(measure(sess, feeds, callers, args.seconds))
         (ri, ci), (ra, ca) = (np.mean(res["intra"], axis=0), np.mean(res["across"], axis=0))
         print(f"| {label} | {ri:.2f} | {ci * 1000:.0f} | {ra:.2f} | {ca * 1000:.0f} | {ra / ri:.2f}x |", flush=True)
+    batches = [int(b) for b in args.batches.split(",") if b]
+    if batches:
+        print(f"\n| case | {' | '.join(f'CPU ms a row, {b} a call' for b in batches)} |")
+        print("|---|" + "---|" * len(batches))
+    for label, path, feeds in cases if batches else []:
+        if not path.is_file():
+            continue
+        sess, cells = session(path, args.cores), []
+        for b in batches:
+            joined = {n: np.concatenate([v] * b) for n, v in feeds.items()}
+            _, cpu = measure(sess, joined, 1, args.seconds)
+            cells.append(f"{cpu * 1000 / (b * len(next(iter(feeds.values())))):.1f}")  # a frame, or a face
+        print(f"| {label} | {' | '.join(cells)} |", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 
