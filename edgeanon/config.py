@@ -170,6 +170,7 @@ class ModelConfig:
 
     detector: str | None = _f(None, _text(PATH_MAX), "detector ONNX/engine path (default models/detector.onnx)")
     generator: str | None = _f(None, _text(PATH_MAX), "generator ONNX/engine path (default models/generator.onnx)")
+    bank: str | None = _f(None, _text(PATH_MAX), "k-Same reference bank path (default models/ksame-bank.npz)")
     method: str | None = _f(None, _one_of(*METHODS),
                             "how faces are replaced; unset: gan when the default generator model is there, else "
                             "blur (edgeanon.models.resolve_method)")

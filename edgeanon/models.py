@@ -22,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DIR = PACKAGE_DIR / "model_files"  # written by setup.py's build step, absent in a checkout
 CHECKOUT_DIR = PACKAGE_DIR.parent / "models"
 # The files `pip install .` puts into BUNDLED_DIR (setup.py reads this list); README.md gives their licences.
-BUNDLED = ("detector.onnx", "generator.onnx", "README.md")
+BUNDLED = ("detector.onnx", "generator.onnx", "ksame-bank.npz", "README.md")
 
 
 def models_dir() -> Path:
@@ -37,6 +37,8 @@ MODELS_DIR = models_dir()
 DEFAULT_DETECTOR = MODELS_DIR / "detector.onnx"
 DEFAULT_DETECTOR_INT8 = MODELS_DIR / "detector.int8.onnx"
 DEFAULT_GENERATOR = MODELS_DIR / "generator.onnx"
+# The k-Same reference bank (python -m export ksame-bank; research-only: averages of UTKFace photos).
+DEFAULT_KSAME_BANK = MODELS_DIR / "ksame-bank.npz"
 # The licence-plate detector (python -m export plates; AGPL-3.0, never committed).
 DEFAULT_PLATES = MODELS_DIR / "plates.onnx"
 
@@ -54,6 +56,11 @@ def detector_path(model: ModelConfig) -> Path:
 def generator_path(model: ModelConfig) -> Path:
     """The generator file a chain built from `model` opens when its method is gan."""
     return Path(model.generator) if model.generator else DEFAULT_GENERATOR
+
+
+def bank_path(model: ModelConfig) -> Path:
+    """The k-Same reference bank a chain built from `model` opens when its method is ksame."""
+    return Path(model.bank) if model.bank else DEFAULT_KSAME_BANK
 
 
 def resolve_method(model: ModelConfig) -> str:

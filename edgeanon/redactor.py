@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.anonymize.ksame import BankError, KSameFaces
 from edgeanon.config import ModelConfig
-from edgeanon.defaults import IMAGE_PROFILE, PLATE_HOLD_S, VIDEO_PROFILE
+from edgeanon.defaults import IMAGE_PROFILE, MADE_UP, PLATE_HOLD_S, VIDEO_PROFILE
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame, RedactedFrame
 from edgeanon.inference.errors import ModelError
-from edgeanon.models import detector_path, generator_path, resolve_method
+from edgeanon.models import bank_path, detector_path, generator_path, resolve_method
 from edgeanon.scenecut import CutDetector
 from edgeanon.selftest import check_detector
 from edgeanon.tracker import Tracker
@@ -143,8 +144,7 @@ class Redactor:
         if self_test:
             check_detector(detector, str(detector_file))
         method = resolve_method(model)
-        generator = (load_generator(generator_path(model), backend=backend, threads=model.threads or None)
-                     if method == "gan" else None)
+        generator = load_made_up(method, model, backend) if method in MADE_UP else None
         plate_stage = plate_cover = None
         if plates is not None and plates.enabled:
             plate_stage, plate_cover = load_plates(plates, backend=backend, threads=model.threads or None,
@@ -176,6 +176,16 @@ def load_plates(cfg: PlatesConfig, backend: str = "auto", threads: int | None = 
     tracker = Tracker(hold_s=PLATE_HOLD_S, confirm_hits=1) if track else None
     return PlateStage(detector, tracker, cfg.every), PlateCover(cfg.method, cfg.mask_scale)
 
+
+
+def load_made_up(method: str, model: ModelConfig, backend: str = "auto") -> FaceGenerator | KSameFaces:
+    """What makes up the faces of a made-up method (MADE_UP): gan's generator or ksame's reference bank."""
+    if method == "ksame":
+        try:
+            return KSameFaces.from_path(bank_path(model))
+        except BankError as exc:
+            raise ModelError(f"{exc} (use method blur, or give the bank's path)") from exc
+    return load_generator(generator_path(model), backend=backend, threads=model.threads or None)
 
 
 def load_generator(path: Path, backend: str = "auto", threads: int | None = None) -> FaceGenerator:

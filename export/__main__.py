@@ -19,6 +19,7 @@ COMMANDS = {
     "export.all_steps": "all",
     "export.training.train": "train-generator",
     "export.training.gate": "gate-generator",
+    "export.training.ksame_bank": "ksame-bank",
     "export.conversion.plates": "plates",
     "export.quantization.plates": "plates-variants",
 }

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeanon.anonymize import classic
 from edgeanon.anonymize.plates import PlateCover
-from edgeanon.defaults import DEFAULT_MASK_SHAPE, FALLBACK_METHOD, MASK_SHAPES, METHODS
+from edgeanon.defaults import DEFAULT_MASK_SHAPE, FALLBACK_METHOD, MADE_UP, MASK_SHAPES, METHODS
 from edgeanon.frames import FaceRecord, Frame, RedactedFrame, _claim_factory
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,9 @@ _make_redacted = _claim_factory()
 
 class Anonymizer:
     """Replaces faces in place: `method` for each face, the blur fallback wherever the generator can't serve.
+
+    The made-up methods (MADE_UP: gan, ksame) need `generator`, anything with gan.FaceGenerator's `replace`
+    (a FaceGenerator for gan, a ksame.KSameFaces for ksame).
 
     Faces are `Detection`s or tracker `Track`s (anything with `.box`, `.score`, `.landmarks`;
     a `.track_id` is recorded and seeds the generator, so a tracked person keeps one face). A face whose
@@ -41,8 +44,9 @@ class Anonymizer:
     ):
         if method not in METHODS:
             raise ValueError(f"unknown anonymization method {method!r}: choose one of {', '.join(METHODS)}")
-        if method == "gan" and generator is None:
-            raise ValueError("method 'gan' needs a generator (FaceGenerator); use blur, pixelate or fill without one")
+        if method in MADE_UP and generator is None:
+            raise ValueError(f"method {method!r} needs its face maker (FaceGenerator, KSameFaces); use blur, "
+                             "pixelate or fill without one")
         if mask_shape not in MASK_SHAPES:
             raise ValueError(f"unknown mask shape {mask_shape!r}: choose {' or '.join(MASK_SHAPES)}")
         if not (np.isfinite(mask_scale) and mask_scale > 0):
@@ -67,14 +71,14 @@ class Anonymizer:
         faces = list(faces)
         # Doubtful candidates (Detection.confident False) get the plain blur: cover it, without a made-up face.
         methods = [self.method if getattr(face, "confident", True) else FALLBACK_METHOD for face in faces]
-        if self.method == "gan":
-            wanted = [i for i, m in enumerate(methods) if m == "gan"]
+        if self.method in MADE_UP:
+            wanted = [i for i, m in enumerate(methods) if m == self.method]
             if wanted:
                 served = self._generate(frame.image, [faces[i] for i in wanted])
                 for i, ok in zip(wanted, served, strict=True):
-                    methods[i] = "gan" if ok else FALLBACK_METHOD
+                    methods[i] = self.method if ok else FALLBACK_METHOD
         for face, method in zip(faces, methods, strict=True):
-            if method != "gan":
+            if method not in MADE_UP:
                 self._classic(frame.image, face.box, method)
         records = tuple(
             FaceRecord(tuple(float(v) for v in face.box[:4]), method, getattr(face, "track_id", None))

@@ -126,21 +126,8 @@ class FaceGenerator:
         return int(backend.metadata().get("latent", 32))
 
     def servable(self, image_shape: tuple[int, ...], face: Any) -> bool:
-        """Whether the generator can serve this face (size, landmarks, head turn, face box mostly inside the frame)."""
-        box = np.asarray(face.box, dtype=np.float64)[:4]
-        if not np.all(np.isfinite(box)):
-            return False
-        side = max(box[2] - box[0], box[3] - box[1])
-        if not self.min_face <= side <= self.max_face:
-            return False
-        if not crops.landmarks_plausible(box, getattr(face, "landmarks", None)):
-            return False
-        if abs(crops.head_turn(face.landmarks)) > self.max_turn:
-            return False
-        h, w = image_shape[:2]
-        ix = max(0.0, min(box[2], w) - max(box[0], 0.0))
-        iy = max(0.0, min(box[3], h) - max(box[1], 0.0))
-        return ix * iy >= self.min_inside * (box[2] - box[0]) * (box[3] - box[1])
+        """Whether the generator can serve this face (can_serve's rules with this generator's limits)."""
+        return can_serve(image_shape, face, self.min_face, self.max_face, self.max_turn, self.min_inside)
 
     def replace(self, image: np.ndarray, faces: Sequence[Any], seeds: Sequence[int],
                 mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
@@ -200,6 +187,27 @@ class FaceGenerator:
         if out.shape != (condition.shape[0], 3) + condition.shape[2:] or not np.all(np.isfinite(out)):
             raise ModelError(f"{self.backend.path}: generator returned {out.shape} / non-finite values")
         return out
+
+
+def can_serve(image_shape: tuple[int, ...], face: Any, min_face: float = MIN_FACE, max_face: float = MAX_FACE,
+              max_turn: float = MAX_TURN, min_inside: float = MIN_INSIDE) -> bool:
+    """Whether a made-up face (generated, or a k-Same reference) can serve this face: its size, plausible
+    landmarks, a head turn within `max_turn`, and at least `min_inside` of its box inside the frame."""
+
+    box = np.asarray(face.box, dtype=np.float64)[:4]
+    if not np.all(np.isfinite(box)):
+        return False
+    side = max(box[2] - box[0], box[3] - box[1])
+    if not min_face <= side <= max_face:
+        return False
+    if not crops.landmarks_plausible(box, getattr(face, "landmarks", None)):
+        return False
+    if abs(crops.head_turn(face.landmarks)) > max_turn:
+        return False
+    h, w = image_shape[:2]
+    ix = max(0.0, min(box[2], w) - max(box[0], 0.0))
+    iy = max(0.0, min(box[3], h) - max(box[1], 0.0))
+    return ix * iy >= min_inside * (box[2] - box[0]) * (box[3] - box[1])
 
 
 def soften_context(crop: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:

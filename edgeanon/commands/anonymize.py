@@ -29,6 +29,7 @@ from edgeanon.defaults import (
     DEFAULT_VIDEO_GIGAPIXELS,
     FALLBACK_METHOD,
     IMAGE_PROFILE,
+    MADE_UP,
     MASK_SHAPES,
     METHODS,
     PLATE_METHODS,
@@ -39,8 +40,8 @@ from edgeanon.frames import Detection, Frame
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inputs import Input, InputError, collect, skipped_warning
-from edgeanon.models import detector_path, generator_path, resolve_method
-from edgeanon.redactor import Redactor, load_generator
+from edgeanon.models import detector_path, resolve_method
+from edgeanon.redactor import Redactor, load_made_up
 from edgeanon.video import VIDEO_SUFFIXES, VideoError, VideoReader, VideoWriter, is_video
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ placed in the box."""
 MODEL_OPTIONS = {"method": "--method", "threshold": "--threshold", "low_threshold": "--low-threshold",
                  "mask_scale": "--mask-scale", "mask_shape": "--mask-shape", "input_scale": "--detect-scale",
                  "hold_s": "--hold", "detector": "--detector-model", "generator": "--generator-model",
-                 "threads": "--threads"}
+                 "bank": "--bank", "threads": "--threads"}
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -110,9 +111,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="search folders' subfolders too (default: only their top level, with a warning naming "
                         "how many files below it were skipped); outputs keep the subfolders")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help=f"gan: a generated face; blur; pixelate; fill (solid colour). Default: {DEFAULT_METHOD}, "
+                   help=f"gan: a generated face; ksame: a face averaged from strangers of a similar tone and head "
+                        f"turn; blur; pixelate; fill (solid colour). Default: {DEFAULT_METHOD}, "
                         f"{FALLBACK_METHOD} when {DEFAULT_METHOD} needs a generator model that is not there. Faces "
-                        f"gan cannot serve (too small, no landmarks) get {FALLBACK_METHOD}.")
+                        f"gan or ksame cannot serve (too small, no landmarks, turned away) get {FALLBACK_METHOD}.")
     p.add_argument("--boxes", type=Path, metavar="BOXES.json", help=BOXES_HELP)
     p.add_argument("--report", type=Path, metavar="FILE.json",
                    help="write, per input, every face with the method that served it (and for gan where its "
@@ -143,6 +145,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="detector model (default models/detector*.onnx)")
     p.add_argument("--generator-model", type=Path, metavar="PATH",
                    help="generator model (default models/generator.onnx)")
+    p.add_argument("--bank", type=Path, metavar="PATH",
+                   help="k-Same reference bank of --method ksame (default models/ksame-bank.npz)")
     p.add_argument("--threads", type=int, default=None,
                    help=f"inference threads, at most {THREADS_MAX} (default: all cores)")
     p.add_argument("--video-gigapixels", type=float, default=DEFAULT_VIDEO_GIGAPIXELS, metavar="G",
@@ -193,8 +197,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             generator = finder = None
             method = resolve_method(model)
-            if method == "gan":
-                generator = load_generator(generator_path(model))
+            if method in MADE_UP:
+                generator = load_made_up(method, model)
                 finder = BoxLandmarks(FaceDetector.from_path(detector_path(model), threads=model.threads or None,
                                                              threshold=BOX_THRESHOLD, input_scale=1.0))
             anonymizer = Anonymizer(method, generator=generator, mask_scale=model.mask_scale,
@@ -283,11 +287,11 @@ class Tally:
         for face, source in zip(redacted.faces, sources, strict=True):
             self.counts[face.method] = self.counts.get(face.method, 0) + 1
             entry["methods"][face.method] = entry["methods"].get(face.method, 0) + 1
-            if face.method == "gan" and source:
+            if face.method in MADE_UP and source:
                 self.landmarks[source] = self.landmarks.get(source, 0) + 1
             if keep_faces:
                 item = {"box": [round(v, 1) for v in face.box], "method": face.method}
-                if face.method == "gan" and source:
+                if face.method in MADE_UP and source:
                     item["landmarks"] = source
                 entry["faces"].append(item)
         for plate in redacted.plates:
@@ -307,7 +311,7 @@ class Tally:
         parts = []
         for method, n in sorted(self.counts.items(), key=lambda kv: -kv[1]):
             part = f"{method} {n}"
-            if method == "gan" and self.landmarks:
+            if method in MADE_UP and self.landmarks:
                 part += " (landmarks " + ", ".join(f"{k} {v}" for k, v in sorted(self.landmarks.items())) + ")"
             parts.append(part)
         line = (f"{total} face(s) in {self.frames} frame(s) of {len(self.files)} input(s)"
@@ -389,7 +393,7 @@ def _sources(chain, redacted) -> list[str | None]:
     """Where gan's landmarks came from, per face: the box finder's answer, or the detector's own."""
     if isinstance(chain, BoxChain):
         return chain.sources
-    return ["detected" if f.method == "gan" else None for f in redacted.faces]
+    return ["detected" if f.method in MADE_UP else None for f in redacted.faces]
 
 
 def anonymize_video(item: Input, target: Path, chain, tally: Tally | None = None,

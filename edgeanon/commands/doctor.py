@@ -139,8 +139,11 @@ def model_paths(cfg: Config) -> dict[str, Path]:
     from edgeanon import models
 
     out = {"detector": models.detector_path(cfg.model)}
-    if models.resolve_method(cfg.model) == "gan":
+    method = models.resolve_method(cfg.model)
+    if method == "gan":
         out["generator"] = models.generator_path(cfg.model)
+    if method == "ksame":
+        out["bank"] = models.bank_path(cfg.model)
     if cfg.plates.enabled:
         out["plates"] = plates_path(cfg)
     return out

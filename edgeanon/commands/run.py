@@ -51,6 +51,7 @@ def register(subparsers) -> None:
                    help="how faces are replaced (default: gan when the generator model is there, else blur)")
     p.add_argument("--detector-model", metavar="PATH", help="detector model (.onnx or .engine)")
     p.add_argument("--generator-model", metavar="PATH", help="generator model (.onnx or .engine)")
+    p.add_argument("--bank", metavar="PATH", help="k-Same reference bank of method ksame (.npz)")
     p.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {
         "source.uri": args.source, "camera_id": args.camera_id, "mqtt.host": args.mqtt_host,
         "mqtt.port": args.mqtt_port, "model.method": args.method, "model.detector": args.detector_model,
-        "model.generator": args.generator_model,
+        "model.generator": args.generator_model, "model.bank": args.bank,
     }
 
 

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize.crops import head_turn
+from edgeanon.defaults import MADE_UP
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import Track
@@ -265,7 +266,7 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
             faces.served.append(served)
             faces.embeddings["sface"].append(sface(image, face.landmarks))
         for m, anonymizer in anonymizers.items():
-            if seeds and anonymizer.method == "gan":
+            if seeds and anonymizer.method in MADE_UP:
                 # The laid-in face alone, twice, with two seeds: only the latent differs between the two.
                 pair = []
                 for k in (1, 2):
@@ -274,7 +275,7 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
                                   face.landmarks, 1.0, True)
                     served = anonymizer.redact(Frame(0, 0.0, work), [track]).faces[0].method
                     pair.append((work, served))
-                if all(served == "gan" for _, served in pair):
+                if all(served == anonymizer.method for _, served in pair):
                     for rec, embed in (("dlib", lambda im: dlib_embed(im, face.box)),
                                        ("sface", lambda im: sface(im, face.landmarks))):
                         a, b = (embed(work) for work, _ in pair)

@@ -12,9 +12,10 @@ import numpy as np
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.anonymize.ksame import KSameFaces
 from edgeanon.defaults import METHODS
 from edgeanon.frames import Detection
-from edgeanon.models import DEFAULT_GENERATOR
+from edgeanon.models import DEFAULT_GENERATOR, DEFAULT_KSAME_BANK
 from edgeanon.tracker import Track
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
     """--methods and the generator's options."""
-    p.add_argument("--methods", default=",".join(METHODS), help="comma list (default all four)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma list (default all: {', '.join(METHODS)})")
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
+    p.add_argument("--bank", type=Path, default=DEFAULT_KSAME_BANK, help="ksame's reference bank")
     p.add_argument("--landmark-jitter", type=float, default=None,
                    help="override the generator's per-seed landmark jitter (fraction of the box; 0 = off)")
     p.add_argument("--detected-landmarks", action="store_true",
@@ -41,13 +43,15 @@ def chosen_methods(args: argparse.Namespace) -> list[str] | None:
 
 
 def build_anonymizers(methods: list[str], args: argparse.Namespace) -> dict[str, Anonymizer]:
-    """One Anonymizer per method; gan's generator is configured by the options above."""
+    """One Anonymizer per method; gan's generator and ksame's bank are configured by the options above."""
     anonymizers = {}
     for m in methods:
         if m == "gan":
             opts = {} if args.landmark_jitter is None else {"landmark_jitter": args.landmark_jitter}
             opts["generic"] = not args.detected_landmarks
             anonymizers[m] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, **opts))
+        elif m == "ksame":
+            anonymizers[m] = Anonymizer("ksame", generator=KSameFaces.from_path(args.bank))
         else:
             anonymizers[m] = Anonymizer(m)
     return anonymizers

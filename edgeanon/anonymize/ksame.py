@@ -1,0 +1,222 @@
+"""k-Same faces: each face replaced by a reference face averaged from k strangers of a similar tone and head turn.
+
+No network: a bank of references (`models/ksame-bank.npz`, made by `python -m export ksame-bank`) holds pixel
+averages of k aligned UTKFace photos each (same age band and gender, neighbouring skin tones, one head-turn
+band), so a reference belongs to no one a recognizer could name (the k-Same idea, Newton et al. 2005). Per face:
+
+1. the reference is chosen by what the frame shows, never by inferred age, gender or race: the visible skin
+   tone (`tone.target`, its individual typology angle) and the head turn from the 5 landmarks
+   (`crops.head_turn`; a head turned the other way gets the reference mirrored); among the references near
+   both, the track's seed picks one (rendezvous hashing: the same track keeps its face while its tone and turn
+   wobble, another track draws another);
+2. the reference is warped onto the face by the least-squares affine map of its 5 landmarks onto the face's
+   (position, size, roll and turn, not the person's own proportions), moved to the person's skin tone by one
+   CIELAB offset (`tone.shift`), grey where the frame is grey (`blend.match_crop`);
+3. it goes over the blur cover of the whole mask with the generator's multi-band blend (`blend.composite`).
+
+Faces the bank cannot serve (too small, implausible landmarks, turned beyond `gan.MAX_TURN`, mostly outside the
+frame) are left to the fallback, as for the generator: `replace` says which were served.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeanon.anonymize import blend, classic, crops, gan, tone
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+# The reference canvas: REF_SIDE px square, the 112 px alignment template (crops.TEMPLATE_LANDMARKS) scaled so
+# the eyes are REF_EYES px apart, centred across and placed so the canvas shows the forehead and hair above.
+REF_SIDE = 160
+REF_EYES = 40.0
+_SCALE = REF_EYES / REF_SIDE / float(crops.TEMPLATE_LANDMARKS[1, 0] - crops.TEMPLATE_LANDMARKS[0, 0])
+REF_LANDMARKS = (crops.TEMPLATE_LANDMARKS * _SCALE + [(1.0 - _SCALE) / 2.0, (1.0 - _SCALE) / 2.0 - 0.04]) * REF_SIDE
+# Mirror map of the 5 points (left eye <-> right eye, nose, left mouth corner <-> right one).
+MIRROR = [1, 0, 2, 4, 3]
+# Candidate references: cost = |dITA| / ITA_WINDOW + |d turn| / TURN_WINDOW + a uniform draw of the seed in
+# [0, 1); the lowest cost wins. References within one window of the best compete, farther ones never win.
+ITA_WINDOW = 10.0
+TURN_WINDOW = 0.15
+# The reference is pasted opaque to the first radius of the box's ellipse and gone at the second (as gan's).
+PASTE_RIM = gan.PASTE_RIM
+# The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
+# warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
+MIN_CROP, MAX_CROP = crops.CROP_SIZE, 320
+
+
+class BankError(ValueError):
+    """A reference bank file that is missing, unreadable or not a bank."""
+
+
+def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares affine map of the (n, 2) points `src` onto `dst`."""
+    a = np.hstack([np.asarray(src, np.float64).reshape(-1, 2), np.ones((len(src), 1))])
+    sol, *_ = np.linalg.lstsq(a, np.asarray(dst, np.float64).reshape(-1, 2), rcond=None)
+    return sol.T
+
+
+def ita(lab: np.ndarray) -> float:
+    """Individual typology angle (degrees) of a CIELAB colour: arctan((L* - 50) / b*)."""
+    return float(np.degrees(np.arctan2(float(lab[0]) - 50.0, float(lab[2]))))
+
+
+def mirror(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The canvas flipped left-right, with its landmarks flipped and relabelled."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)[MIRROR].copy()
+    lm[:, 0] = image.shape[1] - lm[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), lm
+
+
+@dataclass(frozen=True)
+class Bank:
+    """The references: images (REF_SIDE px BGR), their 5 landmarks, skin tone (CIELAB), head turn (>= 0), k."""
+
+    images: np.ndarray  # (n, REF_SIDE, REF_SIDE, 3) uint8
+    landmarks: np.ndarray  # (n, 5, 2) float32, canvas pixels
+    lab: np.ndarray  # (n, 3) float32: the median skin colour tone.target reads inside `box`
+    turn: np.ndarray  # (n,) float32, crops.head_turn of the landmarks, >= 0 (mirrored for the other side)
+    k: np.ndarray  # (n,) int: how many people each reference averages
+    box: np.ndarray  # (4,) float32: the face box of the canvas (where tone is read)
+    alpha: np.ndarray  # (REF_SIDE, REF_SIDE) uint8: where the references hold faces' pixels (255) or none (0)
+
+    @property
+    def ita(self) -> np.ndarray:
+        return np.degrees(np.arctan2(self.lab[:, 0] - 50.0, self.lab[:, 2]))
+
+    def save(self, path: Path, quality: int = 92) -> None:
+        """Write the bank: the images as JPEG (a few kB each), the rest as arrays; one compressed .npz."""
+        blobs = []
+        for img in self.images:
+            ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise BankError("cannot encode a reference as JPEG")
+            blobs.append(data.reshape(-1))
+        offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, format=np.array([FORMAT]), side=np.array([REF_SIDE]),
+                                jpeg=np.concatenate(blobs).astype(np.uint8), offsets=offsets,
+                                landmarks=self.landmarks.astype(np.float32), lab=self.lab.astype(np.float32),
+                                turn=self.turn.astype(np.float32), k=self.k.astype(np.int32),
+                                box=self.box.astype(np.float32), alpha=self.alpha.astype(np.uint8))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bank:
+        """Read and check a bank file; BankError says what is wrong."""
+        path = Path(path)
+        if not path.is_file():
+            raise BankError(f"{path}: k-Same reference bank not found (make it with `python -m export ksame-bank`)")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise BankError(f"{path}: not a k-Same reference bank ({exc})") from exc
+        need = ("format", "side", "jpeg", "offsets", "landmarks", "lab", "turn", "k", "box", "alpha")
+        missing = [name for name in need if name not in arrays]
+        if missing:
+            raise BankError(f"{path}: not a k-Same reference bank (no {', '.join(missing)})")
+        if int(arrays["format"][0]) != FORMAT or int(arrays["side"][0]) != REF_SIDE:
+            raise BankError(f"{path}: bank format {int(arrays['format'][0])} / side {int(arrays['side'][0])}, "
+                            f"this runtime reads format {FORMAT} / side {REF_SIDE}")
+        n, offsets, jpeg = len(arrays["landmarks"]), arrays["offsets"], arrays["jpeg"]
+        if n == 0 or offsets.shape != (n + 1,) or arrays["lab"].shape != (n, 3) or arrays["turn"].shape != (n,) \
+                or arrays["k"].shape != (n,) or arrays["landmarks"].shape != (n, 5, 2) or arrays["box"].shape != (4,) \
+                or arrays["alpha"].shape != (REF_SIDE, REF_SIDE):
+            raise BankError(f"{path}: inconsistent k-Same reference bank (array shapes)")
+        images = []
+        for i in range(n):
+            img = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
+            if img is None or img.shape != (REF_SIDE, REF_SIDE, 3):
+                raise BankError(f"{path}: reference {i} is not a {REF_SIDE} px colour image")
+            images.append(img)
+        return cls(np.stack(images), arrays["landmarks"].astype(np.float32), arrays["lab"].astype(np.float32),
+                   arrays["turn"].astype(np.float32), arrays["k"].astype(np.int32), arrays["box"].astype(np.float32),
+                   arrays["alpha"].astype(np.uint8))
+
+    def choose(self, skin: np.ndarray | None, turn: float, seed: int) -> int:
+        """The reference for a face of skin tone `skin` (CIELAB, None: unknown) and head turn |turn|, drawn by
+        `seed` among those near both (see ITA_WINDOW)."""
+        cost = np.abs(self.turn - abs(float(turn))) / TURN_WINDOW
+        if skin is not None:
+            cost = cost + np.abs(self.ita - ita(skin)) / ITA_WINDOW
+        draw = np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
+        return int(np.argmin(cost + draw))
+
+
+class KSameFaces:
+    """Replaces faces with k-Same references; `.replace` says which faces it served (the rest need a fallback).
+
+    The same interface as gan.FaceGenerator, so the Anonymizer serves both alike.
+    """
+
+    def __init__(self, bank: Bank, min_face: float = gan.MIN_FACE, max_face: float = gan.MAX_FACE,
+                 min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
+                 paste_rim: tuple[float, float] = PASTE_RIM):
+        self.bank = bank
+        self.min_face, self.max_face = float(min_face), float(max_face)
+        self.min_inside, self.max_turn = float(min_inside), float(max_turn)
+        if not 0 < paste_rim[0] < paste_rim[1] <= crops.MASK_SCALE:
+            raise ValueError(f"paste rim {paste_rim}: need 0 < inner < outer <= {crops.MASK_SCALE}")
+        self.paste_rim = (float(paste_rim[0]), float(paste_rim[1]))
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kwargs: Any) -> KSameFaces:
+        return cls(Bank.load(path), **kwargs)
+
+    def servable(self, image_shape: tuple[int, ...], face: Any) -> bool:
+        """Whether a reference can serve this face (gan.can_serve's rules)."""
+        return gan.can_serve(image_shape, face, self.min_face, self.max_face, self.max_turn, self.min_inside)
+
+    def reference(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int,
+                  mask_scale: float, cells: int = gan.COVER_CELLS) -> tuple[crops.CropRegion, np.ndarray]:
+        """The face's crop window and the chosen reference warped into it, in the person's tone (BGR uint8)."""
+        turn = crops.head_turn(landmarks)
+        skin = tone.target(image, box, "face", mask_scale)
+        i = self.bank.choose(skin, turn, seed)
+        ref, ref_lm = np.dstack([self.bank.images[i], self.bank.alpha]), self.bank.landmarks[i]
+        if turn < 0:
+            ref, ref_lm = mirror(ref, ref_lm)
+        side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
+        region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
+        m = affine_fit(ref_lm, region.to_crop(landmarks))
+        size = (region.size, region.size)
+        warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        cut = crops.cut_crop(image, region, gan.BORDER)
+        box_in_crop = region.box_to_crop(box)
+        face = blend.match_crop(warped[:, :, :3], cut, box_in_crop, skin)
+        # Where the references hold no face pixels (above the forehead, beyond the photos), the cover's blur.
+        alpha = warped[:, :, 3:].astype(np.float32) / 255.0
+        cover = classic.blur_patch(cut, box_in_crop[2] - box_in_crop[0], box_in_crop[3] - box_in_crop[1], cells)
+        face = face.astype(np.float32) * alpha + cover.astype(np.float32) * (1.0 - alpha)
+        return region, np.clip(face + 0.5, 0, 255).astype(np.uint8)
+
+    def replace(self, image: np.ndarray, faces: Sequence[Any], seeds: Sequence[int],
+                mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
+                feather: float = classic.DEFAULT_FEATHER, cells: int = gan.COVER_CELLS) -> list[bool]:
+        """Put a reference on every servable face in place; returns which were served.
+
+        Every reference is made before anything is pasted (overlapping faces read the original scene).
+        """
+        if len(seeds) != len(faces):
+            raise ValueError(f"{len(faces)} faces but {len(seeds)} seeds")
+        served = [False] * len(faces)
+        made = []
+        for i, face in enumerate(faces):
+            if not self.servable(image.shape, face):
+                continue
+            box = np.asarray(face.box, np.float64)[:4]
+            made.append((i, box) + self.reference(image, box, np.asarray(face.landmarks, np.float64), seeds[i],
+                                                  mask_scale, cells))
+        for i, box, region, ref in made:
+            blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim)
+            served[i] = True
+        return served

@@ -1,0 +1,319 @@
+"""`python -m export ksame-bank`: the k-Same reference bank (edgeanon.anonymize.ksame) from UTKFace's tuning faces.
+
+Only UTKFace photos of the generator's tuning split go in (`export.splits.in_generator_split(name, "tune")`): the
+held-back faces, on which identity is reported, never enter the bank. Each photo with one face found by our
+detector (cached detections), plausible landmarks and a head turn within gan.MAX_TURN is aligned by the
+least-squares affine map of its 5 landmarks onto the canvas template (ksame.REF_LANDMARKS); a head turned to the
+left is mirrored, so every reference turns right and the runtime mirrors it back (mirroring doubles the faces
+of each turn). Photos are grouped by age band and gender (from the file name: build-time only, the runtime never
+infers them), by head-turn band, and within that by skin tone (the individual typology angle as
+`tone.target` reads it): k neighbours in tone make one reference, their pixel average (each photo counts only
+where it has pixels; what no half of them covers is filled in smoothly). At most `--refs` references are kept,
+spread evenly over tone and turn bands so dark skin and turned heads are covered.
+
+With `--measure`, each reference is checked against the people in it: the share of (reference, contributor)
+pairs a recognizer takes for the same person, beside the share of (reference, look-alike stranger) pairs (same
+gender and race label, age within 5 years, not in the reference), under SFace and dlib; and the diversity of
+the references (their mean recognizer distance over that of as many original photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeanon.anonymize import crops, gan, ksame, tone
+from edgeanon.atomic import atomic_path
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
+from export.datasets import UTK_PAD, UTK_ZIP, decode, utk_detections
+from export.eval.identity import STRANGER_AGE_GAP, demographics
+from export.paths import shared_data_dir
+from export.splits import TUNE, in_generator_split
+
+log = logging.getLogger(__name__)
+
+# Chosen on the tuning split (docs/ksame.md): k people per reference, at most REFS references.
+K = 6
+REFS = 360
+AGE_BANDS = (0, 4, 13, 20, 30, 45, 60, 200)
+TURN_BANDS = (0.0, 0.12, 0.25, gan.MAX_TURN + 1e-6)
+# References are spread over skin-tone bands of this many degrees of ITA (and the turn bands).
+ITA_BAND = 8.0
+# A reference whose people span more ITA than this is not made (tones too far apart to average).
+MAX_ITA_SPREAD = 12.0
+# Canvas pixels covered by fewer than this share of a reference's people are filled in from around them, and
+# the bank's alpha fades the references out toward where fewer than ALPHA_COVER[1] of all photos have pixels.
+MIN_COVER = 0.5
+ALPHA_COVER = (0.5, 0.9)
+# Each photo's weight rises over this many pixels from the edge of its pixels (no step where one photo ends).
+# (starting 3 px in: resampling mixes the black padding into the outermost ones), and pixels whose weights sum
+# to less than MIN_WEIGHT are filled in as well.
+EDGE_PX = 6.0
+MIN_WEIGHT = 0.5
+SEED = 0
+
+
+@dataclass
+class Photo:
+    name: str
+    canvas: np.ndarray  # aligned, mirrored to turn >= 0, uint8
+    valid: np.ndarray  # where the photo has pixels, uint8 0/1
+    landmarks: np.ndarray  # (5, 2) in the canvas
+    box: np.ndarray  # detector box in the canvas
+    turn: float
+    ita: float
+    age: int
+    gender: int
+    race: int
+    original_landmarks: np.ndarray  # in the padded photo (for the recognizers)
+    original_box: np.ndarray
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("ksame-bank", help="build the k-Same reference bank from UTKFace's tuning faces",
+                              description=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--data", type=Path, default=shared_data_dir())
+    p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (cached detections)")
+    p.add_argument("--k", type=int, default=K, help=f"people per reference (default {K})")
+    p.add_argument("--refs", type=int, default=REFS, help=f"at most this many references (default {REFS})")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
+    p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
+    p.add_argument("--measure", action="store_true",
+                   help="check the references against their people and look-alike strangers (SFace, dlib)")
+    p.add_argument("--json", type=Path, help="write the measures here")
+    p.set_defaults(func=run)
+
+
+def align(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, pad: int) -> tuple:
+    """The padded photo on the canvas: (canvas, valid, landmarks, box) in canvas coordinates."""
+    m = ksame.affine_fit(landmarks, ksame.REF_LANDMARKS)
+    size = (ksame.REF_SIDE, ksame.REF_SIDE)
+    canvas = cv2.warpAffine(image, m, size, flags=cv2.INTER_AREA if abs(np.linalg.det(m[:, :2])) < 1 else
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    inside = np.zeros(image.shape[:2], np.uint8)
+    inside[pad : image.shape[0] - pad, pad : image.shape[1] - pad] = 1
+    valid = cv2.warpAffine(inside, m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    lm = np.asarray(landmarks, np.float64) @ m[:, :2].T + m[:, 2]
+    corners = np.array([[box[0], box[1]], [box[2], box[3]]], np.float64) @ m[:, :2].T + m[:, 2]
+    return canvas, valid, lm, np.array([*corners.min(0), *corners.max(0)])
+
+
+def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
+    """Every usable tuning photo, aligned (see the module docstring)."""
+    zf, found = utk_detections(data, detector)
+    names = [n for n in sorted(found) if in_generator_split(n, TUNE, halved=False) and len(found[n]) == 1
+             and demographics(n) is not None]
+    if limit:
+        names = names[:: max(1, len(names) // limit)][:limit]
+    photos = []
+    for name in names:
+        face = found[name][0]
+        if not crops.landmarks_plausible(face.box, face.landmarks):
+            continue
+        turn = crops.head_turn(face.landmarks)
+        if abs(turn) > gan.MAX_TURN:
+            continue
+        image = cv2.copyMakeBorder(decode(zf.read(name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+        canvas, valid, lm, box = align(image, face.box, face.landmarks, UTK_PAD)
+        if turn < 0:
+            canvas, lm = ksame.mirror(canvas, lm)
+            valid = np.ascontiguousarray(valid[:, ::-1])
+            box = np.array([ksame.REF_SIDE - box[2], box[1], ksame.REF_SIDE - box[0], box[3]])
+        skin = tone.target(canvas, box, "face", 1.0)
+        if skin is None:
+            continue
+        age, gender, race = demographics(name)
+        photos.append(Photo(name, canvas, valid, lm, box, abs(turn), ksame.ita(skin), age, gender, race,
+                            np.asarray(face.landmarks, np.float64), np.asarray(face.box, np.float64)))
+    log.info("%d usable tuning photos of %d", len(photos), len(names))
+    return photos
+
+
+def band(value: float, edges: tuple[float, ...]) -> int:
+    return int(np.searchsorted(edges, value, side="right") - 1)
+
+
+def groups(photos: list[Photo], k: int) -> list[list[int]]:
+    """Groups of k photos: same age band, gender and turn band, consecutive in skin tone (ITA)."""
+    strata: dict[tuple, list[int]] = {}
+    for i, p in enumerate(photos):
+        strata.setdefault((band(p.age, AGE_BANDS), p.gender, band(p.turn, TURN_BANDS)), []).append(i)
+    out = []
+    for members in strata.values():
+        members.sort(key=lambda i: photos[i].ita)
+        for s in range(0, len(members) - k + 1, k):
+            chunk = members[s : s + k]
+            if photos[chunk[-1]].ita - photos[chunk[0]].ita <= MAX_ITA_SPREAD:
+                out.append(chunk)
+    return out
+
+
+def spread(photos: list[Photo], found: list[list[int]], refs: int, seed: int = SEED) -> list[list[int]]:
+    """At most `refs` groups, taken in turn from each (tone band, turn band) cell so sparse cells are kept."""
+    rng = np.random.default_rng(seed)
+    cells: dict[tuple, list[list[int]]] = {}
+    for g in found:
+        mean_ita = float(np.mean([photos[i].ita for i in g]))
+        mean_turn = float(np.mean([photos[i].turn for i in g]))
+        cells.setdefault((int(np.floor(mean_ita / ITA_BAND)), band(mean_turn, TURN_BANDS)), []).append(g)
+    for members in cells.values():
+        rng.shuffle(members)
+    chosen, depth = [], 0
+    while len(chosen) < refs and any(depth < len(m) for m in cells.values()):
+        for key in sorted(cells):
+            if depth < len(cells[key]) and len(chosen) < refs:
+                chosen.append(cells[key][depth])
+        depth += 1
+    return chosen
+
+
+def edge_weight(valid: np.ndarray) -> np.ndarray:
+    """0 outside a photo's pixels, rising to 1 over EDGE_PX inside them (float32)."""
+    inside = np.pad(valid, 1)  # the canvas edge counts as an edge too
+    return np.clip(cv2.distanceTransform(inside, cv2.DIST_L2, 3)[1:-1, 1:-1] - 3.0, 0, EDGE_PX) / EDGE_PX
+
+
+def fill_holes(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """`image` (float32) with the pixels where `known` is 0 filled by a normalised blur of the known ones, coarser
+    and coarser until every hole is reached (smooth colour, no streaks)."""
+    out, have = image.copy(), known.astype(np.float32)
+    for sigma in (4.0, 8.0, 16.0, 32.0, 64.0):
+        if have.min() > 0.99:
+            break
+        num = cv2.GaussianBlur(out * have[:, :, None], (0, 0), sigma)
+        den = cv2.GaussianBlur(have, (0, 0), sigma)[:, :, None]
+        fill = num / np.maximum(den, 1e-6)
+        take = (den[:, :, 0] > 1e-3) & (have < 0.99)
+        out[take] = out[take] * have[take, None] + fill[take] * (1.0 - have[take, None])
+        have = np.where(take, 1.0, have)
+    return out
+
+
+def average(photos: list[Photo], members: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The members' pixel average on the canvas (each where it has pixels, feathered at its edge), the share of
+    them covering each pixel, and the mean of their landmarks."""
+    total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
+    weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
+    count = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
+    for i in members:
+        w = edge_weight(photos[i].valid)
+        total += photos[i].canvas * w[:, :, None]
+        weight += w
+        count += photos[i].valid
+    share = count / len(members)
+    mean = fill_holes(total / np.maximum(weight, 1e-6)[:, :, None], (share >= MIN_COVER) & (weight >= MIN_WEIGHT))
+    mean = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
+    return mean, share, np.mean([photos[i].landmarks for i in members], axis=0)
+
+
+def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list[int]]]:
+    """The bank and, per reference, the indices of its people."""
+    chosen = spread(photos, groups(photos, k), refs)
+    if not chosen:
+        raise ValueError(f"no group of {k} photos: too few tuning photos")
+    box = np.median([photos[i].box for g in chosen for i in g], axis=0).astype(np.float32)
+    images, landmarks, labs, turns, shares = [], [], [], [], []
+    for g in chosen:
+        img, share, lm = average(photos, g)
+        images.append(img)
+        shares.append(share)
+        landmarks.append(lm)
+        labs.append(tone.target(img, box, "face", 1.0))
+        turns.append(abs(crops.head_turn(lm)))
+    lo, hi = ALPHA_COVER
+    alpha = cv2.GaussianBlur(np.clip((np.mean(shares, axis=0) - lo) / (hi - lo), 0, 1), (0, 0), 3.0)
+    bank = ksame.Bank(np.stack(images), np.array(landmarks, np.float32), np.array(labs, np.float32),
+                      np.array(turns, np.float32), np.full(len(chosen), k, np.int32), box,
+                      np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+    return bank, chosen
+
+
+def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data: Path, seed: int = SEED,
+            cache: dict | None = None) -> dict:
+    """Contributor vs look-alike stranger shares and the references' diversity, under SFace and dlib (`cache`:
+    the photos' embeddings, kept between calls on the same photos)."""
+    from export.eval.crowd import RECOGNIZERS, distances
+    from export.eval.identity import Embedder
+    from export.eval.sface import SFace
+
+    rng = np.random.default_rng(seed)
+    zf = zipfile.ZipFile(data / UTK_ZIP)
+    contributors = {i for g in chosen for i in g}
+    # Look-alike strangers of each reference: same gender and race label, age within STRANGER_AGE_GAP of one of
+    # its people, in no reference at all; as many as it has people.
+    strangers = []
+    for g in chosen:
+        pool = [j for j, p in enumerate(photos) if j not in contributors and any(
+            p.gender == photos[i].gender and p.race == photos[i].race and abs(p.age - photos[i].age) <= STRANGER_AGE_GAP
+            for i in g)]
+        strangers.append(list(rng.choice(pool, size=min(len(g), len(pool)), replace=False)) if pool else [])
+    sample = list(rng.choice(len(photos), size=min(len(chosen), len(photos)), replace=False))
+    needed = sorted(contributors | {j for s in strangers for j in s} | set(sample))
+    if cache is None:
+        cache = {}
+    if "sface" not in cache:
+        cache.update(sface=SFace(), dlib=Embedder(), originals={r: {} for r in RECOGNIZERS})
+    sface, dlib, originals = cache["sface"], cache["dlib"], cache["originals"]
+    embed_ref = {"sface": lambda img, lm: sface(img, lm), "dlib": lambda img, lm: dlib(img, bank.box)}
+    out: dict = {"references": len(chosen), "k": int(bank.k[0]), "photos": len(photos),
+                 "contributors": len(contributors)}
+    for j in needed:
+        if j in originals["dlib"]:
+            continue
+        p = photos[j]
+        image = cv2.copyMakeBorder(decode(zf.read(p.name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+        originals["sface"][j] = sface(image, p.original_landmarks)
+        originals["dlib"][j] = dlib(image, p.original_box)
+    for rec, threshold in RECOGNIZERS.items():
+        refs = np.array([embed_ref[rec](bank.images[r], bank.landmarks[r]) for r in range(len(chosen))])
+        own, other, own_any, other_any = [], [], [], []
+        for r, g in enumerate(chosen):
+            d_own = distances(refs[r : r + 1], np.array([originals[rec][i] for i in g]), rec)[0]
+            own += list(d_own < threshold)
+            own_any.append(bool((d_own < threshold).any()))
+            if strangers[r]:
+                d_other = distances(refs[r : r + 1], np.array([originals[rec][j] for j in strangers[r]]), rec)[0]
+                other += list(d_other < threshold)
+                other_any.append(bool((d_other < threshold).any()))
+        orig = np.array([originals[rec][j] for j in sample])
+        off = ~np.eye(len(refs), dtype=bool)
+        off_o = ~np.eye(len(orig), dtype=bool)
+        out[rec] = {
+            "contributor_pair_share": float(np.mean(own)), "stranger_pair_share": float(np.mean(other)),
+            "reference_taken_for_a_contributor": float(np.mean(own_any)),
+            "reference_taken_for_a_stranger": float(np.mean(other_any)),
+            "diversity": float(distances(refs, refs, rec)[off].mean() / distances(orig, orig, rec)[off_o].mean()),
+        }
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.data / UTK_ZIP).is_file():
+        log.error("%s: not found (set --data)", args.data / UTK_ZIP)
+        return 2
+    if args.k < 2 or args.refs < 1:
+        log.error("--k must be at least 2 and --refs at least 1")
+        return 2
+    photos = load_photos(args.data, args.detector, args.limit)
+    try:
+        bank, chosen = build(photos, args.k, args.refs)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    with atomic_path(args.out) as tmp:
+        bank.save(tmp)
+    log.info("%s: %d references of %d people each (%.1f MB), turn 0-%.2f, ITA %.0f to %.0f", args.out,
+             len(chosen), args.k, args.out.stat().st_size / 1e6, bank.turn.max(), bank.ita.min(), bank.ita.max())
+    if args.measure:
+        stats = measure(photos, bank, chosen, args.data)
+        print(json.dumps(stats, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(stats, indent=1))
+    return 0

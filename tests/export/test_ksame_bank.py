@@ -1,0 +1,56 @@
+"""The k-Same reference bank: the committed file's format, and a tiny bank rebuilt from UTKFace's tuning faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import crops, gan, ksame
+from edgeanon.models import DEFAULT_KSAME_BANK
+from export.splits import generator_holdout
+from export.training import ksame_bank
+
+
+def test_the_committed_bank_is_small_and_covers_tones_and_turns():
+    assert DEFAULT_KSAME_BANK.stat().st_size < 5_000_000
+    bank = ksame.Bank.load(DEFAULT_KSAME_BANK)
+    n = len(bank.images)
+    assert n >= 100
+    assert bank.images.shape == (n, ksame.REF_SIDE, ksame.REF_SIDE, 3)
+    assert np.all(bank.k >= ksame_bank.K)  # nobody's face on their own
+    assert np.all((bank.turn >= 0) & (bank.turn <= gan.MAX_TURN))
+    assert bank.turn.max() > 0.25  # turned heads are covered, not only frontal ones
+    assert bank.ita.min() < 0 and bank.ita.max() > 50  # dark and light skin alike
+    assert bank.alpha.max() == 255 and bank.alpha.min() < 64  # opaque on the face, fading where no photo reached
+    # Every reference's landmarks are a face's layout near the canvas template.
+    assert np.abs(bank.landmarks - ksame.REF_LANDMARKS).max() < 0.3 * ksame.REF_EYES
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data, detector_model):
+    photos = ksame_bank.load_photos(shared_data, detector_model, limit=300)
+    bank, chosen = ksame_bank.build(photos, 3, 12)
+    return photos, bank, chosen
+
+
+def test_a_rebuilt_bank_holds_averages_of_tuning_faces_only(tiny, tmp_path):
+    photos, bank, chosen = tiny
+    assert len(photos) > 250 and len(chosen) == 12
+    assert not any(generator_holdout(p.name) for p in photos)
+    for g in chosen:
+        assert len(g) == 3 and len(set(g)) == 3
+        people = [photos[i] for i in g]
+        assert len({(ksame_bank.band(p.age, ksame_bank.AGE_BANDS), p.gender) for p in people}) == 1
+        assert max(p.ita for p in people) - min(p.ita for p in people) <= ksame_bank.MAX_ITA_SPREAD
+    path = tmp_path / "bank.npz"
+    bank.save(path)
+    again = ksame.Bank.load(path)
+    assert np.array_equal(again.landmarks, bank.landmarks) and np.array_equal(again.alpha, bank.alpha)
+    # Each reference is its people's pixel average where all of them have pixels (the inner face), up to JPEG.
+    g = chosen[0]
+    inner = crops.ellipse_mask(bank.box, (ksame.REF_SIDE, ksame.REF_SIDE), 0.6) > 0
+    mean = np.mean([photos[i].canvas.astype(np.float32) for i in g], axis=0)
+    assert np.abs(again.images[0].astype(np.float32) - mean)[inner].mean() < 4.0
+    # ... and no single one of them.
+    for i in g:
+        assert np.abs(again.images[0].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0

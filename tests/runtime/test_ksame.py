@@ -1,0 +1,148 @@
+"""k-Same faces on a real face with the committed reference bank: replaced, by tone and turn, seeded, fail closed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeanon.anonymize import Anonymizer, crops, gan, ksame, tone
+from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
+from edgeanon.config import ModelConfig
+from edgeanon.frames import Detection, Frame
+from edgeanon.models import DEFAULT_KSAME_BANK
+from edgeanon.redactor import Redactor
+from edgeanon.tracker import Track
+
+
+@pytest.fixture(scope="module")
+def bank() -> ksame.Bank:
+    assert DEFAULT_KSAME_BANK.is_file(), f"{DEFAULT_KSAME_BANK} is missing: it is committed (git checkout models/)"
+    return ksame.Bank.load(DEFAULT_KSAME_BANK)
+
+
+@pytest.fixture(scope="module")
+def maker(bank) -> ksame.KSameFaces:
+    return ksame.KSameFaces(bank)
+
+
+def _skin(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return tone.target(image, box, "face", DEFAULT_MASK_SCALE)
+
+
+def _lightness(bgr: np.ndarray, box: np.ndarray) -> float:
+    """Median L* (0-100) inside the box's ellipse shrunk to 0.6."""
+    r = crops.ellipse_mask(box, bgr.shape[:2], 0.6) > 0
+    return float(np.median(tone.lab_of(bgr)[..., 0][r]))
+
+
+def test_the_face_is_replaced_inside_and_untouched_outside(face_image, faces, maker):
+    image = face_image.copy()
+    assert maker.replace(image, faces, [5]) == [True]
+    box = faces[0].box
+    x1, y1, x2, y2 = (int(v) for v in box)
+    inner = slice(y1 + (y2 - y1) // 5, y2 - (y2 - y1) // 5), slice(x1 + (x2 - x1) // 5, x2 - (x2 - x1) // 5)
+    assert np.abs(image[inner].astype(int) - face_image[inner].astype(int)).mean() > 8
+    outside = crops.ellipse_mask(box, image.shape[:2], DEFAULT_MASK_SCALE * 1.05) == 0
+    assert np.array_equal(image[outside], face_image[outside])
+
+
+def test_one_seed_keeps_its_face_and_other_seeds_draw_others(face_image, faces, maker, bank):
+    box, lm = faces[0].box, faces[0].landmarks
+    picks = [bank.choose(_skin(face_image, box), crops.head_turn(lm), seed) for seed in range(20)]
+    assert len(set(picks)) >= 5, picks
+    other = next(seed for seed in range(1, 20) if picks[seed] != picks[0])
+    a, b, c = (face_image.copy() for _ in range(3))
+    maker.replace(a, faces, [0])
+    maker.replace(b, faces, [0])
+    maker.replace(c, faces, [other])
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.5
+
+
+def test_the_reference_is_chosen_near_the_persons_tone_and_turn(bank):
+    dark, light = np.array([30.0, 12.0, 20.0]), np.array([75.0, 12.0, 16.0])
+    for seed in range(10):
+        for skin in (dark, light):
+            i = bank.choose(skin, 0.05, seed)
+            nearest = np.min(np.abs(bank.ita - ksame.ita(skin)))
+            assert abs(bank.ita[i] - ksame.ita(skin)) <= nearest + ksame.ITA_WINDOW + 1e-3
+        turned = bank.choose(None, -0.4, seed)
+        assert abs(bank.turn[turned] - 0.4) <= np.min(np.abs(bank.turn - 0.4)) + ksame.TURN_WINDOW + 1e-3
+
+
+def test_a_darker_person_gets_a_darker_face(face_image, faces, maker):
+    box = faces[0].box
+    dark_in = (face_image * 0.45).astype(np.uint8)
+    light, dark = face_image.copy(), dark_in.copy()
+    maker.replace(light, faces, [3])
+    maker.replace(dark, faces, [3])
+    assert _lightness(dark, box) < _lightness(light, box) - 15
+    assert abs(_lightness(dark, box) - _lightness(dark_in, box)) < 8
+
+
+def test_a_head_turned_the_other_way_gets_the_mirrored_reference(face_image, faces, maker):
+    """The astronaut mirrored gets (about) the mirror image of what the astronaut gets, with the same seed."""
+    mirrored = np.ascontiguousarray(face_image[:, ::-1])
+    w = face_image.shape[1]
+    box = faces[0].box
+    lm = faces[0].landmarks[ksame.MIRROR].copy()
+    lm[:, 0] = w - lm[:, 0]
+    flipped = Detection(np.array([w - box[2], box[1], w - box[0], box[3]], np.float32), 1.0, lm)
+    a, b = face_image.copy(), mirrored.copy()
+    maker.replace(a, faces, [4])
+    maker.replace(b, [flipped], [4])
+    x1, y1, x2, y2 = (int(v) for v in box)
+    diff = np.abs(a[y1:y2, x1:x2].astype(int) - b[:, ::-1][y1:y2, x1:x2].astype(int)).mean()
+    assert diff < 6, diff
+
+
+def test_turned_heads_and_tiny_faces_get_the_fallback(face_image, faces, maker):
+    lm = faces[0].landmarks.copy()
+    lm[2, 0] = lm[1, 0]  # the nose level with the right eye: a profile
+    assert abs(crops.head_turn(lm)) > gan.MAX_TURN
+    profile = Track(1, faces[0].box, lm, 1.0, True)
+    tiny = Track(2, np.array([10, 10, 20, 20], np.float32), faces[0].landmarks, 1.0, True)
+    anonymizer = Anonymizer("ksame", generator=maker)
+    image = face_image.copy()
+    redacted = anonymizer.redact(Frame(0, 0.0, image), [profile, tiny])
+    assert [f.method for f in redacted.faces] == ["blur", "blur"]
+    served = anonymizer.redact(Frame(1, 0.0, face_image.copy()), [Track(3, faces[0].box, faces[0].landmarks, 1.0,
+                                                                         True)])
+    assert [f.method for f in served.faces] == ["ksame"]
+
+
+def test_grey_in_grey_out(face_image, faces, maker):
+    grey = np.repeat(cv2.cvtColor(face_image, cv2.COLOR_BGR2GRAY)[:, :, None], 3, axis=2)
+    image = grey.copy()
+    maker.replace(image, faces, [2])
+    assert np.abs(image[..., 0].astype(int) - image[..., 2].astype(int)).max() <= 2
+
+
+def test_the_chain_serves_ksame_from_the_config(face_image, detector_model):
+    chain = Redactor.from_config(ModelConfig(method="ksame", detector=str(detector_model), track=False))
+    redacted = chain.process(Frame(0, 0.0, face_image.copy()))
+    assert redacted.faces[0].method == "ksame"  # the astronaut (a doubtful candidate beside her gets blur)
+
+
+def test_a_bank_that_is_not_one_is_refused_in_one_line(tmp_path, face_image):
+    with pytest.raises(ksame.BankError, match="not found"):
+        ksame.Bank.load(tmp_path / "none.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a bank")
+    with pytest.raises(ksame.BankError, match="not a k-Same reference bank"):
+        ksame.Bank.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, format=np.array([ksame.FORMAT]))
+    with pytest.raises(ksame.BankError, match="no side"):
+        ksame.Bank.load(other)
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), face_image)
+    run = subprocess.run([sys.executable, "-m", "edgeanon", "anonymize", str(img), "-o", str(tmp_path / "out"),
+                          "--method", "ksame", "--bank", str(bad)], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "not a k-Same reference bank" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out" / "in.png").exists()
