@@ -42,7 +42,7 @@ def model_slots(redactor: Any) -> list[tuple[str, Any, int]]:
     """(role, object holding `.backend`, rows one call may take beyond one camera) for every model of a chain."""
     slots = [("detector", redactor.detector, 0)]
     generator = getattr(redactor.anonymizer, "generator", None)
-    if generator is not None:
+    if getattr(generator, "backend", None) is not None:  # ksame's reference bank is no model: nothing to share
         slots.append(("generator", generator, getattr(generator, "max_batch", 1)))
     plates = getattr(redactor, "plates", None)
     if plates is not None and getattr(plates, "detector", None) is not None:
@@ -67,8 +67,13 @@ def share_models(redactor: Any, cameras: int, wait_s: float) -> tuple[BatchGate,
 
 
 def camera_chain(redactor: Any, shared: list[SharedModel]) -> Any:
-    """A camera's own chain: its own tracker, scene-cut and plate state and input buffers, the shared models."""
-    return copy.deepcopy(redactor, {id(m): m for m in shared})
+    """A camera's own chain: its own tracker, scene-cut and plate state and input buffers, the shared models
+    (and ksame's reference bank: read-only, one copy for all)."""
+    keep = {id(m): m for m in shared}
+    bank = getattr(getattr(redactor.anonymizer, "generator", None), "bank", None)
+    if bank is not None:
+        keep[id(bank)] = bank
+    return copy.deepcopy(redactor, keep)
 
 
 class CameraLogFilter(logging.Filter):

@@ -6,7 +6,8 @@
 Each `--variant KEY=VALUE[,KEY=VALUE]` is a FaceGenerator keyword setting (edgeanon/anonymize/gan.py); every
 variant and the shipped settings ("gan") anonymize the same faces with the same seeds (export.eval.crowd, the
 tuning split unless --split holdout), and the report gives each one's values and its paired difference to "gan",
-with 95% bootstrap intervals. `--blur` adds the blur row.
+with 95% bootstrap intervals. `--blur` adds the blur row; `--ksame BANK.npz` (repeatable) adds method ksame with
+that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import FaceGenerator
+from edgeanon.anonymize.ksame import KSameFaces
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
 from export.eval import crowd
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="tune", help="tune (default) or holdout")
     p.add_argument("--variant", action="append", default=[])
     p.add_argument("--blur", action="store_true")
+    p.add_argument("--ksame", type=Path, action="append", default=[], help="a ksame reference bank to add")
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.variant:
         gen = FaceGenerator.from_path(args.generator, backend="ort", threads=1, **parse_variant(text))
         anonymizers[text] = Anonymizer("gan", generator=gen)
+    for bank in args.ksame:
+        anonymizers[f"ksame:{bank.stem}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank))
     if args.blur:
         anonymizers["blur"] = Anonymizer("blur")
     # Last, so that every paired difference reads "variant - gan".

@@ -1,6 +1,7 @@
 """k-Same faces: each face replaced by a reference face averaged from k strangers of a similar tone and head turn.
 
-No network: a bank of references (`models/ksame-bank.npz`, made by `python -m export ksame-bank`) holds pixel
+No network: a bank of references (`models/ksame-bank.npz`, made by `python -m export ksame-bank`; research-only,
+non-commercial, because it is derived from UTKFace: models/README.md) holds pixel
 averages of k aligned UTKFace photos each (same age band and gender, neighbouring skin tones, one head-turn
 band), so a reference belongs to no one a recognizer could name (the k-Same idea, Newton et al. 2005). Per face:
 

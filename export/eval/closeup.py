@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.anonymize import Anonymizer, crops
+from edgeanon.anonymize import Anonymizer, crops, gan
 from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
+from edgeanon.anonymize.ksame import KSameFaces
+from edgeanon.defaults import MADE_UP
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
-from edgeanon.models import DEFAULT_DETECTOR
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export import datasets
 from export.eval.methods import as_people
 from export.eval.utility import Judge, laplacian_variance
@@ -44,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, default=shared_data_dir())
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
     p.add_argument("--generator", type=Path, default=None, help="generator model (default models/generator.onnx)")
+    p.add_argument("--method", choices=MADE_UP, default="gan", help="the made-up face to serve them with")
+    p.add_argument("--bank", type=Path, default=DEFAULT_KSAME_BANK, help="ksame's reference bank")
     p.add_argument("--borders", default=",".join(crops.BORDERS), help="comma list (default: all)")
     p.add_argument("--limit", type=int, default=300, help="number of held-back portraits (default 300, 0 = all)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -72,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
         names = names[:: max(1, len(names) // args.limit)][: args.limit]
     detector = FaceDetector.from_path(args.detector)
     generator_path = args.generator or DEFAULT_GENERATOR
-    anonymizers = {b: Anonymizer("gan", generator=FaceGenerator.from_path(generator_path, border=b))
-                   for b in borders}
+    if args.method == "ksame":  # the bank reads its window's border as gan does (gan.BORDER); one row
+        anonymizers = {gan.BORDER: Anonymizer("ksame", generator=KSameFaces.from_path(args.bank))}
+        borders = [gan.BORDER]
+    else:
+        anonymizers = {b: Anonymizer("gan", generator=FaceGenerator.from_path(generator_path, border=b))
+                       for b in borders}
     judge = Judge("hog", 1)
     detected = old_served = judged_original = 0
     served = {b: 0 for b in borders}
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         for b in borders:
             work = image.copy()
             red = anonymizers[b].redact(Frame(0, 0.0, work), as_people([face], name))
-            served[b] += red.faces[0].method == "gan"
+            served[b] += red.faces[0].method == args.method
             judged[b] += len(judge(work)[0]) > 0
             if base > 1e-6:
                 detail[b].append(laplacian_variance(work, face.box) / base)
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
           f"{detected} ({100.0 * detected / max(n, 1):.1f}%); the rule before (crop window half inside) would "
           f"have served {old_served} ({100.0 * old_served / max(n, 1):.1f}%)")
     print(f"independent judge (dlib HOG) finds a face in {100.0 * judged_original / max(n, 1):.1f}% of the originals")
-    print(f"{'border':<10} {'served by gan':>14} {'judge finds a face':>19} {'detail median':>14}")
+    print(f"{'border':<10} {'served by ' + args.method:>14} {'judge finds a face':>19} {'detail median':>14}")
     rows = []
     for b in borders:
         med = float(np.median(detail[b])) if detail[b] else float("nan")

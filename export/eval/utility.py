@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.boxmarks import THRESHOLD, BoxLandmarks
+from edgeanon.defaults import MADE_UP
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_DETECTOR
@@ -203,7 +204,7 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
                                                      threads=threads))
     else:
         found = datasets.wider_detections(data, detector_path)
-    gans = [m for m, a in anonymizers.items() if a.method == "gan"]
+    gans = [m for m, a in anonymizers.items() if a.method in MADE_UP]
     res = Utility(len(names), list(anonymizers), per={m: [] for m in ["original", *anonymizers]},
                   detail={m: [] for m in anonymizers}, generated={m: [] for m in gans}, served={m: [] for m in gans})
     for name in tqdm(names, desc="utility", unit="img", disable=not progress):
@@ -226,13 +227,13 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
             work = image.copy()
             red = anonymizer.redact(Frame(0, 0.0, work), faces)
             if m in res.served:
-                res.served[m] += [r.method == "gan" for r in red.faces]
+                res.served[m] += [r.method == anonymizer.method for r in red.faces]
             res.per[m].append((gt, *judge(work)))
             for i, v0 in zip(big, base, strict=True):
                 if v0 > 1e-6:
                     v1 = laplacian_variance(work, faces[i].box)
                     res.detail[m].append(v1 / v0 if np.isfinite(v1) else float("nan"))
-                    if m in res.generated and red.faces[i].method == "gan" and np.isfinite(v1):
+                    if m in res.generated and red.faces[i].method == anonymizer.method and np.isfinite(v1):
                         res.generated[m].append(v1 / v0)
     return res
 
@@ -253,18 +254,18 @@ def run(args: argparse.Namespace) -> int:
     split = "all" if args.all_images else ("held-back" if args.split == HOLDOUT else "tuning")
     print(f"images: {len(names)} ({split} wider-train), faces: {res.faces}, judge: dlib {args.judge} "
           f"(upsample {args.upsample}), AP@IoU{args.iou}: original {original_ap:.4f}")
-    served_16 = generated_median = None
-    if "gan" in res.served:
-        served_16 = res.served_share("gan")
-        ok, counted = np.array(res.served["gan"], bool), np.array(res.served_sizes) >= SERVED_MIN_FACE
-        print(f"gan served {int(ok[counted].sum())}/{int(counted.sum())} faces >= {SERVED_MIN_FACE} px "
-              f"({100.0 * (served_16 or 0):.1f}%); landmarks: "
+    served_16, generated_median = {}, {}
+    for m in res.served:  # the made-up methods (gan, ksame)
+        served_16[m] = res.served_share(m)
+        ok, counted = np.array(res.served[m], bool), np.array(res.served_sizes) >= SERVED_MIN_FACE
+        print(f"{m} served {int(ok[counted].sum())}/{int(counted.sum())} faces >= {SERVED_MIN_FACE} px "
+              f"({100.0 * (served_16[m] or 0):.1f}%); landmarks: "
               + (", ".join(f"{k} {v}" for k, v in sorted(res.sources.items())) or "our detector's faces"))
-        generated_median = _median(np.array(res.generated["gan"], dtype=float))
-        big_faces = rows[methods.index("gan")]["faces_detail"]
-        print(f"gan served {int(ok.sum())}/{len(ok)} faces (rest: classic fallback); of the {big_faces} faces "
-              f">= {DETAIL_MIN_FACE} px, {len(res.generated['gan'])} generated: their detail median "
-              f"{generated_median:.3f}")
+        generated_median[m] = _median(np.array(res.generated[m], dtype=float))
+        big_faces = rows[methods.index(m)]["faces_detail"]
+        print(f"{m} served {int(ok.sum())}/{len(ok)} faces (rest: classic fallback); of the {big_faces} faces "
+              f">= {DETAIL_MIN_FACE} px, {len(res.generated[m])} made up: their detail median "
+              f"{generated_median[m]:.3f}")
     print(f"{'method':<10} {'AP':>8} {'retention':>10} {'detail median':>14} {'faces>=48':>10}")
     for r in rows:
         print(f"{r['method']:<10} {r['ap']:8.4f} {r['retention'] * 100:9.1f}% {r['detail_median']:14.3f} "
@@ -276,13 +277,13 @@ def run(args: argparse.Namespace) -> int:
         count = rows[0]["faces_by_size"][band] if rows else 0
         print(f"{band:<10} {count:6d}" + "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values))
     if args.json:
-        generated = None
-        if "gan" in res.generated:
-            generated = {"faces": len(res.generated["gan"]),
-                         "detail_median": generated_median if res.generated["gan"] else None}
+        generated = {m: {"faces": len(v), "detail_median": generated_median[m] if v else None}
+                     for m, v in res.generated.items()}
         args.json.write_text(json.dumps({"original_ap": original_ap, "rows": rows, "images": len(names),
                                          "faces": res.faces, "judge": args.judge, "split": split,
-                                         "gan_generated": generated, "gan_served_16px": served_16,
+                                         "gan_generated": generated.get("gan"),
+                                         "gan_served_16px": served_16.get("gan"), "made_up": generated,
+                                         "served_16px": served_16,
                                          "landmarks": args.landmarks, "landmark_sources": res.sources},
                                         indent=2))
     return 0

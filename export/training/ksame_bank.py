@@ -2,7 +2,8 @@
 
 Only UTKFace photos of the generator's tuning split go in (`export.splits.in_generator_split(name, "tune")`): the
 held-back faces, on which identity is reported, never enter the bank. Each photo with one face found by our
-detector (cached detections), plausible landmarks and a head turn within gan.MAX_TURN is aligned by the
+detector (cached detections), plausible landmarks, a head turn within gan.MAX_TURN and colour (grey photos have no
+skin tone) is aligned by the
 least-squares affine map of its 5 landmarks onto the canvas template (ksame.REF_LANDMARKS); a head turned to the
 left is mirrored, so every reference turns right and the runtime mirrors it back (mirroring doubles the faces
 of each turn). Photos are grouped by age band and gender (from the file name: build-time only, the runtime never
@@ -29,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeanon.anonymize import crops, gan, ksame, tone
+from edgeanon.anonymize import blend, crops, gan, ksame, tone
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export.datasets import UTK_PAD, UTK_ZIP, decode, utk_detections
@@ -127,7 +128,7 @@ def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
             valid = np.ascontiguousarray(valid[:, ::-1])
             box = np.array([ksame.REF_SIDE - box[2], box[1], ksame.REF_SIDE - box[0], box[3]])
         skin = tone.target(canvas, box, "face", 1.0)
-        if skin is None:
+        if skin is None or blend.is_grey(canvas):  # a grey photo has no skin tone to average
             continue
         age, gender, race = demographics(name)
         photos.append(Photo(name, canvas, valid, lm, box, abs(turn), ksame.ita(skin), age, gender, race,

@@ -12,6 +12,7 @@ import pytest
 from edgeanon.anonymize import Anonymizer, crops, gan, ksame, tone
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.config import ModelConfig
+from edgeanon.device import camera_chain, share_models
 from edgeanon.frames import Detection, Frame
 from edgeanon.models import DEFAULT_KSAME_BANK
 from edgeanon.redactor import Redactor
@@ -146,3 +147,12 @@ def test_a_bank_that_is_not_one_is_refused_in_one_line(tmp_path, face_image):
     assert run.returncode != 0
     assert "not a k-Same reference bank" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "out" / "in.png").exists()
+
+
+def test_cameras_of_one_device_share_the_detector_and_one_bank(detector_model):
+    chain = Redactor.from_config(ModelConfig(method="ksame", detector=str(detector_model)), video=True)
+    _, shared = share_models(chain, cameras=2, wait_s=0.02)
+    assert len(shared) == 1  # the detector; the bank is no model to batch
+    camera = camera_chain(chain, shared)
+    assert camera.anonymizer.generator is not chain.anonymizer.generator
+    assert camera.anonymizer.generator.bank is chain.anonymizer.generator.bank
