@@ -13,8 +13,9 @@ where it has pixels; what no half of them covers is filled in smoothly). At most
 spread evenly over tone and turn bands so dark skin and turned heads are covered.
 
 With `--measure`, each reference is checked against the people in it: the share of (reference, contributor)
-pairs a recognizer takes for the same person, beside the share of (reference, look-alike stranger) pairs (same
-gender and race label, age within 5 years, not in the reference), under SFace and dlib; and the diversity of
+pairs a recognizer takes for the same person, beside the share of (reference, look-alike stranger) pairs (a
+photo in no reference with what the reference's people share: age band, gender, turn band, skin tone within 3
+degrees of ITA of theirs), under SFace and dlib; and the diversity of
 the references (their mean recognizer distance over that of as many original photos).
 """
 
@@ -34,14 +35,15 @@ from edgeanon.anonymize import blend, crops, gan, ksame, tone
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export.datasets import UTK_PAD, UTK_ZIP, decode, utk_detections
-from export.eval.identity import STRANGER_AGE_GAP, demographics
+from export.eval.identity import demographics
+from export.eval.incontext import chosen_faces
 from export.paths import shared_data_dir
 from export.splits import TUNE, in_generator_split
 
 log = logging.getLogger(__name__)
 
 # Chosen on the tuning split (docs/ksame.md): k people per reference, at most REFS references.
-K = 6
+K = 8
 REFS = 360
 AGE_BANDS = (0, 4, 13, 20, 30, 45, 60, 200)
 TURN_BANDS = (0.0, 0.12, 0.25, gan.MAX_TURN + 1e-6)
@@ -59,6 +61,12 @@ ALPHA_COVER = (0.5, 0.9)
 EDGE_PX = 6.0
 MIN_WEIGHT = 0.5
 SEED = 0
+# The tuning evaluations' face counts (crowd, gate: 300; crowd --seeds runs: 150): their faces are not averaged.
+EVALUATED = (150, 300)
+# --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
+MEASURED = 120
+# A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
+STRANGER_ITA = 3.0
 
 
 @dataclass
@@ -109,8 +117,11 @@ def align(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, pad: int) -
 def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
     """Every usable tuning photo, aligned (see the module docstring)."""
     zf, found = utk_detections(data, detector)
+    # The tuning faces the crowd and gate evaluations use (incontext.chosen_faces) stay out too: identity on
+    # them would be void if their own face were averaged into a reference.
+    evaluated = {n for limit in EVALUATED for n in chosen_faces(zf, TUNE, limit)}
     names = [n for n in sorted(found) if in_generator_split(n, TUNE, halved=False) and len(found[n]) == 1
-             and demographics(n) is not None]
+             and demographics(n) is not None and n not in evaluated]
     if limit:
         names = names[:: max(1, len(names) // limit)][:limit]
     photos = []
@@ -237,9 +248,9 @@ def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list
 
 
 def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data: Path, seed: int = SEED,
-            cache: dict | None = None) -> dict:
-    """Contributor vs look-alike stranger shares and the references' diversity, under SFace and dlib (`cache`:
-    the photos' embeddings, kept between calls on the same photos)."""
+            cache: dict | None = None, refs: int = MEASURED, recognizers: tuple[str, ...] = ("sface", "dlib")) -> dict:
+    """Contributor vs look-alike stranger shares and the references' diversity on `refs` of the references
+    (a random subset), under SFace and dlib (`cache`: the photos' embeddings, kept between calls)."""
     from export.eval.crowd import RECOGNIZERS, distances
     from export.eval.identity import Embedder
     from export.eval.sface import SFace
@@ -247,50 +258,60 @@ def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data
     rng = np.random.default_rng(seed)
     zf = zipfile.ZipFile(data / UTK_ZIP)
     contributors = {i for g in chosen for i in g}
-    # Look-alike strangers of each reference: same gender and race label, age within STRANGER_AGE_GAP of one of
-    # its people, in no reference at all; as many as it has people.
-    strangers = []
-    for g in chosen:
-        pool = [j for j, p in enumerate(photos) if j not in contributors and any(
-            p.gender == photos[i].gender and p.race == photos[i].race and abs(p.age - photos[i].age) <= STRANGER_AGE_GAP
-            for i in g)]
-        strangers.append(list(rng.choice(pool, size=min(len(g), len(pool)), replace=False)) if pool else [])
-    sample = list(rng.choice(len(photos), size=min(len(chosen), len(photos)), replace=False))
-    needed = sorted(contributors | {j for s in strangers for j in s} | set(sample))
+    picked = sorted(rng.choice(len(chosen), size=min(refs, len(chosen)), replace=False))
+    # Look-alike strangers of each reference: photos in no reference that share what its people share (age band,
+    # gender, turn band, skin tone within STRANGER_ITA of theirs), as many as it has people. A recognizer that
+    # takes the reference for them as often as for its own people sees the group in it, not a person.
+    strangers = {}
+    for r in picked:
+        g = [photos[i] for i in chosen[r]]
+        lo, hi = min(p.ita for p in g) - STRANGER_ITA, max(p.ita for p in g) + STRANGER_ITA
+        key = (band(g[0].age, AGE_BANDS), g[0].gender, band(g[0].turn, TURN_BANDS))
+        pool = [j for j, p in enumerate(photos) if j not in contributors and lo <= p.ita <= hi
+                and (band(p.age, AGE_BANDS), p.gender, band(p.turn, TURN_BANDS)) == key]
+        strangers[r] = list(rng.choice(pool, size=min(len(g), len(pool)), replace=False)) if pool else []
+    sample = list(rng.choice(len(photos), size=min(len(picked), len(photos)), replace=False))
+    needed = sorted({i for r in picked for i in chosen[r]} | {j for s in strangers.values() for j in s} | set(sample))
     if cache is None:
         cache = {}
-    if "sface" not in cache:
-        cache.update(sface=SFace(), dlib=Embedder(), originals={r: {} for r in RECOGNIZERS})
-    sface, dlib, originals = cache["sface"], cache["dlib"], cache["originals"]
-    embed_ref = {"sface": lambda img, lm: sface(img, lm), "dlib": lambda img, lm: dlib(img, bank.box)}
-    out: dict = {"references": len(chosen), "k": int(bank.k[0]), "photos": len(photos),
+    cache.setdefault("originals", {r: {} for r in RECOGNIZERS})
+    if "sface" in recognizers and "sface" not in cache:
+        cache["sface"] = SFace()
+    if "dlib" in recognizers and "dlib" not in cache:
+        cache["dlib"] = Embedder()
+    originals = cache["originals"]
+    embed = {"sface": lambda img, lm, box: cache["sface"](img, lm),
+             "dlib": lambda img, lm, box: cache["dlib"](img, box)}
+    out: dict = {"references": len(chosen), "measured": len(picked), "k": int(bank.k[0]), "photos": len(photos),
                  "contributors": len(contributors)}
     for j in needed:
-        if j in originals["dlib"]:
+        if all(j in originals[rec] for rec in recognizers):
             continue
         p = photos[j]
         image = cv2.copyMakeBorder(decode(zf.read(p.name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
-        originals["sface"][j] = sface(image, p.original_landmarks)
-        originals["dlib"][j] = dlib(image, p.original_box)
-    for rec, threshold in RECOGNIZERS.items():
-        refs = np.array([embed_ref[rec](bank.images[r], bank.landmarks[r]) for r in range(len(chosen))])
+        for rec in recognizers:
+            originals[rec][j] = embed[rec](image, p.original_landmarks, p.original_box)
+    for rec in recognizers:
+        threshold = RECOGNIZERS[rec]
+        ref_emb = np.array([embed[rec](bank.images[r], bank.landmarks[r], bank.box) for r in picked])
         own, other, own_any, other_any = [], [], [], []
-        for r, g in enumerate(chosen):
-            d_own = distances(refs[r : r + 1], np.array([originals[rec][i] for i in g]), rec)[0]
+        for e, r in zip(ref_emb, picked, strict=True):
+            d_own = distances(e[None], np.array([originals[rec][i] for i in chosen[r]]), rec)[0]
             own += list(d_own < threshold)
             own_any.append(bool((d_own < threshold).any()))
             if strangers[r]:
-                d_other = distances(refs[r : r + 1], np.array([originals[rec][j] for j in strangers[r]]), rec)[0]
+                d_other = distances(e[None], np.array([originals[rec][j] for j in strangers[r]]), rec)[0]
                 other += list(d_other < threshold)
                 other_any.append(bool((d_other < threshold).any()))
         orig = np.array([originals[rec][j] for j in sample])
-        off = ~np.eye(len(refs), dtype=bool)
+        off = ~np.eye(len(ref_emb), dtype=bool)
         off_o = ~np.eye(len(orig), dtype=bool)
         out[rec] = {
             "contributor_pair_share": float(np.mean(own)), "stranger_pair_share": float(np.mean(other)),
             "reference_taken_for_a_contributor": float(np.mean(own_any)),
             "reference_taken_for_a_stranger": float(np.mean(other_any)),
-            "diversity": float(distances(refs, refs, rec)[off].mean() / distances(orig, orig, rec)[off_o].mean()),
+            "diversity": float(distances(ref_emb, ref_emb, rec)[off].mean()
+                               / distances(orig, orig, rec)[off_o].mean()),
         }
     return out
 
