@@ -132,11 +132,12 @@ def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: 
 def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: np.ndarray,
               mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
               feather: float = classic.DEFAULT_FEATHER, cells: int = classic.BLUR_CELLS,
-              rim: tuple[float, float] = (PASTE_INNER, MASK_SCALE)) -> None:
+              rim: tuple[float, float] = (PASTE_INNER, MASK_SCALE), multiband: bool = True) -> None:
     """Put one generated crop (BGR uint8, region's size, colour-matched: match_crop) into `image` in place.
 
     The crop is opaque out to `rim[0]` and gone at `rim[1]` (radii of the box's ellipse; `rim[1]` at most
-    MASK_SCALE, where the generator's own output ends).
+    MASK_SCALE, where the generator's own output ends); across that band by the multi-band blend, or with
+    `multiband` False by the plain alpha (nothing of the crop reaches beyond `rim[1]`).
     """
     box = np.asarray(box, dtype=np.float64)[:4]
     h, w = image.shape[:2]
@@ -173,8 +174,11 @@ def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: 
     inner, outer = min(rim[0], MASK_SCALE), min(rim[1], MASK_SCALE)
     r = _elliptic_radius(window, box, outer)
     alpha = np.clip((1.0 - r) / max(1.0 - inner / outer, 1e-3), 0.0, 1.0)
-    out = cv2.add(base, blend_difference(cv2.subtract(gen, base), alpha))
-    # Outside the cover and the generated ellipse nothing changes (the pyramid's widest band may spread).
+    diff = cv2.subtract(gen, base)
+    added = blend_difference(diff, alpha) if multiband else cv2.multiply(diff, cv2.merge([alpha] * 3))
+    # Outside the cover and the generated ellipse nothing changes (the pyramid's widest band may spread). Only
+    # the generated face's share is limited so: the cover keeps its own feather (limiting the whole output
+    # applied the feather twice, leaving more of the original at the mask's rim than the blur fallback does).
     keep = cv2.merge([np.maximum(alpha, cover_weight)] * 3)
-    out = cv2.add(original, cv2.multiply(cv2.subtract(out, original), keep))
+    out = cv2.add(base, cv2.multiply(added, keep))
     roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -49,7 +49,13 @@ MIRROR = [1, 0, 2, 4, 3]
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
 # The reference is pasted opaque to the first radius of the box's ellipse and gone at the second (as gan's).
+# On 120 tuning faces in scenes (docs/ksame.md) 0.85-1.05 and 0.9-1.1 left the seam measure where it was (0.360,
+# 0.361 against 0.366): the seam is the cover's, not the paste's.
 PASTE_RIM = gan.PASTE_RIM
+# Blur strength (samples across the face) of the cover under the reference (gan.COVER_CELLS: 12).
+COVER_CELLS = gan.COVER_CELLS
+# Blend the reference over the cover with gan's multi-band blend (True) or a plain alpha.
+MULTIBAND = True
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
 MIN_CROP, MAX_CROP = crops.CROP_SIZE, 320
@@ -161,13 +167,18 @@ class KSameFaces:
 
     def __init__(self, bank: Bank, min_face: float = gan.MIN_FACE, max_face: float = gan.MAX_FACE,
                  min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
-                 paste_rim: tuple[float, float] = PASTE_RIM):
+                 paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
+                 multiband: bool = MULTIBAND):
         self.bank = bank
         self.min_face, self.max_face = float(min_face), float(max_face)
         self.min_inside, self.max_turn = float(min_inside), float(max_turn)
         if not 0 < paste_rim[0] < paste_rim[1] <= crops.MASK_SCALE:
             raise ValueError(f"paste rim {paste_rim}: need 0 < inner < outer <= {crops.MASK_SCALE}")
         self.paste_rim = (float(paste_rim[0]), float(paste_rim[1]))
+        if cover_cells < 1:
+            raise ValueError(f"cover cells must be at least 1, got {cover_cells}")
+        self.cover_cells = int(cover_cells)
+        self.multiband = bool(multiband)
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: Any) -> KSameFaces:
@@ -202,11 +213,13 @@ class KSameFaces:
 
     def replace(self, image: np.ndarray, faces: Sequence[Any], seeds: Sequence[int],
                 mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
-                feather: float = classic.DEFAULT_FEATHER, cells: int = gan.COVER_CELLS) -> list[bool]:
+                feather: float = classic.DEFAULT_FEATHER, cells: int | None = None) -> list[bool]:
         """Put a reference on every servable face in place; returns which were served.
 
-        Every reference is made before anything is pasted (overlapping faces read the original scene).
+        Every reference is made before anything is pasted (overlapping faces read the original scene). The cover
+        under it is a blur of `cells` samples across the face (None: this maker's cover_cells).
         """
+        cells = self.cover_cells if cells is None else int(cells)
         if len(seeds) != len(faces):
             raise ValueError(f"{len(faces)} faces but {len(seeds)} seeds")
         served = [False] * len(faces)
@@ -218,6 +231,7 @@ class KSameFaces:
             made.append((i, box) + self.reference(image, box, np.asarray(face.landmarks, np.float64), seeds[i],
                                                   mask_scale, cells))
         for i, box, region, ref in made:
-            blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim)
+            blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim,
+                            self.multiband)
             served[i] = True
         return served
