@@ -46,15 +46,16 @@ REF_LANDMARKS = (crops.TEMPLATE_LANDMARKS * _SCALE + [(1.0 - _SCALE) / 2.0, (1.0
 MIRROR = [1, 0, 2, 4, 3]
 # Candidate references: cost = |dITA| / ITA_WINDOW + |d turn| / TURN_WINDOW + a uniform draw of the seed in
 # [0, 1); the lowest cost wins. References within one window of the best compete, farther ones never win.
+# Not tuned: 10 degrees is the width of about one skin-tone class of the ITA scale, 0.15 one head-turn band.
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
-# The reference is pasted opaque to the first radius of the box's ellipse and gone at the second (as gan's).
-# On 120 tuning faces in scenes (docs/ksame.md) 0.85-1.05 and 0.9-1.1 left the seam measure where it was (0.360,
-# 0.361 against 0.366): the seam is the cover's, not the paste's.
+# The reference is pasted opaque to the first radius of the box's ellipse and gone at the second, over a blur of
+# COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha: all as gan does.
+# On 120 tuning faces in scenes (docs/ksame.md; after blend.composite stopped applying the cover's feather twice)
+# the seam measure was 0.300 for these settings, blur 0.293; paste 0.9-1.1 with a plain alpha 0.295 (cover 12
+# cells) and 0.290 (6 cells), for less diversity (SFace 0.880 -> 0.866, 0.855): the settings stay gan's.
 PASTE_RIM = gan.PASTE_RIM
-# Blur strength (samples across the face) of the cover under the reference (gan.COVER_CELLS: 12).
 COVER_CELLS = gan.COVER_CELLS
-# Blend the reference over the cover with gan's multi-band blend (True) or a plain alpha.
 MULTIBAND = True
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
