@@ -45,8 +45,8 @@ class Anonymizer:
         if method not in METHODS:
             raise ValueError(f"unknown anonymization method {method!r}: choose one of {', '.join(METHODS)}")
         if method in MADE_UP and generator is None:
-            raise ValueError(f"method {method!r} needs its face maker (FaceGenerator, KSameFaces); use blur, "
-                             "pixelate or fill without one")
+            raise ValueError(f"method {method!r} needs a generator (a FaceGenerator for gan, KSameFaces for ksame); "
+                             "use blur, pixelate or fill without one")
         if mask_shape not in MASK_SHAPES:
             raise ValueError(f"unknown mask shape {mask_shape!r}: choose {' or '.join(MASK_SHAPES)}")
         if not (np.isfinite(mask_scale) and mask_scale > 0):

@@ -54,7 +54,7 @@ def test_values_are_read(tmp_path):
     ({"mqtt": {"port": 70000}}, "mqtt.port", "between 1 and 65535"),
     ({"pipeline": {"deadline_ms": 0}}, "pipeline.deadline_ms", "greater than 0"),
     ({"pipeline": {"on_failure": "send"}}, "pipeline.on_failure", "'drop', 'mask'"),
-    ({"model": {"method": "sepia"}}, "model.method", "'gan', 'blur'"),
+    ({"model": {"method": "sepia"}}, "model.method", "'gan', 'ksame', 'blur'"),
     ({"camera_id": "a/b"}, "camera_id", "no '+', '#' or '/'"),
     ({"source": {"uri": "/dev/video0"}}, "source.uri", "v4l2:///dev/video0"),
     ({"source": {"uri": "http://x"}}, "source.uri", "scheme one of"),

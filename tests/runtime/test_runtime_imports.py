@@ -107,7 +107,7 @@ def test_pip_install_gives_a_working_cli_without_torch(tmp_path, face_image):
     assert not [line for line in runtime if re.search(r"torch|onnx\b|modelopt|scikit|dlib", line)], runtime
     assert "License-Expression: Apache-2.0" in meta.read_text()
     assert sorted(p.name for p in (target / "edgeanon" / "model_files").iterdir()) == \
-        ["README.md", "detector.onnx", "generator.onnx"]
+        ["README.md", "detector.onnx", "generator.onnx", "ksame-bank.npz"]
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), face_image)
     code = ("import sys; sys.modules['torch'] = None\n"
