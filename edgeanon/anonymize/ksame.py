@@ -119,7 +119,8 @@ class Bank:
 
     @classmethod
     def load(cls, path: str | Path) -> Bank:
-        """Read and check a bank file; BankError says what is wrong."""
+        """Read and check a bank file; BankError says what is wrong. The shipped bank (models/ksame-bank.npz) is
+        research-only, non-commercial: its pictures are averages of UTKFace photos (models/README.md)."""
         path = Path(path)
         if not path.is_file():
             raise BankError(f"{path}: k-Same reference bank not found (make it with `python -m export ksame-bank`)")
