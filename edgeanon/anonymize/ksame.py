@@ -194,7 +194,7 @@ class KSameFaces:
                   mask_scale: float, cells: int = gan.COVER_CELLS) -> tuple[crops.CropRegion, np.ndarray]:
         """The face's crop window and the chosen reference warped into it, in the person's tone (BGR uint8)."""
         turn = crops.head_turn(landmarks)
-        skin = tone.target(image, box, "face", mask_scale)
+        skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
         i = self.bank.choose(skin, turn, seed)
         ref, ref_lm = np.dstack([self.bank.images[i], self.bank.alpha]), self.bank.landmarks[i]
         if turn < 0:
@@ -206,7 +206,7 @@ class KSameFaces:
         warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)
         box_in_crop = region.box_to_crop(box)
-        face = blend.match_crop(warped[:, :, :3], cut, box_in_crop, skin)
+        face = blend.match_crop(warped[:, :, :3], cut, box_in_crop, skin, landmarks_in_crop=region.to_crop(landmarks))
         # Where the references hold no face pixels (above the forehead, beyond the photos), the cover's blur.
         alpha = warped[:, :, 3:].astype(np.float32) / 255.0
         cover = classic.blur_patch(cut, box_in_crop[2] - box_in_crop[0], box_in_crop[3] - box_in_crop[1], cells)

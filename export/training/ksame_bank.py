@@ -138,7 +138,7 @@ def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
             canvas, lm = ksame.mirror(canvas, lm)
             valid = np.ascontiguousarray(valid[:, ::-1])
             box = np.array([ksame.REF_SIDE - box[2], box[1], ksame.REF_SIDE - box[0], box[3]])
-        skin = tone.target(canvas, box, "face", 1.0)
+        skin = tone.target(canvas, box, "face", 1.0, landmarks=lm)
         if skin is None or blend.is_grey(canvas):  # a grey photo has no skin tone to average
             continue
         age, gender, race = demographics(name)
@@ -237,7 +237,7 @@ def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list
         images.append(img)
         shares.append(share)
         landmarks.append(lm)
-        labs.append(tone.target(img, box, "face", 1.0))
+        labs.append(tone.target(img, box, "face", 1.0, landmarks=lm))
         turns.append(abs(crops.head_turn(lm)))
     lo, hi = ALPHA_COVER
     alpha = cv2.GaussianBlur(np.clip((np.mean(shares, axis=0) - lo) / (hi - lo), 0, 1), (0, 0), 3.0)
