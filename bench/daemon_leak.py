@@ -85,7 +85,7 @@ def run_daemon(clip: Path, broker: Broker, method: str, workdir: Path, total: in
     with open(log, "wb") as log_file:
         proc = subprocess.run([sys.executable, "-m", "edgeanon", "run", "--config", str(config)], cwd=REPO,
                               stdout=log_file, stderr=subprocess.STDOUT, timeout=1800)
-    collector.wait_for(lambda r: sum(1 for s in r.stats if s.get("final") and s.get("camera") in names)
+    collector.wait_for(lambda r: sum(1 for s in r.finals() if s.get("camera") in names)
                        >= len(names), 10)
     collector.close()
     if proc.returncode != 0:

@@ -133,7 +133,7 @@ def run_way(way: str, clips: list[Path], broker: Broker, method: str, workdir: P
                 old = seen.get(p.pid, (0.0, 0.0))
                 seen[p.pid] = (max(old[0], got[0]), max(old[1], got[1]))
         time.sleep(0.2)
-    collector.wait_for(lambda r: sum(1 for s in r.stats if s.get("final") and s.get("camera") in cameras)
+    collector.wait_for(lambda r: sum(1 for s in r.finals() if s.get("camera") in cameras)
                        >= len(cameras), 15)
     collector.close()
     failed = [(log, p.returncode) for log, p in zip(logs, procs) if p.returncode != 0]
@@ -142,7 +142,7 @@ def run_way(way: str, clips: list[Path], broker: Broker, method: str, workdir: P
         raise SystemExit(f"{way}: exit {failed[0][1]}: {tail}")
     with collector.lock:
         events = [e for e in collector.received.events if e.get("camera") in cameras]
-        finals = {s["camera"]: s for s in collector.received.stats if s.get("final") and s.get("camera") in cameras}
+        finals = {s["camera"]: s for s in collector.received.finals() if s.get("camera") in cameras}
     frames = {c: sum(1 for e in events if e["camera"] == c) for c in cameras}
     on_time = sum(1 for e in events if e["latency_ms"] <= DEADLINE_MS)
     steady = sum(1 for e in events if e["latency_ms"] <= DEADLINE_MS and e.get("frame_index", -1) >= warmup * FPS)

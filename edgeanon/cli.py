@@ -9,6 +9,7 @@ import math
 import sys
 
 from edgeanon import __version__
+from edgeanon.commands.user_errors import say
 from edgeanon.scrub import install_log_scrubber
 
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
@@ -49,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # No number option of any command means anything as nan or inf (argparse's float() takes both).
     for name, value in vars(args).items():
         if isinstance(value, float) and not math.isfinite(value):
-            print(f"edgeanon {args.command}: error: --{name.replace('_', '-')} must be a finite number, got {value}",
-                  file=sys.stderr)
+            say(args.command, f"error: --{name.replace('_', '-')} must be a finite number, got {value}")
             return 2
     try:
         return int(args.func(args) or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -79,9 +80,10 @@ def load_image(path: str | Path) -> np.ndarray:
     return to_bgr8(image)
 
 
-def save_image(target: Path, image: np.ndarray, suffix: str) -> None:
-    """Encode `image` as `suffix` (".jpg", ".png", ...) and write it atomically, or ImageError naming the file."""
-    ok, data = cv2.imencode(suffix, image)
+def save_image(target: Path, image: np.ndarray, suffix: str, params: Sequence[int] = ()) -> None:
+    """Encode `image` as `suffix` (".jpg", ".png", ...) with OpenCV's encoder `params` and write it atomically, or
+    ImageError naming the file."""
+    ok, data = cv2.imencode(suffix, image, list(params))
     if not ok:
         raise ImageError(f"{target}: cannot encode the image as {suffix}")
     try:

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeanon.config import model_config
 from edgeanon.frames import Frame
+from edgeanon.images import ImageError, save_image
 from edgeanon.redactor import Redactor
 
 GAP = 8
@@ -98,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     close = cv2.copyMakeBorder(close, 0, mid.shape[0] - close.shape[0], GAP * 2, 0, cv2.BORDER_CONSTANT,
                                value=(255, 255, 255))
     picture = stack([pairs[0], np.concatenate([mid, close], axis=1)])
-    if not cv2.imwrite(str(args.out), picture, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        print(f"error: {args.out}: cannot write", file=sys.stderr)
+    try:
+        save_image(args.out, picture, args.out.suffix or ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 90))
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]}): " + "; ".join(notes))
     return 0
