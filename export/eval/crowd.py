@@ -15,6 +15,8 @@ export.eval.sface):
   threshold) minus the share taken for a look-alike stranger (same gender and race, age within 5 years:
   `identity.lookalike_pairs`); beside it, how often one real look-alike is taken for another (the
   recognizer's own false-match rate on these faces), and rank-1 re-identification over chance (1.0 = chance);
+  the same on the faces our detector found (a face it misses stays original under every method: that leak is
+  the detector's, measured by `leak`, and it alone puts rank-1 re-identification at (missed faces)x chance);
 - diversity across seeds (`--seeds`, gan methods): each laid-in face anonymized alone twice, with two seeds
   (track ids); the recognizer distance between the two outputs over the mean distance between the outputs
   of different people (1.0: a new track gets as different a face as another person would; 0: the latent
@@ -146,6 +148,7 @@ class Crowd:
 
     names: list[str] = field(default_factory=list)
     turn: list[float] = field(default_factory=list)
+    found: list[bool] = field(default_factory=list)  # our detector found the laid-in face
     original: Faces = field(default_factory=Faces)
     methods: dict[str, Faces] = field(default_factory=dict)
 
@@ -153,7 +156,8 @@ class Crowd:
         """Per-face quantities every summary is a mean, median or correlation of (so one bootstrap serves all)."""
         out, ref = self.methods[label], self.original
         values = {"l_orig": np.array(ref.lightness), "l_out": np.array(out.lightness),
-                  "dita": np.abs(np.array(out.ita) - np.array(ref.ita)), "seam": np.array(out.seam)}
+                  "dita": np.abs(np.array(out.ita) - np.array(ref.ita)), "seam": np.array(out.seam),
+                  "found": np.array(self.found, float)}
         pairs = lookalike_pairs(self.names)
         n = len(self.names)
         for rec, threshold in RECOGNIZERS.items():
@@ -212,6 +216,12 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
         s[f"{rec}_gap"] = s[f"{rec}_own"] - s[f"{rec}_stranger"]
         s[f"{rec}_real"] = float(v[f"{rec}_real_hits"][idx].sum() / pairs)
         s[f"{rec}_reid_x_chance"] = float(v[f"{rec}_reid"][idx].mean() * len(v["seam"]))
+        # The same two on the faces our detector found (the gallery stays every original: chance is unchanged).
+        found = v["found"][idx] > 0
+        if found.any():
+            s[f"{rec}_gap_found"] = float(v[f"{rec}_own"][idx][found].mean()) - float(
+                v[f"{rec}_stranger_hits"][idx][found].sum() / max(float(v["pairs"][idx][found].sum()), 1.0))
+            s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
     return s
 
 
@@ -247,7 +257,7 @@ def bootstrap(per_face: dict[str, dict[str, np.ndarray]], race: np.ndarray, reps
 
 
 def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: str, threads: int | None = None,
-            progress: bool = True, seeds: bool = False) -> tuple[incontext.InContext, Crowd]:
+            progress: bool = True, seeds: bool = False, offset: int = 0) -> tuple[incontext.InContext, Crowd]:
     """Run `incontext.evaluate` and measure tone, seams and both recognizers' embeddings on every laid-in face;
     with `seeds`, also each gan method's output for the laid-in face alone under another seed."""
     crowd = Crowd(methods={m: Faces() for m in anonymizers})
@@ -256,6 +266,7 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
 
     def observe(face: incontext.LaidFace) -> None:
         crowd.names.append(face.name)
+        crowd.found.append(face.found)
         crowd.turn.append(head_turn(face.landmarks))
         for faces, image, served in [(crowd.original, face.image, "original")] + [
                 (crowd.methods[m], face.outputs[m], face.methods[m]) for m in anonymizers]:
@@ -284,7 +295,8 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
                     for rec in RECOGNIZERS:
                         crowd.methods[m].reseeded[rec].append(float("nan"))
 
-    ctx = incontext.evaluate(data, detector, anonymizers, limit, split, threads, progress, observe=observe)
+    ctx = incontext.evaluate(data, detector, anonymizers, limit, split, threads, progress, observe=observe,
+                             offset=offset)
     # dlib's embeddings: incontext made them already, one per observed face, in the same order.
     crowd.original.embeddings["dlib"] = list(ctx.refs)
     for m in anonymizers:
@@ -318,6 +330,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
     add_generator_split_option(p)
     p.set_defaults(split=TUNE)
+    incontext.add_offset_option(p)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--seeds", action="store_true",
                    help="also anonymize each face with a second seed (gan): diversity across seeds")
@@ -336,7 +349,9 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_own", f"{rec}:   own person share", "{:.4f}"),
         (f"{rec}_stranger", f"{rec}:   look-alike stranger share", "{:.4f}"),
         (f"{rec}_real", f"{rec}:   real look-alike pairs share", "{:.4f}"),
-        (f"{rec}_reid_x_chance", f"{rec}: rank-1 re-id / chance", "{:.2f}"))] + [
+        (f"{rec}_reid_x_chance", f"{rec}: rank-1 re-id / chance", "{:.2f}"),
+        (f"{rec}_gap_found", f"{rec}: own - stranger, found faces", "{:+.4f}"),
+        (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"))] + [
     ("seam", "seam: gradient energy out/orig", "{:.3f}")]
 
 
@@ -368,13 +383,13 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s: not found (set --data)", missing)
         return 2
     _, crowd = collect(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split,
-                       args.threads, seeds=args.seeds)
+                       args.threads, seeds=args.seeds, offset=args.offset)
     race = crowd.groups()
     stats = bootstrap({m: crowd.per_face(m) for m in methods}, race)
     part = "held-back" if args.split == HOLDOUT else "tuning"
     counts = ", ".join(f"{g} {int((race == i).sum())}" for i, g in enumerate(RACES))
-    print(f"faces: {len(crowd.names)} {part} UTKFace photos laid into {part} wider-train scenes ({counts}); "
-          f"bootstrap {BOOTSTRAP}x over faces; paired = same resamples")
+    print(f"faces: {len(crowd.names)} {part} UTKFace photos laid into {part} wider-train scenes ({counts}), "
+          f"{sum(crowd.found)} found by our detector; bootstrap {BOOTSTRAP}x over faces; paired = same resamples")
     print(format_report(stats))
     for m in methods:
         print(f"{m}: served by head turn: {served_by_turn(crowd, m)}")

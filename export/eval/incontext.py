@@ -58,6 +58,7 @@ def register(subparsers) -> None:
     add_method_options(p)
     p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
     add_generator_split_option(p)
+    add_offset_option(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
 
@@ -144,16 +145,24 @@ def missing_input(data: Path) -> Path | None:
     return None
 
 
-def chosen_faces(zf: zipfile.ZipFile, split: str, limit: int) -> list[str]:
-    """The split's UTKFace photos, evenly spread over the sorted names (`limit` of them; 0 = all)."""
+def chosen_faces(zf: zipfile.ZipFile, split: str, limit: int, offset: int = 0) -> list[str]:
+    """The split's UTKFace photos, evenly spread over the sorted names (`limit` of them; 0 = all), starting at
+    the `offset`-th name: with a step of 2 or more, offset 1 takes the photos between those of offset 0 (a part
+    of the split no earlier run of the same limit saw)."""
     names = sorted(n for n in zf.namelist()
                    if n.lower().endswith(".jpg") and in_generator_split(n, split, halved=False))
-    return names[:: max(1, len(names) // limit)][:limit] if limit else names
+    return names[offset :: max(1, len(names) // limit)][:limit] if limit else names[offset:]
+
+
+def add_offset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offset", type=int, default=0,
+                   help="start the evenly spread faces at this name of the split (default 0); with --limit under "
+                        "half the split, --offset 1 takes faces that --offset 0 never took (a fresh part)")
 
 
 def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer], limit: int = 300,
              split: str = HOLDOUT, threads: int | None = None, progress: bool = True,
-             observe: Callable[[LaidFace], None] | None = None) -> InContext:
+             observe: Callable[[LaidFace], None] | None = None, offset: int = 0) -> InContext:
     """Lay `limit` UTKFace photos of the split into the split's wider-train scenes; anonymize each scene with
     every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after.
     `observe`, if given, sees every laid-in face with all its outputs."""
@@ -161,7 +170,7 @@ def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer]
     detector = FaceDetector.from_path(detector_path, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING,
                                       threads=threads)
     zf = zipfile.ZipFile(data / datasets.UTK_ZIP)
-    names = chosen_faces(zf, split, limit)
+    names = chosen_faces(zf, split, limit, offset)
     gt_all = json.loads((data / datasets.WIDER / "boxes.json").read_text())
     scenes = sorted(n for n in gt_all if in_generator_split(n, split))
     result = InContext(split, len(scenes), anonymized={m: [] for m in anonymizers},
@@ -217,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
     if missing is not None:
         log.error("%s: not found (set --data)", missing)
         return 2
-    res = evaluate(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split)
+    res = evaluate(args.data, args.detector, build_anonymizers(methods, args), args.limit, args.split,
+                   offset=args.offset)
     n, found = res.faces, sum(res.found)
     part = "held-back" if args.split == HOLDOUT else "tuning"
     print(f"faces: {n} {part} UTKFace photos laid into {min(n, res.scenes)} {part} wider-train scenes "

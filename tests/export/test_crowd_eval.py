@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import zipfile
 
 import cv2
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 
 from edgeanon.anonymize import Anonymizer, classic
 from edgeanon.anonymize.crops import TEMPLATE_LANDMARKS, head_turn
-from export.eval import crowd
+from export import datasets
+from export.eval import crowd, incontext
 from export.eval.sface import SAME_PERSON as SFACE_SAME
 from export.eval.sface import SFace
+from export.splits import in_generator_split
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def test_one_face_for_everyone_has_no_diversity_and_no_tone(blurred_crowd):
     s = crowd.summary(seen.per_face("one"), seen.groups(), np.arange(n))
     assert np.isnan(s["tone_r"])  # a constant output correlates with nothing
     for rec in crowd.RECOGNIZERS:
-        assert s[f"{rec}_diversity"] == 0.0
+        assert s[f"{rec}_diversity"] == pytest.approx(0.0, abs=1e-6)  # 1 - cosine of a unit vector with itself, float32
 
 
 def test_bootstrap_gives_intervals_around_each_value_and_paired_differences(blurred_crowd):
@@ -147,3 +150,30 @@ def test_diversity_across_seeds_is_the_seed_distance_over_the_spread_between_peo
     assert s["dlib_seed_diversity"] == pytest.approx(1.0)  # a face the generator did not serve is left out
     assert s["sface_seed_diversity"] == 0.0  # the latent changes nothing
     assert "dlib_seed_diversity" not in spread  # only where it was measured
+
+
+def test_faces_the_detector_missed_are_reported_apart_from_the_method(blurred_crowd):
+    """A missed face stays original under every method: it is re-identified whatever the method does, so the
+    found-only measures leave it out (the gallery, and so chance, stay every face)."""
+    n, missed = len(blurred_crowd.names), 3
+    leaky = copy.copy(blurred_crowd.methods["blur"])
+    leaky.embeddings = {r: list(blurred_crowd.original.embeddings[r][:missed]) + list(e[missed:])
+                        for r, e in blurred_crowd.methods["blur"].embeddings.items()}
+    seen = with_output(blurred_crowd, "leaky", leaky)
+    seen.found = [False] * missed + [True] * (n - missed)
+    v = seen.per_face("leaky")
+    s = crowd.summary(v, seen.groups(), np.arange(n))
+    for rec in crowd.RECOGNIZERS:
+        assert s[f"{rec}_reid_x_chance"] >= missed  # the three originals are their own nearest originals
+        assert s[f"{rec}_reid_found_x_chance"] == pytest.approx(v[f"{rec}_reid"][missed:].mean() * n)
+        assert s[f"{rec}_reid_found_x_chance"] < s[f"{rec}_reid_x_chance"]
+        assert s[f"{rec}_gap_found"] < s[f"{rec}_gap"]
+    assert "re-id / chance, found faces" in crowd.format_report(crowd.bootstrap({"leaky": v}, seen.groups(), reps=5))
+
+
+def test_an_offset_takes_a_part_of_the_split_that_offset_zero_never_took(shared_data):
+    with zipfile.ZipFile(shared_data / datasets.UTK_ZIP) as zf:
+        first, fresh = incontext.chosen_faces(zf, "holdout", 300), incontext.chosen_faces(zf, "holdout", 300, 1)
+    assert len(first) == len(fresh) == 300
+    assert not set(first) & set(fresh)
+    assert all(in_generator_split(n, "holdout", halved=False) for n in fresh)
