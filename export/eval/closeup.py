@@ -28,10 +28,11 @@ from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export import datasets
+from export.eval import incontext
 from export.eval.methods import as_people
 from export.eval.utility import Judge, laplacian_variance
 from export.paths import shared_data_dir
-from export.splits import generator_holdout
+from export.splits import HOLDOUT
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--bank", type=Path, default=DEFAULT_KSAME_BANK, help="ksame's reference bank")
     p.add_argument("--borders", default=",".join(crops.BORDERS), help="comma list (default: all)")
     p.add_argument("--limit", type=int, default=300, help="number of held-back portraits (default 300, 0 = all)")
+    incontext.add_offset_option(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=run)
 
@@ -71,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("unknown border(s) %s: choose from %s", ", ".join(bad), ", ".join(crops.BORDERS))
         return 2
     zf = zipfile.ZipFile(zip_path)
-    names = sorted(n for n in zf.namelist() if n.lower().endswith(".jpg") and generator_holdout(n))
-    if args.limit:
-        names = names[:: max(1, len(names) // args.limit)][: args.limit]
+    names = incontext.chosen_faces(zf, HOLDOUT, args.limit, args.offset)
     detector = FaceDetector.from_path(args.detector)
     generator_path = args.generator or DEFAULT_GENERATOR
     if args.method == "ksame":  # the bank reads its window's border as gan does (gan.BORDER); one row
