@@ -8,6 +8,13 @@ variant and the shipped settings ("gan") anonymize the same faces with the same 
 tuning split unless --split holdout), and the report gives each one's values and its paired difference to "gan",
 with 95% bootstrap intervals. `--blur` adds the blur row; `--ksame BANK.npz` (repeatable) adds method ksame with
 that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
+
+`--base ksame` compares KSameFaces settings instead (no gan run): each `--ksame-variant KEY=VALUE[,...]` (e.g.
+`warp=similarity`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank,
+paired against "ksame", the shipped settings:
+
+    .venv/bin/python -m scripts.gan_variants --data ../shared/data --limit 300 --base ksame --blur \
+        --ksame-variant warp=similarity
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.anonymize.ksame import KSameFaces
-from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
+from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR, DEFAULT_KSAME_BANK
 from export.eval import crowd
 
 
@@ -51,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", default=[])
     p.add_argument("--blur", action="store_true")
     p.add_argument("--ksame", type=Path, action="append", default=[], help="a ksame reference bank to add")
+    p.add_argument("--ksame-variant", action="append", default=[],
+                   help="KSameFaces settings KEY=VALUE[,KEY=VALUE] on the committed bank (repeatable)")
+    p.add_argument("--base", choices=("gan", "ksame"), default="gan",
+                   help="what the paired differences are taken against: gan (default) or ksame's shipped settings")
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -60,20 +71,28 @@ def main(argv: list[str] | None = None) -> int:
         anonymizers[text] = Anonymizer("gan", generator=gen)
     for bank in args.ksame:
         anonymizers[f"ksame:{bank.stem}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank))
+    for text in args.ksame_variant:
+        anonymizers[f"ksame:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(
+            DEFAULT_KSAME_BANK, **parse_variant(text)))
     if args.blur:
         anonymizers["blur"] = Anonymizer("blur")
-    # Last, so that every paired difference reads "variant - gan".
-    anonymizers["gan"] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, backend="ort", threads=1))
+    # Last, so that every paired difference reads "variant - base".
+    if args.base == "ksame":
+        anonymizers["ksame"] = Anonymizer("ksame", generator=KSameFaces.from_path(DEFAULT_KSAME_BANK))
+    else:
+        anonymizers["gan"] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, backend="ort",
+                                                                                 threads=1))
     _, seen = crowd.collect(args.data, DEFAULT_DETECTOR, anonymizers, args.limit, args.split, threads=1)
     stats = crowd.bootstrap({m: seen.per_face(m) for m in anonymizers}, seen.groups())
-    stats["paired"] = {k: v for k, v in stats["paired"].items() if k.endswith(" - gan")}
-    print(f"faces: {len(seen.names)} ({args.split} split); paired differences against the shipped settings")
+    stats["paired"] = {k: v for k, v in stats["paired"].items() if k.endswith(f" - {args.base}")}
+    print(f"faces: {len(seen.names)} ({args.split} split); paired differences against {args.base}'s shipped settings")
     print(crowd.format_report(stats))
     for m in anonymizers:
         print(f"{m}: served by head turn: {crowd.served_by_turn(seen, m)}")
     if args.json:
         args.json.write_text(json.dumps({
-            "faces": len(seen.names), "names": seen.names, "stats": stats,
+            "faces": len(seen.names), "names": seen.names, "turn": seen.turn, "stats": stats,
+            "served": {m: seen.methods[m].served for m in anonymizers},
             "per_face": {m: {k: v.tolist() for k, v in seen.per_face(m).items()} for m in anonymizers}}, indent=1))
     return 0
 

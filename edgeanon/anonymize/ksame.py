@@ -49,6 +49,9 @@ MIRROR = [1, 0, 2, 4, 3]
 # Not tuned: 10 degrees is the width of about one skin-tone class of the ITA scale, 0.15 one head-turn band.
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
+# How the reference's 5 landmarks are mapped onto the face's: "affine" (least squares, 6 degrees of freedom: the
+# reference takes the face's proportions) or "similarity" (4: rotation, one scale, translation; it keeps its own).
+WARP = "affine"
 # The reference is pasted opaque to the first radius of the box's ellipse and gone at the second, over a blur of
 # COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha: all as gan does.
 # On 120 tuning faces in scenes (docs/ksame.md; after blend.composite stopped applying the cover's feather twice)
@@ -71,6 +74,24 @@ def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a = np.hstack([np.asarray(src, np.float64).reshape(-1, 2), np.ones((len(src), 1))])
     sol, *_ = np.linalg.lstsq(a, np.asarray(dst, np.float64).reshape(-1, 2), rcond=None)
     return sol.T
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity map (rotation, one scale, translation; no mirroring) of `src` onto `dst`.
+
+    Unlike the affine map it cannot stretch one axis more than the other, so the warped points keep their own
+    proportions (eye distance to eye-mouth distance) instead of taking the target's.
+    """
+    s, d = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
+    sc, dc = s - s.mean(0), d - d.mean(0)
+    norm = max(float((sc * sc).sum()), 1e-12)
+    a = float((sc * dc).sum()) / norm
+    b = float((sc[:, 0] * dc[:, 1] - sc[:, 1] * dc[:, 0]).sum()) / norm
+    rot = np.array([[a, -b], [b, a]])
+    return np.hstack([rot, (d.mean(0) - rot @ s.mean(0))[:, None]])
+
+
+WARPS = {"affine": affine_fit, "similarity": similarity_fit}
 
 
 def ita(lab: np.ndarray) -> float:
@@ -151,12 +172,13 @@ class Bank:
                    arrays["turn"].astype(np.float32), arrays["k"].astype(np.int32), arrays["box"].astype(np.float32),
                    arrays["alpha"].astype(np.uint8))
 
-    def choose(self, skin: np.ndarray | None, turn: float, seed: int) -> int:
+    def choose(self, skin: np.ndarray | None, turn: float, seed: int, ita_window: float = ITA_WINDOW,
+               turn_window: float = TURN_WINDOW) -> int:
         """The reference for a face of skin tone `skin` (CIELAB, None: unknown) and head turn |turn|, drawn by
         `seed` among those near both (see ITA_WINDOW)."""
-        cost = np.abs(self.turn - abs(float(turn))) / TURN_WINDOW
+        cost = np.abs(self.turn - abs(float(turn))) / turn_window
         if skin is not None:
-            cost = cost + np.abs(self.ita - ita(skin)) / ITA_WINDOW
+            cost = cost + np.abs(self.ita - ita(skin)) / ita_window
         draw = np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
         return int(np.argmin(cost + draw))
 
@@ -170,8 +192,15 @@ class KSameFaces:
     def __init__(self, bank: Bank, min_face: float = gan.MIN_FACE, max_face: float = gan.MAX_FACE,
                  min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
                  paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
-                 multiband: bool = MULTIBAND):
+                 multiband: bool = MULTIBAND, warp: str = WARP, ita_window: float = ITA_WINDOW,
+                 turn_window: float = TURN_WINDOW):
         self.bank = bank
+        if warp not in WARPS:
+            raise ValueError(f"warp {warp!r}: one of {', '.join(WARPS)}")
+        self.warp = warp
+        if ita_window <= 0 or turn_window <= 0:
+            raise ValueError(f"choice windows must be positive, got ITA {ita_window}, turn {turn_window}")
+        self.ita_window, self.turn_window = float(ita_window), float(turn_window)
         self.min_face, self.max_face = float(min_face), float(max_face)
         self.min_inside, self.max_turn = float(min_inside), float(max_turn)
         if not 0 < paste_rim[0] < paste_rim[1] <= crops.MASK_SCALE:
@@ -195,13 +224,13 @@ class KSameFaces:
         """The face's crop window and the chosen reference warped into it, in the person's tone (BGR uint8)."""
         turn = crops.head_turn(landmarks)
         skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
-        i = self.bank.choose(skin, turn, seed)
+        i = self.bank.choose(skin, turn, seed, self.ita_window, self.turn_window)
         ref, ref_lm = np.dstack([self.bank.images[i], self.bank.alpha]), self.bank.landmarks[i]
         if turn < 0:
             ref, ref_lm = mirror(ref, ref_lm)
         side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
         region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
-        m = affine_fit(ref_lm, region.to_crop(landmarks))
+        m = WARPS[self.warp](ref_lm, region.to_crop(landmarks))
         size = (region.size, region.size)
         warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)
