@@ -10,11 +10,11 @@ with 95% bootstrap intervals. `--blur` adds the blur row; `--ksame BANK.npz` (re
 that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
 
 `--base ksame` compares KSameFaces settings instead (no gan run): each `--ksame-variant KEY=VALUE[,...]` (e.g.
-`warp=similarity`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank,
+`person_shape=0`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank,
 paired against "ksame", the shipped settings:
 
     .venv/bin/python -m scripts.gan_variants --data ../shared/data --limit 300 --base ksame --blur \
-        --ksame-variant warp=similarity
+        --ksame-variant person_shape=0
 """
 
 from __future__ import annotations

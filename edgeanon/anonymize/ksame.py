@@ -49,9 +49,10 @@ MIRROR = [1, 0, 2, 4, 3]
 # Not tuned: 10 degrees is the width of about one skin-tone class of the ITA scale, 0.15 one head-turn band.
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
-# How the reference's 5 landmarks are mapped onto the face's: "affine" (least squares, 6 degrees of freedom: the
-# reference takes the face's proportions) or "similarity" (4: rotation, one scale, translation; it keeps its own).
-WARP = "affine"
+# How much of the person's face shape the reference takes: its 5 landmarks are mapped onto the face's by the
+# least-squares similarity map (0: rotation, one scale, translation; it keeps its own proportions), the affine
+# map (1: 6 degrees of freedom, it takes the person's width to height and eye-to-mouth ratio), or a blend.
+PERSON_SHAPE = 1.0
 # The reference is pasted opaque to the first radius of the box's ellipse and gone at the second, over a blur of
 # COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha: all as gan does.
 # On 120 tuning faces in scenes (docs/ksame.md; after blend.composite stopped applying the cover's feather twice)
@@ -91,7 +92,12 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([rot, (d.mean(0) - rot @ s.mean(0))[:, None]])
 
 
-WARPS = {"affine": affine_fit, "similarity": similarity_fit}
+def shape_fit(src: np.ndarray, dst: np.ndarray, person_shape: float) -> np.ndarray:
+    """2x3 map of `src` onto `dst` between the similarity map (person_shape 0: the warped points keep their own
+    proportions) and the affine one (1: they take the target's). Both send the centroid onto the centroid, so
+    every blend of the two does too."""
+    sim = similarity_fit(src, dst)
+    return sim + float(person_shape) * (affine_fit(src, dst) - sim)
 
 
 def ita(lab: np.ndarray) -> float:
@@ -192,12 +198,12 @@ class KSameFaces:
     def __init__(self, bank: Bank, min_face: float = gan.MIN_FACE, max_face: float = gan.MAX_FACE,
                  min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
                  paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
-                 multiband: bool = MULTIBAND, warp: str = WARP, ita_window: float = ITA_WINDOW,
+                 multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE, ita_window: float = ITA_WINDOW,
                  turn_window: float = TURN_WINDOW):
         self.bank = bank
-        if warp not in WARPS:
-            raise ValueError(f"warp {warp!r}: one of {', '.join(WARPS)}")
-        self.warp = warp
+        if not 0.0 <= person_shape <= 1.0:
+            raise ValueError(f"person shape {person_shape}: need 0 (similarity map) to 1 (affine map)")
+        self.person_shape = float(person_shape)
         if ita_window <= 0 or turn_window <= 0:
             raise ValueError(f"choice windows must be positive, got ITA {ita_window}, turn {turn_window}")
         self.ita_window, self.turn_window = float(ita_window), float(turn_window)
@@ -230,7 +236,7 @@ class KSameFaces:
             ref, ref_lm = mirror(ref, ref_lm)
         side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
         region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
-        m = WARPS[self.warp](ref_lm, region.to_crop(landmarks))
+        m = shape_fit(ref_lm, region.to_crop(landmarks), self.person_shape)
         size = (region.size, region.size)
         warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)

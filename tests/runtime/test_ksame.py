@@ -156,3 +156,40 @@ def test_cameras_of_one_device_share_the_detector_and_one_bank(detector_model):
     camera = camera_chain(chain, shared)
     assert camera.anonymizer.generator is not chain.anonymizer.generator
     assert camera.anonymizer.generator.bank is chain.anonymizer.generator.bank
+
+
+def _eye_mouth_ratio(lm: np.ndarray) -> float:
+    """Eye centre to mouth centre distance over the eye distance."""
+    lm = np.asarray(lm, np.float64).reshape(5, 2)
+    return float(np.hypot(*((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2)) / np.hypot(*(lm[1] - lm[0])))
+
+
+def test_the_similarity_map_keeps_the_references_proportions_the_affine_one_takes_the_persons(faces, bank):
+    ref = bank.landmarks[0].astype(np.float64)
+    person = faces[0].landmarks.astype(np.float64).copy()
+    centre = person.mean(0)
+    person = centre + (person - centre) * [0.8, 1.3]  # a long, narrow face: eye-mouth far longer than the eyes
+    assert _eye_mouth_ratio(person) > _eye_mouth_ratio(ref) * 1.2
+    ratios = []
+    for shape in (0.0, 0.5, 1.0):
+        m = ksame.shape_fit(ref, person, shape)
+        warped = ref @ m[:, :2].T + m[:, 2]
+        ratios.append(_eye_mouth_ratio(warped))
+        # Whatever the shape, the reference lands on the face: its points within a quarter eye distance.
+        assert np.abs(warped - person).max() < 0.25 * np.hypot(*(person[1] - person[0])), shape
+    assert abs(ratios[0] / _eye_mouth_ratio(ref) - 1) < 1e-6  # similarity: the reference's own proportions
+    assert abs(ratios[2] / _eye_mouth_ratio(person) - 1) < 0.05  # affine: the person's
+    assert ratios[0] < ratios[1] < ratios[2]
+    assert np.allclose(ksame.shape_fit(ref, person, 0.0), ksame.similarity_fit(ref, person))
+    assert np.allclose(ksame.shape_fit(ref, person, 1.0), ksame.affine_fit(ref, person))
+
+
+def test_the_shape_setting_changes_the_paste_and_nothing_outside(face_image, faces, bank, maker):
+    similar = ksame.KSameFaces(bank, person_shape=0.0 if ksame.PERSON_SHAPE > 0.5 else 1.0)
+    a, b = face_image.copy(), face_image.copy()
+    assert maker.replace(a, faces, [5]) == [True] and similar.replace(b, faces, [5]) == [True]
+    outside = crops.ellipse_mask(faces[0].box, a.shape[:2], DEFAULT_MASK_SCALE * 1.05) == 0
+    assert np.array_equal(b[outside], face_image[outside])
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.1
+    with pytest.raises(ValueError, match="person shape"):
+        ksame.KSameFaces(bank, person_shape=1.5)
