@@ -10,10 +10,12 @@ band), so a reference belongs to no one a recognizer could name (the k-Same idea
    (`crops.head_turn`; a head turned the other way gets the reference mirrored); among the references near
    both, the track's seed picks one (rendezvous hashing: the same track keeps its face while its tone and turn
    wobble, another track draws another);
-2. the reference is warped onto the face by the least-squares affine map of its 5 landmarks onto the face's
-   (position, size, roll and turn, not the person's own proportions), moved to the person's skin tone by one
-   CIELAB offset (`tone.shift`), grey where the frame is grey (`blend.match_crop`);
-3. it goes over the blur cover of the whole mask with the generator's multi-band blend (`blend.composite`).
+2. the reference is warped onto the face by the least-squares affine map of its 5 landmarks onto the face's,
+   stretched first by a factor the track's seed draws (SHAPE_JITTER: the reference takes the face's position,
+   size, roll and turn, but a width and length that are not the person's), moved to the person's skin tone by
+   one CIELAB offset (`tone.shift`), grey where the frame is grey (`blend.match_crop`);
+3. it goes over a coarse blur cover of the whole mask (COVER_CELLS) with the generator's multi-band blend
+   (`blend.composite`).
 
 Faces the bank cannot serve (too small, implausible landmarks, turned beyond `gan.MAX_TURN`, mostly outside the
 frame) are left to the fallback, as for the generator: `replace` says which were served.
@@ -53,13 +55,27 @@ TURN_WINDOW = 0.15
 # least-squares similarity map (0: rotation, one scale, translation; it keeps its own proportions), the affine
 # map (1: 6 degrees of freedom, it takes the person's width to height and eye-to-mouth ratio), or a blend.
 PERSON_SHAPE = 1.0
+# Each track's own face shape: before the fit, the face's landmarks are stretched about their centre along the
+# eye line and across it by factors exp(u * SHAPE_JITTER), u uniform in [-1, 1) drawn from the track's seed, so
+# the reference takes a proportion that is neither the person's nor the same for every track (0: off).
+# Chosen with COVER_CELLS on the tuning split (docs/ksame.md#identity-less-of-the-persons-shape-and-surroundings-
+# chosen-on-the-tuning-split): on 600 tuning faces in scenes, jitter 0.2 with an 8-cell cover against no jitter
+# and 12 cells moved SFace's own-person minus look-alike gap from +1.6 to -0.9 points (paired -2.5, 95% -4.0 to
+# -1.2), dlib's from -1.45 to -1.0 (inside noise), SFace diversity 0.895 -> 0.897 (+0.002, -0.000 to +0.004),
+# dlib's 0.929 -> 0.919, the seam 0.314 -> 0.304 (blur 0.279). The similarity map (PERSON_SHAPE 0) cost SFace
+# diversity 0.05 on 300 faces and 0.5 cost 0.025, for no identity gain beyond noise: the affine map stays.
+SHAPE_JITTER = 0.2
 # The reference is pasted opaque to the first radius of the box's ellipse and gone at the second, over a blur of
-# COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha: all as gan does.
+# COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha.
 # On 120 tuning faces in scenes (docs/ksame.md; after blend.composite stopped applying the cover's feather twice)
 # the seam measure was 0.300 for these settings, blur 0.293; paste 0.9-1.1 with a plain alpha 0.295 (cover 12
-# cells) and 0.290 (6 cells), for less diversity (SFace 0.880 -> 0.866, 0.855): the settings stay gan's.
+# cells) and 0.290 (6 cells), for less diversity (SFace 0.880 -> 0.866, 0.855): the rim stays gan's. The cover
+# is coarser than gan's 12 cells: what it keeps around the face (hair, ears, jaw line) re-identifies. On 300
+# tuning faces a cover of 4 / 6 / 8 cells moved the SFace identity gap by -1.7 / -0.8 / -1.1 points and SFace
+# diversity by -0.010 / -0.007 / -0.005; 8 with SHAPE_JITTER (above) keeps diversity. Paste rim 1.1-1.3: seam 1.21x
+# blur's (goal 1.2x).
 PASTE_RIM = gan.PASTE_RIM
-COVER_CELLS = gan.COVER_CELLS
+COVER_CELLS = 8
 MULTIBAND = True
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
@@ -98,6 +114,18 @@ def shape_fit(src: np.ndarray, dst: np.ndarray, person_shape: float) -> np.ndarr
     every blend of the two does too."""
     sim = similarity_fit(src, dst)
     return sim + float(person_shape) * (affine_fit(src, dst) - sim)
+
+
+def stretch(points: np.ndarray, log_factors: np.ndarray) -> np.ndarray:
+    """5 landmarks stretched about their centre by exp(log_factors): [0] along the eye line, [1] across it."""
+    lm = np.asarray(points, np.float64).reshape(5, 2)
+    along = lm[1] - lm[0]
+    along = along / max(float(np.hypot(*along)), 1e-9)
+    across = np.array([-along[1], along[0]])
+    centre = lm.mean(0)
+    rel = lm - centre
+    a, b = np.exp(np.asarray(log_factors, np.float64))
+    return centre + np.outer(rel @ along * a, along) + np.outer(rel @ across * b, across)
 
 
 def ita(lab: np.ndarray) -> float:
@@ -198,12 +226,16 @@ class KSameFaces:
     def __init__(self, bank: Bank, min_face: float = gan.MIN_FACE, max_face: float = gan.MAX_FACE,
                  min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
                  paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
-                 multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE, ita_window: float = ITA_WINDOW,
+                 multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE,
+                 shape_jitter: float = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
                  turn_window: float = TURN_WINDOW):
         self.bank = bank
         if not 0.0 <= person_shape <= 1.0:
             raise ValueError(f"person shape {person_shape}: need 0 (similarity map) to 1 (affine map)")
         self.person_shape = float(person_shape)
+        if not 0.0 <= shape_jitter < 1.0:
+            raise ValueError(f"shape jitter {shape_jitter}: need 0 (off) to below 1")
+        self.shape_jitter = float(shape_jitter)
         if ita_window <= 0 or turn_window <= 0:
             raise ValueError(f"choice windows must be positive, got ITA {ita_window}, turn {turn_window}")
         self.ita_window, self.turn_window = float(ita_window), float(turn_window)
@@ -226,7 +258,7 @@ class KSameFaces:
         return gan.can_serve(image_shape, face, self.min_face, self.max_face, self.max_turn, self.min_inside)
 
     def reference(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int,
-                  mask_scale: float, cells: int = gan.COVER_CELLS) -> tuple[crops.CropRegion, np.ndarray]:
+                  mask_scale: float, cells: int = COVER_CELLS) -> tuple[crops.CropRegion, np.ndarray]:
         """The face's crop window and the chosen reference warped into it, in the person's tone (BGR uint8)."""
         turn = crops.head_turn(landmarks)
         skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
@@ -236,7 +268,11 @@ class KSameFaces:
             ref, ref_lm = mirror(ref, ref_lm)
         side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
         region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
-        m = shape_fit(ref_lm, region.to_crop(landmarks), self.person_shape)
+        target = region.to_crop(landmarks)
+        if self.shape_jitter > 0:
+            target = stretch(target, np.random.default_rng([abs(int(seed)), 11]).uniform(-1.0, 1.0, 2)
+                             * self.shape_jitter)
+        m = shape_fit(ref_lm, target, self.person_shape)
         size = (region.size, region.size)
         warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)

@@ -193,3 +193,19 @@ def test_the_shape_setting_changes_the_paste_and_nothing_outside(face_image, fac
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.1
     with pytest.raises(ValueError, match="person shape"):
         ksame.KSameFaces(bank, person_shape=1.5)
+
+
+def test_the_shape_jitter_stretches_each_tracks_face_its_own_way(face_image, faces, bank):
+    lm = faces[0].landmarks.astype(np.float64)
+    wide = ksame.stretch(lm, [np.log(1.2), 0.0])
+    assert np.hypot(*(wide[1] - wide[0])) == pytest.approx(1.2 * np.hypot(*(lm[1] - lm[0])))
+    assert _eye_mouth_ratio(wide) == pytest.approx(_eye_mouth_ratio(lm) / 1.2, rel=0.02)
+    assert np.allclose(wide.mean(0), lm.mean(0))
+    jittered = ksame.KSameFaces(bank, shape_jitter=0.15)
+    plain = ksame.KSameFaces(bank, shape_jitter=0.0)
+    a, b, c = face_image.copy(), face_image.copy(), face_image.copy()
+    jittered.replace(a, faces, [9])
+    jittered.replace(b, faces, [9])
+    plain.replace(c, faces, [9])
+    assert np.array_equal(a, b)  # a track keeps its face
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.1  # the same reference, stretched
