@@ -39,6 +39,7 @@ from export.eval.identity import demographics
 from export.eval.incontext import chosen_faces
 from export.paths import shared_data_dir
 from export.splits import TUNE, in_generator_split
+from export.training.ksame_shape import ShapeFinder, warp_group
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ MIN_WEIGHT = 0.5
 SEED = 0
 # The tuning evaluations' face counts (crowd, gate: 300; crowd --seeds runs: 150): their faces are not averaged.
 EVALUATED = (150, 300)
+# How a reference's photos are lined up before they are averaged: "shape" warps each onto the group's mean 68-point
+# shape (ksame_shape, the default: sharper eyes, brows, mouth), "affine" leaves them as the 5-point affine map put
+# them (the first bank's way).
+ALIGNS = ("shape", "affine")
+ALIGN = "shape"
 # --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
@@ -83,6 +89,10 @@ class Photo:
     race: int
     original_landmarks: np.ndarray  # in the padded photo (for the recognizers)
     original_box: np.ndarray
+    shape: np.ndarray | None = None  # 68 points in the canvas (ksame_shape), None: not found or implausible
+    jpeg: bytes = b""  # the photo as stored in the zip (warped again from it, when shapes are averaged)
+    to_canvas: np.ndarray | None = None  # the 2x3 map from the padded photo onto the (unmirrored) canvas
+    mirrored: bool = False  # turned left in the photo, so mirrored on the canvas
 
 
 def register(subparsers) -> None:
@@ -92,6 +102,9 @@ def register(subparsers) -> None:
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (cached detections)")
     p.add_argument("--k", type=int, default=K, help=f"people per reference (default {K})")
     p.add_argument("--refs", type=int, default=REFS, help=f"at most this many references (default {REFS})")
+    p.add_argument("--align", choices=ALIGNS, default=ALIGN,
+                   help=f"line the photos up by their 68-point shapes, or by the 5-point affine map only "
+                        f"(default {ALIGN})")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
@@ -114,8 +127,13 @@ def align(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, pad: int) -
     return canvas, valid, lm, np.array([*corners.min(0), *corners.max(0)])
 
 
-def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
-    """Every usable tuning photo, aligned (see the module docstring)."""
+def padded(jpeg: bytes) -> np.ndarray:
+    """A UTKFace photo decoded and padded by UTK_PAD (where its detections and landmarks are)."""
+    return cv2.copyMakeBorder(decode(jpeg), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+
+
+def load_photos(data: Path, detector: Path, limit: int = 0, shapes: bool = True) -> list[Photo]:
+    """Every usable tuning photo, aligned (see the module docstring); with `shapes`, each with its 68 points."""
     zf, found = utk_detections(data, detector)
     # The tuning faces the crowd and gate evaluations use (incontext.chosen_faces) stay out too: identity on
     # them would be void if their own face were averaged into a reference.
@@ -124,6 +142,7 @@ def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
              and demographics(n) is not None and n not in evaluated]
     if limit:
         names = names[:: max(1, len(names) // limit)][:limit]
+    finder = ShapeFinder() if shapes else None
     photos = []
     for name in names:
         face = found[name][0]
@@ -132,7 +151,7 @@ def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
         turn = crops.head_turn(face.landmarks)
         if abs(turn) > gan.MAX_TURN:
             continue
-        image = cv2.copyMakeBorder(decode(zf.read(name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+        image = padded(zf.read(name))
         canvas, valid, lm, box = align(image, face.box, face.landmarks, UTK_PAD)
         if turn < 0:
             canvas, lm = ksame.mirror(canvas, lm)
@@ -142,9 +161,13 @@ def load_photos(data: Path, detector: Path, limit: int = 0) -> list[Photo]:
         if skin is None or blend.is_grey(canvas):  # a grey photo has no skin tone to average
             continue
         age, gender, race = demographics(name)
+        m = ksame.affine_fit(face.landmarks, ksame.REF_LANDMARKS)
+        shape = None if finder is None else finder(image, m, turn < 0, lm)
         photos.append(Photo(name, canvas, valid, lm, box, abs(turn), ksame.ita(skin), age, gender, race,
-                            np.asarray(face.landmarks, np.float64), np.asarray(face.box, np.float64)))
-    log.info("%d usable tuning photos of %d", len(photos), len(names))
+                            np.asarray(face.landmarks, np.float64), np.asarray(face.box, np.float64), shape,
+                            zf.read(name) if shape is not None else b"", m, bool(turn < 0)))
+    log.info("%d usable tuning photos of %d%s", len(photos), len(names), "" if finder is None else
+             f"; a plausible 68-point shape for {sum(p.shape is not None for p in photos)}")
     return photos
 
 
@@ -208,24 +231,35 @@ def fill_holes(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def average(photos: list[Photo], members: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def average(photos: list[Photo], members: list[int], align: str = ALIGN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The members' pixel average on the canvas (each where it has pixels, feathered at its edge), the share of
-    them covering each pixel, and the mean of their landmarks."""
+    them covering each pixel, and their mean landmarks. With align "shape" each is first warped onto the members'
+    mean 68-point shape (those without a plausible shape stay as they are), and the landmarks are the mean of
+    where that warp took each member's 5 points."""
+    canvases = [photos[i].canvas for i in members]
+    valids = [photos[i].valid for i in members]
+    if align == "shape":
+        sources = [(padded(photos[i].jpeg), photos[i].to_canvas, photos[i].mirrored)
+                   if photos[i].shape is not None else None for i in members]
+        canvases, valids, landmarks, _ = warp_group(canvases, valids, [photos[i].shape for i in members],
+                                                    [photos[i].landmarks for i in members], sources)
+    else:
+        landmarks = np.mean([photos[i].landmarks for i in members], axis=0)
     total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
     weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
     count = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
-    for i in members:
-        w = edge_weight(photos[i].valid)
-        total += photos[i].canvas * w[:, :, None]
+    for canvas, valid in zip(canvases, valids, strict=True):
+        w = edge_weight(valid)
+        total += canvas * w[:, :, None]
         weight += w
-        count += photos[i].valid
+        count += valid
     share = count / len(members)
     mean = fill_holes(total / np.maximum(weight, 1e-6)[:, :, None], (share >= MIN_COVER) & (weight >= MIN_WEIGHT))
     mean = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
-    return mean, share, np.mean([photos[i].landmarks for i in members], axis=0)
+    return mean, share, landmarks
 
 
-def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list[int]]]:
+def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN) -> tuple[ksame.Bank, list[list[int]]]:
     """The bank and, per reference, the indices of its people."""
     chosen = spread(photos, groups(photos, k), refs)
     if not chosen:
@@ -233,7 +267,7 @@ def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list
     box = np.median([photos[i].box for g in chosen for i in g], axis=0).astype(np.float32)
     images, landmarks, labs, turns, shares = [], [], [], [], []
     for g in chosen:
-        img, share, lm = average(photos, g)
+        img, share, lm = average(photos, g, align)
         images.append(img)
         shares.append(share)
         landmarks.append(lm)
@@ -248,9 +282,12 @@ def build(photos: list[Photo], k: int, refs: int) -> tuple[ksame.Bank, list[list
 
 
 def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data: Path, seed: int = SEED,
-            cache: dict | None = None, refs: int = MEASURED, recognizers: tuple[str, ...] = ("sface", "dlib")) -> dict:
+            cache: dict | None = None, refs: int = MEASURED, recognizers: tuple[str, ...] = ("sface", "dlib"),
+            pairs: bool = False) -> dict:
     """Contributor vs look-alike stranger shares and the references' diversity on `refs` of the references
-    (a random subset), under SFace and dlib (`cache`: the photos' embeddings, kept between calls)."""
+    (a random subset), under SFace and dlib (`cache`: the photos' embeddings, kept between calls). With `pairs`,
+    each recognizer's entry also holds every measured reference's matches (0/1 per contributor and per stranger),
+    for paired comparisons of two banks made of the same groups."""
     from export.eval.crowd import RECOGNIZERS, distances
     from export.eval.identity import Embedder
     from export.eval.sface import SFace
@@ -288,21 +325,24 @@ def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data
         if all(j in originals[rec] for rec in recognizers):
             continue
         p = photos[j]
-        image = cv2.copyMakeBorder(decode(zf.read(p.name)), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
+        image = padded(zf.read(p.name))
         for rec in recognizers:
             originals[rec][j] = embed[rec](image, p.original_landmarks, p.original_box)
     for rec in recognizers:
         threshold = RECOGNIZERS[rec]
         ref_emb = np.array([embed[rec](bank.images[r], bank.landmarks[r], bank.box) for r in picked])
-        own, other, own_any, other_any = [], [], [], []
+        own, other, own_any, other_any, per_ref = [], [], [], [], []
         for e, r in zip(ref_emb, picked, strict=True):
             d_own = distances(e[None], np.array([originals[rec][i] for i in chosen[r]]), rec)[0]
             own += list(d_own < threshold)
             own_any.append(bool((d_own < threshold).any()))
+            d_other = np.zeros(0)
             if strangers[r]:
                 d_other = distances(e[None], np.array([originals[rec][j] for j in strangers[r]]), rec)[0]
                 other += list(d_other < threshold)
                 other_any.append(bool((d_other < threshold).any()))
+            per_ref.append({"reference": int(r), "contributors": [int(v) for v in d_own < threshold],
+                            "strangers": [int(v) for v in d_other < threshold]})
         orig = np.array([originals[rec][j] for j in sample])
         off = ~np.eye(len(ref_emb), dtype=bool)
         off_o = ~np.eye(len(orig), dtype=bool)
@@ -313,6 +353,8 @@ def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data
             "diversity": float(distances(ref_emb, ref_emb, rec)[off].mean()
                                / distances(orig, orig, rec)[off_o].mean()),
         }
+        if pairs:
+            out[rec]["pairs"] = per_ref
     return out
 
 
@@ -323,9 +365,9 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 2 or args.refs < 1:
         log.error("--k must be at least 2 and --refs at least 1")
         return 2
-    photos = load_photos(args.data, args.detector, args.limit)
+    photos = load_photos(args.data, args.detector, args.limit, shapes=args.align == "shape")
     try:
-        bank, chosen = build(photos, args.k, args.refs)
+        bank, chosen = build(photos, args.k, args.refs, args.align)
     except ValueError as exc:
         log.error("%s", exc)
         return 2
