@@ -17,6 +17,10 @@ pairs a recognizer takes for the same person, beside the share of (reference, lo
 photo in no reference with what the reference's people share: age band, gender, turn band, skin tone within 3
 degrees of ITA of theirs), under SFace and dlib; and the diversity of
 the references (their mean recognizer distance over that of as many original photos).
+
+With `--align shape` (or `common`) each photo is also warped, triangle by triangle, onto the group's (or its
+stratum's) mean 68-point shape before averaging (export.training.ksame_shape: dlib's 68-point model, iBUG 300-W,
+non-commercial): sharper references, whose people a recognizer also finds more often (docs/ksame.md).
 """
 
 from __future__ import annotations
@@ -64,11 +68,14 @@ MIN_WEIGHT = 0.5
 SEED = 0
 # The tuning evaluations' face counts (crowd, gate: 300; crowd --seeds runs: 150): their faces are not averaged.
 EVALUATED = (150, 300)
-# How a reference's photos are lined up before they are averaged: "shape" warps each onto the group's mean 68-point
-# shape (ksame_shape, the default: sharper eyes, brows, mouth), "affine" leaves them as the 5-point affine map put
-# them (the first bank's way).
-ALIGNS = ("shape", "affine")
-ALIGN = "shape"
+# How a reference's photos are lined up before they are averaged: "affine" leaves them as the 5-point affine map
+# put them (the default, the committed bank); "shape" warps each onto the group's mean 68-point shape
+# (ksame_shape: sharper eyes, brows and mouth), "common" onto the mean shape of every photo of the group's stratum
+# (age band, gender, turn band: the group's own face shape is not kept). On the tuning split (docs/ksame.md,
+# "Sharper references") "shape" lifts ksame's detail from 0.216 to 0.315 but makes the references' own people
+# more recognisable (SFace contributor pairs 16.8% -> 23.9%, dlib 33.5% -> 38.5%), so it is not the default.
+ALIGNS = ("affine", "shape", "common")
+ALIGN = "affine"
 # --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
@@ -103,13 +110,15 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=K, help=f"people per reference (default {K})")
     p.add_argument("--refs", type=int, default=REFS, help=f"at most this many references (default {REFS})")
     p.add_argument("--align", choices=ALIGNS, default=ALIGN,
-                   help=f"line the photos up by their 68-point shapes, or by the 5-point affine map only "
-                        f"(default {ALIGN})")
+                   help=f"line the photos up by the 5-point affine map only, or also warp them onto the group's "
+                        f"(shape) or their stratum's (common) mean 68-point shape: sharper, and its people more "
+                        f"recognisable (default {ALIGN})")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
                    help="check the references against their people and look-alike strangers (SFace, dlib)")
-    p.add_argument("--json", type=Path, help="write the measures here")
+    p.add_argument("--json", type=Path, help="write the measures here, with each measured reference's matches "
+                   "(scripts.ksame_bank_pairs compares two such files)")
     p.set_defaults(func=run)
 
 
@@ -179,7 +188,7 @@ def groups(photos: list[Photo], k: int) -> list[list[int]]:
     """Groups of k photos: same age band, gender and turn band, consecutive in skin tone (ITA)."""
     strata: dict[tuple, list[int]] = {}
     for i, p in enumerate(photos):
-        strata.setdefault((band(p.age, AGE_BANDS), p.gender, band(p.turn, TURN_BANDS)), []).append(i)
+        strata.setdefault(stratum(p), []).append(i)
     out = []
     for members in strata.values():
         members.sort(key=lambda i: photos[i].ita)
@@ -231,18 +240,34 @@ def fill_holes(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def average(photos: list[Photo], members: list[int], align: str = ALIGN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stratum(p: Photo) -> tuple[int, int, int]:
+    """Age band, gender and head-turn band: a reference's people share all three."""
+    return band(p.age, AGE_BANDS), p.gender, band(p.turn, TURN_BANDS)
+
+
+def common_shapes(photos: list[Photo]) -> dict[tuple[int, int, int], np.ndarray]:
+    """The mean 68-point shape of each stratum's photos (those with a plausible shape)."""
+    shapes: dict[tuple[int, int, int], list[np.ndarray]] = {}
+    for p in photos:
+        if p.shape is not None:
+            shapes.setdefault(stratum(p), []).append(p.shape)
+    return {key: np.mean(v, axis=0) for key, v in shapes.items()}
+
+
+def average(photos: list[Photo], members: list[int], align: str = ALIGN,
+            target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The members' pixel average on the canvas (each where it has pixels, feathered at its edge), the share of
     them covering each pixel, and their mean landmarks. With align "shape" each is first warped onto the members'
     mean 68-point shape (those without a plausible shape stay as they are), and the landmarks are the mean of
     where that warp took each member's 5 points."""
     canvases = [photos[i].canvas for i in members]
     valids = [photos[i].valid for i in members]
-    if align == "shape":
+    if align in ("shape", "common"):
         sources = [(padded(photos[i].jpeg), photos[i].to_canvas, photos[i].mirrored)
                    if photos[i].shape is not None else None for i in members]
         canvases, valids, landmarks, _ = warp_group(canvases, valids, [photos[i].shape for i in members],
-                                                    [photos[i].landmarks for i in members], sources)
+                                                    [photos[i].landmarks for i in members], sources,
+                                                    target if align == "common" else None)
     else:
         landmarks = np.mean([photos[i].landmarks for i in members], axis=0)
     total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
@@ -266,8 +291,9 @@ def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN) -> tuple[k
         raise ValueError(f"no group of {k} photos: too few tuning photos")
     box = np.median([photos[i].box for g in chosen for i in g], axis=0).astype(np.float32)
     images, landmarks, labs, turns, shares = [], [], [], [], []
+    common = common_shapes(photos) if align == "common" else {}
     for g in chosen:
-        img, share, lm = average(photos, g, align)
+        img, share, lm = average(photos, g, align, common.get(stratum(photos[g[0]])))
         images.append(img)
         shares.append(share)
         landmarks.append(lm)
@@ -365,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 2 or args.refs < 1:
         log.error("--k must be at least 2 and --refs at least 1")
         return 2
-    photos = load_photos(args.data, args.detector, args.limit, shapes=args.align == "shape")
+    photos = load_photos(args.data, args.detector, args.limit, shapes=args.align != "affine")
     try:
         bank, chosen = build(photos, args.k, args.refs, args.align)
     except ValueError as exc:
@@ -376,8 +402,11 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s: %d references of %d people each (%.1f MB), turn 0-%.2f, ITA %.0f to %.0f", args.out,
              len(chosen), args.k, args.out.stat().st_size / 1e6, bank.turn.max(), bank.ita.min(), bank.ita.max())
     if args.measure:
-        stats = measure(photos, bank, chosen, args.data)
+        stats = measure(photos, bank, chosen, args.data, pairs=args.json is not None)
+        pairs = {rec: stats[rec].pop("pairs") for rec in ("sface", "dlib") if "pairs" in stats.get(rec, {})}
         print(json.dumps(stats, indent=1))
-        if args.json:
-            args.json.write_text(json.dumps(stats, indent=1))
+        if args.json:  # with every measured reference's matches, for scripts.ksame_bank_pairs
+            for rec, per_ref in pairs.items():
+                stats[rec]["pairs"] = per_ref
+            args.json.write_text(json.dumps(stats))
     return 0

@@ -137,17 +137,18 @@ def photo_maps(mx: np.ndarray, my: np.ndarray, m: np.ndarray, mirrored: bool) ->
 
 
 def warp_group(canvases: list[np.ndarray], valids: list[np.ndarray], shapes: list[np.ndarray | None],
-               landmarks: list[np.ndarray], sources: list[tuple[np.ndarray, np.ndarray, bool]] | None = None
-               ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, int]:
+               landmarks: list[np.ndarray], sources: list[tuple[np.ndarray, np.ndarray, bool]] | None = None,
+               target: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, int]:
     """The group's photos warped onto the mean of their 68-point shapes: (canvases, valid masks, the mean of their
     5 landmarks where the warp took them, how many were warped). Photos without a plausible shape, or whose warp
     would fold, stay as they are. With fewer than two shapes nothing is warped. `sources`, if given, holds each
     photo as (image, 2x3 map onto the canvas, mirrored): the warp then samples the photo itself (bicubic), not
-    its canvas, which was resampled once already."""
+    its canvas, which was resampled once already. `target`, if given, is the shape to warp onto instead of the
+    group's mean (then even one shape is enough)."""
     have = [s for s in shapes if s is not None]
-    if len(have) < 2:
+    if len(have) < (1 if target is not None else 2):
         return canvases, valids, np.mean(landmarks, axis=0), 0
-    warp = MeanShapeWarp(np.mean(have, axis=0))
+    warp = MeanShapeWarp(np.mean(have, axis=0) if target is None else target)
     out_c, out_v, out_lm, warped = [], [], [], 0
     for i, (canvas, valid, shape, lm) in enumerate(zip(canvases, valids, shapes, landmarks, strict=True)):
         if shape is None or warp.folds(shape):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -28,8 +29,9 @@ def test_the_committed_bank_is_small_and_covers_tones_and_turns():
 
 @pytest.fixture(scope="module")
 def tiny(shared_data, detector_model):
+    """A bank of 12 references of 3 people from 300 tuning photos, lined up by the 5-point affine map only."""
     photos = ksame_bank.load_photos(shared_data, detector_model, limit=300)
-    bank, chosen = ksame_bank.build(photos, 3, 12)
+    bank, chosen = ksame_bank.build(photos, 3, 12, align="affine")
     return photos, bank, chosen
 
 
@@ -54,3 +56,25 @@ def test_a_rebuilt_bank_holds_averages_of_tuning_faces_only(tiny, tmp_path):
     # ... and no single one of them.
     for i in g:
         assert np.abs(again.images[0].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0
+
+
+def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F)[mask].var())
+
+
+def test_references_lined_up_by_shape_are_sharper_and_keep_their_landmarks(tiny):
+    photos, affine, chosen = tiny
+    assert sum(p.shape is not None for p in photos) > 0.9 * len(photos)  # a plausible 68-point fit for most
+    shaped, again = ksame_bank.build(photos, 3, 12, align="shape")  # each group warped onto its mean shape
+    assert again == chosen  # the same people in each reference, only lined up better
+    inner = crops.ellipse_mask(affine.box, (ksame.REF_SIDE, ksame.REF_SIDE), 0.6) > 0
+    sharper = [laplacian_variance(s, inner) > laplacian_variance(a, inner)
+               for s, a in zip(shaped.images, affine.images, strict=True)]
+    assert np.mean(sharper) >= 0.75
+    # The stored landmarks are where the warp took the people's 5 points: near their mean, not elsewhere.
+    assert np.abs(shaped.landmarks - affine.landmarks).max() < 0.1 * ksame.REF_EYES
+    # Still no single one of them.
+    for r, g in enumerate(chosen):
+        for i in g:
+            assert np.abs(shaped.images[r].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0

@@ -1,0 +1,111 @@
+"""Two k-Same reference banks, paired: their contributors' privacy and the detail they give, with 95% intervals.
+
+    python -m export ksame-bank --data ../shared/data --align affine --out /tmp/a.npz --measure --json /tmp/a.json
+    python -m export ksame-bank --data ../shared/data --align shape --out /tmp/s.npz --measure --json /tmp/s.json
+    python -m scripts.ksame_bank_pairs contributors /tmp/a.json /tmp/s.json
+    python -m scripts.ksame_bank_pairs detail --data ../shared/data /tmp/a.npz /tmp/s.npz
+
+`contributors`: two `--measure --json` files of banks built from the same groups (same photos, k and --refs; only
+how the photos are lined up differs), so the same references, contributors and look-alike strangers are checked
+in both: the shares of (reference, contributor) and (reference, stranger) pairs a recognizer takes for the same
+person, and their difference, second minus first, resampled over references (2,000 draws).
+
+`detail`: every ground-truth face of the tuning wider-train images anonymized with ksame and each bank (the same
+faces, landmarks and seeds; export.eval.utility without its AP judge), and the detail ratio (Laplacian variance
+inside the box, output over original) of the faces >= 48 px that ksame served: each bank's median and the
+paired difference of the medians to the first bank's, resampled over faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgeanon.anonymize import Anonymizer
+from edgeanon.anonymize.ksame import KSameFaces
+from edgeanon.models import DEFAULT_DETECTOR
+from export import datasets
+from export.eval.utility import chosen_images, evaluate
+from export.paths import shared_data_dir
+from export.splits import TUNE
+
+DRAWS = 2000
+
+
+def interval(values: np.ndarray) -> str:
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return f"({lo:+.1f} to {hi:+.1f})"
+
+
+def contributors(first: dict, second: dict, rng: np.random.Generator) -> None:
+    for rec in ("sface", "dlib"):
+        a, b = first[rec].get("pairs"), second[rec].get("pairs")
+        if a is None or b is None or [p["reference"] for p in a] != [p["reference"] for p in b]:
+            raise SystemExit("need two --measure --json files of banks made of the same groups")
+
+        def shares(pairs: list[dict], idx: np.ndarray) -> np.ndarray:
+            own = np.concatenate([pairs[i]["contributors"] for i in idx])
+            other = np.concatenate([pairs[i]["strangers"] for i in idx])
+            return 100.0 * np.array([own.mean(), other.mean(), own.mean() - other.mean()])
+
+        every = np.arange(len(a))
+        pa, pb = shares(a, every), shares(b, every)
+        draws = []
+        for _ in range(DRAWS):
+            idx = rng.integers(0, len(a), len(a))
+            draws.append(shares(b, idx) - shares(a, idx))
+        draws = np.array(draws)
+        print(f"{rec}, {len(a)} references: contributor pairs {pa[0]:.1f}% -> {pb[0]:.1f}% "
+              f"({pb[0] - pa[0]:+.1f} {interval(draws[:, 0])}), look-alike strangers {pa[1]:.1f}% -> {pb[1]:.1f}% "
+              f"({pb[1] - pa[1]:+.1f} {interval(draws[:, 1])}), contributors - strangers {pa[2]:+.1f} -> {pb[2]:+.1f} "
+              f"({pb[2] - pa[2]:+.1f} {interval(draws[:, 2])}) points")
+
+
+def detail(data: Path, banks: list[Path], limit: int, rng: np.random.Generator) -> None:
+    names = chosen_images(json.loads((data / datasets.WIDER / "boxes.json").read_text()), TUNE, limit)
+    anonymizers = {str(b): Anonymizer("ksame", generator=KSameFaces.from_path(b)) for b in banks}
+
+    def no_judge(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # AP is not measured here
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+    res = evaluate(data, names, anonymizers, DEFAULT_DETECTOR, no_judge, threads=1, progress=False)
+    # Every bank serves the same faces (which faces is the runtime's rule), so the ratios pair face by face.
+    ratios = {b: np.array(v, float) for b, v in res.generated.items()}
+    base = ratios[str(banks[0])]
+    print(f"{len(names)} tuning images, {len(base)} faces >= 48 px served by ksame")
+    for b, r in ratios.items():
+        line = f"{b}: detail median {np.median(r):.3f}"
+        if b != str(banks[0]):
+            idx = rng.integers(0, len(r), (DRAWS, len(r)))
+            diff = np.median(r[idx], axis=1) - np.median(base[idx], axis=1)
+            lo, hi = np.percentile(diff, [2.5, 97.5])
+            line += (f", minus the first bank's {np.median(r) - np.median(base):+.3f} ({lo:+.3f} to {hi:+.3f}); "
+                     f"sharper on {100.0 * np.mean(r > base):.0f}% of the faces")
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("contributors", help="paired contributor and stranger shares of two --measure --json files")
+    c.add_argument("first", type=Path)
+    c.add_argument("second", type=Path)
+    d = sub.add_parser("detail", help="paired detail ratio of banks on the tuning faces ksame serves")
+    d.add_argument("banks", type=Path, nargs="+")
+    d.add_argument("--data", type=Path, default=shared_data_dir())
+    d.add_argument("--limit", type=int, default=0, help="the first N tuning images (0 = all)")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    if args.what == "contributors":
+        contributors(json.loads(args.first.read_text()), json.loads(args.second.read_text()), rng)
+    else:
+        detail(args.data, args.banks, args.limit, rng)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
