@@ -37,7 +37,7 @@ DRAWS = 2000
 
 
 def interval(values: np.ndarray) -> str:
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
     return f"({lo:+.1f} to {hi:+.1f})"
 
 
@@ -50,7 +50,8 @@ def contributors(first: dict, second: dict, rng: np.random.Generator) -> None:
         def shares(pairs: list[dict], idx: np.ndarray) -> np.ndarray:
             own = np.concatenate([pairs[i]["contributors"] for i in idx])
             other = np.concatenate([pairs[i]["strangers"] for i in idx])
-            return 100.0 * np.array([own.mean(), other.mean(), own.mean() - other.mean()])
+            other_share = other.mean() if other.size else np.nan  # a reference may have no look-alike stranger
+            return 100.0 * np.array([own.mean(), other_share, own.mean() - other_share])
 
         every = np.arange(len(a))
         pa, pb = shares(a, every), shares(b, every)

@@ -78,3 +78,26 @@ def test_references_lined_up_by_shape_are_sharper_and_keep_their_landmarks(tiny)
     for r, g in enumerate(chosen):
         for i in g:
             assert np.abs(shaped.images[r].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0
+
+
+def test_two_banks_of_the_same_groups_are_compared_pair_by_pair(tiny, shared_data, capsys):
+    from scripts import ksame_bank_pairs
+
+    photos, affine, chosen = tiny
+    shaped, _ = ksame_bank.build(photos, 3, 12, align="shape")
+    cache: dict = {}
+    first = ksame_bank.measure(photos, affine, chosen, shared_data, cache=cache, refs=4, pairs=True)
+    second = ksame_bank.measure(photos, shaped, chosen, shared_data, cache=cache, refs=4, pairs=True)
+    for rec in ("sface", "dlib"):
+        a, b = first[rec]["pairs"], second[rec]["pairs"]
+        assert [p["reference"] for p in a] == [p["reference"] for p in b] and len(a) == 4
+        assert all(len(p["contributors"]) == 3 for p in a)  # every person of each checked reference
+        share = np.mean(np.concatenate([p["contributors"] for p in a]))
+        assert share == pytest.approx(first[rec]["contributor_pair_share"])
+    ksame_bank_pairs.contributors(first, second, np.random.default_rng(0))
+    out = capsys.readouterr().out
+    assert "sface, 4 references: contributor pairs" in out and "dlib, 4 references" in out
+    # Banks of other groups are refused: their pairs do not match.
+    other = {rec: {**second[rec], "pairs": second[rec]["pairs"][::-1]} for rec in ("sface", "dlib")}
+    with pytest.raises(SystemExit):
+        ksame_bank_pairs.contributors(first, other, np.random.default_rng(0))
