@@ -39,8 +39,10 @@ from edgeanon.anonymize import blend, crops, gan, ksame, tone
 from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export.datasets import UTK_PAD, UTK_ZIP, decode, utk_detections
-from export.eval.identity import demographics
+from export.eval.crowd import RECOGNIZERS, distances
+from export.eval.identity import Embedder, demographics
 from export.eval.incontext import chosen_faces
+from export.eval.sface import SFace
 from export.paths import shared_data_dir
 from export.splits import TUNE, in_generator_split
 from export.training.ksame_shape import ShapeFinder, warp_group
@@ -314,9 +316,6 @@ def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data
     (a random subset), under SFace and dlib (`cache`: the photos' embeddings, kept between calls). With `pairs`,
     each recognizer's entry also holds every measured reference's matches (0/1 per contributor and per stranger),
     for paired comparisons of two banks made of the same groups."""
-    from export.eval.crowd import RECOGNIZERS, distances
-    from export.eval.identity import Embedder
-    from export.eval.sface import SFace
 
     rng = np.random.default_rng(seed)
     zf = zipfile.ZipFile(data / UTK_ZIP)

@@ -10,6 +10,7 @@ from edgeanon.anonymize import crops, gan, ksame
 from edgeanon.models import DEFAULT_KSAME_BANK
 from export.splits import generator_holdout
 from export.training import ksame_bank
+from scripts import ksame_bank_pairs
 
 
 def test_the_committed_bank_is_small_and_covers_tones_and_turns():
@@ -81,8 +82,6 @@ def test_references_lined_up_by_shape_are_sharper_and_keep_their_landmarks(tiny)
 
 
 def test_two_banks_of_the_same_groups_are_compared_pair_by_pair(tiny, shared_data, capsys):
-    from scripts import ksame_bank_pairs
-
     photos, affine, chosen = tiny
     shaped, _ = ksame_bank.build(photos, 3, 12, align="shape")
     cache: dict = {}
