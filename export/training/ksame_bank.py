@@ -18,6 +18,10 @@ photo in no reference with what the reference's people share: age band, gender, 
 degrees of ITA of theirs), under SFace and dlib; and the diversity of
 the references (their mean recognizer distance over that of as many original photos).
 
+With `--align pool` the references keep the affine average's coarse face and take their fine detail from the
+average of `--pool` other people of the bank (same stratum, near in tone), each warped onto the group's mean
+68-point shape: detail that belongs to none of the group (docs/ksame.md).
+
 With `--align shape` (or `common`) each photo is also warped, triangle by triangle, onto the group's (or its
 stratum's) mean 68-point shape before averaging (export.training.ksame_shape: dlib's 68-point model, iBUG 300-W,
 non-commercial): sharper references, whose people a recognizer also finds more often (docs/ksame.md).
@@ -76,8 +80,13 @@ EVALUATED = (150, 300)
 # (age band, gender, turn band: the group's own face shape is not kept). On the tuning split (docs/ksame.md,
 # "Sharper references") "shape" lifts ksame's detail from 0.216 to 0.315 but makes the references' own people
 # more recognisable (SFace contributor pairs 16.8% -> 23.9%, dlib 33.5% -> 38.5%), so it is not the default.
-ALIGNS = ("affine", "shape", "common")
+# "pool" keeps the affine average's coarse face (below DETAIL_SIGMA) and lays over it the fine detail of a larger
+# pool: POOL other people of the bank of the group's stratum, nearest in skin tone, each warped onto the group's
+# mean 68-point shape (docs/ksame.md, "Detail from a larger pool"): detail that belongs to none of the group.
+ALIGNS = ("affine", "shape", "common", "pool")
 ALIGN = "affine"
+POOL = 48
+DETAIL_SIGMA = 2.0
 # --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
@@ -114,7 +123,10 @@ def register(subparsers) -> None:
     p.add_argument("--align", choices=ALIGNS, default=ALIGN,
                    help=f"line the photos up by the 5-point affine map only, or also warp them onto the group's "
                         f"(shape) or their stratum's (common) mean 68-point shape: sharper, and its people more "
-                        f"recognisable (default {ALIGN})")
+                        f"recognisable; pool: the affine average's coarse face with the detail of --pool others "
+                        f"warped onto its mean shape (default {ALIGN})")
+    p.add_argument("--pool", type=int, default=POOL,
+                   help=f"with --align pool: how many other people lend each reference its detail (default {POOL})")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
@@ -286,8 +298,46 @@ def average(photos: list[Photo], members: list[int], align: str = ALIGN,
     return mean, share, landmarks
 
 
-def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN) -> tuple[ksame.Bank, list[list[int]]]:
-    """The bank and, per reference, the indices of its people."""
+def pool_for(photos: list[Photo], chosen: list[list[int]], group: list[int], size: int) -> list[int]:
+    """Up to `size` people of other references of the group's stratum who have a 68-point shape, nearest to the
+    group's mean skin tone (only the bank's own people: the look-alike strangers --measure uses stay out)."""
+    key, ita = stratum(photos[group[0]]), float(np.mean([photos[i].ita for i in group]))
+    mine = set(group)
+    candidates = sorted({i for g in chosen for i in g if i not in mine and photos[i].shape is not None
+                         and stratum(photos[i]) == key}, key=lambda i: (abs(photos[i].ita - ita), i))
+    return candidates[:size]
+
+
+def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool: list[int],
+                  sigma: float = DETAIL_SIGMA) -> np.ndarray:
+    """`base` (the group's affine average, uint8) with its detail finer than `sigma` replaced by that of the pool's
+    average, every pool photo warped onto the group's mean 68-point shape, where at least MIN_COVER of the pool
+    has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail."""
+    have = [photos[i].shape for i in group if photos[i].shape is not None]
+    if len(have) < 2 or not pool:
+        return base
+    sources = [(padded(photos[i].jpeg), photos[i].to_canvas, photos[i].mirrored) for i in pool]
+    canvases, valids, _, _ = warp_group([photos[i].canvas for i in pool], [photos[i].valid for i in pool],
+                                        [photos[i].shape for i in pool], [photos[i].landmarks for i in pool],
+                                        sources, np.mean(have, axis=0))
+    total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
+    weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
+    for canvas, valid in zip(canvases, valids, strict=True):
+        w = edge_weight(valid)
+        total += canvas * w[:, :, None]
+        weight += w
+    mean = total / np.maximum(weight, 1e-6)[:, :, None]
+    fine = mean - cv2.GaussianBlur(mean, (0, 0), sigma)
+    b = base.astype(np.float32)
+    coarse = cv2.GaussianBlur(b, (0, 0), sigma)
+    inside = cv2.GaussianBlur((weight >= MIN_COVER * len(pool)).astype(np.float32), (0, 0), 3.0)[:, :, None]
+    out = coarse + fine * inside + (b - coarse) * (1.0 - inside)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN,
+          pool: int = POOL) -> tuple[ksame.Bank, list[list[int]]]:
+    """The bank and, per reference, the indices of its people (with align "pool", `pool` others lend detail)."""
     chosen = spread(photos, groups(photos, k), refs)
     if not chosen:
         raise ValueError(f"no group of {k} photos: too few tuning photos")
@@ -295,7 +345,9 @@ def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN) -> tuple[k
     images, landmarks, labs, turns, shares = [], [], [], [], []
     common = common_shapes(photos) if align == "common" else {}
     for g in chosen:
-        img, share, lm = average(photos, g, align, common.get(stratum(photos[g[0]])))
+        img, share, lm = average(photos, g, "affine" if align == "pool" else align, common.get(stratum(photos[g[0]])))
+        if align == "pool":  # the stored landmarks stay the affine average's: its coarse face is kept
+            img = pooled_detail(photos, g, img, pool_for(photos, chosen, g, pool))
         images.append(img)
         shares.append(share)
         landmarks.append(lm)
@@ -392,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     photos = load_photos(args.data, args.detector, args.limit, shapes=args.align != "affine")
     try:
-        bank, chosen = build(photos, args.k, args.refs, args.align)
+        bank, chosen = build(photos, args.k, args.refs, args.align, args.pool)
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -100,3 +100,29 @@ def test_two_banks_of_the_same_groups_are_compared_pair_by_pair(tiny, shared_dat
     other = {rec: {**second[rec], "pairs": second[rec]["pairs"][::-1]} for rec in ("sface", "dlib")}
     with pytest.raises(SystemExit):
         ksame_bank_pairs.contributors(first, other, np.random.default_rng(0))
+
+
+def test_pooled_detail_is_sharper_and_comes_from_other_people(tiny):
+    photos, affine, chosen = tiny
+    pooled, again = ksame_bank.build(photos, 3, 12, align="pool", pool=9)
+    assert again == chosen
+    # The landmarks stay the affine average's: its coarse face is kept.
+    assert np.array_equal(pooled.landmarks, affine.landmarks)
+    for g in chosen:
+        pool = ksame_bank.pool_for(photos, chosen, g, 9)
+        assert not set(pool) & set(g) and all(photos[i].shape is not None for i in pool)
+        assert {ksame_bank.stratum(photos[i]) for i in pool} <= {ksame_bank.stratum(photos[g[0]])}
+    inner = crops.ellipse_mask(affine.box, (ksame.REF_SIDE, ksame.REF_SIDE), 0.6) > 0
+    has_pool = [r for r, g in enumerate(chosen) if len(ksame_bank.pool_for(photos, chosen, g, 9)) >= 3]
+    assert len(has_pool) >= 6
+    sharper = [laplacian_variance(pooled.images[r], inner) > laplacian_variance(affine.images[r], inner)
+               for r in has_pool]
+    assert np.mean(sharper) >= 0.75
+    # The coarse face is the group's: below DETAIL_SIGMA the two banks agree closely.
+    for r in has_pool:
+        a, p = (cv2.GaussianBlur(b.images[r].astype(np.float32), (0, 0), 3 * ksame_bank.DETAIL_SIGMA)
+                for b in (affine, pooled))
+        assert np.abs(a - p)[inner].mean() < 2.0
+    # Without any pool the reference is the affine average itself.
+    g = chosen[0]
+    assert np.array_equal(ksame_bank.pooled_detail(photos, g, affine.images[0], []), affine.images[0])
