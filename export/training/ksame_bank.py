@@ -309,10 +309,12 @@ def pool_for(photos: list[Photo], chosen: list[list[int]], group: list[int], siz
 
 
 def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool: list[int],
-                  sigma: float = DETAIL_SIGMA) -> np.ndarray:
+                  sigma: float = DETAIL_SIGMA, matched: bool = True) -> np.ndarray:
     """`base` (the group's affine average, uint8) with its detail finer than `sigma` replaced by that of the pool's
     average, every pool photo warped onto the group's mean 68-point shape, where at least MIN_COVER of the pool
-    has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail."""
+    has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail pattern;
+    with `matched` (the builder's way) the pool's detail is scaled by one factor (1 to 3) to the strength of the
+    detail of the group's own shape-aligned average: an average of many is smoother than one of 8."""
     have = [photos[i].shape for i in group if photos[i].shape is not None]
     if len(have) < 2 or not pool:
         return base
@@ -330,7 +332,12 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
     fine = mean - cv2.GaussianBlur(mean, (0, 0), sigma)
     b = base.astype(np.float32)
     coarse = cv2.GaussianBlur(b, (0, 0), sigma)
-    inside = cv2.GaussianBlur((weight >= MIN_COVER * len(pool)).astype(np.float32), (0, 0), 3.0)[:, :, None]
+    covered = weight >= MIN_COVER * len(pool)
+    inside = cv2.GaussianBlur(covered.astype(np.float32), (0, 0), 3.0)[:, :, None]
+    if matched:
+        own = average(photos, group, "shape")[0].astype(np.float32)
+        own_fine = own - cv2.GaussianBlur(own, (0, 0), sigma)
+        fine *= float(np.clip(own_fine[covered].std() / max(float(fine[covered].std()), 1e-6), 1.0, 3.0))
     out = coarse + fine * inside + (b - coarse) * (1.0 - inside)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
