@@ -87,6 +87,8 @@ ALIGNS = ("affine", "shape", "common", "pool")
 ALIGN = "affine"
 POOL = 48
 DETAIL_SIGMA = 2.0
+# The pool's detail is scaled to the strength of the group's own shape-aligned detail, by a factor in this range.
+DETAIL_GAIN = (1.0, 3.0)
 # --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
@@ -313,8 +315,8 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
     """`base` (the group's affine average, uint8) with its detail finer than `sigma` replaced by that of the pool's
     average, every pool photo warped onto the group's mean 68-point shape, where at least MIN_COVER of the pool
     has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail pattern;
-    with `matched` (the builder's way) the pool's detail is scaled by one factor (1 to 3) to the strength of the
-    detail of the group's own shape-aligned average: an average of many is smoother than one of 8."""
+    with `matched` (the builder's way) the pool's detail is scaled by one factor (within DETAIL_GAIN) to the
+    strength of the detail of the group's own shape-aligned average: an average of many is smoother than one of 8."""
     have = [photos[i].shape for i in group if photos[i].shape is not None]
     if len(have) < 2 or not pool:
         return base
@@ -337,7 +339,7 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
     if matched:
         own = average(photos, group, "shape")[0].astype(np.float32)
         own_fine = own - cv2.GaussianBlur(own, (0, 0), sigma)
-        fine *= float(np.clip(own_fine[covered].std() / max(float(fine[covered].std()), 1e-6), 1.0, 3.0))
+        fine *= float(np.clip(own_fine[covered].std() / max(float(fine[covered].std()), 1e-6), *DETAIL_GAIN))
     out = coarse + fine * inside + (b - coarse) * (1.0 - inside)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
