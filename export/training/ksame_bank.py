@@ -89,6 +89,8 @@ POOL = 48
 DETAIL_SIGMA = 2.0
 # The pool's detail is scaled to the strength of the group's own shape-aligned detail, by a factor in this range.
 DETAIL_GAIN = (1.0, 3.0)
+# Where (x0, y0, x1, y1, canvas pixels: the inner face) the Laplacian spread of pool and group is compared.
+LAPLACIAN_BOX = (35, 40, 125, 140)
 # --measure checks this many references (a random subset): dlib takes about 0.1-0.3 s a face on this machine.
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
@@ -311,12 +313,15 @@ def pool_for(photos: list[Photo], chosen: list[list[int]], group: list[int], siz
 
 
 def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool: list[int],
-                  sigma: float = DETAIL_SIGMA, matched: bool = True) -> np.ndarray:
+                  sigma: float = DETAIL_SIGMA, match: str = "laplacian") -> np.ndarray:
     """`base` (the group's affine average, uint8) with its detail finer than `sigma` replaced by that of the pool's
     average, every pool photo warped onto the group's mean 68-point shape, where at least MIN_COVER of the pool
-    has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail pattern;
-    with `matched` (the builder's way) the pool's detail is scaled by one factor (within DETAIL_GAIN) to the
-    strength of the detail of the group's own shape-aligned average: an average of many is smoother than one of 8."""
+    has pixels (the base's own detail elsewhere, blended smoothly). The group's photos lend no detail pattern,
+    only its strength: an average of many is smoother than one of 8, so with `match` "std" the pool's detail is
+    scaled by one factor (within DETAIL_GAIN) to the spread of the detail of the group's own shape-aligned
+    average, and with "laplacian" (the builder's way) the result's detail is then scaled once more (within
+    DETAIL_GAIN) to that average's Laplacian spread inside LAPLACIAN_BOX, the yardstick of the detail measure;
+    "none" leaves it as the pool's average has it."""
     have = [photos[i].shape for i in group if photos[i].shape is not None]
     if len(have) < 2 or not pool:
         return base
@@ -336,12 +341,25 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
     coarse = cv2.GaussianBlur(b, (0, 0), sigma)
     covered = weight >= MIN_COVER * len(pool)
     inside = cv2.GaussianBlur(covered.astype(np.float32), (0, 0), 3.0)[:, :, None]
-    if matched:
-        own = average(photos, group, "shape")[0].astype(np.float32)
-        own_fine = own - cv2.GaussianBlur(own, (0, 0), sigma)
+    own = average(photos, group, "shape")[0] if match != "none" else None
+    if own is not None:
+        own_f = own.astype(np.float32)
+        own_fine = own_f - cv2.GaussianBlur(own_f, (0, 0), sigma)
         fine *= float(np.clip(own_fine[covered].std() / max(float(fine[covered].std()), 1e-6), *DETAIL_GAIN))
-    out = coarse + fine * inside + (b - coarse) * (1.0 - inside)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(coarse + fine * inside + (b - coarse) * (1.0 - inside) + 0.5, 0, 255).astype(np.uint8)
+    if match != "laplacian":
+        return out
+    factor = float(np.clip(laplacian_spread(own) / max(laplacian_spread(out), 1e-6), *DETAIL_GAIN))
+    o = out.astype(np.float32)
+    c = cv2.GaussianBlur(o, (0, 0), sigma)
+    return np.clip(c + (o - c) * factor + 0.5, 0, 255).astype(np.uint8)
+
+
+def laplacian_spread(image: np.ndarray) -> float:
+    """The standard deviation of the grey image's Laplacian inside LAPLACIAN_BOX (the inner face on the canvas)."""
+    x0, y0, x1, y1 = LAPLACIAN_BOX
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_32F)[y0:y1, x0:x1].std())
 
 
 def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN,
