@@ -272,6 +272,18 @@ def common_shapes(photos: list[Photo]) -> dict[tuple[int, int, int], np.ndarray]
     return {key: np.mean(v, axis=0) for key, v in shapes.items()}
 
 
+def feathered_mean(canvases: list[np.ndarray], valids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The canvases' pixel average (float32), each counted where it has pixels and feathered at its edge
+    (edge_weight), and the summed weight at each pixel."""
+    total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
+    weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
+    for canvas, valid in zip(canvases, valids, strict=True):
+        w = edge_weight(valid)
+        total += canvas * w[:, :, None]
+        weight += w
+    return total / np.maximum(weight, 1e-6)[:, :, None], weight
+
+
 def average(photos: list[Photo], members: list[int], align: str = ALIGN,
             target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The members' pixel average on the canvas (each where it has pixels, feathered at its edge), the share of
@@ -288,16 +300,9 @@ def average(photos: list[Photo], members: list[int], align: str = ALIGN,
                                                     target if align == "common" else None)
     else:
         landmarks = np.mean([photos[i].landmarks for i in members], axis=0)
-    total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
-    weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
-    count = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
-    for canvas, valid in zip(canvases, valids, strict=True):
-        w = edge_weight(valid)
-        total += canvas * w[:, :, None]
-        weight += w
-        count += valid
-    share = count / len(members)
-    mean = fill_holes(total / np.maximum(weight, 1e-6)[:, :, None], (share >= MIN_COVER) & (weight >= MIN_WEIGHT))
+    mean, weight = feathered_mean(canvases, valids)
+    share = np.sum(valids, axis=0, dtype=np.float32) / len(members)
+    mean = fill_holes(mean, (share >= MIN_COVER) & (weight >= MIN_WEIGHT))
     mean = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
     return mean, share, landmarks
 
@@ -329,13 +334,7 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
     canvases, valids, _, _ = warp_group([photos[i].canvas for i in pool], [photos[i].valid for i in pool],
                                         [photos[i].shape for i in pool], [photos[i].landmarks for i in pool],
                                         sources, np.mean(have, axis=0))
-    total = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE, 3), np.float32)
-    weight = np.zeros((ksame.REF_SIDE, ksame.REF_SIDE), np.float32)
-    for canvas, valid in zip(canvases, valids, strict=True):
-        w = edge_weight(valid)
-        total += canvas * w[:, :, None]
-        weight += w
-    mean = total / np.maximum(weight, 1e-6)[:, :, None]
+    mean, weight = feathered_mean(canvases, valids)
     fine = mean - cv2.GaussianBlur(mean, (0, 0), sigma)
     b = base.astype(np.float32)
     coarse = cv2.GaussianBlur(b, (0, 0), sigma)
