@@ -1,6 +1,6 @@
 """Portraits laid into a scene at several sizes, each anonymized by every method named: original | method | ...
 
-    .venv/bin/python -m scripts.before_after_grid --out docs/before-after-crowd.jpg --methods blur,gan,pixelate
+    .venv/bin/python -m scripts.before_after_grid --out docs/before-after-crowd.jpg --methods blur,gan,ksame,pixelate
     .venv/bin/python -m scripts.before_after_grid --portraits DIR --out grid.jpg --methods blur,gan
 
 Each portrait becomes one scene: its head laid three times (faces of --sizes px, 40, 80 and 160 by default) on a
@@ -10,9 +10,10 @@ name). A row per portrait: for each size, the face's neighbourhood before and af
 the same tile size (a 40 px face enlarged, to be seen).
 
 --portraits DIR takes a folder with a `portraits.csv` (columns file, group, origin, licence): rows are grouped
-and labelled by `group` (e.g. "dark skin, over 60") in the order of the file. Without it the pictures the project
-may ship are used: scikit-image's bundled astronaut (public domain) and cameraman; they show one light-skinned
-adult woman, frontal, and one man in a grey photo with his head turned; no child, no dark skin, no old person.
+and labelled by `group` (e.g. "dark skin, over 60") in the order of the file. The default is docs/portraits, the
+pictures the project may ship (public domain or CC0, each named with its origin in its portraits.csv): light-
+and dark-skinned adults from their 20s to their 70s, frontal, tilted and turned; no child (no photo of a child
+under such a licence was found).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from edgeanon.redactor import Redactor
 from edgeanon.tracker import iou_matrix
 from scripts.crowd_grid import tile
 
+SHIPPED = Path(__file__).resolve().parents[1] / "docs" / "portraits"
 TILE = 112
 SIZES = (40, 80, 160)
 BACKDROP = (150, 160, 170)  # a plain light grey-blue wall (BGR)
@@ -47,16 +49,6 @@ class Portrait:
     name: str
     group: str
     image: np.ndarray
-
-
-def bundled() -> list[Portrait]:
-    """The pictures the project may ship: scikit-image's astronaut and cameraman (their heads)."""
-    from skimage import data
-
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[0:320, 100:360]
-    camera = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)[20:340, 130:430]
-    return [Portrait("astronaut", "astronaut, light skin, adult, frontal", astronaut),
-            Portrait("cameraman", "cameraman, grey photo, adult, head turned", camera)]
 
 
 def load_portraits(folder: Path) -> list[Portrait]:
@@ -123,7 +115,9 @@ def header(methods: list[str], sizes: tuple[int, ...]) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="output picture (.jpg or .png)")
-    p.add_argument("--portraits", type=Path, help="folder with portraits.csv (default: the bundled pictures)")
+    p.add_argument("--portraits", type=Path, default=SHIPPED,
+                   help="folder with portraits.csv: file, group, origin, licence per picture (default: %(default)s, "
+                        "the pictures the project may ship)")
     p.add_argument("--methods", default="blur,gan,pixelate", help="comma list of the redactor's methods")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)), help="face sizes, px (longest side)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality")
@@ -141,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --sizes {args.sizes!r}: face sizes in px (8 or more), e.g. 40,80,160", file=sys.stderr)
         return 2
     try:
-        portraits = load_portraits(args.portraits) if args.portraits else bundled()
+        portraits = load_portraits(args.portraits)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

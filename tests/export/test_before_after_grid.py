@@ -8,15 +8,16 @@ import numpy as np
 from scripts import before_after_grid as grid
 
 
-def test_the_bundled_portraits_go_through_every_method_named(tmp_path, capsys):
+def test_the_shipped_portraits_go_through_every_method_named(tmp_path, capsys):
     out = tmp_path / "grid.jpg"
     assert grid.main(["--out", str(out), "--methods", "blur,pixelate", "--sizes", "40,80"]) == 0
     picture = cv2.imread(str(out))
-    # A header and one row per bundled portrait; per size an original and one tile per method.
+    # A header and one row per shipped portrait; per size an original and one tile per method.
     assert picture.shape[1] == grid.LABEL_WIDTH + 2 * (3 * (grid.TILE + 2) + 10)
     printed = capsys.readouterr().out
-    assert ("astronaut (astronaut, light skin, adult, frontal): blur: 40px blur, 80px blur; "
+    assert ("obama.jpg (dark skin, man 50s, frontal): blur: 40px blur, 80px blur; "
             "pixelate: 40px pixelate, 80px pixelate") in printed
+    assert printed.count("40px blur") == len(grid.load_portraits(grid.SHIPPED)) == 5
 
 
 def test_a_portraits_folder_must_name_each_licence(tmp_path, face_image, capsys):
