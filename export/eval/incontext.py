@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.detector import DEFAULT_THRESHOLD, IMAGE_SCALING, FaceDetector
+from edgeanon.detector import IMAGE_PROFILE, FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix
@@ -167,8 +167,7 @@ def evaluate(data: Path, detector_path: Path, anonymizers: dict[str, Anonymizer]
     every anonymizer (the same faces, boxes and seeds for each) and embed the laid-in face before and after.
     `observe`, if given, sees every laid-in face with all its outputs."""
     # The still-image chain's detector, as `edgeanon anonymize` builds it.
-    detector = FaceDetector.from_path(detector_path, threshold=DEFAULT_THRESHOLD, scaling=IMAGE_SCALING,
-                                      threads=threads)
+    detector = FaceDetector.from_path(detector_path, profile=IMAGE_PROFILE, threads=threads)
     zf = zipfile.ZipFile(data / datasets.UTK_ZIP)
     names = chosen_faces(zf, split, limit, offset)
     gt_all = json.loads((data / datasets.WIDER / "boxes.json").read_text())

@@ -61,6 +61,7 @@ def as_people(faces: Sequence[Detection], key: str) -> list[Track]:
     """The faces as tracks of different people, each with a stable id from `key` (e.g. the file name) and its
     index: on camera every person is a track, and the track id seeds gan's latent and landmark jitter. Without
     it every face would be seed 0 (its index in a one-face frame), and a whole evaluation would rest on one
-    draw of the generator (on 400 UTKFace faces, single seeds 0, 1, 2 gave identity shares 3.2%, 3.2%, 5.8%)."""
+    draw of the generator (on 400 UTKFace faces, single seeds 0, 1, 2 gave identity shares 3.2%, 3.2%, 5.8%).
+    A doubtful detection stays doubtful (a plain blur, whatever the method, as on camera)."""
     return [Track(zlib.crc32(f"{key}:{i}".encode()) & 0x7FFFFFFF, np.asarray(f.box, np.float32), f.landmarks,
-                  float(f.score), True) for i, f in enumerate(faces)]
+                  float(f.score), True, f.confident) for i, f in enumerate(faces)]

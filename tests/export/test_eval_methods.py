@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from edgeanon.anonymize import Anonymizer
@@ -22,3 +24,11 @@ def test_evaluations_give_every_face_its_own_stable_person(face_image, faces, ge
     two = as_people(faces * 2, "a.jpg")
     assert two[0].track_id != two[1].track_id
     assert np.array_equal(two[0].box, faces[0].box) and np.array_equal(two[0].landmarks, faces[0].landmarks)
+
+
+def test_a_doubtful_face_stays_doubtful_and_gets_a_plain_blur(face_image, faces, generator):
+    doubtful = [dataclasses.replace(f, confident=False) for f in faces]
+    people = as_people(doubtful, "a.jpg")
+    assert [p.confident for p in people] == [False]
+    red = Anonymizer("gan", generator=generator).redact(Frame(0, 0.0, face_image.copy()), people)
+    assert [r.method for r in red.faces] == ["blur"]
