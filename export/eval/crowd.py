@@ -17,6 +17,9 @@ export.eval.sface):
   recognizer's own false-match rate on these faces), and rank-1 re-identification over chance (1.0 = chance);
   the same on the faces our detector found (a face it misses stays original under every method: that leak is
   the detector's, measured by `leak`, and it alone puts rank-1 re-identification at (missed faces)x chance);
+  and, over the found faces, each output's own original's rank (`own_rank`: the share of the other originals
+  nearer to the output than its own; 0.5 = chance, 0 = always nearest), the weak signal behind rank-1 that a
+  few re-identified faces cannot show;
 - diversity across seeds (`--seeds`, gan methods): each laid-in face anonymized alone twice, with two seeds
   (track ids); the recognizer distance between the two outputs over the mean distance between the outputs
   of different people (1.0: a new track gets as different a face as another person would; 0: the latent
@@ -128,6 +131,19 @@ def distances(a: np.ndarray, b: np.ndarray, recognizer: str) -> np.ndarray:
     return np.linalg.norm(a[:, None] - b[None], axis=2)
 
 
+def own_rank(d_ao: np.ndarray) -> np.ndarray:
+    """Per output i, the share of the other originals j != i nearer to it than its own original (d_ao[i, j] <
+    d_ao[i, i]; ties count half): 0 = its own original is the nearest, 0.5 = chance, 1 = the farthest."""
+    d = np.asarray(d_ao, np.float64)
+    n = len(d)
+    if n < 2:
+        return np.full(n, np.nan)
+    own = np.diag(d)[:, None]
+    off = ~np.eye(n, dtype=bool)
+    nearer = ((d < own) & off).sum(1) + 0.5 * ((d == own) & off).sum(1)
+    return nearer / (n - 1)
+
+
 @dataclass
 class Faces:
     """Per-face values of one method (or of the originals), aligned over the same faces."""
@@ -166,6 +182,7 @@ class Crowd:
             off = ~np.eye(n, dtype=bool)
             values[f"{rec}_own"] = (np.diag(d_ao) < threshold).astype(float)
             values[f"{rec}_reid"] = (np.argmin(d_ao, axis=1) == np.arange(n)).astype(float)
+            values[f"{rec}_own_rank"] = own_rank(d_ao)
             # Each face's mean distance to every other face, outputs among themselves and originals likewise.
             values[f"{rec}_spread_out"] = (distances(a, a, rec) * off).sum(1) / max(n - 1, 1)
             values[f"{rec}_spread_orig"] = (distances(o, o, rec) * off).sum(1) / max(n - 1, 1)
@@ -222,6 +239,8 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             s[f"{rec}_gap_found"] = float(v[f"{rec}_own"][idx][found].mean()) - float(
                 v[f"{rec}_stranger_hits"][idx][found].sum() / max(float(v["pairs"][idx][found].sum()), 1.0))
             s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
+            if f"{rec}_own_rank" in v:
+                s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
     return s
 
 
@@ -351,7 +370,8 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_real", f"{rec}:   real look-alike pairs share", "{:.4f}"),
         (f"{rec}_reid_x_chance", f"{rec}: rank-1 re-id / chance", "{:.2f}"),
         (f"{rec}_gap_found", f"{rec}: own - stranger, found faces", "{:+.4f}"),
-        (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"))] + [
+        (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"),
+        (f"{rec}_own_rank_found", f"{rec}: own original's rank, found", "{:.4f}"))] + [
     ("seam", "seam: gradient energy out/orig", "{:.3f}")]
 
 

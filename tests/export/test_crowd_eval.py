@@ -83,6 +83,23 @@ def test_bootstrap_gives_intervals_around_each_value_and_paired_differences(blur
     assert "tone: L* correlation" in crowd.format_report(stats)
 
 
+def test_own_rank_is_the_share_of_other_originals_nearer_than_ones_own():
+    d = np.array([[0.1, 0.5, 0.9, 0.7],   # own nearest: 0 of 3
+                  [0.2, 0.6, 0.3, 0.9],   # two of three nearer
+                  [0.4, 0.4, 0.4, 0.8],   # two ties: half each
+                  [0.1, 0.2, 0.3, 0.9]])  # all nearer
+    assert crowd.own_rank(d).tolist() == pytest.approx([0.0, 2 / 3, 1 / 3, 1.0])
+
+
+def test_own_rank_is_near_chance_for_blur_and_zero_for_the_original(blurred_crowd):
+    same = with_output(blurred_crowd, "same", blurred_crowd.original)
+    n = len(same.names)
+    for rec in crowd.RECOGNIZERS:
+        assert crowd.summary(same.per_face("same"), same.groups(), np.arange(n))[f"{rec}_own_rank_found"] == 0.0
+        blur = crowd.summary(blurred_crowd.per_face("blur"), blurred_crowd.groups(), np.arange(n))
+        assert 0.25 < blur[f"{rec}_own_rank_found"] < 0.65  # blur leaves a weak signal at most (40 faces)
+
+
 def test_skin_tone_follows_the_light_of_the_face(face_image, faces):
     lm = faces[0].landmarks
     lightness, ita = crowd.skin_tone(face_image, lm)
