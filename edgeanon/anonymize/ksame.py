@@ -65,6 +65,11 @@ PERSON_SHAPE = 1.0
 # dlib's 0.929 -> 0.919, the seam 0.314 -> 0.304 (blur 0.279). The similarity map (PERSON_SHAPE 0) cost SFace
 # diversity 0.05 on 300 faces and 0.5 cost 0.025, for no identity gain beyond noise: the affine map stays.
 SHAPE_JITTER = 0.2
+# How much of the reference's own length the face keeps (0: none, the affine map copies the person's): before the
+# stretch above, the face's landmarks are stretched across the eye line by (r_ref / r_face) ** PERSON_LENGTH,
+# r = eye-to-mouth length over eye distance (the proportion that tells children apart), while the width, roll
+# and turn stay the person's.
+PERSON_LENGTH = 0.0
 # The reference is pasted opaque to the first radius of the box's ellipse and gone at the second, over a blur of
 # COVER_CELLS samples across the face, with gan's multi-band blend (MULTIBAND) or a plain alpha.
 # On 120 tuning faces in scenes (docs/ksame.md; after blend.composite stopped applying the cover's feather twice)
@@ -126,6 +131,15 @@ def stretch(points: np.ndarray, log_factors: np.ndarray) -> np.ndarray:
     rel = lm - centre
     a, b = np.exp(np.asarray(log_factors, np.float64))
     return centre + np.outer(rel @ along * a, along) + np.outer(rel @ across * b, across)
+
+
+def length_ratio(points: np.ndarray) -> float:
+    """Eye-to-mouth length (across the eye line, eye midpoint to mouth midpoint) over the eye distance."""
+    lm = np.asarray(points, np.float64).reshape(5, 2)
+    along = lm[1] - lm[0]
+    eyes = max(float(np.hypot(*along)), 1e-9)
+    across = np.array([-along[1], along[0]]) / eyes
+    return abs(float(((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2) @ across)) / eyes
 
 
 def ita(lab: np.ndarray) -> float:
@@ -227,15 +241,19 @@ class KSameFaces:
                  min_inside: float = gan.MIN_INSIDE, max_turn: float = gan.MAX_TURN,
                  paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
                  multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE,
-                 shape_jitter: float = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
-                 turn_window: float = TURN_WINDOW):
+                 shape_jitter: float | tuple[float, float] = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
+                 turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH):
         self.bank = bank
         if not 0.0 <= person_shape <= 1.0:
             raise ValueError(f"person shape {person_shape}: need 0 (similarity map) to 1 (affine map)")
         self.person_shape = float(person_shape)
-        if not 0.0 <= shape_jitter < 1.0:
-            raise ValueError(f"shape jitter {shape_jitter}: need 0 (off) to below 1")
-        self.shape_jitter = float(shape_jitter)
+        jitter = np.broadcast_to(np.asarray(shape_jitter, np.float64), (2,)).copy()
+        if not np.all((jitter >= 0.0) & (jitter < 1.0)):
+            raise ValueError(f"shape jitter {shape_jitter}: need 0 (off) to below 1 (one value, or along:across)")
+        self.shape_jitter = jitter  # along the eye line, across it
+        if not 0.0 <= person_length <= 1.0:
+            raise ValueError(f"person length {person_length}: need 0 (the person's) to 1 (the reference's)")
+        self.person_length = float(person_length)
         if ita_window <= 0 or turn_window <= 0:
             raise ValueError(f"choice windows must be positive, got ITA {ita_window}, turn {turn_window}")
         self.ita_window, self.turn_window = float(ita_window), float(turn_window)
@@ -269,7 +287,10 @@ class KSameFaces:
         side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
         region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
         target = region.to_crop(landmarks)
-        if self.shape_jitter > 0:
+        if self.person_length > 0:
+            keep = self.person_length * np.log(length_ratio(ref_lm) / max(length_ratio(target), 1e-3))
+            target = stretch(target, np.array([0.0, keep]))
+        if np.any(self.shape_jitter > 0):
             target = stretch(target, np.random.default_rng([abs(int(seed)), 11]).uniform(-1.0, 1.0, 2)
                              * self.shape_jitter)
         m = shape_fit(ref_lm, target, self.person_shape)

@@ -209,3 +209,28 @@ def test_the_shape_jitter_stretches_each_tracks_face_its_own_way(face_image, fac
     plain.replace(c, faces, [9])
     assert np.array_equal(a, b)  # a track keeps its face
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.1  # the same reference, stretched
+
+
+def test_person_length_gives_the_face_the_references_length_and_keeps_its_width(faces, bank):
+    ref = bank.landmarks[0].astype(np.float64)
+    person = ksame.stretch(faces[0].landmarks.astype(np.float64), [0.0, np.log(0.8)])  # a short, child-like face
+    assert ksame.length_ratio(person) < 0.9 * ksame.length_ratio(ref)
+    kept = ksame.stretch(person, [0.0, np.log(ksame.length_ratio(ref) / ksame.length_ratio(person))])
+    assert ksame.length_ratio(kept) == pytest.approx(ksame.length_ratio(ref), rel=1e-6)
+    assert np.hypot(*(kept[1] - kept[0])) == pytest.approx(np.hypot(*(person[1] - person[0])))
+    with pytest.raises(ValueError, match="person length"):
+        ksame.KSameFaces(bank, person_length=1.5)
+
+
+def test_person_length_and_a_jitter_along_and_across_change_the_paste(face_image, faces, bank, maker):
+    outputs = []
+    for options in ({}, {"person_length": 1.0}, {"shape_jitter": (0.2, 0.35)}):
+        out = face_image.copy()
+        assert ksame.KSameFaces(bank, **options).replace(out, faces, [9]) == [True]
+        outputs.append(out.astype(int))
+    assert np.abs(outputs[1] - outputs[0]).mean() > 0.1
+    assert np.abs(outputs[2] - outputs[0]).mean() > 0.1
+    assert ksame.KSameFaces(bank, shape_jitter=(0.2, 0.2)).shape_jitter.tolist() == [0.2, 0.2]
+    same = face_image.copy()
+    ksame.KSameFaces(bank, shape_jitter=(ksame.SHAPE_JITTER, ksame.SHAPE_JITTER)).replace(same, faces, [9])
+    assert np.array_equal(same, outputs[0])  # one value is both
