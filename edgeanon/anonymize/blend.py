@@ -129,15 +129,35 @@ def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: 
     return cv2.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
 
 
+# A coarser cover above the brows (crown_cover): fully `crown_cells` above CROWN_RAMP[0] of the box's height
+# from its top, fully `cells` below CROWN_RAMP[1], linear between (the box's axes; roll is not followed).
+CROWN_RAMP = (0.25, 0.55)
+
+
+def crown_cover(roi: np.ndarray, box: np.ndarray, cells: int, crown_cells: int | None) -> np.ndarray:
+    """classic.blur_patch of `roi` with `cells` samples across the face `box` (roi coordinates), coarser
+    (`crown_cells`) over the hair above the brows; None: the plain blur."""
+    face_w, face_h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+    fine = classic.blur_patch(roi, face_w, face_h, cells)
+    if crown_cells is None or int(crown_cells) == int(cells):
+        return fine
+    coarse = classic.blur_patch(roi, face_w, face_h, int(crown_cells)).astype(np.float32)
+    y = (np.arange(roi.shape[0], dtype=np.float32) + 0.5 - float(box[1])) / face_h
+    w = np.clip((CROWN_RAMP[1] - y) / (CROWN_RAMP[1] - CROWN_RAMP[0]), 0.0, 1.0)[:, None, None]
+    return np.clip(fine + (coarse - fine) * w + 0.5, 0, 255).astype(np.uint8)
+
+
 def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: np.ndarray,
               mask_scale: float = classic.DEFAULT_MASK_SCALE, mask_shape: str = "ellipse",
               feather: float = classic.DEFAULT_FEATHER, cells: int = classic.BLUR_CELLS,
-              rim: tuple[float, float] = (PASTE_INNER, MASK_SCALE), multiband: bool = True) -> None:
+              rim: tuple[float, float] = (PASTE_INNER, MASK_SCALE), multiband: bool = True,
+              crown_cells: int | None = None) -> None:
     """Put one generated crop (BGR uint8, region's size, colour-matched: match_crop) into `image` in place.
 
     The crop is opaque out to `rim[0]` and gone at `rim[1]` (radii of the box's ellipse; `rim[1]` at most
     MASK_SCALE, where the generator's own output ends); across that band by the multi-band blend, or with
-    `multiband` False by the plain alpha (nothing of the crop reaches beyond `rim[1]`).
+    `multiband` False by the plain alpha (nothing of the crop reaches beyond `rim[1]`). The cover is
+    `crown_cover` (`crown_cells` None: a plain blur of `cells`).
     """
     box = np.asarray(box, dtype=np.float64)[:4]
     h, w = image.shape[:2]
@@ -156,9 +176,8 @@ def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: 
     cover_in = masks.clamp_region(cover, w, h)
     if cover_in is not None:
         cx1, cy1, cx2, cy2 = cover_in
-        face_w, face_h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
         sub = roi[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
-        blurred = classic.blur_patch(sub, face_w, face_h, cells).astype(np.float32)
+        blurred = crown_cover(sub, box - [cx1, cy1, cx1, cy1], cells, crown_cells).astype(np.float32)
         weight = masks.region_mask(mask_shape, cover, cover_in, feather)
         cover_weight[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = weight
         part = base[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]

@@ -81,6 +81,9 @@ PERSON_LENGTH = 0.0
 # blur's (goal 1.2x).
 PASTE_RIM = gan.PASTE_RIM
 COVER_CELLS = 8
+# The cover above the brows (blend.crown_cover): None = COVER_CELLS everywhere, fewer = a coarser blur of the
+# hair that frames the face, the jaw keeping COVER_CELLS.
+CROWN_CELLS: int | None = None
 MULTIBAND = True
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
@@ -242,7 +245,8 @@ class KSameFaces:
                  paste_rim: tuple[float, float] = PASTE_RIM, cover_cells: int = COVER_CELLS,
                  multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE,
                  shape_jitter: float | tuple[float, float] = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
-                 turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH):
+                 turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH,
+                 crown_cells: int | None = CROWN_CELLS):
         self.bank = bank
         if not 0.0 <= person_shape <= 1.0:
             raise ValueError(f"person shape {person_shape}: need 0 (similarity map) to 1 (affine map)")
@@ -265,6 +269,9 @@ class KSameFaces:
         if cover_cells < 1:
             raise ValueError(f"cover cells must be at least 1, got {cover_cells}")
         self.cover_cells = int(cover_cells)
+        if crown_cells is not None and crown_cells < 1:
+            raise ValueError(f"crown cells must be at least 1 (or None), got {crown_cells}")
+        self.crown_cells = None if crown_cells is None else int(crown_cells)
         self.multiband = bool(multiband)
 
     @classmethod
@@ -301,7 +308,7 @@ class KSameFaces:
         face = blend.match_crop(warped[:, :, :3], cut, box_in_crop, skin, landmarks_in_crop=region.to_crop(landmarks))
         # Where the references hold no face pixels (above the forehead, beyond the photos), the cover's blur.
         alpha = warped[:, :, 3:].astype(np.float32) / 255.0
-        cover = classic.blur_patch(cut, box_in_crop[2] - box_in_crop[0], box_in_crop[3] - box_in_crop[1], cells)
+        cover = blend.crown_cover(cut, box_in_crop, cells, self.crown_cells)
         face = face.astype(np.float32) * alpha + cover.astype(np.float32) * (1.0 - alpha)
         return region, np.clip(face + 0.5, 0, 255).astype(np.uint8)
 
@@ -326,6 +333,6 @@ class KSameFaces:
                                                   mask_scale, cells))
         for i, box, region, ref in made:
             blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim,
-                            self.multiband)
+                            self.multiband, self.crown_cells)
             served[i] = True
         return served

@@ -234,3 +234,18 @@ def test_person_length_and_a_jitter_along_and_across_change_the_paste(face_image
     same = face_image.copy()
     ksame.KSameFaces(bank, shape_jitter=(ksame.SHAPE_JITTER, ksame.SHAPE_JITTER)).replace(same, faces, [9])
     assert np.array_equal(same, outputs[0])  # one value is both
+
+
+def test_a_coarser_crown_cover_changes_only_the_hair_above_the_brows(face_image, faces, bank, maker):
+    crowned = ksame.KSameFaces(bank, crown_cells=3)
+    a, b = face_image.copy(), face_image.copy()
+    assert maker.replace(a, faces, [4]) == [True] and crowned.replace(b, faces, [4]) == [True]
+    x1, y1, x2, y2 = faces[0].box[:4]
+    h = y2 - y1
+    diff = np.abs(a.astype(int) - b.astype(int)).sum(2)
+    assert diff[: int(y1 + 0.2 * h)].mean() > 0.2  # above the brows: another cover
+    below = diff[int(y1 + 0.6 * h):]
+    assert below.max() <= 6 and below.mean() < 0.02 * diff[: int(y1 + 0.2 * h)].mean()  # the jaw: as it was (the
+    # multi-band blend spreads a trace of the change)
+    with pytest.raises(ValueError, match="crown cells"):
+        ksame.KSameFaces(bank, crown_cells=0)
