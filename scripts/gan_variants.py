@@ -7,12 +7,12 @@ Each `--variant KEY=VALUE[,KEY=VALUE]` is a FaceGenerator keyword setting (edgea
 variant and the shipped settings ("gan") anonymize the same faces with the same seeds (export.eval.crowd, the
 tuning split unless --split holdout), and the report gives each one's values and its paired difference to "gan",
 with 95% bootstrap intervals (among them each output's own original's rank over the found faces, crowd.own_rank:
-0.5 = chance, lower = more identifiable; the weak signal behind rank-1 re-identification). `--blur` adds the blur row; `--ksame BANK.npz` (repeatable) adds method ksame with
-that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
+0.5 = chance, lower = more identifiable; the weak signal behind rank-1 re-identification). `--blur` adds the
+blur row; `--ksame BANK.npz` (repeatable) adds method ksame with that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
 
 `--base ksame` compares KSameFaces settings instead (no gan run): each `--ksame-variant KEY=VALUE[,...]` (e.g.
-`person_shape=0`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank,
-paired against "ksame", the shipped settings:
+`person_shape=0`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank
+(`bank=PATH.npz` among them: on that bank instead), paired against "ksame", the shipped settings:
 
     .venv/bin/python -m scripts.gan_variants --data ../shared/data --limit 300 --base ksame --blur \
         --ksame-variant person_shape=0
@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     for bank in args.ksame:
         anonymizers[f"ksame:{bank.stem}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank))
     for text in args.ksame_variant:
-        anonymizers[f"ksame:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(
-            DEFAULT_KSAME_BANK, **parse_variant(text)))
+        options = parse_variant(text)
+        bank = Path(options.pop("bank", DEFAULT_KSAME_BANK))
+        anonymizers[f"ksame:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank, **options))
     if args.blur:
         anonymizers["blur"] = Anonymizer("blur")
     # Last, so that every paired difference reads "variant - base".
