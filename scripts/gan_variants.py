@@ -8,7 +8,8 @@ variant and the shipped settings ("gan") anonymize the same faces with the same 
 tuning split unless --split holdout), and the report gives each one's values and its paired difference to "gan",
 with 95% bootstrap intervals (among them each output's own original's rank over the found faces, crowd.own_rank:
 0.5 = chance, lower = more identifiable; the weak signal behind rank-1 re-identification). `--blur` adds the
-blur row; `--ksame BANK.npz` (repeatable) adds method ksame with that reference bank (`python -m export ksame-bank --out BANK.npz`), labelled by the file's name.
+blur row; `--ksame BANK.npz` (repeatable) adds method ksame with that reference bank (`python -m export
+ksame-bank --out BANK.npz`), labelled by the file's name.
 
 `--base ksame` compares KSameFaces settings instead (no gan run): each `--ksame-variant KEY=VALUE[,...]` (e.g.
 `person_shape=0`, `paste_rim=1.1:1.3`, `ita_window=20`) is a KSameFaces keyword setting on the committed bank
