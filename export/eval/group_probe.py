@@ -1,0 +1,48 @@
+"""Does an output still look like someone of the person's group? A nearest-centroid probe on recognizer embeddings.
+
+Skin-tone measures read a few skin patches, the same patches the methods match, so they cannot see what the eye
+sees on some faces: a dark-skinned person given a face of the same skin colour but another group's features
+(docs/ksame.md, "What the pictures show"). The probe looks at the whole face as a recognizer does: each UTKFace
+race label's centroid is the mean of the unit embeddings of the run's originals with that label (leaving the
+face itself out), and a face is assigned the label whose centroid is nearest by cosine. Per face it reports
+whether the probe gives the person's own label to the original and to the output; a method that keeps the
+crowd's look keeps the output's share near the originals'. Evaluation only: labels come from UTKFace's file
+names, and nothing at run time infers them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def own_label_kept(originals: np.ndarray, outputs: np.ndarray, labels: np.ndarray,
+                   classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(original, output): per face, 1.0 where the probe assigns the face's own label, else 0.0; NaN for faces
+    whose label is outside 0..classes-1, or the only one of their label (no centroid without them)."""
+    o, a = unit(originals), unit(outputs)
+    labels = np.asarray(labels)
+    n = len(labels)
+    sums = np.zeros((classes, o.shape[1]))
+    counts = np.zeros(classes)
+    for c in range(classes):
+        sums[c] = o[labels == c].sum(axis=0)
+        counts[c] = float((labels == c).sum())
+    kept_orig, kept_out = np.full(n, np.nan), np.full(n, np.nan)
+    for i in range(n):
+        own = int(labels[i])
+        if not 0 <= own < classes or counts[own] < 2:
+            continue
+        s, k = sums.copy(), counts.copy()
+        s[own] -= o[i]  # leave the face itself out of its label's centroid
+        k[own] -= 1
+        present = k > 0
+        centroids = unit(s[present] / k[present, None])
+        names = np.flatnonzero(present)
+        kept_orig[i] = float(names[np.argmax(centroids @ o[i])] == own)
+        kept_out[i] = float(names[np.argmax(centroids @ a[i])] == own)
+    return kept_orig, kept_out
