@@ -24,10 +24,11 @@ export.eval.sface):
   (track ids); the recognizer distance between the two outputs over the mean distance between the outputs
   of different people (1.0: a new track gets as different a face as another person would; 0: the latent
   does nothing);
-- group look (export.eval.group_probe): how often a nearest-centroid probe on each recognizer's embeddings gives
-  the output the person's own UTKFace race label, over how often it gives it to the original (1.0: outputs keep
-  the look of the person's group as well as the people themselves), and per label the difference of the two
-  shares (the tone measures above read the skin patches the methods match; this one sees the whole face);
+- group look (export.eval.group_probe): a nearest-centroid probe on each recognizer's embeddings names a UTKFace
+  race label for every original and output; per label its lift (how much more often it names the label for
+  that label's people than for everyone else) on the outputs, beside the originals' lift, and their ratio
+  averaged over labels (1.0: outputs keep the look of the people's groups as well as the people; 0: nothing
+  of it, as a blur). The tone measures above read the skin patches the methods match; this one sees the face;
 - seam: gradient energy (Sobel magnitude squared, grey) of the output over the original's in the band where
   the generated face is blended in (box ellipse radii SEAM_BAND); a dotted ring raises it, a blur lowers it.
 
@@ -53,7 +54,7 @@ from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import Track
 from export.eval import incontext
-from export.eval.group_probe import own_label_kept
+from export.eval.group_probe import lift, predicted_labels
 from export.eval.identity import SAME_PERSON, demographics, lookalike_pairs
 from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
 from export.eval.sface import SAME_PERSON as SFACE_SAME
@@ -204,7 +205,7 @@ class Crowd:
                 count[i] += 1
                 count[j] += 1
             values[f"{rec}_stranger_hits"], values[f"{rec}_real_hits"], values["pairs"] = hits, real, count
-            values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = own_label_kept(o, a, self.groups(), len(RACES))
+            values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = predicted_labels(o, a, self.groups(), len(RACES))
         return values
 
     def groups(self) -> np.ndarray:
@@ -247,19 +248,14 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
             if f"{rec}_own_rank" in v:
                 s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
-        # The group probe: how often outputs get the person's own label, against how often originals do.
-        out, orig = v[f"{rec}_group_out"], v[f"{rec}_group_orig"]
-        s[f"{rec}_group_kept"] = share(out[idx]) / max(share(orig[idx]), 1e-9)
+        # The group probe: each label's lift on the outputs, over its lift on the originals (mean over labels).
+        lifts = {which: [lift(v[f"{rec}_group_{which}"][idx], race[idx], g) for g in range(len(RACES))]
+                 for which in ("orig", "out")}
         for g, label in enumerate(RACES):
-            sel = idx[race[idx] == g]
-            s[f"{rec}_group_{label}"] = share(out[sel]) - share(orig[sel])
+            s[f"{rec}_group_{label}"] = lifts["out"][g]
+            s[f"{rec}_group_orig_{label}"] = lifts["orig"][g]
+        s[f"{rec}_group_kept"] = float(np.nanmean(lifts["out"]) / max(float(np.nanmean(lifts["orig"])), 1e-9))
     return s
-
-
-def share(values: np.ndarray) -> float:
-    """Mean of the finite values (NaN when none)."""
-    ok = np.isfinite(values)
-    return float(values[ok].mean()) if ok.any() else float("nan")
 
 
 def bootstrap(per_face: dict[str, dict[str, np.ndarray]], race: np.ndarray, reps: int = BOOTSTRAP,
@@ -390,8 +386,10 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_gap_found", f"{rec}: own - stranger, found faces", "{:+.4f}"),
         (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"),
         (f"{rec}_own_rank_found", f"{rec}: own original's rank, found", "{:.4f}"),
-        (f"{rec}_group_kept", f"{rec}: group look kept (probe)", "{:.2f}"))] + [
-    (f"{rec}_group_{g}", f"{rec}:   own label, out - orig, {g}", "{:+.2f}") for rec in RECOGNIZERS for g in RACES] + [
+        (f"{rec}_group_kept", f"{rec}: group look kept (probe lift)", "{:.2f}"))] + [
+    row for rec in RECOGNIZERS for g in RACES for row in (
+        (f"{rec}_group_{g}", f"{rec}:   probe lift, {g}", "{:+.2f}"),
+        (f"{rec}_group_orig_{g}", f"{rec}:     originals' lift, {g}", "{:+.2f}"))] + [
     ("seam", "seam: gradient energy out/orig", "{:.3f}")]
 
 
