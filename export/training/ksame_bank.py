@@ -95,6 +95,13 @@ LAPLACIAN_BOX = (35, 40, 125, 140)
 MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
 STRANGER_ITA = 3.0
+# With --typical-tone: only photos whose ITA lies between these percentiles of their own UTKFace race label's ITA
+# (over the usable tuning photos) go in, and groups are made within one label (build time only, as age and gender
+# are). ITA is skin as the camera sees it, light included: the tails of each label are mostly photos lit unlike
+# the rest (dim photos of light skin reach the ITA of brightly lit dark skin), so cutting them lets a dark ITA at
+# run time be served by people whose skin is dark in ordinary light. 15-85 keeps 70% of every label (enough
+# groups of K in each stratum); chosen once, before any crowd run (docs/ksame.md, "A label-typical bank").
+TYPICAL_TONE = (15.0, 85.0)
 
 
 @dataclass
@@ -131,6 +138,10 @@ def register(subparsers) -> None:
                         f"warped onto its mean shape (default {ALIGN})")
     p.add_argument("--pool", type=int, default=POOL,
                    help=f"with --align pool: how many other people lend each reference its detail (default {POOL})")
+    p.add_argument("--typical-tone", action="store_true",
+                   help=f"keep only photos whose skin tone (ITA) lies between the {TYPICAL_TONE[0]:g}th and "
+                        f"{TYPICAL_TONE[1]:g}th percentile of their UTKFace race label's, and group within one "
+                        f"label (build time only; measured and not adopted: docs/ksame.md)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
@@ -202,11 +213,21 @@ def band(value: float, edges: tuple[float, ...]) -> int:
     return int(np.searchsorted(edges, value, side="right") - 1)
 
 
-def groups(photos: list[Photo], k: int) -> list[list[int]]:
-    """Groups of k photos: same age band, gender and turn band, consecutive in skin tone (ITA)."""
+def typical_tone(photos: list[Photo], percentiles: tuple[float, float] = TYPICAL_TONE) -> list[Photo]:
+    """The photos whose ITA lies within `percentiles` of the ITA of the photos with their race label."""
+    labels = sorted({p.race for p in photos})
+    ranges = {r: np.percentile([p.ita for p in photos if p.race == r], percentiles) for r in labels}
+    for r in labels:
+        log.info("race label %d: typical ITA %.1f to %.1f", r, *ranges[r])
+    return [p for p in photos if ranges[p.race][0] <= p.ita <= ranges[p.race][1]]
+
+
+def groups(photos: list[Photo], k: int, by_label: bool = False) -> list[list[int]]:
+    """Groups of k photos: same age band, gender and turn band (and race label, with `by_label`), consecutive in
+    skin tone (ITA)."""
     strata: dict[tuple, list[int]] = {}
     for i, p in enumerate(photos):
-        strata.setdefault(stratum(p), []).append(i)
+        strata.setdefault(stratum(p) + ((p.race,) if by_label else ()), []).append(i)
     out = []
     for members in strata.values():
         members.sort(key=lambda i: photos[i].ita)
@@ -361,10 +382,11 @@ def laplacian_spread(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F)[y0:y1, x0:x1].std())
 
 
-def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN,
-          pool: int = POOL) -> tuple[ksame.Bank, list[list[int]]]:
-    """The bank and, per reference, the indices of its people (with align "pool", `pool` others lend detail)."""
-    chosen = spread(photos, groups(photos, k), refs)
+def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN, pool: int = POOL,
+          by_label: bool = False) -> tuple[ksame.Bank, list[list[int]]]:
+    """The bank and, per reference, the indices of its people (with align "pool", `pool` others lend detail; with
+    `by_label`, each reference's people share a race label)."""
+    chosen = spread(photos, groups(photos, k, by_label), refs)
     if not chosen:
         raise ValueError(f"no group of {k} photos: too few tuning photos")
     box = np.median([photos[i].box for g in chosen for i in g], axis=0).astype(np.float32)
@@ -469,8 +491,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("--k must be at least 2 and --refs at least 1")
         return 2
     photos = load_photos(args.data, args.detector, args.limit, shapes=args.align != "affine")
+    if args.typical_tone:
+        photos = typical_tone(photos)
+        log.info("%d photos of typical tone for their label", len(photos))
     try:
-        bank, chosen = build(photos, args.k, args.refs, args.align, args.pool)
+        bank, chosen = build(photos, args.k, args.refs, args.align, args.pool, args.typical_tone)
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -127,3 +127,23 @@ def test_pooled_detail_is_sharper_and_comes_from_other_people(tiny):
         assert np.abs(a - p)[inner].mean() < 2.0
     # Without any pool the reference is the affine average itself.
     assert np.array_equal(ksame_bank.pooled_detail(photos, chosen[0], affine.images[0], []), affine.images[0])
+
+
+def test_a_label_typical_bank_keeps_each_labels_middle_tones_and_groups_within_a_label(tiny):
+    photos = tiny[0]
+    kept = ksame_bank.typical_tone(photos, (20.0, 80.0))
+    assert 0.5 * len(photos) < len(kept) < 0.7 * len(photos)
+    for race in {p.race for p in photos}:
+        itas = np.array([p.ita for p in photos if p.race == race])
+        mine = [p.ita for p in kept if p.race == race]
+        lo, hi = np.percentile(itas, (20.0, 80.0))
+        assert mine and lo <= min(mine) and max(mine) <= hi
+    # Dim photos of light skin leave the dark end of ITA: the darkest tenth holds at least twice the share of
+    # people labelled black (UTKFace label 1) that it held before (here 0.14 -> 0.40).
+    def black_share_of_darkest(ps):
+        return np.mean([p.race == 1 for p in sorted(ps, key=lambda p: p.ita)[: len(ps) // 10]])
+
+    assert black_share_of_darkest(kept) > 2 * black_share_of_darkest(photos)
+    _, chosen = ksame_bank.build(kept, 3, 12, align="affine", by_label=True)
+    assert len(chosen) == 12
+    assert all(len({kept[i].race for i in g}) == 1 for g in chosen)
