@@ -96,11 +96,11 @@ MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
 STRANGER_ITA = 3.0
 # With --typical-tone: only photos whose ITA lies between these percentiles of their own UTKFace race label's ITA
-# (over the usable tuning photos) go in, and groups are made within one label (build time only, as age and gender
-# are). ITA is skin as the camera sees it, light included: the tails of each label are mostly photos lit unlike
-# the rest (dim photos of light skin reach the ITA of brightly lit dark skin), so cutting them lets a dark ITA at
-# run time be served by people whose skin is dark in ordinary light. 15-85 keeps 70% of every label (enough
-# groups of K in each stratum); chosen once, before any crowd run (docs/ksame.md, "A label-typical bank").
+# (over the usable tuning photos) go in, and groups are made within one label, gender and turn band, ages mixed
+# (build time only, as age and gender are). ITA is skin as the camera sees it, light included: the tails of each
+# label are mostly photos lit unlike the rest (dim photos of light skin reach the ITA of brightly lit dark skin),
+# so cutting them lets a dark ITA at run time be served by people whose skin is dark in ordinary light. 15-85
+# keeps 70% of every label; chosen once, before any crowd run (docs/ksame.md, "A label-typical bank").
 TYPICAL_TONE = (15.0, 85.0)
 
 
@@ -223,11 +223,13 @@ def typical_tone(photos: list[Photo], percentiles: tuple[float, float] = TYPICAL
 
 
 def groups(photos: list[Photo], k: int, by_label: bool = False) -> list[list[int]]:
-    """Groups of k photos: same age band, gender and turn band (and race label, with `by_label`), consecutive in
-    skin tone (ITA)."""
+    """Groups of k photos: same age band, gender and turn band, consecutive in skin tone (ITA). With `by_label`,
+    same race label, gender and turn band instead: the tuning split holds only 306 usable photos labelled black,
+    too few for a group of K within one age band as well (the runtime draws references by tone and turn only)."""
     strata: dict[tuple, list[int]] = {}
     for i, p in enumerate(photos):
-        strata.setdefault(stratum(p) + ((p.race,) if by_label else ()), []).append(i)
+        key = (p.race, p.gender, band(p.turn, TURN_BANDS)) if by_label else stratum(p)
+        strata.setdefault(key, []).append(i)
     out = []
     for members in strata.values():
         members.sort(key=lambda i: photos[i].ita)
