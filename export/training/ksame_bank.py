@@ -96,11 +96,11 @@ MEASURED = 120
 # A look-alike stranger of a reference has a skin tone within this many degrees of ITA of its people's range.
 STRANGER_ITA = 3.0
 # With --typical-tone: only photos whose ITA lies between these percentiles of their own UTKFace race label's ITA
-# (over the usable tuning photos) go in, and groups are made within one label, gender and turn band, ages mixed
-# (build time only, as age and gender are). ITA is skin as the camera sees it, light included: the tails of each
-# label are mostly photos lit unlike the rest (dim photos of light skin reach the ITA of brightly lit dark skin),
-# so cutting them lets a dark ITA at run time be served by people whose skin is dark in ordinary light. 15-85
-# keeps 70% of every label; chosen once, before any crowd run (docs/ksame.md, "A label-typical bank").
+# (over the usable tuning photos) go in, and groups are made within one label (build time only, as age and gender
+# are; the photos left over are grouped again with ages mixed: `groups`). ITA is skin as the camera sees it,
+# light included: the tails of each label are mostly photos lit unlike the rest (dim photos of light skin reach
+# the ITA of brightly lit dark skin), so cutting them lets a dark ITA at run time be served by people whose skin
+# is dark in ordinary light. 15-85 keeps 70% of every label; chosen once, before any crowd run (docs/ksame.md).
 TYPICAL_TONE = (15.0, 85.0)
 
 
@@ -224,12 +224,22 @@ def typical_tone(photos: list[Photo], percentiles: tuple[float, float] = TYPICAL
 
 def groups(photos: list[Photo], k: int, by_label: bool = False) -> list[list[int]]:
     """Groups of k photos: same age band, gender and turn band, consecutive in skin tone (ITA). With `by_label`,
-    same race label, gender and turn band instead: the tuning split holds only 306 usable photos labelled black,
-    too few for a group of K within one age band as well (the runtime draws references by tone and turn only)."""
+    also the same race label, and the photos left over are grouped again within label, gender and turn band, ages
+    mixed: the tuning split holds only 306 usable photos labelled black, too few for dark groups of K within one
+    age band (the runtime draws references by tone and turn only)."""
+    if not by_label:
+        return tone_runs(photos, range(len(photos)), k, stratum)
+    out = tone_runs(photos, range(len(photos)), k, lambda p: (p.race, *stratum(p)))
+    used = {i for g in out for i in g}
+    left = [i for i in range(len(photos)) if i not in used]
+    return out + tone_runs(photos, left, k, lambda p: (p.race, p.gender, band(p.turn, TURN_BANDS)))
+
+
+def tone_runs(photos: list[Photo], indices, k: int, key) -> list[list[int]]:
+    """Within each `key` of the photos at `indices`, runs of k consecutive in ITA spanning at most MAX_ITA_SPREAD."""
     strata: dict[tuple, list[int]] = {}
-    for i, p in enumerate(photos):
-        key = (p.race, p.gender, band(p.turn, TURN_BANDS)) if by_label else stratum(p)
-        strata.setdefault(key, []).append(i)
+    for i in indices:
+        strata.setdefault(key(photos[i]), []).append(i)
     out = []
     for members in strata.values():
         members.sort(key=lambda i: photos[i].ita)
