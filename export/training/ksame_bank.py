@@ -141,7 +141,8 @@ def register(subparsers) -> None:
     p.add_argument("--typical-tone", action="store_true",
                    help=f"keep only photos whose skin tone (ITA) lies between the {TYPICAL_TONE[0]:g}th and "
                         f"{TYPICAL_TONE[1]:g}th percentile of their UTKFace race label's, and group within one "
-                        f"label (build time only; measured and not adopted: docs/ksame.md)")
+                        f"label (build time only; keeps more of the group's look, but SFace's identity gap rises "
+                        f"and dim or warm light hands other groups' features: not adopted, docs/ksame.md)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
