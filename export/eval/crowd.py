@@ -254,7 +254,9 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
         for g, label in enumerate(RACES):
             s[f"{rec}_group_{label}"] = lifts["out"][g]
             s[f"{rec}_group_orig_{label}"] = lifts["orig"][g]
-        s[f"{rec}_group_kept"] = float(np.nanmean(lifts["out"]) / max(float(np.nanmean(lifts["orig"])), 1e-9))
+        out, orig = np.array(lifts["out"]), np.array(lifts["orig"])
+        ok = np.isfinite(out) & np.isfinite(orig)  # labels with faces on both sides of the lift
+        s[f"{rec}_group_kept"] = float(out[ok].mean() / max(orig[ok].mean(), 1e-9)) if ok.any() else float("nan")
     return s
 
 
