@@ -50,9 +50,10 @@ import numpy as np
 
 from edgeanon.anonymize.crops import head_turn
 from edgeanon.defaults import MADE_UP
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
-from edgeanon.tracker import Track
+from edgeanon.tracker import Track, iou_matrix
 from export.eval import incontext
 from export.eval.group_probe import lift, predicted_labels
 from export.eval.identity import SAME_PERSON, demographics, lookalike_pairs
@@ -123,6 +124,27 @@ def seam_energy(original: np.ndarray, output: np.ndarray, box: np.ndarray) -> fl
     return energy(output) / max(energy(original), 1e-6)
 
 
+def attacker_landmarks(finder: FaceDetector, image: np.ndarray, box: np.ndarray,
+                       fallback: np.ndarray) -> np.ndarray:
+    """The landmarks our detector finds on `image` itself for the face at `box` (in a window of twice the box
+    around it; the detection overlapping the box most, IoU >= 0.3), as an attacker would align the face: a method
+    that moves the features is judged where they now are. `fallback` (the original's) where it finds none."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    side = max(x2 - x1, y2 - y1)
+    h, w = image.shape[:2]
+    wx1, wy1 = max(0, int((x1 + x2) / 2 - side)), max(0, int((y1 + y2) / 2 - side))
+    wx2, wy2 = min(w, int((x1 + x2) / 2 + side)), min(h, int((y1 + y2) / 2 + side))
+    found = [f for f in finder.detect(image[wy1:wy2, wx1:wx2]) if f.landmarks is not None]
+    if not found:
+        return np.asarray(fallback, np.float32)
+    shift = np.array([wx1, wy1, wx1, wy1], np.float32)
+    overlap = iou_matrix(np.array([box[:4]], np.float32), np.array([f.box for f in found], np.float32) + shift)[0]
+    best = int(np.argmax(overlap))
+    if overlap[best] < 0.3:
+        return np.asarray(fallback, np.float32)
+    return (np.asarray(found[best].landmarks, np.float32) + shift[:2]).astype(np.float32)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
@@ -162,6 +184,9 @@ class Faces:
     # Per face, the distance between two outputs of the face alone under two seeds (collect's `seeds`; empty
     # when not asked for; NaN where the generator did not serve it).
     reseeded: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RECOGNIZERS})
+    # SFace at the landmarks our detector finds on this image itself (an attacker's alignment; the originals'
+    # own landmarks where it finds none): `attacker_landmarks`.
+    attacker: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -206,6 +231,10 @@ class Crowd:
                 count[j] += 1
             values[f"{rec}_stranger_hits"], values[f"{rec}_real_hits"], values["pairs"] = hits, real, count
             values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = predicted_labels(o, a, self.groups(), len(RACES))
+        if len(out.attacker) == n:
+            d_att = distances(np.array(out.attacker), np.array(ref.embeddings["sface"]), "sface")
+            values["sface_attacker_reid"] = (np.argmin(d_att, axis=1) == np.arange(n)).astype(float)
+            values["sface_attacker_own_rank"] = own_rank(d_att)
         return values
 
     def groups(self) -> np.ndarray:
@@ -248,6 +277,10 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
             if f"{rec}_own_rank" in v:
                 s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
+            if rec == "sface" and "sface_attacker_reid" in v:
+                s["sface_attacker_reid_found_x_chance"] = float(
+                    v["sface_attacker_reid"][idx][found].mean() * len(v["seam"]))
+                s["sface_attacker_own_rank_found"] = float(np.nanmean(v["sface_attacker_own_rank"][idx][found]))
         # The group probe: each label's lift on the outputs, over its lift on the originals (mean over labels).
         lifts = {which: [lift(v[f"{rec}_group_{which}"][idx], race[idx], g) for g in range(len(RACES))]
                  for which in ("orig", "out")}
@@ -297,6 +330,7 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
     with `seeds`, also each gan method's output for the laid-in face alone under another seed."""
     crowd = Crowd(methods={m: Faces() for m in anonymizers})
     sface = SFace(threads)
+    finder = FaceDetector.from_path(detector, threads=threads)
     dlib_embed = incontext.Embedder() if seeds else None
 
     def observe(face: incontext.LaidFace) -> None:
@@ -311,6 +345,7 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
             faces.seam.append(seam_energy(face.image, image, face.box))
             faces.served.append(served)
             faces.embeddings["sface"].append(sface(image, face.landmarks))
+            faces.attacker.append(sface(image, attacker_landmarks(finder, image, face.box, face.landmarks)))
         for m, anonymizer in anonymizers.items():
             if seeds and anonymizer.method in MADE_UP:
                 # The laid-in face alone, twice, with two seeds: only the latent differs between the two.
@@ -388,6 +423,8 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_gap_found", f"{rec}: own - stranger, found faces", "{:+.4f}"),
         (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"),
         (f"{rec}_own_rank_found", f"{rec}: own original's rank, found", "{:.4f}"),
+        (f"{rec}_attacker_reid_found_x_chance", f"{rec}: re-id / chance, found, own lm", "{:.2f}"),
+        (f"{rec}_attacker_own_rank_found", f"{rec}: own original's rank, own lm", "{:.4f}"),
         (f"{rec}_group_kept", f"{rec}: group look kept (probe lift)", "{:.2f}"))] + [
     row for rec in RECOGNIZERS for g in RACES for row in (
         (f"{rec}_group_{g}", f"{rec}:   probe lift, {g}", "{:+.2f}"),

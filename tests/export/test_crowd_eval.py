@@ -11,6 +11,7 @@ import pytest
 
 from edgeanon.anonymize import Anonymizer, classic
 from edgeanon.anonymize.crops import TEMPLATE_LANDMARKS, head_turn
+from edgeanon.detector import FaceDetector
 from export import datasets
 from export.eval import crowd, incontext
 from export.eval.sface import SAME_PERSON as SFACE_SAME
@@ -194,3 +195,13 @@ def test_an_offset_takes_a_part_of_the_split_that_offset_zero_never_took(shared_
     assert len(first) == len(fresh) == 300
     assert not set(first) & set(fresh)
     assert all(in_generator_split(n, "holdout", halved=False) for n in fresh)
+
+
+def test_an_attacker_aligns_on_the_face_it_finds_in_the_output(face_image, faces, detector_model):
+    finder = FaceDetector.from_path(detector_model)
+    box, own = faces[0].box, np.asarray(faces[0].landmarks, np.float32)
+    far = own + 40.0  # landmarks somewhere else: the attacker does not use them when it finds the face
+    found = crowd.attacker_landmarks(finder, face_image, box, far)
+    assert np.abs(found - own).max() < 3.0
+    blank = np.full_like(face_image, 128)  # no face to find: the original's landmarks stand in
+    assert np.array_equal(crowd.attacker_landmarks(finder, blank, box, far), far)
