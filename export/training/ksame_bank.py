@@ -441,9 +441,9 @@ def measure(photos: list[Photo], bank: ksame.Bank, chosen: list[list[int]], data
     for r in picked:
         g = [photos[i] for i in chosen[r]]
         lo, hi = min(p.ita for p in g) - STRANGER_ITA, max(p.ita for p in g) + STRANGER_ITA
-        key = (band(g[0].age, AGE_BANDS), g[0].gender, band(g[0].turn, TURN_BANDS))
+        key = stratum(g[0])
         pool = [j for j, p in enumerate(photos) if j not in contributors and lo <= p.ita <= hi
-                and (band(p.age, AGE_BANDS), p.gender, band(p.turn, TURN_BANDS)) == key]
+                and stratum(p) == key]
         strangers[r] = list(rng.choice(pool, size=min(len(g), len(pool)), replace=False)) if pool else []
     sample = list(rng.choice(len(photos), size=min(len(picked), len(photos)), replace=False))
     needed = sorted({i for r in picked for i in chosen[r]} | {j for s in strangers.values() for j in s} | set(sample))
