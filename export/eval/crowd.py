@@ -185,7 +185,7 @@ class Faces:
     # when not asked for; NaN where the generator did not serve it).
     reseeded: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RECOGNIZERS})
     # SFace at the landmarks our detector finds on this image itself (an attacker's alignment; the originals'
-    # own landmarks where it finds none): `attacker_landmarks`.
+    # own landmarks where it finds none): `attacker_landmarks`. Outputs only: empty for the originals.
     attacker: list[np.ndarray] = field(default_factory=list)
 
 
@@ -207,6 +207,7 @@ class Crowd:
                   "found": np.array(self.found, float)}
         pairs = lookalike_pairs(self.names)
         n = len(self.names)
+        labels = self.groups()
         for rec, threshold in RECOGNIZERS.items():
             a, o = np.array(out.embeddings[rec]), np.array(ref.embeddings[rec])
             d_ao = distances(a, o, rec)
@@ -230,7 +231,7 @@ class Crowd:
                 count[i] += 1
                 count[j] += 1
             values[f"{rec}_stranger_hits"], values[f"{rec}_real_hits"], values["pairs"] = hits, real, count
-            values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = predicted_labels(o, a, self.groups(), len(RACES))
+            values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = predicted_labels(o, a, labels, len(RACES))
         if len(out.attacker) == n:
             d_att = distances(np.array(out.attacker), np.array(ref.embeddings["sface"]), "sface")
             values["sface_attacker_reid"] = (np.argmin(d_att, axis=1) == np.arange(n)).astype(float)
@@ -275,8 +276,7 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             s[f"{rec}_gap_found"] = float(v[f"{rec}_own"][idx][found].mean()) - float(
                 v[f"{rec}_stranger_hits"][idx][found].sum() / max(float(v["pairs"][idx][found].sum()), 1.0))
             s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
-            if f"{rec}_own_rank" in v:
-                s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
+            s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
             if rec == "sface" and "sface_attacker_reid" in v:
                 s["sface_attacker_reid_found_x_chance"] = float(
                     v["sface_attacker_reid"][idx][found].mean() * len(v["seam"]))
@@ -345,7 +345,8 @@ def collect(data: Path, detector: Path, anonymizers: dict, limit: int, split: st
             faces.seam.append(seam_energy(face.image, image, face.box))
             faces.served.append(served)
             faces.embeddings["sface"].append(sface(image, face.landmarks))
-            faces.attacker.append(sface(image, attacker_landmarks(finder, image, face.box, face.landmarks)))
+            if faces is not crowd.original:  # the gallery is the originals as they are (embeddings["sface"])
+                faces.attacker.append(sface(image, attacker_landmarks(finder, image, face.box, face.landmarks)))
         for m, anonymizer in anonymizers.items():
             if seeds and anonymizer.method in MADE_UP:
                 # The laid-in face alone, twice, with two seeds: only the latent differs between the two.
