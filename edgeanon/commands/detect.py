@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from edgeanon.atomic import atomic_path, folder_problem, target_problem
 from edgeanon.commands.user_errors import UserError, reporting, say
-from edgeanon.defaults import PLATE_THRESHOLD
-from edgeanon.detector import DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, FaceDetector
+from edgeanon.defaults import DEFAULT_THRESHOLD, PLATE_THRESHOLD
+from edgeanon.detector import DEFAULT_NMS_IOU, FaceDetector
 from edgeanon.frames import Detection
 from edgeanon.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
 from edgeanon.inference.errors import ModelError

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
+from edgeanon.defaults import DEFAULT_THRESHOLD
+from edgeanon.detector import FaceDetector
 from edgeanon.images import load_image
 from edgeanon.models import default_detector
 from export.datasets import load_wider

@@ -30,7 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.detector import IMAGE_PROFILE, FaceDetector
+from edgeanon.defaults import IMAGE_PROFILE
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import iou_matrix

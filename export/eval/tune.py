@@ -23,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeanon.anonymize import Anonymizer
-from edgeanon.detector import IMAGE_SCALING, VIDEO_SCALING, FaceDetector
+from edgeanon.defaults import IMAGE_SCALING, VIDEO_SCALING
+from edgeanon.detector import FaceDetector
 from edgeanon.frames import Detection, Frame
 from edgeanon.images import load_image
 from edgeanon.models import default_detector

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeanon.detector import DEFAULT_THRESHOLD, FaceDetector
+from edgeanon.defaults import DEFAULT_THRESHOLD
+from edgeanon.detector import FaceDetector
 from edgeanon.inference.backend import Backend
 from edgeanon.inference.ort import OrtBackend
 from edgeanon.tracker import iou_matrix

@@ -24,7 +24,8 @@ import numpy as np
 from edgeanon.anonymize import crops
 from edgeanon.anonymize.gan import latent_for_seed
 from edgeanon.atomic import atomic_path
-from edgeanon.detector import FaceDetector, Scaling
+from edgeanon.defaults import Scaling
+from edgeanon.detector import FaceDetector
 from edgeanon.images import list_images, load_image
 from edgeanon.inference.errors import ModelError
 from edgeanon.inference.manifest import model_name, read_manifest

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgeanon.detector import FaceDetector, Prepared, Scaling
+from edgeanon.defaults import Scaling
+from edgeanon.detector import FaceDetector, Prepared
 from edgeanon.images import load_image
 from edgeanon.inference.ort import OrtBackend
 from export.datasets import load_wider

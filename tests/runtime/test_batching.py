@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edgeanon.batching import BatchGate, SharedModel, batch_limit, batch_profile, has_batch_axis
-from edgeanon.detector import VIDEO_PROFILE, FaceDetector
+from edgeanon.defaults import VIDEO_PROFILE
+from edgeanon.detector import FaceDetector
 from edgeanon.inference import ModelError, open_backend
 from edgeanon.selftest import SELFTEST_IMAGE
 

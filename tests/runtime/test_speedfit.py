@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from edgeanon.detector import VIDEO_PROFILE, FaceDetector
+from edgeanon.defaults import VIDEO_PROFILE
+from edgeanon.detector import FaceDetector
 from edgeanon.speedfit import DETECT_SHARE, FALLBACK_SCALE, choose_scale, detection_ms, fit_to_speed
 
 
