@@ -17,7 +17,7 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import DEFAULT_GENERATOR, FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
-from edgeanon.images import ImageError, save_image
+from edgeanon.images import save_picture
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
@@ -67,14 +67,7 @@ def main() -> int:
     h0, w0 = panels[0][1].shape[:2]
     size = (args.width, round(h0 * args.width / w0))
     row = np.concatenate([label(cv2.resize(im, size, interpolation=cv2.INTER_AREA), n) for n, im in panels], 1)
-    try:
-        try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageError(f"{args.out}: cannot make its folder ({exc.strerror})") from exc
-        save_image(args.out, row, args.out.suffix or ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 88))
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if save_picture(args.out, row, 88):
         return 1
     print(f"wrote {args.out} ({len(faces)} face(s))")
     return 0

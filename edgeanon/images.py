@@ -83,7 +83,10 @@ def load_image(path: str | Path) -> np.ndarray:
 def save_image(target: Path, image: np.ndarray, suffix: str, params: Sequence[int] = ()) -> None:
     """Encode `image` as `suffix` (".jpg", ".png", ...) with OpenCV's encoder `params` and write it atomically, or
     ImageError naming the file."""
-    ok, data = cv2.imencode(suffix, image, list(params))
+    try:
+        ok, data = cv2.imencode(suffix, image, list(params))
+    except cv2.error:  # OpenCV has no encoder for this suffix
+        ok = False
     if not ok:
         raise ImageError(f"{target}: cannot encode the image as {suffix}")
     try:
@@ -91,6 +94,24 @@ def save_image(target: Path, image: np.ndarray, suffix: str, params: Sequence[in
             tmp.write_bytes(data.tobytes())
     except OSError as exc:
         raise ImageError(f"{target}: cannot write ({exc.strerror})") from exc
+
+
+def save_picture(target: Path, image: np.ndarray, quality: int = 90, default_suffix: str = ".jpg") -> int:
+    """Write a picture a script made, as the format its suffix names (`default_suffix` when it has none; a JPEG at
+    `quality`), making its folder: the script's exit status, 0, or 1 after saying why on stderr."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: {target}: cannot make its folder ({exc.strerror})", file=sys.stderr)
+        return 1
+    try:
+        suffix = target.suffix or default_suffix
+        jpeg = suffix.lower() in (".jpg", ".jpeg")
+        save_image(target, image, suffix, (cv2.IMWRITE_JPEG_QUALITY, quality) if jpeg else ())
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _decode(data: np.ndarray, jpeg: bool) -> tuple[np.ndarray | None, bytes]:

@@ -31,7 +31,7 @@ from edgeanon.config import model_config
 from edgeanon.defaults import METHODS
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
-from edgeanon.images import ImageError, save_image
+from edgeanon.images import save_picture
 from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.redactor import Redactor
 from edgeanon.tracker import iou_matrix
@@ -169,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m}: {', '.join(f'{s}px {v}' for s, v in zip(sizes, served[m], strict=True))}" for m in methods))
     width = max(r.shape[1] for r in rows)
     picture = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
-    try:
-        save_image(args.out, picture, args.out.suffix or ".jpg", (cv2.IMWRITE_JPEG_QUALITY, args.quality))
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if save_picture(args.out, picture, args.quality):
         return 1
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]}); each size: original, {', '.join(methods)}")
     print("\n".join(notes))

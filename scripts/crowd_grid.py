@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize.crops import head_turn
-from edgeanon.images import ImageError, save_image
+from edgeanon.images import save_picture
 from edgeanon.models import DEFAULT_DETECTOR
 from export.eval import incontext
 from export.eval.crowd import RACES
@@ -82,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             cv2.putText(head, f"{label} {lo}-{hi if hi < 100 else '+'}", (4, row.shape[0] // 2),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
             rows.append(np.hstack([head, row]))
-    try:
-        save_image(args.out, np.vstack(rows), args.out.suffix or ".png")
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if save_picture(args.out, np.vstack(rows), default_suffix=".png"):
         return 1
     print(f"{args.out}: {len(faces)} faces found; each cell: original, {', '.join(methods)}")
     return 0

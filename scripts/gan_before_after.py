@@ -23,7 +23,7 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.gan import FaceGenerator
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
-from edgeanon.images import ImageError, save_image
+from edgeanon.images import save_picture
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_GENERATOR
 from scripts.crowd_grid import tile
 from scripts.gan_examples import GAP, sources
@@ -69,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                for t in tiles]))
         notes.append(f"{title}: " + ", ".join(f"{m} -> {s}" for m, s in zip(methods, served, strict=True)))
     picture = np.vstack(rows)
-    try:
-        save_image(args.out, picture, args.out.suffix or ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 90))
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if save_picture(args.out, picture):
         return 1
     print(f"wrote {args.out}: columns original, {', '.join(methods)}")
     print("\n".join(notes))

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeanon.config import model_config
 from edgeanon.frames import Frame
-from edgeanon.images import ImageError, save_image
+from edgeanon.images import save_picture
 from edgeanon.redactor import Redactor
 
 GAP = 8
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     close = cv2.copyMakeBorder(close, 0, mid.shape[0] - close.shape[0], GAP * 2, 0, cv2.BORDER_CONSTANT,
                                value=(255, 255, 255))
     picture = stack([pairs[0], np.concatenate([mid, close], axis=1)])
-    try:
-        save_image(args.out, picture, args.out.suffix or ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 90))
-    except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if save_picture(args.out, picture):
         return 1
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]}): " + "; ".join(notes))
     return 0

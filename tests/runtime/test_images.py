@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeanon.image_header import image_size
-from edgeanon.images import MAX_PIXELS, ImageError, load_image
+from edgeanon.images import MAX_PIXELS, ImageError, load_image, save_picture
 
 FORMATS = (".png", ".jpg", ".bmp", ".webp", ".tiff", ".ppm", ".pgm", ".jp2")
 
@@ -78,3 +78,17 @@ def test_normal_images_still_load(tmp_path, face_image):
         cv2.imwrite(str(path), face_image)
         image = load_image(Path(path))
         assert image.shape == face_image.shape and image.dtype == np.uint8
+
+
+def test_a_scripts_picture_is_written_with_its_folder_or_the_failure_said(tmp_path, face_image, capsys):
+    target = tmp_path / "new" / "folder" / "grid"
+    assert save_picture(target, face_image, default_suffix=".png") == 0
+    assert target.exists() and np.array_equal(cv2.imread(str(target)), face_image)  # PNG: lossless
+    jpeg = tmp_path / "grid.jpg"
+    assert save_picture(jpeg, face_image, quality=40) == 0
+    assert load_image(jpeg).shape == face_image.shape and jpeg.stat().st_size < target.stat().st_size
+    (tmp_path / "file").write_text("")
+    assert save_picture(tmp_path / "file" / "grid.jpg", face_image) == 1  # its folder would be inside a file
+    assert "cannot make its folder" in capsys.readouterr().err
+    assert save_picture(tmp_path / "grid.nosuchformat", face_image) == 1
+    assert "cannot encode" in capsys.readouterr().err
