@@ -337,7 +337,7 @@ def average(photos: list[Photo], members: list[int], align: str = ALIGN,
     mean, weight = feathered_mean(canvases, valids)
     share = np.sum(valids, axis=0, dtype=np.float32) / len(members)
     mean = fill_holes(mean, (share >= MIN_COVER) & (weight >= MIN_WEIGHT))
-    mean = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
+    mean = to_uint8(mean)
     return mean, share, landmarks
 
 
@@ -369,23 +369,32 @@ def pooled_detail(photos: list[Photo], group: list[int], base: np.ndarray, pool:
                                         [photos[i].shape for i in pool], [photos[i].landmarks for i in pool],
                                         sources, np.mean(have, axis=0))
     mean, weight = feathered_mean(canvases, valids)
-    fine = mean - cv2.GaussianBlur(mean, (0, 0), sigma)
+    fine = split_detail(mean, sigma)[1]
     b = base.astype(np.float32)
-    coarse = cv2.GaussianBlur(b, (0, 0), sigma)
+    coarse, own_detail = split_detail(b, sigma)
     covered = weight >= MIN_COVER * len(pool)
     inside = cv2.GaussianBlur(covered.astype(np.float32), (0, 0), 3.0)[:, :, None]
     own = average(photos, group, "shape")[0] if match != "none" else None
     if own is not None:
-        own_f = own.astype(np.float32)
-        own_fine = own_f - cv2.GaussianBlur(own_f, (0, 0), sigma)
+        own_fine = split_detail(own, sigma)[1]
         fine *= float(np.clip(own_fine[covered].std() / max(float(fine[covered].std()), 1e-6), *DETAIL_GAIN))
-    out = np.clip(coarse + fine * inside + (b - coarse) * (1.0 - inside) + 0.5, 0, 255).astype(np.uint8)
+    out = to_uint8(coarse + fine * inside + own_detail * (1.0 - inside))
     if match != "laplacian":
         return out
     factor = float(np.clip(laplacian_spread(own) / max(laplacian_spread(out), 1e-6), *DETAIL_GAIN))
-    o = out.astype(np.float32)
-    c = cv2.GaussianBlur(o, (0, 0), sigma)
-    return np.clip(c + (o - c) * factor + 0.5, 0, 255).astype(np.uint8)
+    c, d = split_detail(out, sigma)
+    return to_uint8(c + d * factor)
+
+
+def split_detail(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image (float32) as its coarse part, below a Gaussian of `sigma` px, and its detail, the rest."""
+    f = image.astype(np.float32)
+    coarse = cv2.GaussianBlur(f, (0, 0), sigma)
+    return coarse, f - coarse
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def laplacian_spread(image: np.ndarray) -> float:
@@ -418,7 +427,7 @@ def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN, pool: int 
     alpha = cv2.GaussianBlur(np.clip((np.mean(shares, axis=0) - lo) / (hi - lo), 0, 1), (0, 0), 3.0)
     bank = ksame.Bank(np.stack(images), np.array(landmarks, np.float32), np.array(labs, np.float32),
                       np.array(turns, np.float32), np.full(len(chosen), k, np.int32), box,
-                      np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+                      to_uint8(alpha * 255))
     return bank, chosen
 
 
