@@ -75,7 +75,7 @@ def match_crop(face: np.ndarray, crop: np.ndarray, box_in_crop: np.ndarray,
     """
     out = face.astype(np.float32)
     if COLOUR_MATCH is not None:
-        r = _elliptic_radius((0, 0, crop.shape[1], crop.shape[0]), box_in_crop, MASK_SCALE)
+        r = elliptic_radius((0, 0, crop.shape[1], crop.shape[0]), box_in_crop, MASK_SCALE)
         out = match_colour(out, crop.astype(np.float32), (r >= RING[0]) & (r < RING[1]),
                            per_channel=COLOUR_MATCH == "channels")
     if skin is not None:
@@ -118,7 +118,7 @@ def blend_difference(diff: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: float) -> np.ndarray:
+def elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: float) -> np.ndarray:
     """Normalized elliptic radius of each window pixel centre w.r.t. the box's ellipse grown by `scale`."""
     x1, y1, x2, y2 = window
     bx1, by1, bx2, by2 = (float(v) for v in box[:4])
@@ -127,6 +127,14 @@ def _elliptic_radius(window: tuple[int, int, int, int], box: np.ndarray, scale: 
     xs = ((np.arange(x1, x2, dtype=np.float32) + 0.5) - cx) / rx
     ys = ((np.arange(y1, y2, dtype=np.float32) + 0.5) - cy) / ry
     return cv2.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+
+
+def paste_alpha(window: tuple[int, int, int, int], box: np.ndarray, rim: tuple[float, float]) -> np.ndarray:
+    """The generated crop's weight over `window` (frame pixels): 1 within radius rim[0] of the box's ellipse, 0 from
+    rim[1] on (each at most MASK_SCALE), linear in the elliptic radius between."""
+    inner, outer = min(rim[0], MASK_SCALE), min(rim[1], MASK_SCALE)
+    r = elliptic_radius(window, box, outer)
+    return np.clip((1.0 - r) / max(1.0 - inner / outer, 1e-3), 0.0, 1.0)
 
 
 # A coarser cover above the brows (crown_cover): fully `crown_cells` above CROWN_RAMP[0] of the box's height
@@ -190,9 +198,7 @@ def composite(image: np.ndarray, face_bgr: np.ndarray, region: CropRegion, box: 
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
     # 3. Multi-band blend: opaque within rim[0], reaching zero at rim[1].
-    inner, outer = min(rim[0], MASK_SCALE), min(rim[1], MASK_SCALE)
-    r = _elliptic_radius(window, box, outer)
-    alpha = np.clip((1.0 - r) / max(1.0 - inner / outer, 1e-3), 0.0, 1.0)
+    alpha = paste_alpha(window, box, rim)
     diff = cv2.subtract(gen, base)
     added = blend_difference(diff, alpha) if multiband else cv2.multiply(diff, cv2.merge([alpha] * 3))
     # Outside the cover and the generated ellipse nothing changes (the pyramid's widest band may spread). Only

@@ -15,7 +15,9 @@ band), so a reference belongs to no one a recognizer could name (the k-Same idea
    size, roll and turn, but a width and length that are not the person's), moved to the person's skin tone by
    one CIELAB offset (`tone.shift`), grey where the frame is grey (`blend.match_crop`);
 3. it goes over a coarse blur cover of the whole mask (COVER_CELLS) with the generator's multi-band blend
-   (`blend.composite`).
+   (`blend.composite`);
+4. optionally (GRAIN, off by default) seeded grain brings the pasted face's fine residual up to the frame's own
+   level under the face (`grain`: a noise level, no pixels of the person).
 
 Faces the bank cannot serve (too small, implausible landmarks, turned beyond `gan.MAX_TURN`, mostly outside the
 frame) are left to the fallback, as for the generator: `replace` says which were served.
@@ -34,6 +36,10 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize import blend, classic, crops, gan, tone
+from edgeanon.anonymize.grain import SIGMA as GRAIN_SIGMA
+from edgeanon.anonymize.grain import Field as GrainField
+from edgeanon.anonymize.grain import add as add_grain
+from edgeanon.anonymize.grain import level as grain_level
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,9 @@ COVER_CELLS = 8
 # hair that frames the face, the jaw keeping COVER_CELLS.
 CROWN_CELLS: int | None = None
 MULTIBAND = True
+# Grain (edgeanon/anonymize/grain.py): after the paste, seeded noise brings the pasted face's fine residual to
+# GRAIN x the frame's own level under the face (read before the paste), correlated over GRAIN_SIGMA px; 0: off.
+GRAIN = 0.0
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
 MIN_CROP, MAX_CROP = crops.CROP_SIZE, 320
@@ -246,8 +255,12 @@ class KSameFaces:
                  multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE,
                  shape_jitter: float | tuple[float, float] = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
                  turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH,
-                 crown_cells: int | None = CROWN_CELLS):
+                 crown_cells: int | None = CROWN_CELLS, grain: float = GRAIN, grain_sigma: float = GRAIN_SIGMA):
         self.bank = bank
+        if grain < 0 or grain_sigma < 0:
+            raise ValueError(f"grain {grain}, grain sigma {grain_sigma}: need 0 (off) or more")
+        self.grain, self.grain_sigma = float(grain), float(grain_sigma)
+        self.grain_field = GrainField.make(self.grain_sigma) if self.grain > 0 else None
         if not 0.0 <= person_shape <= 1.0:
             raise ValueError(f"person shape {person_shape}: need 0 (similarity map) to 1 (affine map)")
         self.person_shape = float(person_shape)
@@ -329,10 +342,13 @@ class KSameFaces:
             if not self.servable(image.shape, face):
                 continue
             box = np.asarray(face.box, np.float64)[:4]
-            made.append((i, box) + self.reference(image, box, np.asarray(face.landmarks, np.float64), seeds[i],
-                                                  mask_scale, cells))
-        for i, box, region, ref in made:
+            level = grain_level(image, box) if self.grain_field is not None else 0.0
+            made.append((i, box, level) + self.reference(image, box, np.asarray(face.landmarks, np.float64),
+                                                         seeds[i], mask_scale, cells))
+        for i, box, level, region, ref in made:
             blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim,
                             self.multiband, self.crown_cells)
+            if self.grain_field is not None:
+                add_grain(image, box, level, self.paste_rim, seeds[i], self.grain_field, self.grain)
             served[i] = True
         return served

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeanon.anonymize import Anonymizer, crops, gan, ksame, tone
+from edgeanon.anonymize import Anonymizer, crops, gan, grain, ksame, tone
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.config import ModelConfig
 from edgeanon.device import camera_chain, share_models
@@ -249,3 +249,43 @@ def test_a_coarser_crown_cover_changes_only_the_hair_above_the_brows(face_image,
     # multi-band blend spreads a trace of the change)
     with pytest.raises(ValueError, match="crown cells"):
         ksame.KSameFaces(bank, crown_cells=0)
+
+
+def _grainy(face_image: np.ndarray) -> np.ndarray:
+    """The astronaut as a grainy camera would give it: seeded sensor noise of 6 grey levels."""
+    noise = np.random.default_rng(0).normal(0.0, 6.0, face_image.shape[:2])[:, :, None]
+    return np.clip(face_image + noise, 0, 255).astype(np.uint8)
+
+
+def test_grain_off_is_the_default_and_changes_nothing(face_image, faces, bank, maker):
+    assert ksame.GRAIN == 0.0
+    a, b = face_image.copy(), face_image.copy()
+    maker.replace(a, faces, [5])
+    ksame.KSameFaces(bank, grain=0.0, grain_sigma=1.0).replace(b, faces, [5])
+    assert np.array_equal(a, b)
+
+
+def test_grain_brings_the_pasted_faces_fine_residual_to_the_frames_and_nothing_outside(face_image, faces, bank,
+                                                                                          maker):
+    grainy = _grainy(face_image)
+    box = faces[0].box
+    frame_level = grain.level(grainy, box)
+    smooth, grained, again = grainy.copy(), grainy.copy(), grainy.copy()
+    maker.replace(smooth, faces, [5])
+    with_grain = ksame.KSameFaces(bank, grain=1.0)
+    with_grain.replace(grained, faces, [5])
+    with_grain.replace(again, faces, [5])
+    assert np.array_equal(grained, again)  # seeded: one track, one grain
+    assert grain.level(smooth, box) < 0.6 * frame_level  # the reference alone is smoother than the frame
+    assert abs(grain.level(grained, box) - frame_level) < 0.15 * frame_level
+    outside = crops.ellipse_mask(box, face_image.shape[:2], ksame.PASTE_RIM[1] * 1.02) == 0
+    assert np.array_equal(grained[outside], smooth[outside])
+    other = grainy.copy()
+    with_grain.replace(other, faces, [6])
+    assert not np.array_equal(other, grained)
+
+
+def test_grain_is_grey_in_a_grey_frame(face_image, faces, bank):
+    grey = np.repeat(cv2.cvtColor(_grainy(face_image), cv2.COLOR_BGR2GRAY)[:, :, None], 3, axis=2)
+    ksame.KSameFaces(bank, grain=1.0).replace(grey, faces, [2])
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
