@@ -4,6 +4,7 @@
     python -m export ksame-bank --data ../shared/data --align shape --out /tmp/s.npz --measure --json /tmp/s.json
     python -m scripts.ksame_bank_pairs contributors /tmp/a.json /tmp/s.json
     python -m scripts.ksame_bank_pairs detail --data ../shared/data /tmp/a.npz /tmp/s.npz
+    python -m scripts.ksame_bank_pairs detail --data ../shared/data models/ksame-bank.npz --variant grain=1 --smooth 1
 
 `contributors`: two `--measure --json` files of banks built from the same groups (same photos, k and --refs; only
 how the photos are lined up differs), so the same references, contributors and look-alike strangers are checked
@@ -13,7 +14,10 @@ person, and their difference, second minus first, resampled over references (2,0
 `detail`: every ground-truth face of the tuning wider-train images anonymized with ksame and each bank (the same
 faces, landmarks and seeds; export.eval.utility without its AP judge), and the detail ratio (Laplacian variance
 inside the box, output over original) of the faces >= 48 px that ksame served: each bank's median and the
-paired difference of the medians to the first bank's, resampled over faces.
+paired difference of the medians to the first bank's, resampled over faces. `--variant KEY=VALUE[,...]`
+(repeatable) adds KSameFaces settings on the first bank (scripts.gan_variants.parse_variant), paired the same way;
+`--smooth SIGMA` also gives every ratio after a Gaussian of SIGMA px (a detail that pixel noise cannot raise), and
+the medians are also given by face size (export.eval.utility.SIZE_BANDS).
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from edgeanon.anonymize import Anonymizer
 from edgeanon.anonymize.ksame import KSameFaces
 from edgeanon.models import DEFAULT_DETECTOR
 from export import datasets
-from export.eval.utility import chosen_images, evaluate
+from export.eval.utility import SIZE_BANDS, chosen_images, evaluate
 from export.paths import shared_data_dir
 from export.splits import TUNE
+from scripts.gan_variants import parse_variant
 
 DRAWS = 2000
 
@@ -66,27 +71,54 @@ def contributors(first: dict, second: dict, rng: np.random.Generator) -> None:
               f"({pb[2] - pa[2]:+.1f} {interval(draws[:, 2])}) points")
 
 
-def detail(data: Path, banks: list[Path], limit: int, rng: np.random.Generator) -> None:
+def paired_medians(ratios: dict[str, np.ndarray], rng: np.random.Generator) -> list[str]:
+    """Each label's median ratio and, after the first, its paired difference to the first's (95% interval)."""
+    labels = list(ratios)
+    base = ratios[labels[0]]
+    lines = []
+    for label, r in ratios.items():
+        line = f"{label}: detail median {np.nanmedian(r):.3f}"
+        if label != labels[0]:
+            idx = rng.integers(0, len(r), (DRAWS, len(r)))
+            diff = np.nanmedian(r[idx], axis=1) - np.nanmedian(base[idx], axis=1)
+            lo, hi = np.percentile(diff, [2.5, 97.5])
+            line += (f", minus the first's {np.nanmedian(r) - np.nanmedian(base):+.3f} ({lo:+.3f} to {hi:+.3f}); "
+                     f"sharper on {100.0 * np.mean(r > base):.0f}% of the faces")
+        lines.append(line)
+    return lines
+
+
+def detail(data: Path, banks: list[Path], variants: list[str], limit: int, smooth: float,
+           rng: np.random.Generator) -> None:
     names = chosen_images(json.loads((data / datasets.WIDER / "boxes.json").read_text()), TUNE, limit)
     anonymizers = {str(b): Anonymizer("ksame", generator=KSameFaces.from_path(b)) for b in banks}
+    for text in variants:
+        anonymizers[f"{banks[0]}:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(banks[0],
+                                                                                             **parse_variant(text)))
 
     def no_judge(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # AP is not measured here
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
 
-    res = evaluate(data, names, anonymizers, DEFAULT_DETECTOR, no_judge, threads=1, progress=False)
-    # Every bank serves the same faces (which faces is the runtime's rule), so the ratios pair face by face.
+    res = evaluate(data, names, anonymizers, DEFAULT_DETECTOR, no_judge, threads=1, progress=False, smooth=smooth)
+    # Every bank and setting serves the same faces (which faces is the runtime's rule), so the ratios pair face
+    # by face.
     ratios = {b: np.array(v, float) for b, v in res.generated.items()}
-    base = ratios[str(banks[0])]
-    print(f"{len(names)} tuning images, {len(base)} faces >= 48 px served by ksame")
-    for b, r in ratios.items():
-        line = f"{b}: detail median {np.median(r):.3f}"
-        if b != str(banks[0]):
-            idx = rng.integers(0, len(r), (DRAWS, len(r)))
-            diff = np.median(r[idx], axis=1) - np.median(base[idx], axis=1)
-            lo, hi = np.percentile(diff, [2.5, 97.5])
-            line += (f", minus the first bank's {np.median(r) - np.median(base):+.3f} ({lo:+.3f} to {hi:+.3f}); "
-                     f"sharper on {100.0 * np.mean(r > base):.0f}% of the faces")
-        print(line)
+    sizes = np.array(res.generated_sizes[str(banks[0])], float)
+    print(f"{len(names)} tuning images, {len(sizes)} faces >= 48 px served by ksame")
+    print("\n".join(paired_medians(ratios, rng)))
+    if smooth > 0:
+        print(f"after a Gaussian of sigma {smooth} px:")
+        print("\n".join(paired_medians({b: np.array(v, float) for b, v in res.generated_smooth.items()}, rng)))
+    smoothed = {b: np.array(v, float) for b, v in res.generated_smooth.items()}
+    for band, (lo, hi) in SIZE_BANDS.items():
+        chosen = (sizes >= lo) & (sizes < hi)
+        if not chosen.any():
+            continue
+        cells = []
+        for b, r in ratios.items():
+            cells.append(f"{b} {np.nanmedian(r[chosen]):.3f}"
+                         + (f" (smoothed {np.nanmedian(smoothed[b][chosen]):.3f})" if smooth > 0 else ""))
+        print(f"faces {band} px ({int(chosen.sum())}): " + ", ".join(cells))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("banks", type=Path, nargs="+")
     d.add_argument("--data", type=Path, default=shared_data_dir())
     d.add_argument("--limit", type=int, default=0, help="the first N tuning images (0 = all)")
+    d.add_argument("--variant", action="append", default=[],
+                   help="KSameFaces settings KEY=VALUE[,KEY=VALUE] on the first bank (repeatable), e.g. grain=1")
+    d.add_argument("--smooth", type=float, default=0.0,
+                   help="also the detail after a Gaussian of this sigma (px; 0 = not)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.what == "contributors":
         contributors(json.loads(args.first.read_text()), json.loads(args.second.read_text()), rng)
     else:
-        detail(args.data, args.banks, args.limit, rng)
+        detail(args.data, args.banks, args.variant, args.limit, args.smooth, rng)
     return 0
 
 

@@ -111,8 +111,9 @@ def average_precision(per_image: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
                                        for gt, found, scores in per_image])["ap"]
 
 
-def laplacian_variance(image: np.ndarray, box: np.ndarray) -> float:
-    """Variance of the Laplacian of the gray inner 80% of a box."""
+def laplacian_variance(image: np.ndarray, box: np.ndarray, smooth: float = 0.0) -> float:
+    """Variance of the Laplacian of the gray inner 80% of a box (after a Gaussian of sigma `smooth` px when > 0:
+    blind to pixel-level noise and grain, which a Laplacian weighs most)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     dx, dy = (x2 - x1) * 0.1, (y2 - y1) * 0.1
     h, w = image.shape[:2]
@@ -121,6 +122,8 @@ def laplacian_variance(image: np.ndarray, box: np.ndarray) -> float:
     if xb - xa < 3 or yb - ya < 3:
         return float("nan")
     gray = cv2.cvtColor(image[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY)
+    if smooth > 0:
+        gray = cv2.GaussianBlur(gray.astype(np.float64), (0, 0), smooth)
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
@@ -156,6 +159,8 @@ class Utility:
     detail: dict[str, list[float]] = field(default_factory=dict)  # label -> ratio per face >= 48 px
     detail_sizes: list[float] = field(default_factory=list)  # face size of each detail ratio
     generated: dict[str, list[float]] = field(default_factory=dict)  # gan label -> ratios of the faces it served
+    generated_sizes: dict[str, list[float]] = field(default_factory=dict)  # gan label -> their face sizes
+    generated_smooth: dict[str, list[float]] = field(default_factory=dict)  # the same ratios after a Gaussian
     served: dict[str, list[bool]] = field(default_factory=dict)  # gan label -> served, per face
     served_sizes: list[float] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)  # landmark source -> faces
@@ -194,9 +199,11 @@ def chosen_images(gt_all: dict, split: str | None, limit: int = 0) -> list[str]:
 
 
 def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], detector_path: Path,
-             judge: Judge, landmarks: str = "boxes", threads: int | None = None, progress: bool = True) -> Utility:
+             judge: Judge, landmarks: str = "boxes", threads: int | None = None, progress: bool = True,
+             smooth: float = 0.0) -> Utility:
     """Anonymize every ground-truth box of the named wider-train images with each anonymizer (the same faces,
-    landmarks and seeds for each), judge the originals and every output, and measure detail on faces >= 48 px."""
+    landmarks and seeds for each), judge the originals and every output, and measure detail on faces >= 48 px
+    (with `smooth` > 0 also, for the faces a made-up method served, after a Gaussian of that sigma)."""
     gt_all = json.loads((data / datasets.WIDER / "boxes.json").read_text())
     finder = found = None
     if landmarks == "boxes":
@@ -206,7 +213,8 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
         found = datasets.wider_detections(data, detector_path)
     gans = [m for m, a in anonymizers.items() if a.method in MADE_UP]
     res = Utility(len(names), list(anonymizers), per={m: [] for m in ["original", *anonymizers]},
-                  detail={m: [] for m in anonymizers}, generated={m: [] for m in gans}, served={m: [] for m in gans})
+                  detail={m: [] for m in anonymizers}, generated={m: [] for m in gans}, served={m: [] for m in gans},
+                  generated_sizes={m: [] for m in gans}, generated_smooth={m: [] for m in gans})
     for name in tqdm(names, desc="utility", unit="img", disable=not progress):
         image = cv2.imread(str(data / datasets.WIDER / name))
         gt = np.array(gt_all[name], np.float32).reshape(-1, 4)
@@ -220,6 +228,7 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
         res.per["original"].append((gt, *judge(image)))
         big = [i for i, f in enumerate(faces) if max(f.width, f.height) >= DETAIL_MIN_FACE]
         base = [laplacian_variance(image, faces[i].box) for i in big]
+        base_smooth = [laplacian_variance(image, faces[i].box, smooth) if smooth > 0 else 0.0 for i in big]
         res.detail_sizes += [max(faces[i].width, faces[i].height)
                              for i, v0 in zip(big, base, strict=True) if v0 > 1e-6]
         res.served_sizes += [max(f.width, f.height) for f in faces]
@@ -229,12 +238,16 @@ def evaluate(data: Path, names: list[str], anonymizers: dict[str, Anonymizer], d
             if m in res.served:
                 res.served[m] += [r.method == anonymizer.method for r in red.faces]
             res.per[m].append((gt, *judge(work)))
-            for i, v0 in zip(big, base, strict=True):
+            for i, v0, s0 in zip(big, base, base_smooth, strict=True):
                 if v0 > 1e-6:
                     v1 = laplacian_variance(work, faces[i].box)
                     res.detail[m].append(v1 / v0 if np.isfinite(v1) else float("nan"))
                     if m in res.generated and red.faces[i].method == anonymizer.method and np.isfinite(v1):
                         res.generated[m].append(v1 / v0)
+                        res.generated_sizes[m].append(max(faces[i].width, faces[i].height))
+                        if smooth > 0:
+                            s1 = laplacian_variance(work, faces[i].box, smooth)
+                            res.generated_smooth[m].append(s1 / s0 if s0 > 1e-9 else float("nan"))
     return res
 
 
