@@ -47,6 +47,8 @@ FORMAT = 1
 # The reference canvas: REF_SIDE px square, the 112 px alignment template (crops.TEMPLATE_LANDMARKS) scaled so
 # the eyes are REF_EYES px apart, centred across and placed so the canvas shows the forehead and hair above.
 REF_SIDE = 160
+# The reference sides a bank file may have (its `side`; the builder makes REF_SIDE).
+MIN_SIDE, MAX_SIDE = 64, 640
 REF_EYES = 40.0
 _SCALE = REF_EYES / REF_SIDE / float(crops.TEMPLATE_LANDMARKS[1, 0] - crops.TEMPLATE_LANDMARKS[0, 0])
 REF_LANDMARKS = (crops.TEMPLATE_LANDMARKS * _SCALE + [(1.0 - _SCALE) / 2.0, (1.0 - _SCALE) / 2.0 - 0.04]) * REF_SIDE
@@ -97,6 +99,10 @@ GRAIN = 0.0
 # The reference crop's side in pixels: the face's own crop window size, within these bounds (a 48 px face is
 # warped at 128 px and then shrunk; a 400 px one at 320 px and then enlarged).
 MIN_CROP, MAX_CROP = crops.CROP_SIZE, 320
+# How the reference is resampled onto the face's crop (OpenCV's names; a face larger than the bank's photos is an
+# enlargement of them).
+INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+INTERPOLATION = "linear"
 
 
 class BankError(ValueError):
@@ -168,15 +174,16 @@ def mirror(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class Bank:
-    """The references: images (REF_SIDE px BGR), their 5 landmarks, skin tone (CIELAB), head turn (>= 0), k."""
+    """The references: images (square BGR, of the side the file records; the builder makes REF_SIDE), their 5
+    landmarks, skin tone (CIELAB), head turn (>= 0), k."""
 
-    images: np.ndarray  # (n, REF_SIDE, REF_SIDE, 3) uint8
+    images: np.ndarray  # (n, side, side, 3) uint8
     landmarks: np.ndarray  # (n, 5, 2) float32, canvas pixels
     lab: np.ndarray  # (n, 3) float32: the median skin colour tone.target reads inside `box`
     turn: np.ndarray  # (n,) float32, crops.head_turn of the landmarks, >= 0 (mirrored for the other side)
     k: np.ndarray  # (n,) int: how many people each reference averages
     box: np.ndarray  # (4,) float32: the face box of the canvas (where tone is read)
-    alpha: np.ndarray  # (REF_SIDE, REF_SIDE) uint8: where the references hold faces' pixels (255) or none (0)
+    alpha: np.ndarray  # (side, side) uint8: where the references hold faces' pixels (255) or none (0)
 
     @property
     def ita(self) -> np.ndarray:
@@ -192,7 +199,7 @@ class Bank:
             blobs.append(data.reshape(-1))
         offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, format=np.array([FORMAT]), side=np.array([REF_SIDE]),
+            np.savez_compressed(fh, format=np.array([FORMAT]), side=np.array([self.images.shape[1]]),
                                 jpeg=np.concatenate(blobs).astype(np.uint8), offsets=offsets,
                                 landmarks=self.landmarks.astype(np.float32), lab=self.lab.astype(np.float32),
                                 turn=self.turn.astype(np.float32), k=self.k.astype(np.int32),
@@ -214,19 +221,20 @@ class Bank:
         missing = [name for name in need if name not in arrays]
         if missing:
             raise BankError(f"{path}: not a k-Same reference bank (no {', '.join(missing)})")
-        if int(arrays["format"][0]) != FORMAT or int(arrays["side"][0]) != REF_SIDE:
-            raise BankError(f"{path}: bank format {int(arrays['format'][0])} / side {int(arrays['side'][0])}, "
-                            f"this runtime reads format {FORMAT} / side {REF_SIDE}")
+        side = int(arrays["side"][0])
+        if int(arrays["format"][0]) != FORMAT or not MIN_SIDE <= side <= MAX_SIDE:
+            raise BankError(f"{path}: bank format {int(arrays['format'][0])} / side {side}, "
+                            f"this runtime reads format {FORMAT} / sides {MIN_SIDE}-{MAX_SIDE} px")
         n, offsets, jpeg = len(arrays["landmarks"]), arrays["offsets"], arrays["jpeg"]
         if n == 0 or offsets.shape != (n + 1,) or arrays["lab"].shape != (n, 3) or arrays["turn"].shape != (n,) \
                 or arrays["k"].shape != (n,) or arrays["landmarks"].shape != (n, 5, 2) or arrays["box"].shape != (4,) \
-                or arrays["alpha"].shape != (REF_SIDE, REF_SIDE):
+                or arrays["alpha"].shape != (side, side):
             raise BankError(f"{path}: inconsistent k-Same reference bank (array shapes)")
         images = []
         for i in range(n):
             img = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
-            if img is None or img.shape != (REF_SIDE, REF_SIDE, 3):
-                raise BankError(f"{path}: reference {i} is not a {REF_SIDE} px colour image")
+            if img is None or img.shape != (side, side, 3):
+                raise BankError(f"{path}: reference {i} is not a {side} px colour image")
             images.append(img)
         return cls(np.stack(images), arrays["landmarks"].astype(np.float32), arrays["lab"].astype(np.float32),
                    arrays["turn"].astype(np.float32), arrays["k"].astype(np.int32), arrays["box"].astype(np.float32),
@@ -255,8 +263,15 @@ class KSameFaces:
                  multiband: bool = MULTIBAND, person_shape: float = PERSON_SHAPE,
                  shape_jitter: float | tuple[float, float] = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
                  turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH,
-                 crown_cells: int | None = CROWN_CELLS, grain: float = GRAIN, grain_sigma: float = GRAIN_SIGMA):
+                 crown_cells: int | None = CROWN_CELLS, grain: float = GRAIN, grain_sigma: float = GRAIN_SIGMA,
+                 interpolation: str = INTERPOLATION, max_crop: int = MAX_CROP):
         self.bank = bank
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {interpolation!r}: choose from {', '.join(INTERPOLATIONS)}")
+        self.interpolation = INTERPOLATIONS[interpolation]
+        if max_crop < MIN_CROP:
+            raise ValueError(f"max crop {max_crop}: need {MIN_CROP} px or more")
+        self.max_crop = int(max_crop)
         if grain < 0 or grain_sigma < 0:
             raise ValueError(f"grain {grain}, grain sigma {grain_sigma}: need 0 (off) or more")
         self.grain, self.grain_sigma = float(grain), float(grain_sigma)
@@ -305,7 +320,7 @@ class KSameFaces:
         if turn < 0:
             ref, ref_lm = mirror(ref, ref_lm)
         side = max(box[2] - box[0], box[3] - box[1]) * crops.CONTEXT
-        region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, MAX_CROP)))
+        region = crops.crop_region(box, int(np.clip(round(side), MIN_CROP, self.max_crop)))
         target = region.to_crop(landmarks)
         if self.person_length > 0:
             keep = self.person_length * np.log(length_ratio(ref_lm) / max(length_ratio(target), 1e-3))
@@ -315,7 +330,7 @@ class KSameFaces:
                              * self.shape_jitter)
         m = shape_fit(ref_lm, target, self.person_shape)
         size = (region.size, region.size)
-        warped = cv2.warpAffine(ref, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        warped = cv2.warpAffine(ref, m, size, flags=self.interpolation, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)
         box_in_crop = region.box_to_crop(box)
         face = blend.match_crop(warped[:, :, :3], cut, box_in_crop, skin, landmarks_in_crop=region.to_crop(landmarks))

@@ -289,3 +289,41 @@ def test_grain_is_grey_in_a_grey_frame(face_image, faces, bank):
     grey = np.repeat(cv2.cvtColor(_grainy(face_image), cv2.COLOR_BGR2GRAY)[:, :, None], 3, axis=2)
     ksame.KSameFaces(bank, grain=1.0).replace(grey, faces, [2])
     assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+
+
+def test_a_bank_of_another_side_is_read_and_serves_the_same_face(tmp_path, face_image, faces, bank):
+    """A bank file says its references' side: one drawn at twice the side (what a builder at UTKFace's own
+    resolution makes) loads and puts the same reference, as sharp or sharper, where the committed one does."""
+    twice = ksame.Bank(np.stack([cv2.resize(im, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+                                 for im in bank.images]), bank.landmarks * 2, bank.lab, bank.turn, bank.k,
+                       bank.box * 2, cv2.resize(bank.alpha, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
+    twice.save(tmp_path / "twice.npz")
+    loaded = ksame.Bank.load(tmp_path / "twice.npz")
+    assert loaded.images.shape[1:] == (2 * ksame.REF_SIDE, 2 * ksame.REF_SIDE, 3)
+    a, b = face_image.copy(), face_image.copy()
+    assert ksame.KSameFaces(bank).replace(a, faces, [5]) == ksame.KSameFaces(loaded).replace(b, faces, [5]) == [True]
+    x1, y1, x2, y2 = (int(v) for v in faces[0].box)
+    assert np.abs(a[y1:y2, x1:x2].astype(int) - b[y1:y2, x1:x2].astype(int)).mean() < 4  # the same face
+    tiny = ksame.Bank(bank.images[:, ::4, ::4], bank.landmarks / 4, bank.lab, bank.turn, bank.k, bank.box / 4,
+                      bank.alpha[::4, ::4])
+    tiny.save(tmp_path / "tiny.npz")
+    with pytest.raises(ksame.BankError, match="side 40"):
+        ksame.Bank.load(tmp_path / "tiny.npz")
+
+
+def test_the_references_resampling_is_a_setting_that_changes_only_the_paste(face_image, faces, bank):
+    with pytest.raises(ValueError, match="interpolation 'nearest'"):
+        ksame.KSameFaces(bank, interpolation="nearest")
+    with pytest.raises(ValueError, match="max crop"):
+        ksame.KSameFaces(bank, max_crop=16)
+    out = {}
+    for name in ksame.INTERPOLATIONS:
+        out[name] = face_image.copy()
+        assert ksame.KSameFaces(bank, interpolation=name).replace(out[name], faces, [5]) == [True]
+    outside = crops.ellipse_mask(faces[0].box, face_image.shape[:2], DEFAULT_MASK_SCALE * 1.05) == 0
+    assert all(np.array_equal(o[outside], face_image[outside]) for o in out.values())
+    assert not np.array_equal(out["linear"], out["cubic"])
+    x1, y1, x2, y2 = (int(v) for v in faces[0].box)
+    lap = {n: cv2.Laplacian(cv2.cvtColor(o[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()
+           for n, o in out.items()}
+    assert lap["cubic"] > lap["linear"] and lap["lanczos"] > lap["linear"]  # an enlargement keeps more detail
