@@ -11,13 +11,13 @@ how the photos are lined up differs), so the same references, contributors and l
 in both: the shares of (reference, contributor) and (reference, stranger) pairs a recognizer takes for the same
 person, and their difference, second minus first, resampled over references (2,000 draws).
 
-`detail`: every ground-truth face of the tuning wider-train images anonymized with ksame and each bank (the same
-faces, landmarks and seeds; export.eval.utility without its AP judge), and the detail ratio (Laplacian variance
-inside the box, output over original) of the faces >= 48 px that ksame served: each bank's median and the
-paired difference of the medians to the first bank's, resampled over faces. `--variant KEY=VALUE[,...]`
-(repeatable) adds KSameFaces settings on the first bank (scripts.gan_variants.parse_variant), paired the same way;
-`--smooth SIGMA` also gives every ratio after a Gaussian of SIGMA px (a detail that pixel noise cannot raise), and
-the medians are also given by face size (export.eval.utility.SIZE_BANDS).
+`detail`: every ground-truth face of the tuning (`--split holdout`: held-back) wider-train images anonymized with
+ksame and each bank (the same faces, landmarks and seeds; export.eval.utility without its AP judge), and the detail
+ratio (Laplacian variance inside the box, output over original) of the faces >= 48 px that ksame served: each bank's
+median and the paired difference of the medians to the first bank's, resampled over faces. `--variant
+KEY=VALUE[,...]` (repeatable) adds KSameFaces settings on the first bank (scripts.gan_variants.parse_variant),
+paired the same way; `--smooth SIGMA` also gives every ratio after a Gaussian of SIGMA px (a detail that pixel noise
+cannot raise), and the medians are also given by face size (export.eval.utility.SIZE_BANDS).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from edgeanon.models import DEFAULT_DETECTOR
 from export import datasets
 from export.eval.utility import SIZE_BANDS, chosen_images, evaluate
 from export.paths import shared_data_dir
-from export.splits import TUNE
+from export.splits import TUNE, add_generator_split_option
 from scripts.gan_variants import parse_variant
 
 DRAWS = 2000
@@ -89,8 +89,8 @@ def paired_medians(ratios: dict[str, np.ndarray], rng: np.random.Generator) -> l
 
 
 def detail(data: Path, banks: list[Path], variants: list[str], limit: int, smooth: float,
-           rng: np.random.Generator) -> None:
-    names = chosen_images(json.loads((data / datasets.WIDER / "boxes.json").read_text()), TUNE, limit)
+           rng: np.random.Generator, split: str = TUNE) -> None:
+    names = chosen_images(json.loads((data / datasets.WIDER / "boxes.json").read_text()), split, limit)
     anonymizers = {str(b): Anonymizer("ksame", generator=KSameFaces.from_path(b)) for b in banks}
     for text in variants:
         anonymizers[f"{banks[0]}:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(banks[0],
@@ -104,7 +104,8 @@ def detail(data: Path, banks: list[Path], variants: list[str], limit: int, smoot
     # by face.
     ratios = {b: np.array(v, float) for b, v in res.generated.items()}
     sizes = np.array(res.generated_sizes[str(banks[0])], float)
-    print(f"{len(names)} tuning images, {len(sizes)} faces >= 48 px served by ksame")
+    part = "tuning" if split == TUNE else "held-back"
+    print(f"{len(names)} {part} images, {len(sizes)} faces >= 48 px served by ksame")
     print("\n".join(paired_medians(ratios, rng)))
     if smooth > 0:
         print(f"after a Gaussian of sigma {smooth} px:")
@@ -130,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("detail", help="paired detail ratio of banks on the tuning faces ksame serves")
     d.add_argument("banks", type=Path, nargs="+")
     d.add_argument("--data", type=Path, default=shared_data_dir())
-    d.add_argument("--limit", type=int, default=0, help="the first N tuning images (0 = all)")
+    d.add_argument("--limit", type=int, default=0, help="the first N images of the split (0 = all)")
+    add_generator_split_option(d)
+    d.set_defaults(split=TUNE)
     d.add_argument("--variant", action="append", default=[],
                    help="KSameFaces settings KEY=VALUE[,KEY=VALUE] on the first bank (repeatable), e.g. grain=1")
     d.add_argument("--smooth", type=float, default=0.0,
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "contributors":
         contributors(json.loads(args.first.read_text()), json.loads(args.second.read_text()), rng)
     else:
-        detail(args.data, args.banks, args.variant, args.limit, args.smooth, rng)
+        detail(args.data, args.banks, args.variant, args.limit, args.smooth, rng, args.split)
     return 0
 
 
