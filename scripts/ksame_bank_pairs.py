@@ -72,14 +72,16 @@ def contributors(first: dict, second: dict, rng: np.random.Generator) -> None:
 
 
 def paired_medians(ratios: dict[str, np.ndarray], rng: np.random.Generator) -> list[str]:
-    """Each label's median ratio and, after the first, its paired difference to the first's (95% interval)."""
+    """Each label's median ratio (95% interval over faces) and, after the first, its paired difference to the
+    first's (95% interval)."""
     labels = list(ratios)
     base = ratios[labels[0]]
     lines = []
     for label, r in ratios.items():
-        line = f"{label}: detail median {np.nanmedian(r):.3f}"
+        idx = rng.integers(0, len(r), (DRAWS, len(r)))
+        own_lo, own_hi = np.percentile(np.nanmedian(r[idx], axis=1), [2.5, 97.5])
+        line = f"{label}: detail median {np.nanmedian(r):.3f} ({own_lo:.3f} to {own_hi:.3f})"
         if label != labels[0]:
-            idx = rng.integers(0, len(r), (DRAWS, len(r)))
             diff = np.nanmedian(r[idx], axis=1) - np.nanmedian(base[idx], axis=1)
             lo, hi = np.percentile(diff, [2.5, 97.5])
             line += (f", minus the first's {np.nanmedian(r) - np.nanmedian(base):+.3f} ({lo:+.3f} to {hi:+.3f}); "
