@@ -21,13 +21,15 @@ from edgeanon.anonymize.crops import head_turn
 from edgeanon.images import save_picture
 from edgeanon.models import DEFAULT_DETECTOR
 from export.eval import incontext
-from export.eval.crowd import RACES
+from export.eval.crowd import AGE_CLASSES, AGE_STARTS, RACES
 from export.eval.identity import demographics
 from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
 
 TILE = 96
-AGES = ((0, 12), (13, 29), (30, 59), (60, 200))
-TURNS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
+# (from, below, name) per row: crowd's age classes, and head-turn bands.
+AGES = tuple(zip(AGE_STARTS, AGE_STARTS[1:] + (200,), AGE_CLASSES, strict=True))
+TURNS = tuple((lo, hi, f"turn {lo}-{hi if hi < 1 else '+'}")
+              for lo, hi in ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01)))
 
 
 def tile(image: np.ndarray, box: np.ndarray, size: int = TILE, context: float = 2.0) -> np.ndarray:
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for race, label in enumerate(RACES[:4]):
         bands = AGES if args.by == "age" else TURNS
-        for lo, hi in bands:
+        for lo, hi, name in bands:
             def key(f, lo=lo, hi=hi, race=race):
                 age, _, r = demographics(f[0]) or (-1, -1, -1)
                 value = age if args.by == "age" else abs(f[1])
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             cells += [blank] * (args.per_cell - len(cells))
             row = np.hstack([np.pad(c, ((2, 2), (2, 6), (0, 0))) for c in cells])
             head = np.zeros((row.shape[0], 150, 3), np.uint8)
-            cv2.putText(head, f"{label} {lo}-{hi if hi < 100 else '+'}", (4, row.shape[0] // 2),
+            cv2.putText(head, f"{label} {name}", (4, row.shape[0] // 2),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
             rows.append(np.hstack([head, row]))
     if save_picture(args.out, np.vstack(rows), default_suffix=".png"):

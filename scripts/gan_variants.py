@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--limit", type=int, default=300)
     p.add_argument("--split", default="tune", help="tune (default) or holdout")
+    p.add_argument("--offset", type=int, default=0, help="export.eval crowd's --offset: another part of the split")
     p.add_argument("--variant", action="append", default=[])
     p.add_argument("--blur", action="store_true")
     p.add_argument("--ksame", type=Path, action="append", default=[], help="a ksame reference bank to add")
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", choices=("gan", "ksame"), default="gan",
                    help="what the paired differences are taken against: gan (default) or ksame's shipped settings")
     p.add_argument("--generator", type=Path, default=DEFAULT_GENERATOR)
+    p.add_argument("--bank", type=Path, default=DEFAULT_KSAME_BANK,
+                   help="with --base ksame: the base's reference bank, and the variants' unless they name one "
+                        "(default: %(default)s)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     anonymizers = {}
@@ -75,17 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         anonymizers[f"ksame:{bank.stem}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank))
     for text in args.ksame_variant:
         options = parse_variant(text)
-        bank = Path(options.pop("bank", DEFAULT_KSAME_BANK))
+        bank = Path(options.pop("bank", args.bank))
         anonymizers[f"ksame:{text}"] = Anonymizer("ksame", generator=KSameFaces.from_path(bank, **options))
     if args.blur:
         anonymizers["blur"] = Anonymizer("blur")
     # Last, so that every paired difference reads "variant - base".
     if args.base == "ksame":
-        anonymizers["ksame"] = Anonymizer("ksame", generator=KSameFaces.from_path(DEFAULT_KSAME_BANK))
+        anonymizers["ksame"] = Anonymizer("ksame", generator=KSameFaces.from_path(args.bank))
     else:
         anonymizers["gan"] = Anonymizer("gan", generator=FaceGenerator.from_path(args.generator, backend="ort",
                                                                                  threads=1))
-    _, seen = crowd.collect(args.data, DEFAULT_DETECTOR, anonymizers, args.limit, args.split, threads=1)
+    _, seen = crowd.collect(args.data, DEFAULT_DETECTOR, anonymizers, args.limit, args.split, threads=1,
+                            offset=args.offset)
     stats = crowd.bootstrap({m: seen.per_face(m) for m in anonymizers}, seen.groups())
     stats["paired"] = {k: v for k, v in stats["paired"].items() if k.endswith(f" - {args.base}")}
     print(f"faces: {len(seen.names)} ({args.split} split); paired differences against {args.base}'s shipped settings")

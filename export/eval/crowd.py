@@ -66,6 +66,9 @@ from export.splits import HOLDOUT, TUNE, add_generator_split_option
 log = logging.getLogger(__name__)
 
 RACES = ("white", "black", "asian", "indian", "other")
+# Age classes for the age probe (years, from UTKFace's file names; evaluation only), their lower bounds.
+AGE_CLASSES = ("0-12", "13-29", "30-59", "60+")
+AGE_STARTS = (0, 13, 30, 60)
 # Skin sample discs: radius as a share of the eye distance; cheeks pushed outward by CHEEK_OUT eye distances.
 SKIN_RADIUS = 0.18
 CHEEK_OUT = 0.12
@@ -207,7 +210,8 @@ class Crowd:
                   "found": np.array(self.found, float)}
         pairs = lookalike_pairs(self.names)
         n = len(self.names)
-        labels = self.groups()
+        labels, ages = self.groups(), self.age_classes()
+        values["age_class"] = ages.astype(float)
         for rec, threshold in RECOGNIZERS.items():
             a, o = np.array(out.embeddings[rec]), np.array(ref.embeddings[rec])
             d_ao = distances(a, o, rec)
@@ -232,6 +236,7 @@ class Crowd:
                 count[j] += 1
             values[f"{rec}_stranger_hits"], values[f"{rec}_real_hits"], values["pairs"] = hits, real, count
             values[f"{rec}_group_orig"], values[f"{rec}_group_out"] = predicted_labels(o, a, labels, len(RACES))
+            values[f"{rec}_age_orig"], values[f"{rec}_age_out"] = predicted_labels(o, a, ages, len(AGE_CLASSES))
         if len(out.attacker) == n:
             d_att = distances(np.array(out.attacker), np.array(ref.embeddings["sface"]), "sface")
             values["sface_attacker_reid"] = (np.argmin(d_att, axis=1) == np.arange(n)).astype(float)
@@ -240,6 +245,25 @@ class Crowd:
 
     def groups(self) -> np.ndarray:
         return np.array([(demographics(n) or (0, 0, -1))[2] for n in self.names])
+
+    def age_classes(self) -> np.ndarray:
+        """Per face, its AGE_CLASSES index (-1: no age in the file name)."""
+        return np.array([int(np.searchsorted(AGE_STARTS, d[0], side="right")) - 1 if d else -1
+                         for d in map(demographics, self.names)])
+
+
+def probe_kept(v: dict[str, np.ndarray], key: str, labels: np.ndarray, names: tuple[str, ...], idx: np.ndarray,
+               s: dict[str, float]) -> None:
+    """A probe's lift per label on the outputs (`key`_NAME) and the originals (`key`_orig_NAME), and their ratio
+    averaged over labels (`key`_kept: 1.0 = the outputs keep it as well as the people, 0 = nothing of it)."""
+    lifts = {which: [lift(v[f"{key}_{which}"][idx], labels[idx], g) for g in range(len(names))]
+             for which in ("orig", "out")}
+    for g, label in enumerate(names):
+        s[f"{key}_{label}"] = lifts["out"][g]
+        s[f"{key}_orig_{label}"] = lifts["orig"][g]
+    out, orig = np.array(lifts["out"]), np.array(lifts["orig"])
+    ok = np.isfinite(out) & np.isfinite(orig)  # labels with faces on both sides of the lift
+    s[f"{key}_kept"] = float(out[ok].mean() / max(orig[ok].mean(), 1e-9)) if ok.any() else float("nan")
 
 
 def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict[str, float]:
@@ -281,15 +305,10 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
                 s["sface_attacker_reid_found_x_chance"] = float(
                     v["sface_attacker_reid"][idx][found].mean() * len(v["seam"]))
                 s["sface_attacker_own_rank_found"] = float(np.nanmean(v["sface_attacker_own_rank"][idx][found]))
-        # The group probe: each label's lift on the outputs, over its lift on the originals (mean over labels).
-        lifts = {which: [lift(v[f"{rec}_group_{which}"][idx], race[idx], g) for g in range(len(RACES))]
-                 for which in ("orig", "out")}
-        for g, label in enumerate(RACES):
-            s[f"{rec}_group_{label}"] = lifts["out"][g]
-            s[f"{rec}_group_orig_{label}"] = lifts["orig"][g]
-        out, orig = np.array(lifts["out"]), np.array(lifts["orig"])
-        ok = np.isfinite(out) & np.isfinite(orig)  # labels with faces on both sides of the lift
-        s[f"{rec}_group_kept"] = float(out[ok].mean() / max(orig[ok].mean(), 1e-9)) if ok.any() else float("nan")
+        # The probes: each label's lift on the outputs, over its lift on the originals (mean over labels).
+        probe_kept(v, f"{rec}_group", race, RACES, idx, s)
+        if "age_class" in v:
+            probe_kept(v, f"{rec}_age", v["age_class"].astype(int), AGE_CLASSES, idx, s)
     return s
 
 
@@ -426,10 +445,14 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_own_rank_found", f"{rec}: own original's rank, found", "{:.4f}"),
         (f"{rec}_attacker_reid_found_x_chance", f"{rec}: re-id / chance, found, own lm", "{:.2f}"),
         (f"{rec}_attacker_own_rank_found", f"{rec}: own original's rank, own lm", "{:.4f}"),
-        (f"{rec}_group_kept", f"{rec}: group look kept (probe lift)", "{:.2f}"))] + [
+        (f"{rec}_group_kept", f"{rec}: group look kept (probe lift)", "{:.2f}"),
+        (f"{rec}_age_kept", f"{rec}: age look kept (probe lift)", "{:.2f}"))] + [
     row for rec in RECOGNIZERS for g in RACES for row in (
         (f"{rec}_group_{g}", f"{rec}:   probe lift, {g}", "{:+.2f}"),
         (f"{rec}_group_orig_{g}", f"{rec}:     originals' lift, {g}", "{:+.2f}"))] + [
+    row for rec in RECOGNIZERS for g in AGE_CLASSES for row in (
+        (f"{rec}_age_{g}", f"{rec}:   age probe lift, {g}", "{:+.2f}"),
+        (f"{rec}_age_orig_{g}", f"{rec}:     originals' lift, {g}", "{:+.2f}"))] + [
     ("seam", "seam: gradient energy out/orig", "{:.3f}")]
 
 
