@@ -11,9 +11,9 @@ the same tile size (a 40 px face enlarged, to be seen).
 
 --portraits DIR takes a folder with a `portraits.csv` (columns file, group, origin, licence): rows are grouped
 and labelled by `group` (e.g. "dark skin, over 60") in the order of the file. The default is docs/portraits, the
-pictures the project may ship (public domain or CC0, each named with its origin in its portraits.csv): light-
-and dark-skinned adults from their 20s to their 70s, frontal, tilted and turned; no child (no photo of a child
-under such a licence was found).
+pictures the project may ship (public domain, CC0 or released for unrestricted use, each named with its origin in
+its portraits.csv): light- and dark-skinned people, a girl of about five and adults from their 20s to their 70s,
+frontal, tilted and turned.
 """
 
 from __future__ import annotations

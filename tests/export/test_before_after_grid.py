@@ -17,7 +17,7 @@ def test_the_shipped_portraits_go_through_every_method_named(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert ("obama.jpg (dark skin, man 50s, frontal): blur: 40px blur, 80px blur; "
             "pixelate: 40px pixelate, 80px pixelate") in printed
-    assert printed.count("40px blur") == len(grid.load_portraits(grid.SHIPPED)) == 5
+    assert printed.count(": blur: 40px blur, 80px blur;") == len(grid.load_portraits(grid.SHIPPED)) == 6
 
 
 def test_a_portraits_folder_must_name_each_licence(tmp_path, face_image, capsys):
