@@ -1,5 +1,5 @@
 """Per-face cost of gan's runtime settings (issue 25): before (paste to 1.3x, no tone, no turn limit) and now,
-and of ksame (a k-Same reference from the committed bank) beside them.
+and of ksame (a k-Same reference from the committed bank) beside them, with and without its age cue.
 
     .venv/bin/python -m bench.gan_face_cost
 
@@ -34,7 +34,8 @@ def main() -> int:
                 "rim 1.0-1.2": FaceGenerator(before.backend, paste_rim=(1.0, 1.2)),
                 "rim + tone face": FaceGenerator(before.backend, paste_rim=(1.0, 1.2), tone_source="face"),
                 "rim + tone surround": FaceGenerator(before.backend, paste_rim=(1.0, 1.2), tone_source="surround"),
-                "ksame": KSameFaces.from_path(DEFAULT_KSAME_BANK)}
+                "ksame": KSameFaces.from_path(DEFAULT_KSAME_BANK),
+                "ksame, no age cue": KSameFaces.from_path(DEFAULT_KSAME_BANK, age_window=0)}
     times: dict[str, list[float]] = {k: [] for k in settings}
     for generator in settings.values():  # warm-up
         generator.replace(image.copy(), faces, [1])

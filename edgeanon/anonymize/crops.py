@@ -191,3 +191,25 @@ def network_output_to_bgr(out: np.ndarray) -> np.ndarray:
     """(3, size, size) RGB in [-1, 1] -> BGR uint8 (size, size, 3)."""
     rgb = np.clip((out.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares affine map of the (n, 2) points `src` onto `dst`."""
+    a = np.hstack([np.asarray(src, np.float64).reshape(-1, 2), np.ones((len(src), 1))])
+    sol, *_ = np.linalg.lstsq(a, np.asarray(dst, np.float64).reshape(-1, 2), rcond=None)
+    return sol.T
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity map (rotation, one scale, translation; no mirroring) of `src` onto `dst`.
+
+    Unlike the affine map it cannot stretch one axis more than the other, so the warped points keep their own
+    proportions (eye distance to eye-mouth distance) instead of taking the target's.
+    """
+    s, d = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
+    sc, dc = s - s.mean(0), d - d.mean(0)
+    norm = max(float((sc * sc).sum()), 1e-12)
+    a = float((sc * dc).sum()) / norm
+    b = float((sc[:, 0] * dc[:, 1] - sc[:, 1] * dc[:, 0]).sum()) / norm
+    rot = np.array([[a, -b], [b, a]])
+    return np.hstack([rot, (d.mean(0) - rot @ s.mean(0))[:, None]])

@@ -5,11 +5,11 @@ non-commercial, because it is derived from UTKFace: models/README.md) holds pixe
 averages of k aligned UTKFace photos each (same age band and gender, neighbouring skin tones, one head-turn
 band), so a reference belongs to no one a recognizer could name (the k-Same idea, Newton et al. 2005). Per face:
 
-1. the reference is chosen by what the frame shows, never by inferred age, gender or race: the visible skin
-   tone (`tone.target`, its individual typology angle) and the head turn from the 5 landmarks
-   (`crops.head_turn`; a head turned the other way gets the reference mirrored); among the references near
-   both, the track's seed picks one (rendezvous hashing: the same track keeps its face while its tone and turn
-   wobble, another track draws another);
+1. the reference is chosen by the visible skin tone (`tone.target`, its individual typology angle), the head
+   turn from the 5 landmarks (`crops.head_turn`; a head turned the other way gets the reference mirrored) and,
+   with a bank that holds one, a coarse age cue read from the face (`age_cue`: years, for the choice only; never
+   gender or race); among the references near all three, the track's seed picks one (rendezvous hashing: the
+   same track keeps its face while its tone, turn and age reading wobble, another track draws another);
 2. the reference is warped onto the face by the least-squares affine map of its 5 landmarks onto the face's,
    stretched first by a factor the track's seed draws (SHAPE_JITTER: the reference takes the face's position,
    size, roll and turn, but a width and length that are not the person's), moved to the person's skin tone by
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize import blend, classic, crops, gan, tone
+from edgeanon.anonymize.age_cue import AgeCue
 from edgeanon.anonymize.grain import SIGMA as GRAIN_SIGMA
 from edgeanon.anonymize.grain import Field as GrainField
 from edgeanon.anonymize.grain import add as add_grain
@@ -59,6 +61,20 @@ MIRROR = [1, 0, 2, 4, 3]
 # Not tuned: 10 degrees is the width of about one skin-tone class of the ITA scale, 0.15 one head-turn band.
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
+# With a bank that holds an age cue (age_cue.py) and each reference's mean age, the cost adds
+# |log(1 + years) - log(1 + the reference's years)| / AGE_WINDOW (0: off). On 300 tuning faces in scenes 0.3 and 0.5
+# gave the same crowd measures; 0.3 keeps a dark-skinned child from an old man's face where the bank's darkest
+# references are old people's (docs/ksame.md, "Ages"). One band of the bank (20-29 against 30-44) is about 0.4.
+AGE_WINDOW = 0.3
+# A tracked face (one with a track id) keeps its reference from frame to frame while that reference costs at most
+# KEEP_MARGIN more than the frame's best: the tone, turn and age readings wobble between frames, and without it a
+# still face flips between references (docs/ksame.md, "Ages"); 0: every frame chooses afresh. At most KEPT_TRACKS
+# tracks are remembered (the oldest forgotten first). Untracked faces (still images) are always chosen afresh.
+KEEP_MARGIN = 1.0
+KEPT_TRACKS = 4096
+# A tracked face's age reading is smoothed over its frames: each frame's log(1 + years) counts AGE_SMOOTHING
+# toward the track's running value (an exponential moving average; 1: no smoothing).
+AGE_SMOOTHING = 0.2
 # How much of the person's face shape the reference takes: its 5 landmarks are mapped onto the face's by the
 # least-squares similarity map (0: rotation, one scale, translation; it keeps its own proportions), the affine
 # map (1: 6 degrees of freedom, it takes the person's width to height and eye-to-mouth ratio), or a blend.
@@ -110,34 +126,12 @@ class BankError(ValueError):
     """A reference bank file that is missing, unreadable or not a bank."""
 
 
-def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares affine map of the (n, 2) points `src` onto `dst`."""
-    a = np.hstack([np.asarray(src, np.float64).reshape(-1, 2), np.ones((len(src), 1))])
-    sol, *_ = np.linalg.lstsq(a, np.asarray(dst, np.float64).reshape(-1, 2), rcond=None)
-    return sol.T
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity map (rotation, one scale, translation; no mirroring) of `src` onto `dst`.
-
-    Unlike the affine map it cannot stretch one axis more than the other, so the warped points keep their own
-    proportions (eye distance to eye-mouth distance) instead of taking the target's.
-    """
-    s, d = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
-    sc, dc = s - s.mean(0), d - d.mean(0)
-    norm = max(float((sc * sc).sum()), 1e-12)
-    a = float((sc * dc).sum()) / norm
-    b = float((sc[:, 0] * dc[:, 1] - sc[:, 1] * dc[:, 0]).sum()) / norm
-    rot = np.array([[a, -b], [b, a]])
-    return np.hstack([rot, (d.mean(0) - rot @ s.mean(0))[:, None]])
-
-
 def shape_fit(src: np.ndarray, dst: np.ndarray, person_shape: float) -> np.ndarray:
     """2x3 map of `src` onto `dst` between the similarity map (person_shape 0: the warped points keep their own
     proportions) and the affine one (1: they take the target's). Both send the centroid onto the centroid, so
     every blend of the two does too."""
-    sim = similarity_fit(src, dst)
-    return sim + float(person_shape) * (affine_fit(src, dst) - sim)
+    sim = crops.similarity_fit(src, dst)
+    return sim + float(person_shape) * (crops.affine_fit(src, dst) - sim)
 
 
 def stretch(points: np.ndarray, log_factors: np.ndarray) -> np.ndarray:
@@ -185,6 +179,8 @@ class Bank:
     k: np.ndarray  # (n,) int: how many people each reference averages
     box: np.ndarray  # (4,) float32: the face box of the canvas (where tone is read)
     alpha: np.ndarray  # (side, side) uint8: where the references hold faces' pixels (255) or none (0)
+    age: np.ndarray | None = None  # (n,) float32: the mean age of each reference's people (None: not recorded)
+    age_cue: AgeCue | None = None  # reads a face's age for the choice (None: the bank holds none)
 
     @property
     def ita(self) -> np.ndarray:
@@ -199,12 +195,14 @@ class Bank:
                 raise BankError("cannot encode a reference as JPEG")
             blobs.append(data.reshape(-1))
         offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        ages = {} if self.age is None else {"age": self.age.astype(np.float32)}
+        cue = {} if self.age_cue is None else self.age_cue.arrays()
         with open(path, "wb") as fh:
             np.savez_compressed(fh, format=np.array([FORMAT]), side=np.array([self.images.shape[1]]),
                                 jpeg=np.concatenate(blobs).astype(np.uint8), offsets=offsets,
                                 landmarks=self.landmarks.astype(np.float32), lab=self.lab.astype(np.float32),
                                 turn=self.turn.astype(np.float32), k=self.k.astype(np.int32),
-                                box=self.box.astype(np.float32), alpha=self.alpha.astype(np.uint8))
+                                box=self.box.astype(np.float32), alpha=self.alpha.astype(np.uint8), **ages, **cue)
 
     @classmethod
     def load(cls, path: str | Path) -> Bank:
@@ -231,6 +229,13 @@ class Bank:
                 or arrays["k"].shape != (n,) or arrays["landmarks"].shape != (n, 5, 2) or arrays["box"].shape != (4,) \
                 or arrays["alpha"].shape != (side, side):
             raise BankError(f"{path}: inconsistent k-Same reference bank (array shapes)")
+        age = arrays.get("age")
+        if age is not None and (age.shape != (n,) or not np.all(np.isfinite(age)) or np.any(age < 0)):
+            raise BankError(f"{path}: inconsistent k-Same reference bank (ages)")
+        try:
+            cue = AgeCue.from_arrays(arrays)
+        except ValueError as exc:
+            raise BankError(f"{path}: {exc}") from exc
         images = []
         for i in range(n):
             img = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
@@ -239,17 +244,25 @@ class Bank:
             images.append(img)
         return cls(np.stack(images), arrays["landmarks"].astype(np.float32), arrays["lab"].astype(np.float32),
                    arrays["turn"].astype(np.float32), arrays["k"].astype(np.int32), arrays["box"].astype(np.float32),
-                   arrays["alpha"].astype(np.uint8))
+                   arrays["alpha"].astype(np.uint8), None if age is None else age.astype(np.float32), cue)
 
     def choose(self, skin: np.ndarray | None, turn: float, seed: int, ita_window: float = ITA_WINDOW,
-               turn_window: float = TURN_WINDOW) -> int:
-        """The reference for a face of skin tone `skin` (CIELAB, None: unknown) and head turn |turn|, drawn by
-        `seed` among those near both (see ITA_WINDOW)."""
+               turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW) -> int:
+        """The reference for a face of skin tone `skin` (CIELAB, None: unknown), head turn |turn| and about
+        `years` old (None: unknown; ignored by a bank without ages, or with age_window 0), drawn by `seed` among
+        those near all three (see ITA_WINDOW)."""
+        return int(np.argmin(self.costs(skin, turn, seed, ita_window, turn_window, years, age_window)))
+
+    def costs(self, skin: np.ndarray | None, turn: float, seed: int, ita_window: float = ITA_WINDOW,
+              turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW
+              ) -> np.ndarray:
+        """Every reference's cost for this face (`choose` takes the lowest)."""
         cost = np.abs(self.turn - abs(float(turn))) / turn_window
-        if skin is not None:
-            cost = cost + np.abs(self.ita - ita(skin)) / ita_window
-        draw = np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
-        return int(np.argmin(cost + draw))
+        if skin is not None:  # a tone beyond the bank's is served by its darkest (lightest) band, not one reference
+            cost = cost + np.abs(self.ita - np.clip(ita(skin), self.ita.min(), self.ita.max())) / ita_window
+        if years is not None and self.age is not None and age_window > 0:
+            cost = cost + np.abs(np.log1p(self.age) - np.log1p(max(float(years), 0.0))) / age_window
+        return cost + np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
 
 
 class KSameFaces:
@@ -265,8 +278,14 @@ class KSameFaces:
                  shape_jitter: float | tuple[float, float] = SHAPE_JITTER, ita_window: float = ITA_WINDOW,
                  turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH,
                  crown_cells: int | None = CROWN_CELLS, grain: float = GRAIN, grain_sigma: float = GRAIN_SIGMA,
-                 interpolation: str = INTERPOLATION, max_crop: int = MAX_CROP):
+                 interpolation: str = INTERPOLATION, max_crop: int = MAX_CROP, age_window: float = AGE_WINDOW,
+                 keep_margin: float = KEEP_MARGIN):
         self.bank = bank
+        if age_window < 0 or keep_margin < 0:
+            raise ValueError(f"age window {age_window}, keep margin {keep_margin}: need 0 (off) or more")
+        self.age_window, self.keep_margin = float(age_window), float(keep_margin)
+        # track id -> (its reference, its smoothed log(1 + years) or None): KEEP_MARGIN, AGE_SMOOTHING
+        self.kept: OrderedDict[int, tuple[int, float | None]] = OrderedDict()
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {interpolation!r}: choose from {', '.join(INTERPOLATIONS)}")
         self.interpolation = INTERPOLATIONS[interpolation]
@@ -311,12 +330,41 @@ class KSameFaces:
         """Whether a reference can serve this face (gan.can_serve's rules)."""
         return gan.can_serve(image_shape, face, self.min_face, self.max_face, self.max_turn, self.min_inside)
 
+    def years(self, image: np.ndarray, landmarks: np.ndarray) -> float | None:
+        """The age cue's reading of the face (None: the bank has no cue or ages, or the age window is off)."""
+        if self.bank.age_cue is None or self.bank.age is None or self.age_window <= 0:
+            return None
+        return self.bank.age_cue.years(image, landmarks)
+
+    def choose(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int, mask_scale: float,
+               track: int | None = None) -> tuple[int, np.ndarray | None]:
+        """The reference for this face, and the person's skin tone (CIELAB; None: not readable). A tracked face
+        reads its age smoothed over its frames (AGE_SMOOTHING) and keeps the reference it had while that one costs
+        at most the keep margin more than the best."""
+        skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
+        years = self.years(image, landmarks)
+        before = self.kept.get(track) if track is not None else None
+        if years is not None and before is not None and before[1] is not None:
+            years = float(np.expm1(before[1] + AGE_SMOOTHING * (np.log1p(years) - before[1])))
+        costs = self.bank.costs(skin, crops.head_turn(landmarks), seed, self.ita_window, self.turn_window, years,
+                                self.age_window)
+        i = int(np.argmin(costs))
+        if track is None:
+            return i, skin
+        if before is not None and costs[before[0]] <= costs[i] + self.keep_margin:
+            i = before[0]
+        self.kept[track] = (i, None if years is None else float(np.log1p(years)))
+        self.kept.move_to_end(track)
+        while len(self.kept) > KEPT_TRACKS:
+            self.kept.popitem(last=False)
+        return i, skin
+
     def reference(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int,
-                  mask_scale: float, cells: int = COVER_CELLS) -> tuple[crops.CropRegion, np.ndarray]:
+                  mask_scale: float, cells: int = COVER_CELLS, track: int | None = None
+                  ) -> tuple[crops.CropRegion, np.ndarray]:
         """The face's crop window and the chosen reference warped into it, in the person's tone (BGR uint8)."""
         turn = crops.head_turn(landmarks)
-        skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
-        i = self.bank.choose(skin, turn, seed, self.ita_window, self.turn_window)
+        i, skin = self.choose(image, box, landmarks, seed, mask_scale, track)
         ref, ref_lm = np.dstack([self.bank.images[i], self.bank.alpha]), self.bank.landmarks[i]
         if turn < 0:
             ref, ref_lm = mirror(ref, ref_lm)
@@ -360,7 +408,8 @@ class KSameFaces:
             box = np.asarray(face.box, np.float64)[:4]
             level = grain_level(image, box) if self.grain_field is not None else 0.0
             made.append((i, box, level) + self.reference(image, box, np.asarray(face.landmarks, np.float64),
-                                                         seeds[i], mask_scale, cells))
+                                                         seeds[i], mask_scale, cells,
+                                                         getattr(face, "track_id", None)))
         for i, box, level, region, ref in made:
             blend.composite(image, ref, region, box, mask_scale, mask_shape, feather, cells, self.paste_rim,
                             self.multiband, self.crown_cells)

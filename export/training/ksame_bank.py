@@ -6,11 +6,13 @@ detector (cached detections), plausible landmarks, a head turn within gan.MAX_TU
 skin tone) is aligned by the
 least-squares affine map of its 5 landmarks onto the canvas template (ksame.REF_LANDMARKS); a head turned to the
 left is mirrored, so every reference turns right and the runtime mirrors it back (mirroring doubles the faces
-of each turn). Photos are grouped by age band and gender (from the file name: build-time only, the runtime never
-infers them), by head-turn band, and within that by skin tone (the individual typology angle as
-`tone.target` reads it): k neighbours in tone make one reference, their pixel average (each photo counts only
-where it has pixels; what no half of them covers is filled in smoothly). At most `--refs` references are kept,
-spread evenly over tone and turn bands so dark skin and turned heads are covered.
+of each turn). Photos are grouped by age band and gender (from the file name: build-time only), by head-turn
+band, and within that by skin tone (the individual typology angle as `tone.target` reads it): k neighbours in
+tone make one reference, their pixel average (each photo counts only where it has pixels; what no half of them
+covers is filled in smoothly). At most `--refs` references are kept, spread evenly over tone and turn bands so
+dark skin and turned heads are covered. The bank records each reference's mean age and holds an age cue fitted
+on the same photos (export.training.age_cue), so the runtime can choose a reference of about the person's age;
+nothing reads gender or race at run time.
 
 With `--measure`, each reference is checked against the people in it: the share of (reference, contributor)
 pairs a recognizer takes for the same person, beside the share of (reference, look-alike stranger) pairs (a
@@ -33,7 +35,7 @@ import argparse
 import json
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -49,6 +51,7 @@ from export.eval.incontext import chosen_faces
 from export.eval.sface import SFace
 from export.paths import shared_data_dir
 from export.splits import TUNE, in_generator_split
+from export.training import age_cue
 from export.training.ksame_shape import ShapeFinder, warp_group
 
 log = logging.getLogger(__name__)
@@ -144,6 +147,10 @@ def register(subparsers) -> None:
                         f"label (build time only; keeps more of the group's look, but SFace's identity gap rises "
                         f"and dim or warm light hands other groups' features: not adopted, docs/ksame.md)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N tuning photos (0 = all; for tests)")
+    p.add_argument("--hold-back", type=int, action="append", default=[], metavar="OFFSET",
+                   help=f"also leave out the {max(EVALUATED)} tuning faces `export.eval crowd --offset OFFSET` "
+                        f"takes, so a check of a choice runs on people no reference and no age cue has seen "
+                        f"(repeatable; not for the shipped bank)")
     p.add_argument("--out", type=Path, default=DEFAULT_KSAME_BANK)
     p.add_argument("--measure", action="store_true",
                    help="check the references against their people and look-alike strangers (SFace, dlib)")
@@ -154,7 +161,7 @@ def register(subparsers) -> None:
 
 def align(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, pad: int) -> tuple:
     """The padded photo on the canvas: (canvas, valid, landmarks, box) in canvas coordinates."""
-    m = ksame.affine_fit(landmarks, ksame.REF_LANDMARKS)
+    m = crops.affine_fit(landmarks, ksame.REF_LANDMARKS)
     size = (ksame.REF_SIDE, ksame.REF_SIDE)
     canvas = cv2.warpAffine(image, m, size, flags=cv2.INTER_AREA if abs(np.linalg.det(m[:, :2])) < 1 else
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -171,12 +178,15 @@ def padded(jpeg: bytes) -> np.ndarray:
     return cv2.copyMakeBorder(decode(jpeg), *[UTK_PAD] * 4, cv2.BORDER_CONSTANT, value=0)
 
 
-def load_photos(data: Path, detector: Path, limit: int = 0, shapes: bool = True) -> list[Photo]:
-    """Every usable tuning photo, aligned (see the module docstring); with `shapes`, each with its 68 points."""
+def load_photos(data: Path, detector: Path, limit: int = 0, shapes: bool = True,
+                hold_back: tuple[int, ...] = ()) -> list[Photo]:
+    """Every usable tuning photo, aligned (see the module docstring); with `shapes`, each with its 68 points.
+    `hold_back`: offsets of more crowd evaluations' faces to leave out (`--hold-back`)."""
     zf, found = utk_detections(data, detector)
     # The tuning faces the crowd and gate evaluations use (incontext.chosen_faces) stay out too: identity on
     # them would be void if their own face were averaged into a reference.
     evaluated = {n for limit in EVALUATED for n in chosen_faces(zf, TUNE, limit)}
+    evaluated |= {n for offset in hold_back for n in chosen_faces(zf, TUNE, max(EVALUATED), offset)}
     names = [n for n in sorted(found) if in_generator_split(n, TUNE, halved=False) and len(found[n]) == 1
              and demographics(n) is not None and n not in evaluated]
     if limit:
@@ -200,7 +210,7 @@ def load_photos(data: Path, detector: Path, limit: int = 0, shapes: bool = True)
         if skin is None or blend.is_grey(canvas):  # a grey photo has no skin tone to average
             continue
         age, gender, race = demographics(name)
-        m = ksame.affine_fit(face.landmarks, ksame.REF_LANDMARKS)
+        m = crops.affine_fit(face.landmarks, ksame.REF_LANDMARKS)
         shape = None if finder is None else finder(image, m, turn < 0, lm)
         photos.append(Photo(name, canvas, valid, lm, box, abs(turn), ksame.ita(skin), age, gender, race,
                             np.asarray(face.landmarks, np.float64), np.asarray(face.box, np.float64), shape,
@@ -425,9 +435,10 @@ def build(photos: list[Photo], k: int, refs: int, align: str = ALIGN, pool: int 
         turns.append(abs(crops.head_turn(lm)))
     lo, hi = ALPHA_COVER
     alpha = cv2.GaussianBlur(np.clip((np.mean(shares, axis=0) - lo) / (hi - lo), 0, 1), (0, 0), 3.0)
+    ages = np.array([np.mean([photos[i].age for i in g]) for g in chosen], np.float32)
     bank = ksame.Bank(np.stack(images), np.array(landmarks, np.float32), np.array(labs, np.float32),
                       np.array(turns, np.float32), np.full(len(chosen), k, np.int32), box,
-                      to_uint8(alpha * 255))
+                      to_uint8(alpha * 255), ages)
     return bank, chosen
 
 
@@ -512,12 +523,16 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 2 or args.refs < 1:
         log.error("--k must be at least 2 and --refs at least 1")
         return 2
-    photos = load_photos(args.data, args.detector, args.limit, shapes=args.align != "affine")
+    photos = load_photos(args.data, args.detector, args.limit, shapes=args.align != "affine",
+                         hold_back=tuple(args.hold_back))
     if args.typical_tone:
         photos = typical_tone(photos)
         log.info("%d photos of typical tone for their label", len(photos))
     try:
         bank, chosen = build(photos, args.k, args.refs, args.align, args.pool, args.typical_tone)
+        with zipfile.ZipFile(args.data / UTK_ZIP) as zf:
+            bank = replace(bank, age_cue=age_cue.train([(p.name, p.original_landmarks, p.age) for p in photos],
+                                                       lambda name: padded(zf.read(name)), AGE_BANDS))
     except ValueError as exc:
         log.error("%s", exc)
         return 2

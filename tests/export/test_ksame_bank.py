@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import cv2
 import numpy as np
 import pytest
 
 from edgeanon.anonymize import crops, gan, ksame
 from edgeanon.models import DEFAULT_KSAME_BANK
+from export.datasets import UTK_ZIP
 from export.splits import generator_holdout
-from export.training import ksame_bank
+from export.training import age_cue, ksame_bank
 from scripts import ksame_bank_pairs
 
 
@@ -149,3 +152,20 @@ def test_a_label_typical_bank_keeps_each_labels_middle_tones_and_groups_within_a
     for g in chosen:  # one label, gender and turn band (ages mixed only for the photos left over)
         assert len({(kept[i].race, kept[i].gender, ksame_bank.band(kept[i].turn, ksame_bank.TURN_BANDS))
                     for i in g}) == 1
+
+
+def test_the_age_cue_fitted_on_tuning_photos_reads_children_younger(tiny, shared_data):
+    """The builder's age cue on a small bank's photos: its check fifth (photos it was not fitted on) finds most
+    children, and the cue fitted on all of them reads each age band older than the one before, on average."""
+    photos, _, _ = tiny
+    zf = zipfile.ZipFile(shared_data / UTK_ZIP)
+    faces = [(p.name, p.original_landmarks, p.age) for p in photos]
+    x = np.stack([age_cue.shrunk_features(n, ksame_bank.padded(zf.read(n)), lm) for n, lm, _ in faces])
+    years = np.array([a for _, _, a in faces], np.float64)
+    check = age_cue.check(x, years, [n for n, _, _ in faces], ksame_bank.AGE_BANDS)
+    assert check.photos > 30 and check.children > 5
+    assert check.children_read_as_children > 0.5 and check.adults_read_as_children < 0.3
+    cue = age_cue.fit(x, years)
+    read = np.array([cue.years_of(f) for f in x])
+    means = [read[(years >= lo) & (years < hi)].mean() for lo, hi in ((0, 13), (20, 45), (60, 200))]
+    assert means[0] < means[1] < means[2], means

@@ -6,14 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeanon.anonymize import ksame
+from edgeanon.anonymize import crops, ksame
 from export.training import ksame_shape
 
 
 @pytest.fixture(scope="module")
 def aligned(face_image, faces):
     """The astronaut's face on the bank's canvas, its 5 canvas landmarks, the 2x3 map and its 68 points."""
-    m = ksame.affine_fit(faces[0].landmarks, ksame.REF_LANDMARKS)
+    m = crops.affine_fit(faces[0].landmarks, ksame.REF_LANDMARKS)
     canvas = cv2.warpAffine(face_image, m, (ksame.REF_SIDE, ksame.REF_SIDE), flags=cv2.INTER_LINEAR)
     lm = np.asarray(faces[0].landmarks, np.float64) @ m[:, :2].T + m[:, 2]
     shape = ksame_shape.ShapeFinder()(face_image, m, False, lm)

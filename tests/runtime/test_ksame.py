@@ -180,8 +180,8 @@ def test_the_similarity_map_keeps_the_references_proportions_the_affine_one_take
     assert abs(ratios[0] / _eye_mouth_ratio(ref) - 1) < 1e-6  # similarity: the reference's own proportions
     assert abs(ratios[2] / _eye_mouth_ratio(person) - 1) < 0.05  # affine: the person's
     assert ratios[0] < ratios[1] < ratios[2]
-    assert np.allclose(ksame.shape_fit(ref, person, 0.0), ksame.similarity_fit(ref, person))
-    assert np.allclose(ksame.shape_fit(ref, person, 1.0), ksame.affine_fit(ref, person))
+    assert np.allclose(ksame.shape_fit(ref, person, 0.0), crops.similarity_fit(ref, person))
+    assert np.allclose(ksame.shape_fit(ref, person, 1.0), crops.affine_fit(ref, person))
 
 
 def test_the_shape_setting_changes_the_paste_and_nothing_outside(face_image, faces, bank, maker):
@@ -296,7 +296,8 @@ def test_a_bank_of_another_side_is_read_and_serves_the_same_face(tmp_path, face_
     resolution makes) loads and puts the same reference, as sharp or sharper, where the committed one does."""
     twice = ksame.Bank(np.stack([cv2.resize(im, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
                                  for im in bank.images]), bank.landmarks * 2, bank.lab, bank.turn, bank.k,
-                       bank.box * 2, cv2.resize(bank.alpha, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
+                       bank.box * 2, cv2.resize(bank.alpha, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR),
+                       bank.age, bank.age_cue)
     twice.save(tmp_path / "twice.npz")
     loaded = ksame.Bank.load(tmp_path / "twice.npz")
     assert loaded.images.shape[1:] == (2 * ksame.REF_SIDE, 2 * ksame.REF_SIDE, 3)
@@ -327,3 +328,42 @@ def test_the_references_resampling_is_a_setting_that_changes_only_the_paste(face
     lap = {n: cv2.Laplacian(cv2.cvtColor(o[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()
            for n, o in out.items()}
     assert lap["cubic"] > lap["linear"] and lap["lanczos"] > lap["linear"]  # an enlargement keeps more detail
+
+
+def test_a_tracked_face_keeps_its_reference_while_its_readings_wobble(face_image, faces, bank, monkeypatch):
+    """Frame to frame the same person reads a little lighter or darker (exposure): chosen afresh the reference
+    flips; a tracked face keeps its own until another is clearly better (a much darker frame). The age cue is
+    off here so that only the skin-tone reading wobbles."""
+    box, lm = faces[0].box, np.asarray(faces[0].landmarks, np.float64)
+    keeping = ksame.KSameFaces(bank, age_window=0)
+    fresh = ksame.KSameFaces(bank, age_window=0, keep_margin=0)
+    rng = np.random.default_rng(3)
+    kept, afresh, untracked = [], [], []
+    for _ in range(16):
+        frame = np.clip(face_image * rng.uniform(0.9, 1.1), 0, 255).astype(np.uint8)
+        kept.append(keeping.choose(frame, box, lm, 5, DEFAULT_MASK_SCALE, track=5)[0])
+        afresh.append(fresh.choose(frame, box, lm, 5, DEFAULT_MASK_SCALE, track=5)[0])
+        untracked.append(keeping.choose(frame, box, lm, 5, DEFAULT_MASK_SCALE)[0])
+    flips = [sum(a != b for a, b in zip(picks, picks[1:], strict=False)) for picks in (kept, afresh)]
+    assert flips[1] >= 5 and flips[0] <= 1, (kept, afresh)
+    assert untracked == afresh  # a face without a track (a still image) is chosen afresh every time
+    dark = (face_image * 0.4).astype(np.uint8)
+    assert keeping.choose(dark, box, lm, 5, DEFAULT_MASK_SCALE, track=5)[0] != kept[-1]
+    with pytest.raises(ValueError, match="keep margin"):
+        ksame.KSameFaces(bank, keep_margin=-1)
+    # Memory is bounded: the oldest tracks are forgotten first.
+    monkeypatch.setattr(ksame, "KEPT_TRACKS", 3)
+    for track in range(10, 15):
+        keeping.choose(face_image, box, lm, 5, DEFAULT_MASK_SCALE, track=track)
+    assert list(keeping.kept) == [12, 13, 14]
+
+
+def test_a_tracked_face_is_served_the_kept_reference_through_replace(face_image, faces, bank):
+    """replace() reads each face's track id: a Track keeps its reference, a plain Detection does not."""
+    maker = ksame.KSameFaces(bank)
+    det = faces[0]
+    track = Track(7, det.box, det.landmarks, det.score, fresh=True)
+    assert maker.replace(face_image.copy(), [track], [7]) == [True]
+    assert list(maker.kept) == [7]
+    maker.replace(face_image.copy(), [det], [3])
+    assert list(maker.kept) == [7]
