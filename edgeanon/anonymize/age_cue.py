@@ -1,32 +1,32 @@
-"""A coarse age cue for choosing a k-Same reference: years from the face's gradients, by a linear model.
+"""A coarse age cue for choosing a k-Same reference: years read from the face by a small network.
 
 Without it a reference is chosen by skin tone and head turn alone, so a five-year-old may get an old man's
 average face and a grandmother a baby's (docs/ksame.md, "Ages"). The cue reads the face the way the bank's
 builder saw its photos: lined up by the similarity map of its 5 landmarks (which keeps the face's proportions, a
-child's short lower face among them) on a SIDE px grey canvas, mirrored when the head turns left, described by a
-histogram of oriented gradients plus a 16 px thumbnail, and mapped to log(1 + years) by a ridge regression that
-`export/training/age_cue.py` fits on the bank's own UTKFace photos and stores in the bank file. Its estimate
-only weighs the choice of a reference (ksame.AGE_WINDOW) and is never stored or published. numpy and OpenCV only.
+child's short lower face among them) on a SIDE px grey canvas, mirrored when the head turns left, its brightness
+and contrast normalised; a four-layer convolutional network (`export/training/age_cue.py`, trained on the bank's
+own UTKFace photos and stored in the bank file as ONNX) maps it to log(1 + years). Its estimate only weighs the
+choice of a reference (ksame.AGE_WINDOW) and is never stored or published. ONNX Runtime, numpy and OpenCV only.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from edgeanon.anonymize import crops
+from edgeanon.inference.errors import ModelError
+from edgeanon.inference.ort import OrtBackend
 
 SIDE = 64
 EYES = 16.0  # px between the eye centres on the canvas
 _SCALE = EYES / SIDE / float(crops.TEMPLATE_LANDMARKS[1, 0] - crops.TEMPLATE_LANDMARKS[0, 0])
 # The bank's canvas (ksame.REF_LANDMARKS) at SIDE px: eyes a little above the middle, forehead and chin inside.
 TEMPLATE = ((crops.TEMPLATE_LANDMARKS - 0.5) * _SCALE + [0.5, 0.46]) * SIDE
-CELL, BINS, CLIP = 8, 9, 0.2
-THUMB = 16
+SPREAD_FLOOR = 8.0  # grey levels added to a canvas's standard deviation before dividing (flat canvases stay calm)
 MAX_YEARS = 100.0
-PREFIX = "age_cue_"  # the arrays' names in a bank file
+INPUT, OUTPUT = "face", "log_years"
+ARRAY = "age_cue_onnx"  # the network's name in a bank file
 
 
 def canvas(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -53,67 +53,52 @@ def canvas(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, ::-1]) if crops.head_turn(src) < 0 else out
 
 
-def gradients(grey: np.ndarray) -> np.ndarray:
-    """Histograms of oriented gradients: CELL px cells, BINS unsigned orientations, 2x2-cell blocks L2-normed and
-    clipped at CLIP (Dalal and Triggs' recipe)."""
-    g = grey.astype(np.float32)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1)
-    mag = np.hypot(gx, gy)
-    pos = (np.degrees(np.arctan2(gy, gx)) % 180.0) / (180.0 / BINS)
-    lo = np.floor(pos).astype(np.int64)
-    w = pos - lo
-    lo %= BINS
-    n = g.shape[0] // CELL
-    cell = np.minimum(np.arange(g.shape[0]) // CELL, n - 1)
-    cy, cx = np.meshgrid(cell, cell, indexing="ij")
-    hist = np.zeros((n, n, BINS), np.float32)
-    np.add.at(hist, (cy, cx, lo), mag * (1.0 - w))
-    np.add.at(hist, (cy, cx, (lo + 1) % BINS), mag * w)
-    blocks = np.concatenate([hist[:-1, :-1], hist[1:, :-1], hist[:-1, 1:], hist[1:, 1:]], axis=-1)
-    blocks /= np.linalg.norm(blocks, axis=-1, keepdims=True) + 1e-3
-    return np.minimum(blocks, CLIP).ravel()
+def normalised(canvases: np.ndarray) -> np.ndarray:
+    """(..., SIDE, SIDE) grey canvases -> float32, each less its mean over its spread (+ SPREAD_FLOOR)."""
+    x = np.asarray(canvases, np.float32)
+    mean = x.mean(axis=(-1, -2), keepdims=True)
+    return (x - mean) / (x.std(axis=(-1, -2), keepdims=True) + SPREAD_FLOOR)
 
 
-def features(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """What the cue's linear model reads: the canvas's gradients and a THUMB px thumbnail (0-1)."""
-    grey = canvas(image, landmarks)
-    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32).ravel() / 255.0
-    return np.concatenate([gradients(grey), thumb]).astype(np.float32)
+def to_years(log_years: np.ndarray | float) -> np.ndarray:
+    return np.expm1(np.clip(log_years, 0.0, np.log1p(MAX_YEARS)))
 
 
-@dataclass(frozen=True)
 class AgeCue:
-    """log(1 + years) = ((features - mean) / scale) @ weights + bias, clipped to 0-MAX_YEARS years."""
+    """The network (ONNX bytes) and its session: `years(image, landmarks)`."""
 
-    mean: np.ndarray
-    scale: np.ndarray
-    weights: np.ndarray
-    bias: float
+    def __init__(self, model: bytes):
+        self.model = bytes(model)
+        try:
+            self.backend = OrtBackend("age cue", threads=1, providers=["CPUExecutionProvider"], model=self.model)
+        except ModelError as exc:
+            raise ValueError(f"an age cue that is not a loadable network ({exc})") from exc
+        if self.backend.input_names != [INPUT] or self.backend.output_names != [OUTPUT]:
+            raise ValueError(f"an age cue network of inputs {self.backend.input_names} and outputs "
+                             f"{self.backend.output_names}; this runtime feeds {INPUT!r} and reads {OUTPUT!r}")
 
     def years(self, image: np.ndarray, landmarks: np.ndarray) -> float:
-        return self.years_of(features(image, landmarks))
+        return float(self.read(canvas(image, landmarks)[None])[0])
 
-    def years_of(self, feats: np.ndarray) -> float:
-        z = float(((feats - self.mean) / self.scale) @ self.weights) + self.bias
-        return float(np.expm1(np.clip(z, 0.0, np.log1p(MAX_YEARS))))
+    def read(self, canvases: np.ndarray) -> np.ndarray:
+        """Years for (n, SIDE, SIDE) grey canvases."""
+        out = self.backend.run({INPUT: normalised(canvases)[:, None]})[OUTPUT]
+        return to_years(np.asarray(out, np.float64).reshape(-1))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """For a bank file (np.savez): the model under PREFIX names."""
-        return {f"{PREFIX}mean": self.mean.astype(np.float32), f"{PREFIX}scale": self.scale.astype(np.float32),
-                f"{PREFIX}weights": self.weights.astype(np.float32),
-                f"{PREFIX}bias": np.array([self.bias], np.float32)}
+        """For a bank file (np.savez): the network's bytes."""
+        return {ARRAY: np.frombuffer(self.model, np.uint8)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> AgeCue | None:
-        """The cue a bank file holds, None if it holds none; ValueError if its arrays do not fit together."""
-        names = [f"{PREFIX}{k}" for k in ("mean", "scale", "weights", "bias")]
-        if not any(n in arrays for n in names):
+        """The cue a bank file holds, None if it holds none; ValueError if it is not a working network."""
+        if ARRAY not in arrays:
             return None
-        if not all(n in arrays for n in names):
-            raise ValueError("an incomplete age cue (need its mean, scale, weights and bias)")
-        mean, scale, weights, bias = (np.asarray(arrays[n], np.float32).ravel() for n in names)
-        width = len(features(np.zeros((SIDE, SIDE), np.uint8), TEMPLATE))
-        if not (len(mean) == len(scale) == len(weights) == width and len(bias) == 1) or np.any(scale <= 0):
-            raise ValueError(f"an age cue of {len(weights)} weights; this runtime reads {width} features")
-        return cls(mean, scale, weights, float(bias[0]))
+        cue = cls(np.asarray(arrays[ARRAY], np.uint8).tobytes())
+        try:
+            out = cue.read(np.zeros((2, SIDE, SIDE), np.uint8))
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ValueError(f"an age cue network that cannot read a {SIDE} px face ({exc})") from exc
+        if out.shape != (2,):
+            raise ValueError(f"an age cue network that answers {out.shape} for two faces")
+        return cue

@@ -16,13 +16,16 @@ class OrtBackend(ClosingBackend):
 
     session = None  # set in __init__; None once closed
 
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 model: bytes | None = None):
+        """`model`: the ONNX file's bytes, when the model travels inside another file (`path` then names it in
+        messages)."""
         import onnxruntime as ort
 
         self.path = Path(path)
-        if not self.path.is_file():
+        if model is None and not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
-        if self.path.stat().st_size == 0:
+        if (len(model) if model is not None else self.path.stat().st_size) == 0:
             raise ModelError(f"{self.path}: model file is empty")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -37,7 +40,8 @@ class OrtBackend(ClosingBackend):
         wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=chosen)
+            self.session = ort.InferenceSession(model if model is not None else str(self.path), sess_options=opts,
+                                                providers=chosen)
         except Exception as exc:  # onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a loadable ONNX model ({first[:200]})") from exc

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeanon.anonymize import ksame
-from edgeanon.anonymize.age_cue import AgeCue
+from edgeanon.anonymize.age_cue import ARRAY, AgeCue
 from edgeanon.detector import FaceDetector
 from edgeanon.models import DEFAULT_KSAME_BANK
 
@@ -49,14 +49,22 @@ def test_the_shipped_bank_records_ages_and_holds_a_cue(bank):
     assert bank.age.min() < 4 and bank.age.max() > 60  # babies and old people among the references
 
 
-def test_a_child_is_read_younger_than_grown_ups_at_camera_sizes(bank, finder):
+def test_a_child_is_read_as_a_child_and_younger_than_grown_ups_at_camera_sizes(bank, finder):
     grown = ("grace-hopper.jpg", "obama.jpg", "biden.jpg")  # 70s, 50s, 60s
     for size in (40, 80, 160):
         child = years_at(finder, bank.age_cue, "painted-child.jpg", size)
         adults = [years_at(finder, bank.age_cue, name, size) for name in grown]
-        assert min(adults) > 40 and child < min(adults) - 20, (size, child, adults)
-        if size >= 80:
-            assert child < 13, (size, child)
+        assert child < 13 and min(adults) > child + 5, (size, child, adults)
+        assert adults[0] > 50, (size, adults)  # the woman in her 70s reads old
+
+
+def test_the_reading_holds_still_when_the_landmarks_move_a_pixel(bank, face_image, faces):
+    """Frame to frame a detector's landmarks move by about a pixel: the reading moves by far less than an age
+    band (AGE_WINDOW is 0.3 in log years)."""
+    lm = np.asarray(faces[0].landmarks, np.float64)
+    rng = np.random.default_rng(0)
+    readings = [np.log1p(bank.age_cue.years(face_image, lm + rng.normal(0.0, 1.0, lm.shape))) for _ in range(12)]
+    assert np.std(readings) < 0.2, np.expm1(readings)
 
 
 def test_the_reference_follows_the_age_reading(bank):
@@ -99,13 +107,15 @@ def test_a_bank_without_ages_chooses_by_tone_and_turn_alone(tmp_path, bank):
 
 
 def test_a_bank_with_a_broken_age_cue_is_refused(tmp_path, bank):
-    cue = bank.age_cue
-    short = AgeCue(cue.mean[:-1], cue.scale[:-1], cue.weights[:-1], cue.bias)
-    ksame.Bank(bank.images[:4], bank.landmarks[:4], bank.lab[:4], bank.turn[:4], bank.k[:4], bank.box, bank.alpha,
-               bank.age[:4], short).save(tmp_path / "short.npz")
+    small = ksame.Bank(bank.images[:4], bank.landmarks[:4], bank.lab[:4], bank.turn[:4], bank.k[:4], bank.box,
+                       bank.alpha, bank.age[:4], bank.age_cue)
+    small.save(tmp_path / "good.npz")
+    assert ksame.Bank.load(tmp_path / "good.npz").age_cue is not None
+    with np.load(tmp_path / "good.npz") as z:
+        arrays = {name: z[name] for name in z.files}
+    np.savez(tmp_path / "garbled.npz", **{**arrays, ARRAY: np.frombuffer(b"not a network" * 9, np.uint8)})
     with pytest.raises(ksame.BankError, match="age cue"):
-        ksame.Bank.load(tmp_path / "short.npz")
-    ksame.Bank(bank.images[:4], bank.landmarks[:4], bank.lab[:4], bank.turn[:4], bank.k[:4], bank.box, bank.alpha,
-               bank.age[:3], cue).save(tmp_path / "ages.npz")
+        ksame.Bank.load(tmp_path / "garbled.npz")
+    np.savez(tmp_path / "ages.npz", **{**arrays, "age": arrays["age"][:3]})
     with pytest.raises(ksame.BankError, match="ages"):
         ksame.Bank.load(tmp_path / "ages.npz")
