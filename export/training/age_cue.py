@@ -1,6 +1,6 @@
 """Train the k-Same bank's age cue (edgeanon/anonymize/age_cue.py) on the bank's own UTKFace tuning photos.
 
-A four-layer convolutional network (batch norm, ReLU, max pooling, global average pooling; about 90k weights)
+A four-layer convolutional network (batch norm, ReLU, max pooling, global average pooling; about 80k weights)
 learns log(1 + years) from the cue's grey canvas of each photo, normalised in brightness and contrast. Each photo
 is drawn VIEWS times as a camera would show it: shrunk to eyes SMALLEST-LARGEST px apart (log-uniform), its
 landmarks off by JITTER of the eye distance, brighter or darker and of more or less contrast; a batch takes one
