@@ -259,7 +259,8 @@ class Bank:
         """Every reference's cost for this face (`choose` takes the lowest)."""
         cost = np.abs(self.turn - abs(float(turn))) / turn_window
         if skin is not None:  # a tone beyond the bank's is served by its darkest (lightest) band, not one reference
-            cost = cost + np.abs(self.ita - np.clip(ita(skin), self.ita.min(), self.ita.max())) / ita_window
+            refs = self.ita
+            cost = cost + np.abs(refs - np.clip(ita(skin), refs.min(), refs.max())) / ita_window
         if years is not None and self.age is not None and age_window > 0:
             cost = cost + np.abs(np.log1p(self.age) - np.log1p(max(float(years), 0.0))) / age_window
         return cost + np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
