@@ -75,8 +75,8 @@ def add_split_option(p: argparse.ArgumentParser, default: str = HOLDOUT, choices
                                 f"reported (default: %(default)s)")
 
 
-def add_generator_split_option(p: argparse.ArgumentParser) -> None:
+def add_generator_split_option(p: argparse.ArgumentParser, default: str = HOLDOUT) -> None:
     """`--split` of the generator's evaluations (`in_generator_split`)."""
-    add_split_option(p, HOLDOUT, HALVES, f"{HOLDOUT}: the faces and scenes the generator never trained on, which "
-                                         f"every published number uses (default); {TUNE}: the tuning part, for "
-                                         "choosing (e.g. the generator gate)")
+    add_split_option(p, default, HALVES, f"{HOLDOUT}: the faces and scenes the generator never trained on, which "
+                                         f"every published number uses; {TUNE}: the tuning part, for choosing (e.g. "
+                                         "the generator gate; default: %(default)s)")

@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("banks", type=Path, nargs="+")
     d.add_argument("--data", type=Path, default=shared_data_dir())
     d.add_argument("--limit", type=int, default=0, help="the first N images of the split (0 = all)")
-    add_generator_split_option(d)
-    d.set_defaults(split=TUNE)
+    add_generator_split_option(d, TUNE)
     d.add_argument("--variant", action="append", default=[],
                    help="KSameFaces settings KEY=VALUE[,KEY=VALUE] on the first bank (repeatable), e.g. grain=1")
     d.add_argument("--smooth", type=float, default=0.0,

@@ -155,11 +155,6 @@ def length_ratio(points: np.ndarray) -> float:
     return abs(float(((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2) @ across)) / eyes
 
 
-def ita(lab: np.ndarray) -> float:
-    """Individual typology angle (degrees) of a CIELAB colour: arctan((L* - 50) / b*)."""
-    return float(np.degrees(np.arctan2(float(lab[0]) - 50.0, float(lab[2]))))
-
-
 def mirror(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The canvas flipped left-right, with its landmarks flipped and relabelled."""
     lm = np.asarray(landmarks, np.float64).reshape(5, 2)[MIRROR].copy()
@@ -184,7 +179,7 @@ class Bank:
 
     @property
     def ita(self) -> np.ndarray:
-        return np.degrees(np.arctan2(self.lab[:, 0] - 50.0, self.lab[:, 2]))
+        return tone.ita(self.lab)
 
     def save(self, path: Path, quality: int = 92) -> None:
         """Write the bank: the images as JPEG (a few kB each), the rest as arrays; one compressed .npz."""
@@ -260,7 +255,7 @@ class Bank:
         cost = np.abs(self.turn - abs(float(turn))) / turn_window
         if skin is not None:  # a tone beyond the bank's is served by its darkest (lightest) band, not one reference
             refs = self.ita
-            cost = cost + np.abs(refs - np.clip(ita(skin), refs.min(), refs.max())) / ita_window
+            cost = cost + np.abs(refs - np.clip(tone.ita(skin), refs.min(), refs.max())) / ita_window
         if years is not None and self.age is not None and age_window > 0:
             cost = cost + np.abs(np.log1p(self.age) - np.log1p(max(float(years), 0.0))) / age_window
         return cost + np.random.default_rng([abs(int(seed)), 7]).random(len(cost))

@@ -65,6 +65,12 @@ def _radius(shape: tuple[int, int], box: np.ndarray, scale: float, origin: tuple
     return np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
 
 
+def ita(lab) -> np.ndarray:
+    """Individual typology angle (degrees) of CIELAB colours (..., 3): arctan((L* - 50) / b*); a float for one."""
+    lab = np.asarray(lab, np.float64)
+    return np.degrees(np.arctan2(lab[..., 0] - 50.0, lab[..., 2]))
+
+
 def lab_of(bgr: np.ndarray) -> np.ndarray:
     """CIELAB (L* 0-100, a*, b*) of a BGR uint8 image, float32."""
     return cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)

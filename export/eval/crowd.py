@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from edgeanon.anonymize.crops import head_turn
+from edgeanon.anonymize.tone import ita
 from edgeanon.defaults import MADE_UP
 from edgeanon.detector import FaceDetector
 from edgeanon.frames import Frame
@@ -104,7 +105,7 @@ def skin_tone(bgr: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
     lightness, b = float(np.median(lab[..., 0][mask > 0])), float(np.median(lab[..., 2][mask > 0]))
-    return lightness, float(np.degrees(np.arctan2(lightness - 50.0, b)))
+    return lightness, float(ita((lightness, 0.0, b)))
 
 
 def seam_energy(original: np.ndarray, output: np.ndarray, box: np.ndarray) -> float:
@@ -418,8 +419,7 @@ def register(subparsers) -> None:
     p.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="our detector (finds the faces)")
     add_method_options(p)
     p.add_argument("--limit", type=int, default=300, help="number of faces (default 300, 0 = all)")
-    add_generator_split_option(p)
-    p.set_defaults(split=TUNE)
+    add_generator_split_option(p, TUNE)
     incontext.add_offset_option(p)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--seeds", action="store_true",

@@ -35,9 +35,10 @@ def test_the_committed_bank_is_small_and_covers_tones_and_turns():
 
 @pytest.fixture(scope="module")
 def tiny(shared_data, detector_model):
-    """A bank of 12 references of 3 people from 300 tuning photos, lined up by the 5-point affine map only."""
+    """A bank of 12 references of 3 people from 300 tuning photos, lined up by the 5-point affine map only, plain
+    averages (not exaggerated)."""
     photos = ksame_bank.load_photos(shared_data, detector_model, limit=300)
-    bank, chosen = ksame_bank.build(photos, 3, 12, align="affine")
+    bank, chosen = ksame_bank.build(photos, 3, 12, align="affine", gain=1.0)
     return photos, bank, chosen
 
 
@@ -64,6 +65,37 @@ def test_a_rebuilt_bank_holds_averages_of_tuning_faces_only(tiny, tmp_path):
         assert np.abs(again.images[0].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0
 
 
+def test_exaggerated_references_move_away_from_their_neighbours_and_keep_their_peoples_tone(tiny):
+    photos, plain, chosen = tiny
+    bold, again = ksame_bank.build(photos, 3, 12, align="affine")  # the default gain
+    assert again == chosen and ksame_bank.EXAGGERATE > 1
+    # The choice reads the people's tone, not the exaggerated image's.
+    assert np.array_equal(bold.lab, plain.lab) and np.array_equal(bold.landmarks, plain.landmarks)
+    inner = crops.ellipse_mask(plain.box, (ksame.REF_SIDE, ksame.REF_SIDE), 0.6) > 0
+
+    def spread(images):
+        faces = images.astype(np.float32)[:, inner]
+        return np.mean([np.abs(a - b).mean() for i, a in enumerate(faces) for b in faces[i + 1:]])
+
+    assert spread(bold.images) > 1.2 * spread(plain.images)  # the references are further apart
+    for r, g in enumerate(chosen):  # and still no single one of their people
+        for i in g:
+            assert np.abs(bold.images[r].astype(np.float32) - photos[i].canvas)[inner].mean() > 4.0
+
+
+def test_exaggerate_scales_each_image_away_from_its_neighbours_mean():
+    images = np.array([np.full((2, 2, 3), 100), np.full((2, 2, 3), 120), np.full((2, 2, 3), 200)], np.uint8)
+    years, turns, itas = np.array([30.0, 30.0, 80.0]), np.zeros(3), np.array([40.0, 40.0, 40.0])
+    assert np.array_equal(ksame_bank.exaggerate(images, years, turns, itas, 1.0), images)
+    out = ksame_bank.exaggerate(images, years, turns, itas, 2.0).astype(float)
+    # Image 0's neighbours' mean is almost all image 1 (same age) and little of image 2 (far older).
+    w = np.exp(-0.5 * (np.log1p(80) - np.log1p(30)) ** 2 / ksame_bank.NEIGHBOURHOOD[0] ** 2)
+    mean = (120 + w * 200) / (1 + w)
+    assert out[0, 0, 0, 0] == pytest.approx(np.clip(mean + 2 * (100 - mean), 0, 255), abs=0.6)
+    assert out[1].min() > 120 and out[0].max() < 100  # pushed apart
+    assert out[2].min() == 255  # clipped, not wrapped
+
+
 def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F)[mask].var())
@@ -72,7 +104,7 @@ def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
 def test_references_lined_up_by_shape_are_sharper_and_keep_their_landmarks(tiny):
     photos, affine, chosen = tiny
     assert sum(p.shape is not None for p in photos) > 0.9 * len(photos)  # a plausible 68-point fit for most
-    shaped, again = ksame_bank.build(photos, 3, 12, align="shape")  # each group warped onto its mean shape
+    shaped, again = ksame_bank.build(photos, 3, 12, align="shape", gain=1.0)  # each group warped onto its mean shape
     assert again == chosen  # the same people in each reference, only lined up better
     inner = crops.ellipse_mask(affine.box, (ksame.REF_SIDE, ksame.REF_SIDE), 0.6) > 0
     sharper = [laplacian_variance(s, inner) > laplacian_variance(a, inner)
@@ -88,7 +120,7 @@ def test_references_lined_up_by_shape_are_sharper_and_keep_their_landmarks(tiny)
 
 def test_two_banks_of_the_same_groups_are_compared_pair_by_pair(tiny, shared_data, capsys):
     photos, affine, chosen = tiny
-    shaped, _ = ksame_bank.build(photos, 3, 12, align="shape")
+    shaped, _ = ksame_bank.build(photos, 3, 12, align="shape", gain=1.0)
     cache: dict = {}
     first = ksame_bank.measure(photos, affine, chosen, shared_data, cache=cache, refs=4, pairs=True)
     second = ksame_bank.measure(photos, shaped, chosen, shared_data, cache=cache, refs=4, pairs=True)
@@ -110,8 +142,8 @@ def test_two_banks_of_the_same_groups_are_compared_pair_by_pair(tiny, shared_dat
 def test_pooled_detail_is_sharper_and_comes_from_other_people(tiny):
     photos = tiny[0]
     # More references than `tiny`, so most have others of their stratum to borrow detail from.
-    affine, chosen = ksame_bank.build(photos, 3, 60, align="affine")
-    pooled, again = ksame_bank.build(photos, 3, 60, align="pool", pool=9)
+    affine, chosen = ksame_bank.build(photos, 3, 60, align="affine", gain=1.0)
+    pooled, again = ksame_bank.build(photos, 3, 60, align="pool", pool=9, gain=1.0)
     assert again == chosen
     # The landmarks stay the affine average's: its coarse face is kept.
     assert np.array_equal(pooled.landmarks, affine.landmarks)

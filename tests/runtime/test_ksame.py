@@ -69,8 +69,8 @@ def test_the_reference_is_chosen_near_the_persons_tone_and_turn(bank):
     for seed in range(10):
         for skin in (dark, light):
             i = bank.choose(skin, 0.05, seed)
-            nearest = np.min(np.abs(bank.ita - ksame.ita(skin)))
-            assert abs(bank.ita[i] - ksame.ita(skin)) <= nearest + ksame.ITA_WINDOW + 1e-3
+            nearest = np.min(np.abs(bank.ita - tone.ita(skin)))
+            assert abs(bank.ita[i] - tone.ita(skin)) <= nearest + ksame.ITA_WINDOW + 1e-3
         turned = bank.choose(None, -0.4, seed)
         assert abs(bank.turn[turned] - 0.4) <= np.min(np.abs(bank.turn - 0.4)) + ksame.TURN_WINDOW + 1e-3
 
