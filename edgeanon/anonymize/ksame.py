@@ -87,7 +87,9 @@ PERSON_SHAPE = 1.0
 # and 12 cells moved SFace's own-person minus look-alike gap from +1.6 to -0.9 points (paired -2.5, 95% -4.0 to
 # -1.2), dlib's from -1.45 to -1.0 (inside noise), SFace diversity 0.895 -> 0.897 (+0.002, -0.000 to +0.004),
 # dlib's 0.929 -> 0.919, the seam 0.314 -> 0.304 (blur 0.279). The similarity map (PERSON_SHAPE 0) cost SFace
-# diversity 0.05 on 300 faces and 0.5 cost 0.025, for no identity gain beyond noise: the affine map stays.
+# diversity 0.05 on 300 faces and 0.5 cost 0.025, for no identity gain beyond noise: the affine map stays. With
+# the exaggerated bank it costs 0.02-0.03 (to the 0.9 bar) and moves the own original's rank toward chance, not the
+# rank-1 counts (docs/ksame.md, "The similarity map again"): still affine.
 SHAPE_JITTER = 0.2
 # How much of the reference's own length the face keeps (0: none, the affine map copies the person's): before the
 # stretch above, the face's landmarks are stretched across the eye line by (r_ref / r_face) ** PERSON_LENGTH,
@@ -132,6 +134,19 @@ def shape_fit(src: np.ndarray, dst: np.ndarray, person_shape: float) -> np.ndarr
     every blend of the two does too."""
     sim = crops.similarity_fit(src, dst)
     return sim + float(person_shape) * (crops.affine_fit(src, dst) - sim)
+
+
+def face_map(ref: np.ndarray, face: np.ndarray, person_shape: float, log_stretch: np.ndarray) -> np.ndarray:
+    """2x3 map of the reference's landmarks onto the face's: the proportions `shape_fit` gives for `person_shape`
+    (the person's at 1, the reference's at 0) on the face's place, size and roll, then stretched by
+    exp(log_stretch) along and across the eye line (a track's own proportions: SHAPE_JITTER)."""
+    target = np.asarray(face, np.float64).reshape(5, 2)
+    if person_shape < 1.0:
+        src = np.asarray(ref, np.float64).reshape(5, 2)
+        target = cv2.transform(src[None], shape_fit(src, target, person_shape))[0]
+    if np.any(np.asarray(log_stretch) != 0):
+        target = stretch(target, log_stretch)
+    return crops.affine_fit(ref, target)
 
 
 def stretch(points: np.ndarray, log_factors: np.ndarray) -> np.ndarray:
@@ -370,10 +385,8 @@ class KSameFaces:
         if self.person_length > 0:
             keep = self.person_length * np.log(length_ratio(ref_lm) / max(length_ratio(target), 1e-3))
             target = stretch(target, np.array([0.0, keep]))
-        if np.any(self.shape_jitter > 0):
-            target = stretch(target, np.random.default_rng([abs(int(seed)), 11]).uniform(-1.0, 1.0, 2)
-                             * self.shape_jitter)
-        m = shape_fit(ref_lm, target, self.person_shape)
+        m = face_map(ref_lm, target, self.person_shape,
+                     np.random.default_rng([abs(int(seed)), 11]).uniform(-1.0, 1.0, 2) * self.shape_jitter)
         size = (region.size, region.size)
         warped = cv2.warpAffine(ref, m, size, flags=self.interpolation, borderMode=cv2.BORDER_CONSTANT)
         cut = crops.cut_crop(image, region, gan.BORDER)

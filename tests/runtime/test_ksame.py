@@ -184,6 +184,24 @@ def test_the_similarity_map_keeps_the_references_proportions_the_affine_one_take
     assert np.allclose(ksame.shape_fit(ref, person, 1.0), crops.affine_fit(ref, person))
 
 
+def test_a_tracks_stretch_varies_the_references_proportions_not_the_persons_under_the_similarity_map(faces, bank):
+    ref = bank.landmarks[0].astype(np.float64)
+    person = faces[0].landmarks.astype(np.float64)
+    centre = person.mean(0)
+    narrow = centre + (person - centre) * [0.8, 1.3]
+    wider = np.array([np.log(1.2), 0.0])  # the eyes 1.2x as far apart, the length kept
+
+    def ratio(face, shape, log_stretch):
+        m = ksame.face_map(ref, face, shape, log_stretch)
+        return _eye_mouth_ratio(ref @ m[:, :2].T + m[:, 2])
+
+    for face in (person, narrow):  # whoever the person is, the reference's proportions, stretched by the track
+        assert ratio(face, 0.0, np.zeros(2)) == pytest.approx(_eye_mouth_ratio(ref), rel=1e-6)
+        assert ratio(face, 0.0, wider) == pytest.approx(_eye_mouth_ratio(ref) / 1.2, rel=1e-3)
+    # The affine map takes the person's, stretched the same way.
+    assert ratio(narrow, 1.0, wider) == pytest.approx(_eye_mouth_ratio(narrow) / 1.2, rel=0.05)
+
+
 def test_the_shape_setting_changes_the_paste_and_nothing_outside(face_image, faces, bank, maker):
     similar = ksame.KSameFaces(bank, person_shape=0.0 if ksame.PERSON_SHAPE > 0.5 else 1.0)
     a, b = face_image.copy(), face_image.copy()
