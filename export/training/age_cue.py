@@ -137,4 +137,3 @@ def train(faces: Sequence[tuple[str, np.ndarray, float]], read: Callable[[str], 
              c.median_error, 100 * c.same_or_next_band, c.children, 100 * c.children_read_as_children,
              100 * c.adults_read_as_children)
     return cue
-
