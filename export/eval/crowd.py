@@ -19,7 +19,9 @@ export.eval.sface):
   the detector's, measured by `leak`, and it alone puts rank-1 re-identification at (missed faces)x chance);
   and, over the found faces, each output's own original's rank (`own_rank`: the share of the other originals
   nearer to the output than its own; 0.5 = chance, 0 = always nearest), the weak signal behind rank-1 that a
-  few re-identified faces cannot show;
+  few re-identified faces cannot show; and both again within the person's age band (identity.AGE_BANDS, from
+  the file name): the gallery only the originals of that band, chance 1 / its size, so that what a method
+  re-identifies by the age it keeps (as a generated face should) is told apart from what it keeps of the person;
 - diversity across seeds (`--seeds`, gan methods): each laid-in face anonymized alone twice, with two seeds
   (track ids); the recognizer distance between the two outputs over the mean distance between the outputs
   of different people (1.0: a new track gets as different a face as another person would; 0: the latent
@@ -57,7 +59,7 @@ from edgeanon.models import DEFAULT_DETECTOR
 from edgeanon.tracker import Track, iou_matrix
 from export.eval import incontext
 from export.eval.group_probe import lift, predicted_labels
-from export.eval.identity import SAME_PERSON, demographics, lookalike_pairs
+from export.eval.identity import AGE_BANDS, SAME_PERSON, demographics, lookalike_pairs
 from export.eval.methods import add_method_options, build_anonymizers, chosen_methods
 from export.eval.sface import SAME_PERSON as SFACE_SAME
 from export.eval.sface import SFace
@@ -163,17 +165,25 @@ def distances(a: np.ndarray, b: np.ndarray, recognizer: str) -> np.ndarray:
     return np.linalg.norm(a[:, None] - b[None], axis=2)
 
 
-def own_rank(d_ao: np.ndarray) -> np.ndarray:
+def own_rank(d_ao: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """Per output i, the share of the other originals j != i nearer to it than its own original (d_ao[i, j] <
-    d_ao[i, i]; ties count half): 0 = its own original is the nearest, 0.5 = chance, 1 = the farthest."""
+    d_ao[i, i]; ties count half): 0 = its own original is the nearest, 0.5 = chance, 1 = the farthest.
+    `among` (n, n booleans): only the originals j with among[i, j] count (NaN where none does)."""
     d = np.asarray(d_ao, np.float64)
     n = len(d)
-    if n < 2:
-        return np.full(n, np.nan)
+    others = ~np.eye(n, dtype=bool)
+    if among is not None:
+        others &= np.asarray(among, bool)
+    count = others.sum(1)
     own = np.diag(d)[:, None]
-    off = ~np.eye(n, dtype=bool)
-    nearer = ((d < own) & off).sum(1) + 0.5 * ((d == own) & off).sum(1)
-    return nearer / (n - 1)
+    nearer = ((d < own) & others).sum(1) + 0.5 * ((d == own) & others).sum(1)
+    return np.where(count > 0, nearer / np.maximum(count, 1), np.nan)
+
+
+def reid_among(d_ao: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Per output i, 1.0 where its own original is nearer than every other original j with among[i, j]."""
+    d = np.where(np.asarray(among, bool) | np.eye(len(d_ao), dtype=bool), np.asarray(d_ao, np.float64), np.inf)
+    return (np.argmin(d, axis=1) == np.arange(len(d))).astype(float)
 
 
 @dataclass
@@ -213,6 +223,9 @@ class Crowd:
         n = len(self.names)
         labels, ages = self.groups(), self.age_classes()
         values["age_class"] = ages.astype(float)
+        bands = self.age_bands()
+        same_band = bands[:, None] == bands[None, :]
+        values["band_size"] = same_band.sum(1).astype(float)
         for rec, threshold in RECOGNIZERS.items():
             a, o = np.array(out.embeddings[rec]), np.array(ref.embeddings[rec])
             d_ao = distances(a, o, rec)
@@ -220,6 +233,9 @@ class Crowd:
             values[f"{rec}_own"] = (np.diag(d_ao) < threshold).astype(float)
             values[f"{rec}_reid"] = (np.argmin(d_ao, axis=1) == np.arange(n)).astype(float)
             values[f"{rec}_own_rank"] = own_rank(d_ao)
+            # The same within the person's age band: what is left once the age a method keeps is known.
+            values[f"{rec}_band_reid"] = reid_among(d_ao, same_band)
+            values[f"{rec}_band_rank"] = own_rank(d_ao, same_band)
             # Each face's mean distance to every other face, outputs among themselves and originals likewise.
             values[f"{rec}_spread_out"] = (distances(a, a, rec) * off).sum(1) / max(n - 1, 1)
             values[f"{rec}_spread_orig"] = (distances(o, o, rec) * off).sum(1) / max(n - 1, 1)
@@ -246,6 +262,11 @@ class Crowd:
 
     def groups(self) -> np.ndarray:
         return np.array([(demographics(n) or (0, 0, -1))[2] for n in self.names])
+
+    def age_bands(self) -> np.ndarray:
+        """Per face, its identity.AGE_BANDS index (-1: no age in the file name)."""
+        return np.array([int(np.searchsorted(AGE_BANDS, d[0], side="right")) - 1 if d else -1
+                         for d in map(demographics, self.names)])
 
     def age_classes(self) -> np.ndarray:
         """Per face, its AGE_CLASSES index (-1: no age in the file name)."""
@@ -302,6 +323,10 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
                 v[f"{rec}_stranger_hits"][idx][found].sum() / max(float(v["pairs"][idx][found].sum()), 1.0))
             s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
             s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
+            if f"{rec}_band_reid" in v:  # chance within a band of m originals is 1/m
+                s[f"{rec}_band_reid_found_x_chance"] = float(
+                    (v[f"{rec}_band_reid"] * v["band_size"])[idx][found].mean())
+                s[f"{rec}_band_rank_found"] = float(np.nanmean(v[f"{rec}_band_rank"][idx][found]))
             if rec == "sface" and "sface_attacker_reid" in v:
                 s["sface_attacker_reid_found_x_chance"] = float(
                     v["sface_attacker_reid"][idx][found].mean() * len(v["seam"]))
@@ -443,6 +468,8 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_gap_found", f"{rec}: own - stranger, found faces", "{:+.4f}"),
         (f"{rec}_reid_found_x_chance", f"{rec}: re-id / chance, found faces", "{:.2f}"),
         (f"{rec}_own_rank_found", f"{rec}: own original's rank, found", "{:.4f}"),
+        (f"{rec}_band_reid_found_x_chance", f"{rec}: re-id / chance in age band, found", "{:.2f}"),
+        (f"{rec}_band_rank_found", f"{rec}: own rank in age band, found", "{:.4f}"),
         (f"{rec}_attacker_reid_found_x_chance", f"{rec}: re-id / chance, found, own lm", "{:.2f}"),
         (f"{rec}_attacker_own_rank_found", f"{rec}: own original's rank, own lm", "{:.4f}"),
         (f"{rec}_group_kept", f"{rec}: group look kept (probe lift)", "{:.2f}"),

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 SAME_PERSON = 0.6
 STRANGER_AGE_GAP = 5
+# UTKFace age bands (lower edges, years; the last edge closes the top band): the ksame bank's references each
+# hold people of one band, and the crowd measures re-identification within them (what is left once the age a
+# method keeps is known).
+AGE_BANDS = (0, 4, 13, 20, 30, 45, 60, 200)
 
 
 def demographics(name: str) -> tuple[int, int, int] | None:

@@ -48,7 +48,7 @@ from edgeanon.atomic import atomic_path
 from edgeanon.models import DEFAULT_DETECTOR, DEFAULT_KSAME_BANK
 from export.datasets import UTK_PAD, UTK_ZIP, decode, utk_detections
 from export.eval.crowd import RECOGNIZERS, distances
-from export.eval.identity import Embedder, demographics
+from export.eval.identity import AGE_BANDS, Embedder, demographics
 from export.eval.incontext import chosen_faces
 from export.eval.sface import SFace
 from export.paths import shared_data_dir
@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 # Chosen on the tuning split (docs/ksame.md): k people per reference, at most REFS references.
 K = 8
 REFS = 360
-AGE_BANDS = (0, 4, 13, 20, 30, 45, 60, 200)
 TURN_BANDS = (0.0, 0.12, 0.25, gan.MAX_TURN + 1e-6)
 # References are spread over skin-tone bands of this many degrees of ITA (and the turn bands).
 ITA_BAND = 8.0

@@ -90,6 +90,14 @@ def test_own_rank_is_the_share_of_other_originals_nearer_than_ones_own():
                   [0.4, 0.4, 0.4, 0.8],   # two ties: half each
                   [0.1, 0.2, 0.3, 0.9]])  # all nearer
     assert crowd.own_rank(d).tolist() == pytest.approx([0.0, 2 / 3, 1 / 3, 1.0])
+    # Within bands {0, 1} and {2, 3}: only the other member of one's band counts.
+    bands = np.array([0, 0, 1, 1])
+    among = bands[:, None] == bands[None, :]
+    assert crowd.own_rank(d, among).tolist() == pytest.approx([0.0, 1.0, 0.0, 1.0])
+    assert crowd.reid_among(d, among).tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert crowd.reid_among(d, np.ones((4, 4), bool)).tolist() == [1.0, 0.0, 0.0, 0.0]  # a tie: the first wins
+    alone = np.eye(4, dtype=bool)  # nobody else in one's band: no rank, but nearest of its gallery of one
+    assert np.isnan(crowd.own_rank(d, alone)).all() and crowd.reid_among(d, alone).tolist() == [1.0] * 4
 
 
 def test_own_rank_is_near_chance_for_blur_and_zero_for_the_original(blurred_crowd):
@@ -99,6 +107,8 @@ def test_own_rank_is_near_chance_for_blur_and_zero_for_the_original(blurred_crow
         assert crowd.summary(same.per_face("same"), same.groups(), np.arange(n))[f"{rec}_own_rank_found"] == 0.0
         blur = crowd.summary(blurred_crowd.per_face("blur"), blurred_crowd.groups(), np.arange(n))
         assert 0.25 < blur[f"{rec}_own_rank_found"] < 0.65  # blur leaves a weak signal at most (40 faces)
+        assert crowd.summary(same.per_face("same"), same.groups(), np.arange(n))[f"{rec}_band_rank_found"] == 0.0
+        assert 0.2 < blur[f"{rec}_band_rank_found"] < 0.8  # within an age band, blur is near chance too
 
 
 def test_skin_tone_follows_the_light_of_the_face(face_image, faces):
