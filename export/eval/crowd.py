@@ -158,6 +158,11 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
+def race_labels(names: list[str]) -> np.ndarray:
+    """Per UTKFace file name, its race label (RACES index; -1: none in the name)."""
+    return np.array([(demographics(n) or (0, 0, -1))[2] for n in names])
+
+
 def distances(a: np.ndarray, b: np.ndarray, recognizer: str) -> np.ndarray:
     """(len(a), len(b)) distance matrix: Euclidean for dlib, 1 - cosine for SFace (unit vectors)."""
     if recognizer == "sface":
@@ -223,6 +228,7 @@ class Crowd:
         n = len(self.names)
         labels, ages = self.groups(), self.age_classes()
         values["age_class"] = ages.astype(float)
+        values["gallery"] = np.full(n, float(n))
         bands = self.age_bands()
         same_band = bands[:, None] == bands[None, :]
         values["band_size"] = same_band.sum(1).astype(float)
@@ -261,7 +267,7 @@ class Crowd:
         return values
 
     def groups(self) -> np.ndarray:
-        return np.array([(demographics(n) or (0, 0, -1))[2] for n in self.names])
+        return race_labels(self.names)
 
     def age_bands(self) -> np.ndarray:
         """Per face, its identity.AGE_BANDS index (-1: no age in the file name)."""
@@ -305,6 +311,8 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             worst = max(worst, s[f"dita_{label}"])
     s["dita_worst"] = worst
     pairs = max(float(v["pairs"][idx].sum()), 1.0)
+    # Chance of rank-1 re-identification is 1 / the originals each output was ranked among (its run's faces).
+    gallery = v["gallery"] if "gallery" in v else np.full(len(v["seam"]), float(len(v["seam"])))
     for rec in RECOGNIZERS:
         spread = max(float(v[f"{rec}_spread_orig"][idx].mean()), 1e-9)
         s[f"{rec}_diversity"] = float(v[f"{rec}_spread_out"][idx].mean()) / spread
@@ -315,13 +323,13 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
         s[f"{rec}_stranger"] = float(v[f"{rec}_stranger_hits"][idx].sum() / pairs)
         s[f"{rec}_gap"] = s[f"{rec}_own"] - s[f"{rec}_stranger"]
         s[f"{rec}_real"] = float(v[f"{rec}_real_hits"][idx].sum() / pairs)
-        s[f"{rec}_reid_x_chance"] = float(v[f"{rec}_reid"][idx].mean() * len(v["seam"]))
+        s[f"{rec}_reid_x_chance"] = float((v[f"{rec}_reid"] * gallery)[idx].mean())
         # The same two on the faces our detector found (the gallery stays every original: chance is unchanged).
         found = v["found"][idx] > 0
         if found.any():
             s[f"{rec}_gap_found"] = float(v[f"{rec}_own"][idx][found].mean()) - float(
                 v[f"{rec}_stranger_hits"][idx][found].sum() / max(float(v["pairs"][idx][found].sum()), 1.0))
-            s[f"{rec}_reid_found_x_chance"] = float(v[f"{rec}_reid"][idx][found].mean() * len(v["seam"]))
+            s[f"{rec}_reid_found_x_chance"] = float((v[f"{rec}_reid"] * gallery)[idx][found].mean())
             s[f"{rec}_own_rank_found"] = float(np.nanmean(v[f"{rec}_own_rank"][idx][found]))
             if f"{rec}_band_reid" in v:  # chance within a band of m originals is 1/m
                 s[f"{rec}_band_reid_found_x_chance"] = float(
@@ -329,7 +337,7 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
                 s[f"{rec}_band_rank_found"] = float(np.nanmean(v[f"{rec}_band_rank"][idx][found]))
             if rec == "sface" and "sface_attacker_reid" in v:
                 s["sface_attacker_reid_found_x_chance"] = float(
-                    v["sface_attacker_reid"][idx][found].mean() * len(v["seam"]))
+                    (v["sface_attacker_reid"] * gallery)[idx][found].mean())
                 s["sface_attacker_own_rank_found"] = float(np.nanmean(v["sface_attacker_own_rank"][idx][found]))
         # The probes: each label's lift on the outputs, over its lift on the originals (mean over labels).
         probe_kept(v, f"{rec}_group", race, RACES, idx, s)
@@ -481,6 +489,24 @@ ROWS = [("tone_r", "tone: L* correlation", "{:.3f}"), ("tone_abs_dl", "tone: med
         (f"{rec}_age_{g}", f"{rec}:   age probe lift, {g}", "{:+.2f}"),
         (f"{rec}_age_orig_{g}", f"{rec}:     originals' lift, {g}", "{:+.2f}"))] + [
     ("seam", "seam: gradient energy out/orig", "{:.3f}")]
+
+
+def pool(runs: list[dict]) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
+    """Several runs' results (`--json` of this command or of scripts.gan_variants: names and per-face values)
+    as one set of faces, for the methods every run has: each face keeps the values of its own run (its output
+    ranked among its own run's originals), so `bootstrap` over the pooled faces gives one interval for all."""
+    methods = [m for m in runs[0]["per_face"] if all(m in r["per_face"] for r in runs)]
+    names = [n for r in runs for n in r["names"]]
+    pooled = {}
+    for m in methods:
+        parts = []
+        for r in runs:
+            v = {k: np.asarray(x, np.float64) for k, x in r["per_face"][m].items()}
+            v.setdefault("gallery", np.full(len(r["names"]), float(len(r["names"]))))
+            parts.append(v)
+        keys = set.intersection(*(set(v) for v in parts))
+        pooled[m] = {k: np.concatenate([v[k] for v in parts]) for k in sorted(keys)}
+    return names, pooled
 
 
 def format_report(stats: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import zipfile
 
 import cv2
@@ -17,6 +18,7 @@ from export.eval import crowd, incontext
 from export.eval.sface import SAME_PERSON as SFACE_SAME
 from export.eval.sface import SFace
 from export.splits import in_generator_split
+from scripts import pool_crowd
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,32 @@ def test_own_rank_is_near_chance_for_blur_and_zero_for_the_original(blurred_crow
         assert 0.25 < blur[f"{rec}_own_rank_found"] < 0.65  # blur leaves a weak signal at most (40 faces)
         assert crowd.summary(same.per_face("same"), same.groups(), np.arange(n))[f"{rec}_band_rank_found"] == 0.0
         assert 0.2 < blur[f"{rec}_band_rank_found"] < 0.8  # within an age band, blur is near chance too
+
+
+def test_runs_pool_into_one_report_each_face_ranked_in_its_own_run(blurred_crowd, tmp_path, capsys):
+    same = with_output(blurred_crowd, "same", blurred_crowd.original)
+    n = len(same.names)
+    run = {"names": same.names, "per_face": {m: {k: v.tolist() for k, v in same.per_face(m).items()}
+                                             for m in ("blur", "same")}}
+    one = crowd.summary(same.per_face("same"), same.groups(), np.arange(n))
+    assert one["dlib_reid_x_chance"] == pytest.approx(n)  # every original is its own nearest: n x chance
+    names, pooled = crowd.pool([run, run])
+    assert names == same.names * 2 and set(pooled) == {"blur", "same"}
+    two = crowd.summary(pooled["same"], crowd.race_labels(names), np.arange(2 * n))
+    # Two galleries of n: still n x chance (not 2n), and the same own ranks and diversity.
+    for key in ("dlib_reid_x_chance", "sface_reid_found_x_chance", "sface_own_rank_found", "dlib_band_rank_found",
+                "sface_diversity", "tone_r"):
+        assert two[key] == pytest.approx(one[key])
+    # A run without the pooled methods' values: only the methods every run has are pooled.
+    only_blur = {"names": run["names"], "per_face": {"blur": run["per_face"]["blur"]}}
+    assert set(crowd.pool([run, only_blur])[1]) == {"blur"}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(run))
+    second.write_text(json.dumps(run))
+    assert pool_crowd.main([str(first), str(second), "--base", "blur"]) == 0
+    report = capsys.readouterr().out
+    assert f"faces: {2 * n} from 2 runs" in report and "same - blur" in report and "in age band" in report
+    assert pool_crowd.main([str(first), "--base", "gan"]) == 2
 
 
 def test_skin_tone_follows_the_light_of_the_face(face_image, faces):
