@@ -163,6 +163,13 @@ def race_labels(names: list[str]) -> np.ndarray:
     return np.array([(demographics(n) or (0, 0, -1))[2] for n in names])
 
 
+def age_index(names: list[str], starts: tuple[int, ...]) -> np.ndarray:
+    """Per UTKFace file name, the index of the age range its age falls in (`starts`: the ranges' lower edges,
+    rising; -1: no age in the name)."""
+    return np.array([int(np.searchsorted(starts, d[0], side="right")) - 1 if d else -1
+                     for d in map(demographics, names)])
+
+
 def distances(a: np.ndarray, b: np.ndarray, recognizer: str) -> np.ndarray:
     """(len(a), len(b)) distance matrix: Euclidean for dlib, 1 - cosine for SFace (unit vectors)."""
     if recognizer == "sface":
@@ -271,13 +278,11 @@ class Crowd:
 
     def age_bands(self) -> np.ndarray:
         """Per face, its identity.AGE_BANDS index (-1: no age in the file name)."""
-        return np.array([int(np.searchsorted(AGE_BANDS, d[0], side="right")) - 1 if d else -1
-                         for d in map(demographics, self.names)])
+        return age_index(self.names, AGE_BANDS)
 
     def age_classes(self) -> np.ndarray:
         """Per face, its AGE_CLASSES index (-1: no age in the file name)."""
-        return np.array([int(np.searchsorted(AGE_STARTS, d[0], side="right")) - 1 if d else -1
-                         for d in map(demographics, self.names)])
+        return age_index(self.names, AGE_STARTS)
 
 
 def probe_kept(v: dict[str, np.ndarray], key: str, labels: np.ndarray, names: tuple[str, ...], idx: np.ndarray,
@@ -334,7 +339,9 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             if f"{rec}_band_reid" in v:  # chance within a band of m originals is 1/m
                 s[f"{rec}_band_reid_found_x_chance"] = float(
                     (v[f"{rec}_band_reid"] * v["band_size"])[idx][found].mean())
-                s[f"{rec}_band_rank_found"] = float(np.nanmean(v[f"{rec}_band_rank"][idx][found]))
+                ranked = v[f"{rec}_band_rank"][idx][found]
+                ranked = ranked[np.isfinite(ranked)]  # NaN: nobody else of the person's band in the run
+                s[f"{rec}_band_rank_found"] = float(ranked.mean()) if len(ranked) else float("nan")
             if rec == "sface" and "sface_attacker_reid" in v:
                 s["sface_attacker_reid_found_x_chance"] = float(
                     (v["sface_attacker_reid"] * gallery)[idx][found].mean())
