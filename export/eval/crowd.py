@@ -316,8 +316,9 @@ def summary(v: dict[str, np.ndarray], race: np.ndarray, idx: np.ndarray) -> dict
             worst = max(worst, s[f"dita_{label}"])
     s["dita_worst"] = worst
     pairs = max(float(v["pairs"][idx].sum()), 1.0)
-    # Chance of rank-1 re-identification is 1 / the originals each output was ranked among (its run's faces).
-    gallery = v["gallery"] if "gallery" in v else np.full(len(v["seam"]), float(len(v["seam"])))
+    # Chance of rank-1 re-identification is 1 / the originals each output was ranked among (its run's faces;
+    # Crowd.per_face and pool both set it).
+    gallery = v["gallery"]
     for rec in RECOGNIZERS:
         spread = max(float(v[f"{rec}_spread_orig"][idx].mean()), 1e-9)
         s[f"{rec}_diversity"] = float(v[f"{rec}_spread_out"][idx].mean()) / spread
