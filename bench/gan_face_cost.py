@@ -1,5 +1,6 @@
 """Per-face cost of gan's runtime settings (issue 25): before (paste to 1.3x, no tone, no turn limit) and now,
-and of ksame (a k-Same reference from the committed bank) beside them, with and without its age cue.
+and of ksame (a k-Same reference from the committed bank) beside them, with and without its age cue and its
+likeness term (UNLIKE).
 
     .venv/bin/python -m bench.gan_face_cost
 
@@ -35,7 +36,8 @@ def main() -> int:
                 "rim + tone face": FaceGenerator(before.backend, paste_rim=(1.0, 1.2), tone_source="face"),
                 "rim + tone surround": FaceGenerator(before.backend, paste_rim=(1.0, 1.2), tone_source="surround"),
                 "ksame": KSameFaces.from_path(DEFAULT_KSAME_BANK),
-                "ksame, no age cue": KSameFaces.from_path(DEFAULT_KSAME_BANK, age_window=0)}
+                "ksame, no age cue": KSameFaces.from_path(DEFAULT_KSAME_BANK, age_window=0),
+                "ksame, no unlike": KSameFaces.from_path(DEFAULT_KSAME_BANK, unlike=0)}
     times: dict[str, list[float]] = {k: [] for k in settings}
     for generator in settings.values():  # warm-up
         generator.replace(image.copy(), faces, [1])

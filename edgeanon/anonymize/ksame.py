@@ -8,8 +8,9 @@ band), so a reference belongs to no one a recognizer could name (the k-Same idea
 1. the reference is chosen by the visible skin tone (`tone.target`, its individual typology angle), the head
    turn from the 5 landmarks (`crops.head_turn`; a head turned the other way gets the reference mirrored) and,
    with a bank that holds one, a coarse age cue read from the face (`age_cue`: years, for the choice only; never
-   gender or race); among the references near all three, the track's seed picks one (rendezvous hashing: the
-   same track keeps its face while its tone, turn and age reading wobble, another track draws another);
+   gender or race); among the references near all three, the track's seed picks one, those least like the person
+   favoured (UNLIKE: k-Same-Select; the same track keeps its face while its readings wobble, another track draws
+   another);
 2. the reference is warped onto the face by the least-squares affine map of its 5 landmarks onto the face's,
    stretched first by a factor the track's seed draws (SHAPE_JITTER: the reference takes the face's position,
    size, roll and turn, but a width and length that are not the person's), moved to the person's skin tone by
@@ -30,13 +31,14 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeanon.anonymize import blend, classic, crops, gan, tone
+from edgeanon.anonymize import age_cue, blend, classic, crops, gan, tone
 from edgeanon.anonymize.age_cue import AgeCue
 from edgeanon.anonymize.grain import SIGMA as GRAIN_SIGMA
 from edgeanon.anonymize.grain import Field as GrainField
@@ -56,8 +58,9 @@ _SCALE = REF_EYES / REF_SIDE / float(crops.TEMPLATE_LANDMARKS[1, 0] - crops.TEMP
 REF_LANDMARKS = (crops.TEMPLATE_LANDMARKS * _SCALE + [(1.0 - _SCALE) / 2.0, (1.0 - _SCALE) / 2.0 - 0.04]) * REF_SIDE
 # Mirror map of the 5 points (left eye <-> right eye, nose, left mouth corner <-> right one).
 MIRROR = [1, 0, 2, 4, 3]
-# Candidate references: cost = |dITA| / ITA_WINDOW + |d turn| / TURN_WINDOW + a uniform draw of the seed in
-# [0, 1); the lowest cost wins. References within one window of the best compete, farther ones never win.
+# Candidate references: cost = |dITA| / ITA_WINDOW + |d turn| / TURN_WINDOW (+ the age and likeness terms below)
+# + a uniform draw of the seed in [0, 1); the lowest cost wins. References within one window of the best compete,
+# farther ones never win.
 # Not tuned: 10 degrees is the width of about one skin-tone class of the ITA scale, 0.15 one head-turn band.
 ITA_WINDOW = 10.0
 TURN_WINDOW = 0.15
@@ -70,11 +73,25 @@ AGE_WINDOW = 0.3
 # KEEP_MARGIN more than the frame's best: the tone, turn and age readings wobble between frames, and without it a
 # still face flips between references (docs/ksame.md, "Ages"); 0: every frame chooses afresh. At most KEPT_TRACKS
 # tracks are remembered (the oldest forgotten first). Untracked faces (still images) are always chosen afresh.
-KEEP_MARGIN = 1.0
+# With UNLIKE 1 a margin of 1.0 let 11% of 120 tracked faces change reference within 8 frames (5% without UNLIKE);
+# 1.5 brings it back to 5% (docs/ksame.md, "Unlike the person").
+KEEP_MARGIN = 1.5
 KEPT_TRACKS = 4096
-# A tracked face's age reading is smoothed over its frames: each frame's log(1 + years) counts AGE_SMOOTHING
-# toward the track's running value (an exponential moving average; 1: no smoothing).
-AGE_SMOOTHING = 0.2
+# A tracked face's readings are smoothed over its frames: each frame's log(1 + years), and with UNLIKE its likeness
+# to every reference, counts READING_SMOOTHING toward the track's running value (an exponential moving average;
+# 1: no smoothing).
+READING_SMOOTHING = 0.2
+# Unlike the person (k-Same-Select): the cost adds UNLIKE x the reference's likeness to the face, in standard
+# deviations over the bank (0: off). Likeness is the correlation of the two faces' interiors as the age cue lines
+# them up (`age_cue.canvas`: grey, 64 px, by the similarity map; brows to chin, LIKENESS_BLUR px smoothed), so among
+# the references that fit the person's tone, turn and age the ones least like the person win more often. No
+# recognizer. Chosen on four tuning parts of 300 faces in scenes (docs/ksame.md, "Unlike the person"): 1 against
+# 0 moved the own original's rank toward chance under SFace by +0.033 to +0.054 on every part (rank-1 SFace 4
+# people of 1,192 found against 13), for a tenth of the age look; tone, diversity and seam held. On 596 held-back
+# faces rank-1 fell likewise (SFace 7 -> 3, dlib 3 -> 2; inside noise), the own rank moved less (SFace +0.003,
+# dlib +0.025) and nothing else moved: the tuning parts' people were partly among the bank's.
+UNLIKE = 1.0
+LIKENESS_BLUR = 1.0
 # How much of the person's face shape the reference takes: its 5 landmarks are mapped onto the face's by the
 # least-squares similarity map (0: rotation, one scale, translation; it keeps its own proportions), the affine
 # map (1: 6 degrees of freedom, it takes the person's width to height and eye-to-mouth ratio), or a blend.
@@ -122,6 +139,28 @@ MIN_CROP, MAX_CROP = crops.CROP_SIZE, 320
 # "Resampling": detail 0.220 -> 0.267 on the tuning faces, identity and diversity unchanged).
 INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
 INTERPOLATION = "cubic"
+
+
+def interiors(canvases: np.ndarray) -> np.ndarray:
+    """(n, SIDE, SIDE) grey canvases (age_cue.canvas) -> (n, d) float32: each face's interior (an ellipse from the
+    brows to the chin), smoothed, less its mean, over its norm."""
+    lm = age_cue.TEMPLATE
+    eyes = float(lm[1, 0] - lm[0, 0])
+    centre = (lm[:2].mean(0) + lm[3:].mean(0)) / 2.0
+    yy, xx = np.mgrid[: age_cue.SIDE, : age_cue.SIDE].astype(np.float64) + 0.5
+    inside = ((xx - centre[0]) / (1.2 * eyes)) ** 2 + ((yy - centre[1]) / (1.5 * eyes)) ** 2 <= 1.0
+    x = np.stack([cv2.GaussianBlur(np.asarray(c, np.float32), (0, 0), LIKENESS_BLUR) for c in canvases])[:, inside]
+    return unit(x - x.mean(1, keepdims=True))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows over their norms (the dot product of two is then their correlation, for rows of zero mean)."""
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)
+
+
+def smoothed(before: Any, now: Any) -> Any:
+    """A track's running reading moved READING_SMOOTHING of the way to this frame's."""
+    return before + READING_SMOOTHING * (now - before)
 
 
 class BankError(ValueError):
@@ -196,6 +235,16 @@ class Bank:
     def ita(self) -> np.ndarray:
         return tone.ita(self.lab)
 
+    @cached_property
+    def interiors(self) -> np.ndarray:
+        """Each reference's interior (`interiors`), read once, on first use."""
+        return interiors(np.stack([age_cue.canvas(img, lm) for img, lm in zip(self.images, self.landmarks)]))
+
+    def likeness(self, canvas: np.ndarray) -> np.ndarray:
+        """Each reference's likeness to a face (its age_cue.canvas), in standard deviations over the bank."""
+        r = self.interiors @ interiors(canvas[None])[0]
+        return (r - r.mean()) / (r.std() + 1e-6)
+
     def save(self, path: Path, quality: int = 92) -> None:
         """Write the bank: the images as JPEG (a few kB each), the rest as arrays; one compressed .npz."""
         blobs = []
@@ -257,15 +306,17 @@ class Bank:
                    arrays["alpha"].astype(np.uint8), None if age is None else age.astype(np.float32), cue)
 
     def choose(self, skin: np.ndarray | None, turn: float, seed: int, ita_window: float = ITA_WINDOW,
-               turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW) -> int:
+               turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW,
+               likeness: np.ndarray | None = None, unlike: float = UNLIKE) -> int:
         """The reference for a face of skin tone `skin` (CIELAB, None: unknown), head turn |turn| and about
         `years` old (None: unknown; ignored by a bank without ages, or with age_window 0), drawn by `seed` among
-        those near all three (see ITA_WINDOW)."""
-        return int(np.argmin(self.costs(skin, turn, seed, ita_window, turn_window, years, age_window)))
+        those near all three (see ITA_WINDOW), the ones of least `likeness` (Bank.likeness) favoured by `unlike`."""
+        return int(np.argmin(self.costs(skin, turn, seed, ita_window, turn_window, years, age_window, likeness,
+                                        unlike)))
 
     def costs(self, skin: np.ndarray | None, turn: float, seed: int, ita_window: float = ITA_WINDOW,
-              turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW
-              ) -> np.ndarray:
+              turn_window: float = TURN_WINDOW, years: float | None = None, age_window: float = AGE_WINDOW,
+              likeness: np.ndarray | None = None, unlike: float = UNLIKE) -> np.ndarray:
         """Every reference's cost for this face (`choose` takes the lowest)."""
         cost = np.abs(self.turn - abs(float(turn))) / turn_window
         if skin is not None:  # a tone beyond the bank's is served by its darkest (lightest) band, not one reference
@@ -273,6 +324,8 @@ class Bank:
             cost = cost + np.abs(refs - np.clip(tone.ita(skin), refs.min(), refs.max())) / ita_window
         if years is not None and self.age is not None and age_window > 0:
             cost = cost + np.abs(np.log1p(self.age) - np.log1p(max(float(years), 0.0))) / age_window
+        if likeness is not None and unlike > 0:
+            cost = cost + unlike * np.asarray(likeness, np.float64)
         return cost + np.random.default_rng([abs(int(seed)), 7]).random(len(cost))
 
 
@@ -290,13 +343,15 @@ class KSameFaces:
                  turn_window: float = TURN_WINDOW, person_length: float = PERSON_LENGTH,
                  crown_cells: int | None = CROWN_CELLS, grain: float = GRAIN, grain_sigma: float = GRAIN_SIGMA,
                  interpolation: str = INTERPOLATION, max_crop: int = MAX_CROP, age_window: float = AGE_WINDOW,
-                 keep_margin: float = KEEP_MARGIN):
+                 keep_margin: float = KEEP_MARGIN, unlike: float = UNLIKE):
         self.bank = bank
-        if age_window < 0 or keep_margin < 0:
-            raise ValueError(f"age window {age_window}, keep margin {keep_margin}: need 0 (off) or more")
-        self.age_window, self.keep_margin = float(age_window), float(keep_margin)
-        # track id -> (its reference, its smoothed log(1 + years) or None): KEEP_MARGIN, AGE_SMOOTHING
-        self.kept: OrderedDict[int, tuple[int, float | None]] = OrderedDict()
+        if age_window < 0 or keep_margin < 0 or unlike < 0:
+            raise ValueError(f"age window {age_window}, keep margin {keep_margin}, unlike {unlike}: "
+                             "need 0 (off) or more")
+        self.age_window, self.keep_margin, self.unlike = float(age_window), float(keep_margin), float(unlike)
+        # track id -> (its reference, its smoothed log(1 + years) or None, its smoothed likeness or None):
+        # KEEP_MARGIN, READING_SMOOTHING
+        self.kept: OrderedDict[int, tuple[int, float | None, np.ndarray | None]] = OrderedDict()
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {interpolation!r}: choose from {', '.join(INTERPOLATIONS)}")
         self.interpolation = INTERPOLATIONS[interpolation]
@@ -341,30 +396,38 @@ class KSameFaces:
         """Whether a reference can serve this face (gan.can_serve's rules)."""
         return gan.can_serve(image_shape, face, self.min_face, self.max_face, self.max_turn, self.min_inside)
 
-    def years(self, image: np.ndarray, landmarks: np.ndarray) -> float | None:
-        """The age cue's reading of the face (None: the bank has no cue or ages, or the age window is off)."""
+    def years(self, image: np.ndarray, landmarks: np.ndarray, canvas: np.ndarray | None = None) -> float | None:
+        """The age cue's reading of the face (None: the bank has no cue or ages, or the age window is off), from
+        its canvas when the caller has read it."""
         if self.bank.age_cue is None or self.bank.age is None or self.age_window <= 0:
             return None
-        return self.bank.age_cue.years(image, landmarks)
+        if canvas is None:
+            canvas = age_cue.canvas(image, landmarks)
+        return float(self.bank.age_cue.read(canvas[None])[0])
 
     def choose(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int, mask_scale: float,
                track: int | None = None) -> tuple[int, np.ndarray | None]:
         """The reference for this face, and the person's skin tone (CIELAB; None: not readable). A tracked face
-        reads its age smoothed over its frames (AGE_SMOOTHING) and keeps the reference it had while that one costs
-        at most the keep margin more than the best."""
+        reads its age and likeness smoothed over its frames (READING_SMOOTHING) and keeps the reference it had while
+        that one costs at most the keep margin more than the best."""
         skin = tone.target(image, box, "face", mask_scale, landmarks=landmarks)
-        years = self.years(image, landmarks)
+        canvas = age_cue.canvas(image, landmarks) if self.unlike > 0 else None  # read once for both
+        years = self.years(image, landmarks, canvas)
         before = self.kept.get(track) if track is not None else None
         if years is not None and before is not None and before[1] is not None:
-            years = float(np.expm1(before[1] + AGE_SMOOTHING * (np.log1p(years) - before[1])))
-        costs = self.bank.costs(skin, crops.head_turn(landmarks), seed, self.ita_window, self.turn_window, years,
-                                self.age_window)
+            years = float(np.expm1(smoothed(before[1], np.log1p(years))))
+        turn = crops.head_turn(landmarks)
+        likeness = None if canvas is None else self.bank.likeness(canvas)
+        if likeness is not None and before is not None and before[2] is not None:
+            likeness = smoothed(before[2], likeness)
+        costs = self.bank.costs(skin, turn, seed, self.ita_window, self.turn_window, years, self.age_window,
+                                likeness, self.unlike)
         i = int(np.argmin(costs))
         if track is None:
             return i, skin
         if before is not None and costs[before[0]] <= costs[i] + self.keep_margin:
             i = before[0]
-        self.kept[track] = (i, None if years is None else float(np.log1p(years)))
+        self.kept[track] = (i, None if years is None else float(np.log1p(years)), likeness)
         self.kept.move_to_end(track)
         while len(self.kept) > KEPT_TRACKS:
             self.kept.popitem(last=False)

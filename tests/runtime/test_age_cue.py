@@ -84,7 +84,7 @@ def test_the_age_window_is_a_setting(face_image, faces, bank):
 
 
 def test_a_tracks_age_reading_is_smoothed_over_its_frames(bank, finder):
-    """A track that reads as the child in one frame and as Joe Biden in the next moves only AGE_SMOOTHING of the
+    """A track that reads as the child in one frame and as Joe Biden in the next moves only READING_SMOOTHING of the
     way (in log years); an untracked face is read afresh."""
     maker = ksame.KSameFaces(bank)
     (child, c), (adult, a) = laid(finder, "painted-child.jpg", 120), laid(finder, "biden.jpg", 120)
@@ -92,7 +92,7 @@ def test_a_tracks_age_reading_is_smoothed_over_its_frames(bank, finder):
     assert old - young > 1.0
     maker.choose(child, np.asarray(c.box)[:4], np.asarray(c.landmarks), 1, 1.3, track=4)
     maker.choose(adult, np.asarray(a.box)[:4], np.asarray(a.landmarks), 1, 1.3, track=4)
-    assert maker.kept[4][1] == pytest.approx(young + ksame.AGE_SMOOTHING * (old - young))
+    assert maker.kept[4][1] == pytest.approx(young + ksame.READING_SMOOTHING * (old - young))
     maker.choose(adult, np.asarray(a.box)[:4], np.asarray(a.landmarks), 1, 1.3)
     assert list(maker.kept) == [4]
 

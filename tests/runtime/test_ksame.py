@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeanon.anonymize import Anonymizer, crops, gan, grain, ksame, tone
+from edgeanon.anonymize import Anonymizer, age_cue, crops, gan, grain, ksame, tone
 from edgeanon.anonymize.classic import DEFAULT_MASK_SCALE
 from edgeanon.config import ModelConfig
 from edgeanon.device import camera_chain, share_models
@@ -385,3 +385,31 @@ def test_a_tracked_face_is_served_the_kept_reference_through_replace(face_image,
     assert list(maker.kept) == [7]
     maker.replace(face_image.copy(), [det], [3])
     assert list(maker.kept) == [7]
+
+
+def test_likeness_is_the_correlation_of_the_interiors_and_a_reference_is_most_like_itself(face_image, faces, bank):
+    lm = np.asarray(faces[0].landmarks, np.float64)
+    canvas = age_cue.canvas(face_image, lm)
+    own = ksame.interiors(np.stack([canvas, canvas, 255 - canvas]))
+    assert own[0] @ own[1] == pytest.approx(1.0, abs=1e-4)
+    assert own[0] @ own[2] == pytest.approx(-1.0, abs=1e-4)  # the negative is perfectly unlike
+    z = bank.likeness(canvas)
+    assert z.shape == (len(bank.images),) and abs(z.mean()) < 1e-6 and z.std() == pytest.approx(1.0, abs=1e-3)
+    for i in (17, 200):
+        assert int(np.argmax(bank.likeness(age_cue.canvas(bank.images[i], bank.landmarks[i])))) == i
+
+
+def test_unlike_favours_the_references_least_like_the_person_among_those_that_fit(face_image, faces, bank):
+    box, lm = faces[0].box, np.asarray(faces[0].landmarks, np.float64)
+    z = bank.likeness(age_cue.canvas(face_image, lm))
+    plain, unlike = (ksame.KSameFaces(bank, unlike=u) for u in (0.0, 2.0))
+    years = plain.years(face_image, lm)
+    picks = {u: [m.choose(face_image, box, lm, seed, DEFAULT_MASK_SCALE)[0] for seed in range(40)]
+             for u, m in ((0.0, plain), (2.0, unlike))}
+    assert z[picks[2.0]].mean() < z[picks[0.0]].mean() - 0.5, (z[picks[2.0]].mean(), z[picks[0.0]].mean())
+    # the age is kept: the chosen references are of about the person's age either way
+    ages = {u: np.median(np.abs(np.log1p(bank.age[p]) - np.log1p(years))) for u, p in picks.items()}
+    assert ages[2.0] < ages[0.0] + 0.15, ages
+    assert ksame.KSameFaces(bank).unlike == ksame.UNLIKE > 0  # on by default
+    with pytest.raises(ValueError, match="unlike"):
+        ksame.KSameFaces(bank, unlike=-1)
