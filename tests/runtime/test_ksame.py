@@ -350,11 +350,11 @@ def test_the_references_resampling_is_a_setting_that_changes_only_the_paste(face
 
 def test_a_tracked_face_keeps_its_reference_while_its_readings_wobble(face_image, faces, bank, monkeypatch):
     """Frame to frame the same person reads a little lighter or darker (exposure): chosen afresh the reference
-    flips; a tracked face keeps its own until another is clearly better (a much darker frame). The age cue is
-    off here so that only the skin-tone reading wobbles."""
+    flips; a tracked face keeps its own until another is clearly better (a much darker frame). The age cue and the
+    likeness term are off here so that only the skin-tone reading wobbles."""
     box, lm = faces[0].box, np.asarray(faces[0].landmarks, np.float64)
-    keeping = ksame.KSameFaces(bank, age_window=0)
-    fresh = ksame.KSameFaces(bank, age_window=0, keep_margin=0)
+    keeping = ksame.KSameFaces(bank, age_window=0, unlike=0)
+    fresh = ksame.KSameFaces(bank, age_window=0, keep_margin=0, unlike=0)
     rng = np.random.default_rng(3)
     kept, afresh, untracked = [], [], []
     for _ in range(16):
@@ -411,5 +411,12 @@ def test_unlike_favours_the_references_least_like_the_person_among_those_that_fi
     ages = {u: np.median(np.abs(np.log1p(bank.age[p]) - np.log1p(years))) for u, p in picks.items()}
     assert ages[2.0] < ages[0.0] + 0.15, ages
     assert ksame.KSameFaces(bank).unlike == ksame.UNLIKE > 0  # on by default
+    # a tracked face's likeness is smoothed over its frames, as its age is
+    noisy = np.clip(face_image + np.random.default_rng(1).normal(0, 12, face_image.shape), 0, 255).astype(np.uint8)
+    unlike.choose(face_image, box, lm, 3, DEFAULT_MASK_SCALE, track=9)
+    unlike.choose(noisy, box, lm, 3, DEFAULT_MASK_SCALE, track=9)
+    first, second = (bank.likeness(age_cue.canvas(img, lm)) for img in (face_image, noisy))
+    assert not np.allclose(first, second, atol=0.01)
+    assert np.allclose(unlike.kept[9][2], first + ksame.READING_SMOOTHING * (second - first))
     with pytest.raises(ValueError, match="unlike"):
         ksame.KSameFaces(bank, unlike=-1)
