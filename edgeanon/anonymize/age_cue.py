@@ -77,8 +77,9 @@ class AgeCue:
             raise ValueError(f"an age cue network of inputs {self.backend.input_names} and outputs "
                              f"{self.backend.output_names}; this runtime feeds {INPUT!r} and reads {OUTPUT!r}")
 
-    def years(self, image: np.ndarray, landmarks: np.ndarray) -> float:
-        return float(self.read(canvas(image, landmarks)[None])[0])
+    def years(self, image: np.ndarray, landmarks: np.ndarray, face: np.ndarray | None = None) -> float:
+        """Years for the face at `landmarks`, from its canvas `face` when the caller has read it already."""
+        return float(self.read((canvas(image, landmarks) if face is None else face)[None])[0])
 
     def read(self, canvases: np.ndarray) -> np.ndarray:
         """Years for (n, SIDE, SIDE) grey canvases."""

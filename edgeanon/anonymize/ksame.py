@@ -141,15 +141,22 @@ INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos
 INTERPOLATION = "cubic"
 
 
-def interiors(canvases: np.ndarray) -> np.ndarray:
-    """(n, SIDE, SIDE) grey canvases (age_cue.canvas) -> (n, d) float32: each face's interior (an ellipse from the
-    brows to the chin), smoothed, less its mean, over its norm."""
+def interior_mask() -> np.ndarray:
+    """(SIDE, SIDE) bool: the ellipse from the brows to the chin on the age cue's canvas."""
     lm = age_cue.TEMPLATE
     eyes = float(lm[1, 0] - lm[0, 0])
     centre = (lm[:2].mean(0) + lm[3:].mean(0)) / 2.0
     yy, xx = np.mgrid[: age_cue.SIDE, : age_cue.SIDE].astype(np.float64) + 0.5
-    inside = ((xx - centre[0]) / (1.2 * eyes)) ** 2 + ((yy - centre[1]) / (1.5 * eyes)) ** 2 <= 1.0
-    x = np.stack([cv2.GaussianBlur(np.asarray(c, np.float32), (0, 0), LIKENESS_BLUR) for c in canvases])[:, inside]
+    return ((xx - centre[0]) / (1.2 * eyes)) ** 2 + ((yy - centre[1]) / (1.5 * eyes)) ** 2 <= 1.0
+
+
+INTERIOR = interior_mask()
+
+
+def interiors(canvases: np.ndarray) -> np.ndarray:
+    """(n, SIDE, SIDE) grey canvases (age_cue.canvas) -> (n, d) float32: each face's interior (INTERIOR),
+    smoothed, less its mean, over its norm."""
+    x = np.stack([cv2.GaussianBlur(np.asarray(c, np.float32), (0, 0), LIKENESS_BLUR) for c in canvases])[:, INTERIOR]
     return unit(x - x.mean(1, keepdims=True))
 
 
@@ -401,9 +408,7 @@ class KSameFaces:
         its canvas when the caller has read it."""
         if self.bank.age_cue is None or self.bank.age is None or self.age_window <= 0:
             return None
-        if canvas is None:
-            canvas = age_cue.canvas(image, landmarks)
-        return float(self.bank.age_cue.read(canvas[None])[0])
+        return self.bank.age_cue.years(image, landmarks, canvas)
 
     def choose(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, seed: int, mask_scale: float,
                track: int | None = None) -> tuple[int, np.ndarray | None]:
